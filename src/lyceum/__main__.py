@@ -1,0 +1,5 @@
+import sys
+
+from lyceum.cli import main
+
+sys.exit(main())
