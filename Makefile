@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 TORCH := torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv lint bench clean
+.PHONY: demo test venv lint bench clean browser
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -20,8 +20,15 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/lyceum distill demo
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+# The HTML-report tests render in headless Chromium. Install it from the system package manager when we can
+# (root on Debian, as in CI); the tests skip with a clear message where it is impossible.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "chromium not installed: the HTML rendering tests will be skipped"; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
