@@ -1,0 +1,76 @@
+"""Verifier rewards: the feedback that turns the on-policy engine into an RL trainer.
+
+A verifier looks at one prompt row and one response text and says which sub-answers are right. The reward of
+a rollout is the mean over its sub-answers (P1-VL: partial credit for multi-part problems), in [0, 1].
+
+    verifier = get_verifier("lab")                  # lab addition tasks
+    verifier = get_verifier("olympiad")             # HiPhO-style rows, graded by lyceum.olympiad.grade
+    reward(verifier, row, response)                 # -> 0.0 .. 1.0
+
+A verifier returns a float (one answer) or a list of floats/bools (one per sub-answer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from statistics import fmean
+
+from lyceum.errors import UserError
+
+Verifier = Callable[[dict, str], "float | bool | Sequence[float | bool]"]
+
+
+def reward(verifier: Verifier, row: dict, response: str) -> float:
+    """The mean over sub-answers of the verifier's verdicts for ``response`` to ``row``."""
+    verdict = verifier(row, response)
+    if isinstance(verdict, (int, float, bool)):
+        return float(verdict)
+    verdict = list(verdict)
+    return fmean(float(v) for v in verdict) if verdict else 0.0
+
+
+def rewards(verifier: Verifier, rows: Sequence[dict], responses: Sequence[str]) -> list[float]:
+    return [reward(verifier, row, resp) for row, resp in zip(rows, responses)]
+
+
+def lab_verifier(row: dict, response: str) -> float:
+    """The lab's addition verifier: 1.0 for a correct final answer. Reads the sum from the prompt text."""
+    from lyceum.lab.tasks import verify
+
+    return verify(row["prompt"], response)
+
+
+def olympiad_verifier(row: dict, response: str) -> list[bool]:
+    """One verdict per gold sub-answer, by the olympiad grader (last N boxed answers vs the N golds).
+
+    The row carries ``answers`` (gold strings) and optionally ``answer_types`` and ``units`` (lists aligned
+    with ``answers``; the loader of ``lyceum.olympiad`` produces such rows).
+    """
+    from lyceum.olympiad import grade  # written by the olympiad part; imported only when asked for
+
+    golds = row.get("answers") or ([row["answer"]] if "answer" in row else [])
+    if not golds:
+        raise UserError("an olympiad prompt row needs 'answers' (the gold sub-answers) for the verifier")
+    golds = [str(g) for g in golds]
+    types = list(row.get("answer_types") or [])
+    units = list(row.get("units") or [])
+    preds = grade.extract_answers(response, len(golds))
+    out = []
+    for i, gold in enumerate(golds):
+        pred = preds[i] if i < len(preds) else None
+        if pred is None:
+            out.append(False)
+            continue
+        kind = types[i] if i < len(types) else "numerical"
+        unit = units[i] if i < len(units) else None
+        out.append(bool(grade.check_answer(gold, pred, kind, unit)))
+    return out
+
+
+VERIFIERS: dict[str, Verifier] = {"lab": lab_verifier, "olympiad": olympiad_verifier}
+
+
+def get_verifier(name: str) -> Verifier:
+    if name not in VERIFIERS:
+        raise UserError(f"unknown verifier {name!r}; choose one of {', '.join(VERIFIERS)}")
+    return VERIFIERS[name]
