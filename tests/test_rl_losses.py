@@ -46,12 +46,12 @@ def test_zero_variance_share_counts_groups_with_identical_rewards():
 
 def test_grpo_loss_matches_the_hand_computed_clipped_surrogate():
     logp, old = toy_logps()
-    out = grpo_loss(logp, old, ADV, MASK, clip_low=0.2, clip_high=0.2)
+    loss, stats = grpo_loss(logp, old, ADV, MASK, clip_low=0.2, clip_high=0.2)
     # row 1 (A=+1): ratio 1.5 clipped to 1.2 -> -1.2; ratio 1 -> -1; ratio 0.5 (below, A>0 keeps it) -> -0.5
     # row 2 (A=-2): ratio 1.1 -> +2.2; ratio 0.7 clipped to 0.8 -> min(-1.4, -1.6) = -1.6 -> +1.6; pad ignored
-    assert out.loss.item() == pytest.approx((-1.2 - 1.0 - 0.5 + 2.2 + 1.6) / 5, abs=1e-6)
-    assert out.metrics["clip_frac"] == pytest.approx(2 / 5)
-    out.loss.backward()
+    assert loss.item() == pytest.approx((-1.2 - 1.0 - 0.5 + 2.2 + 1.6) / 5, abs=1e-6)
+    assert stats["clip_fraction"] == pytest.approx(2 / 5)
+    loss.backward()
     # clipped tokens get no gradient; the others get -ratio * A / (number of tokens)
     expected = [[0.0, -1.0 / 5, -0.5 / 5], [2.2 / 5, 0.0, 0.0]]
     assert logp.grad.tolist() == [pytest.approx(r, abs=1e-6) for r in expected]
@@ -59,15 +59,15 @@ def test_grpo_loss_matches_the_hand_computed_clipped_surrogate():
 
 def test_gspo_loss_uses_one_length_normalised_ratio_per_rollout():
     logp, old = toy_logps()
-    out = gspo_loss(logp, old, ADV, MASK, clip_low=3e-4, clip_high=4e-4)
+    loss, stats = gspo_loss(logp, old, ADV, MASK, clip_low=3e-4, clip_high=4e-4)
     s1 = (1.5 * 1.0 * 0.5) ** (1 / 3)   # geometric mean of the token ratios over 3 tokens
     s2 = (1.1 * 0.7) ** (1 / 2)         # over its 2 real tokens
     # row 1: A=+1, s1 < 1-3e-4, min(s1, 0.9997) = s1 (unclipped); row 2: A=-2, min(-2 s2, -2*0.9997) clipped
     assert -2 * s2 > -2 * (1 - 3e-4)      # so row 2's minimum is the clipped term
     row1, row2 = -s1, 2 * (1 - 3e-4)
-    assert out.loss.item() == pytest.approx((row1 + row2) / 2, abs=1e-6)
-    assert out.metrics["clip_frac"] == pytest.approx(0.5)
-    out.loss.backward()
+    assert loss.item() == pytest.approx((row1 + row2) / 2, abs=1e-6)
+    assert stats["clip_fraction"] == pytest.approx(0.5)
+    loss.backward()
     # d(-s1)/dlogp_t = -s1 / 3 for each of row 1's tokens, halved by the mean over two rollouts
     assert logp.grad[0].tolist() == pytest.approx([-s1 / 6] * 3, abs=1e-6)
     assert logp.grad[1].tolist() == pytest.approx([0.0, 0.0, 0.0], abs=1e-9)
@@ -83,18 +83,18 @@ def test_k3_kl_matches_its_formula_and_is_zero_at_the_reference():
 def test_kl_term_is_added_with_its_coefficient():
     logp, old = toy_logps()
     ref = old.clone()
-    plain = grpo_loss(logp, old, ADV, MASK)
-    with_kl = grpo_loss(logp, old, ADV, MASK, ref_logp=ref, kl_coef=0.1)
+    plain, _ = grpo_loss(logp, old, ADV, MASK)
+    with_kl, kl_stats = grpo_loss(logp, old, ADV, MASK, ref_logp=ref, kl_coef=0.1)
     kl = sum(r - math.log(r) - 1 for r in (1 / 1.5, 1.0, 1 / 0.5, 1 / 1.1, 1 / 0.7)) / 5  # ref/policy = 1/ratio
-    assert with_kl.metrics["kl_ref"] == pytest.approx(kl, abs=1e-6)
-    assert with_kl.loss.item() == pytest.approx(plain.loss.item() + 0.1 * kl, abs=1e-6)
+    assert kl_stats["kl_ref"] == pytest.approx(kl, abs=1e-6)
+    assert with_kl.item() == pytest.approx(plain.item() + 0.1 * kl, abs=1e-6)
 
 
 def test_on_policy_ratio_of_one_gives_the_plain_policy_gradient():
     logp = torch.log(torch.tensor([[0.5, 0.25]])).requires_grad_(True)
-    out = policy_loss("gspo", logp, logp.detach(), torch.tensor([2.0]), torch.ones(1, 2))
-    assert out.loss.item() == pytest.approx(-2.0)
-    out.loss.backward()
+    loss, _ = policy_loss("gspo", logp, logp.detach(), torch.tensor([2.0]), torch.ones(1, 2))
+    assert loss.item() == pytest.approx(-2.0)
+    loss.backward()
     assert logp.grad.tolist() == [[-1.0, -1.0]]  # -A / |y| per token
 
 
@@ -107,11 +107,12 @@ def test_mis_masks_rollouts_whose_engine_mismatch_is_too_large():
 
 def test_mis_weights_scale_each_rollouts_loss():
     logp, old = toy_logps()
-    base = gspo_loss(logp, old, ADV, MASK, clip_low=0.5, clip_high=0.5)
-    weighted = gspo_loss(logp, old, ADV, MASK, clip_low=0.5, clip_high=0.5, weights=torch.tensor([1.0, 0.0]))
+    base, _ = gspo_loss(logp, old, ADV, MASK, clip_low=0.5, clip_high=0.5)
+    weighted, _ = gspo_loss(logp, old, ADV, MASK, clip_low=0.5, clip_high=0.5,
+                           weights=torch.tensor([1.0, 0.0]))
     s1 = (1.5 * 0.5) ** (1 / 3)
-    assert base.loss.item() != pytest.approx(weighted.loss.item())
-    assert weighted.loss.item() == pytest.approx(-s1 / 2, abs=1e-6)
+    assert base.item() != pytest.approx(weighted.item())
+    assert weighted.item() == pytest.approx(-s1 / 2, abs=1e-6)
 
 
 def test_unknown_loss_name_is_refused():

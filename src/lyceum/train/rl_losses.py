@@ -24,13 +24,11 @@ Both take an optional KL to a frozen reference policy with the k3 estimator (unb
 and optional per-rollout weights, which is how sequence-level masked importance sampling (``mis_weights``)
 enters when the rollouts came from a different engine (e.g. vLLM) than the one computing ``old_logp``.
 
-All tensors: ``logp``, ``old_logp``, ``ref_logp``, ``mask`` are ``[B, T]`` over response tokens (mask 1 for
+Each loss returns ``(loss, stats)`` like ``lyceum.train.losses.opd_loss``. All tensors: ``logp``, ``old_logp``, ``ref_logp``, ``mask`` are ``[B, T]`` over response tokens (mask 1 for
 real tokens); ``advantages`` and ``weights`` are ``[B]``.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import torch
 
@@ -38,14 +36,6 @@ LOSSES = ("grpo", "gspo")
 
 # default clip ranges per loss: (low, high)
 DEFAULT_CLIP = {"grpo": (0.2, 0.2), "gspo": (3e-4, 4e-4)}
-
-
-@dataclass
-class PolicyLoss:
-    """A scalar loss to backpropagate and the numbers worth logging about it."""
-
-    loss: torch.Tensor
-    metrics: dict[str, float]
 
 
 def group_advantages(rewards: torch.Tensor, groups: torch.Tensor | int, *, scale_by_std: bool = True,
@@ -98,7 +88,7 @@ def _seq_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def grpo_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, *,
               clip_low: float = 0.2, clip_high: float = 0.2, ref_logp: torch.Tensor | None = None,
-              kl_coef: float = 0.0, weights: torch.Tensor | None = None) -> PolicyLoss:
+              kl_coef: float = 0.0, weights: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """GRPO: PPO-clipped surrogate on each token's ratio, token-mean over the whole batch (DAPO style)."""
     mask = mask.to(logp.dtype)
     ratio = torch.exp(logp - old_logp)
@@ -109,19 +99,19 @@ def grpo_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tens
     if weights is not None:
         per_token = per_token * weights.to(logp.dtype)[:, None]
     loss = _masked_mean(per_token, mask)
-    metrics = {"clip_frac": float(_masked_mean((clipped < unclipped).to(logp.dtype), mask)),
+    metrics = {"clip_fraction": float(_masked_mean((clipped < unclipped).to(logp.dtype), mask)),
                "ratio_mean": float(_masked_mean(ratio.detach(), mask))}
     if ref_logp is not None and kl_coef:
         kl = _masked_mean(k3_kl(logp, ref_logp), mask)
         loss = loss + kl_coef * kl
         metrics["kl_ref"] = float(kl.detach())
     metrics["pg_loss"] = float(_masked_mean(per_token.detach(), mask))
-    return PolicyLoss(loss, metrics)
+    return loss, metrics
 
 
 def gspo_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, *,
               clip_low: float = 3e-4, clip_high: float = 4e-4, ref_logp: torch.Tensor | None = None,
-              kl_coef: float = 0.0, weights: torch.Tensor | None = None) -> PolicyLoss:
+              kl_coef: float = 0.0, weights: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """GSPO: one length-normalised ratio per rollout, clipped, mean over rollouts."""
     mask = mask.to(logp.dtype)
     log_ratio = _seq_mean(logp - old_logp, mask)
@@ -134,7 +124,7 @@ def gspo_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tens
         per_seq = per_seq * weights.to(logp.dtype)
     has_tokens = (mask.sum(-1) > 0).to(logp.dtype)
     loss = (per_seq * has_tokens).sum() / has_tokens.sum().clamp(min=1)
-    metrics = {"clip_frac": float(((clipped < unclipped).to(logp.dtype) * has_tokens).sum()
+    metrics = {"clip_fraction": float(((clipped < unclipped).to(logp.dtype) * has_tokens).sum()
                                   / has_tokens.sum().clamp(min=1)),
                "ratio_mean": float(ratio.detach().mean())}
     if ref_logp is not None and kl_coef:
@@ -142,12 +132,12 @@ def gspo_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tens
         loss = loss + kl_coef * kl
         metrics["kl_ref"] = float(kl.detach())
     metrics["pg_loss"] = float(per_seq.detach().mean())
-    return PolicyLoss(loss, metrics)
+    return loss, metrics
 
 
 def policy_loss(kind: str, logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
                 mask: torch.Tensor, *, clip_low: float | None = None, clip_high: float | None = None,
-                **kwargs) -> PolicyLoss:
+                **kwargs) -> tuple[torch.Tensor, dict[str, float]]:
     """``grpo_loss`` or ``gspo_loss`` by name, each with its own default clip range."""
     if kind not in LOSSES:
         raise ValueError(f"unknown RL loss {kind!r}; choose one of {', '.join(LOSSES)}")
