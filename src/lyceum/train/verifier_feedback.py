@@ -46,7 +46,8 @@ def olympiad_verifier(row: dict, response: str) -> list[bool]:
     The row carries ``answers`` (gold strings) and optionally ``answer_types`` and ``units`` (lists aligned
     with ``answers``; the loader of ``lyceum.olympiad`` produces such rows).
     """
-    from lyceum.olympiad import grade  # written by the olympiad part; imported only when asked for
+    from lyceum.olympiad import grade  # the olympiad part's grader; imported only when asked for
+    from lyceum.olympiad.extract import extract_answers
 
     golds = row.get("answers") or ([row["answer"]] if "answer" in row else [])
     if not golds:
@@ -54,11 +55,10 @@ def olympiad_verifier(row: dict, response: str) -> list[bool]:
     golds = [str(g) for g in golds]
     types = list(row.get("answer_types") or [])
     units = list(row.get("units") or [])
-    preds = grade.extract_answers(response, len(golds))
+    preds = extract_answers(response, len(golds))  # the last N boxes, "" where missing
     out = []
-    for i, gold in enumerate(golds):
-        pred = preds[i] if i < len(preds) else None
-        if pred is None:
+    for i, (gold, pred) in enumerate(zip(golds, preds)):
+        if not pred:
             out.append(False)
             continue
         kind = types[i] if i < len(types) else "numerical"
