@@ -1,0 +1,530 @@
+"""Per-token divergences between a student and a teacher, and the on-policy distillation loss built on them.
+
+Notation follows PAPERS.md §1: at every position t of a student rollout, p_t is the student's next-token
+distribution, q_t the teacher's, and y_t the token the student actually sampled. Logits at position t predict
+``tokens[:, t]`` (the caller has already shifted them).
+
+``divergence`` returns one number per position, ``[B, T]``:
+
+- support ``sampled``: log p(y_t) - log q(y_t), the one-sample estimate of reverse KL (reverse KL only);
+- ``student_topk`` / ``teacher_topk`` / ``intersection`` / ``union``: both distributions renormalised on the
+  support set S_t, then the divergence of the renormalised pair;
+- ``full``: the exact divergence over the whole vocabulary, computed a chunk of positions at a time by an
+  autograd Function that recomputes the softmax in backward, so no ``B x T x V`` float32 tensor is ever held.
+
+Kinds: ``reverse_kl`` = KL(p || q), ``forward_kl`` = KL(q || p), ``jsd`` = the generalised Jensen-Shannon
+divergence in TRL's GKD convention: beta = 0 is forward KL, beta = 1 is reverse KL, otherwise with the mixture
+m = (1 - beta) p + beta q it is beta KL(q || m) + (1 - beta) KL(p || m).
+
+Inputs are logits ``[B, T, V]`` or a ``Head`` (the lm-head input ``[B, T, H]`` and its weight): with a Head
+the logits are computed chunk by chunk inside the loss and never exist in full, which is what keeps the
+151k-vocabulary case small. The teacher never receives a gradient.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from lyceum.errors import UserError
+
+SUPPORTS = ("sampled", "student_topk", "teacher_topk", "intersection", "union", "full")
+KINDS = ("reverse_kl", "forward_kl", "jsd")
+MODES = ("direct", "pg")
+
+# A chunk of positions is sized so that one float32 [chunk, V] tensor is about this many bytes; the backward
+# of the full divergence keeps ~6 such tensors alive at once.
+CHUNK_BYTES = 64 * 2**20
+
+
+@dataclass(frozen=True)
+class Head:
+    """Logits not computed yet: ``logits = hidden @ weight.T + bias``.
+
+    hidden is ``[B, T, H]``, weight ``[V, H]`` (the lm-head / tied embedding), bias ``[V]`` or None.
+    """
+
+    hidden: torch.Tensor
+    weight: torch.Tensor
+    bias: torch.Tensor | None = None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Chunked access to logits. A source is (x, w, b): x is either logits [B, T, V] (w is None) or hidden states
+# [B, T, H] with lm-head weight w [V, H] and optional bias b [V]. Positions are parallel index tensors (bi, ti)
+# so that non-contiguous logits slices (logits[:, p - 1 : -1]) are never copied whole by a reshape.
+
+
+def _source(src) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    if isinstance(src, Head):
+        return src.hidden, src.weight, src.bias
+    return src, None, None
+
+
+def vocab_size(src) -> int:
+    x, w, _ = _source(src)
+    return int(w.shape[0]) if w is not None else int(x.shape[-1])
+
+
+def _chunk_logits(x, w, b, bi, ti) -> torch.Tensor:
+    """float32 logits [n, V] at positions (bi, ti)."""
+    z = x[bi, ti]
+    if w is not None:
+        z = z @ w.T
+        if b is not None:
+            z = z + b
+    return z.float()
+
+
+def chunk_rows(n_rows: int, vocab: int, chunk_size: int | None) -> int:
+    if chunk_size is not None:
+        if chunk_size < 1:
+            raise UserError(f"chunk_size must be a positive number of positions, got {chunk_size}")
+        return chunk_size
+    return max(1, CHUNK_BYTES // (4 * vocab))
+
+
+def positions(mask: torch.Tensor | None, shape, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (batch, time) indices of the positions to compute: all of them, or those where mask is true."""
+    if mask is None:
+        mask = torch.ones(shape, dtype=torch.bool, device=device)
+    bi, ti = mask.bool().nonzero(as_tuple=True)
+    return bi, ti
+
+
+def iter_chunk_logits(src, bi, ti, chunk: int):
+    """Yield (start, end, float32 logits [end - start, V]) for the positions, a chunk at a time, without grad."""
+    x, w, b = _source(src)
+    with torch.no_grad():
+        for s in range(0, bi.numel(), chunk):
+            e = min(s + chunk, bi.numel())
+            yield s, e, _chunk_logits(x, w, b, bi[s:e], ti[s:e])
+
+
+def _route_grad(grads, x, w, b, bi, ti, g_z):
+    """Send dLoss/dlogits for a chunk of positions to the source tensors (logits, or hidden + head)."""
+    gx, gw, gb = grads
+    if w is None:
+        if gx is not None:
+            gx[bi, ti] = g_z.to(gx.dtype)
+        return
+    if gx is not None:
+        gx[bi, ti] = (g_z.to(w.dtype) @ w).to(gx.dtype)
+    if gw is not None:
+        gw.addmm_(g_z.T, x[bi, ti].float())
+    if gb is not None:
+        gb.add_(g_z.sum(0))
+
+
+def _new_grads(ctx, x, w, b):
+    need = ctx.needs_input_grad
+    gx = torch.zeros_like(x) if need[0] else None
+    gw = torch.zeros(w.shape, dtype=torch.float32, device=w.device) if w is not None and need[1] else None
+    gb = torch.zeros(b.shape, dtype=torch.float32, device=b.device) if b is not None and need[2] else None
+    return gx, gw, gb
+
+
+def _finish_grads(ctx, grads, w, b):
+    gx, gw, gb = grads
+    return (
+        gx,
+        gw.to(w.dtype) if gw is not None else None,
+        gb.to(b.dtype) if gb is not None else None,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The per-position divergence of two full distributions, and its gradient with respect to the student logits.
+
+
+def _where0(cond, value):
+    return torch.where(cond, value, value.new_zeros(()))
+
+
+def _divergence_rows(lp, lq, kind: str, beta: float, want_grad: bool, p=None, q=None):
+    """D[n] and (optionally) dD/dz_student[n, V] from log-probabilities lp, lq of shape [n, V] (float32).
+
+    p and q default to exp(lp), exp(lq); a restricted support passes them with zeros outside the support (and
+    finite lp, lq there) so that autograd never multiplies 0 by an infinite log.
+    The gradient uses dD/dz_j = p_j (g_j - sum_i p_i g_i) with g = dD/dp: for reverse KL g = log p - log q + 1,
+    for forward KL g = -q / p, for the JSD g = (1 - beta)(log p - log m).
+    """
+    if kind == "jsd" and beta == 0.0:
+        kind = "forward_kl"
+    if kind == "jsd" and beta == 1.0:
+        kind = "reverse_kl"
+    p = lp.exp() if p is None else p
+    if kind == "reverse_kl":
+        d = _where0(p > 0, p * (lp - lq)).sum(-1)
+        return d, _nan0(p * (lp - lq - d[:, None]), p) if want_grad else None
+    q = lq.exp() if q is None else q
+    if kind == "forward_kl":
+        d = _where0(q > 0, q * (lq - lp)).sum(-1)
+        return d, (p - q) if want_grad else None
+    lm = torch.logaddexp(lp + math.log1p(-beta), lq + math.log(beta))
+    d = beta * _where0(q > 0, q * (lq - lm)).sum(-1) + (1 - beta) * _where0(p > 0, p * (lp - lm)).sum(-1)
+    if not want_grad:
+        return d, None
+    g = _where0(p > 0, (1 - beta) * (lp - lm))
+    return d, p * (g - (p * g).sum(-1, keepdim=True))
+
+
+def _nan0(grad, p):
+    # Where p underflows to 0 and log q is -inf the product is nan; such entries carry no gradient.
+    return torch.where(p > 0, grad, grad.new_zeros(()))
+
+
+class _FullDivergence(torch.autograd.Function):
+    """Exact divergence over the vocabulary at the given positions, chunked, softmax recomputed in backward."""
+
+    @staticmethod
+    def forward(ctx, x, w, b, tx, tw, tb, bi, ti, kind, beta, chunk):
+        out = torch.empty(bi.numel(), dtype=torch.float32, device=bi.device)
+        for s in range(0, bi.numel(), chunk):
+            cb, ct = bi[s : s + chunk], ti[s : s + chunk]
+            lp = _chunk_logits(x, w, b, cb, ct).log_softmax(-1)
+            lq = _chunk_logits(tx, tw, tb, cb, ct).log_softmax(-1)
+            out[s : s + chunk] = _divergence_rows(lp, lq, kind, beta, want_grad=False)[0]
+        ctx.save_for_backward(x, w, b, tx, tw, tb, bi, ti)
+        ctx.kind, ctx.beta, ctx.chunk = kind, beta, chunk
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, w, b, tx, tw, tb, bi, ti = ctx.saved_tensors
+        grads = _new_grads(ctx, x, w, b)
+        for s in range(0, bi.numel(), ctx.chunk):
+            g = grad_out[s : s + ctx.chunk]
+            if not torch.any(g):
+                continue
+            cb, ct = bi[s : s + ctx.chunk], ti[s : s + ctx.chunk]
+            lp = _chunk_logits(x, w, b, cb, ct).log_softmax(-1)
+            lq = _chunk_logits(tx, tw, tb, cb, ct).log_softmax(-1)
+            _, dz = _divergence_rows(lp, lq, ctx.kind, ctx.beta, want_grad=True)
+            _route_grad(grads, x, w, b, cb, ct, dz * g[:, None])
+        return (*_finish_grads(ctx, grads, w, b), None, None, None, None, None, None, None, None)
+
+
+class _GatherLogprob(torch.autograd.Function):
+    """log softmax(z)[idx] at the given positions ([n, K]); the normaliser is computed chunk by chunk."""
+
+    @staticmethod
+    def forward(ctx, x, w, b, bi, ti, idx, chunk):
+        out = torch.empty(idx.shape, dtype=torch.float32, device=idx.device)
+        lse = torch.empty(bi.numel(), dtype=torch.float32, device=idx.device)
+        for s in range(0, bi.numel(), chunk):
+            z = _chunk_logits(x, w, b, bi[s : s + chunk], ti[s : s + chunk])
+            lse[s : s + chunk] = torch.logsumexp(z, -1)
+            out[s : s + chunk] = z.gather(1, idx[s : s + chunk]) - lse[s : s + chunk, None]
+        ctx.save_for_backward(x, w, b, bi, ti, idx, lse)
+        ctx.chunk = chunk
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, w, b, bi, ti, idx, lse = ctx.saved_tensors
+        grads = _new_grads(ctx, x, w, b)
+        for s in range(0, bi.numel(), ctx.chunk):
+            g = grad_out[s : s + ctx.chunk]
+            if not torch.any(g):
+                continue
+            cb, ct = bi[s : s + ctx.chunk], ti[s : s + ctx.chunk]
+            soft = (_chunk_logits(x, w, b, cb, ct) - lse[s : s + ctx.chunk, None]).exp()
+            dz = soft.mul_(-g.sum(-1, keepdim=True)).scatter_add_(1, idx[s : s + ctx.chunk], g)
+            _route_grad(grads, x, w, b, cb, ct, dz)
+        return (*_finish_grads(ctx, grads, w, b), None, None, None, None)
+
+
+class _HeadGather(torch.autograd.Function):
+    """Logits at a few vocabulary ids per position, straight from hidden states: [n, K], float32."""
+
+    @staticmethod
+    def forward(ctx, h, w, b, bi, ti, idx, chunk):
+        out = torch.empty(idx.shape, dtype=torch.float32, device=idx.device)
+        for s in range(0, bi.numel(), chunk):
+            hc = h[bi[s : s + chunk], ti[s : s + chunk]]
+            ic = idx[s : s + chunk]
+            z = torch.einsum("nh,nkh->nk", hc.float(), w[ic].float())
+            out[s : s + chunk] = z + b[ic].float() if b is not None else z
+        ctx.save_for_backward(h, w, b, bi, ti, idx)
+        ctx.chunk = chunk
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        h, w, b, bi, ti, idx = ctx.saved_tensors
+        gh, gw, gb = _new_grads(ctx, h, w, b)
+        for s in range(0, bi.numel(), ctx.chunk):
+            e = s + ctx.chunk
+            cb, ct, ic, g = bi[s:e], ti[s:e], idx[s:e], grad_out[s:e]
+            if gh is not None:
+                gh[cb, ct] = torch.einsum("nk,nkh->nh", g, w[ic].float()).to(gh.dtype)
+            if gw is not None:
+                hc = h[cb, ct].float()
+                gw.index_add_(0, ic.reshape(-1), (g[:, :, None] * hc[:, None, :]).reshape(-1, h.shape[-1]))
+            if gb is not None:
+                gb.index_add_(0, ic.reshape(-1), g.reshape(-1))
+        return (*_finish_grads(ctx, (gh, gw, gb), w, b), None, None, None, None)
+
+
+def _detached(src):
+    return tuple(None if t is None else t.detach() for t in _source(src))
+
+
+def _apply(fn, src, *args, grad: bool):
+    if not grad:
+        with torch.no_grad():
+            return fn.apply(*_detached(src), *args)
+    return fn.apply(*_source(src), *args)
+
+
+def logprobs_at(src, bi, ti, idx, *, chunk: int, grad: bool = True) -> torch.Tensor:
+    """log p(v) under the full softmax, at vocabulary ids ``idx`` [n, K] of positions (bi, ti): [n, K]."""
+    return _apply(_GatherLogprob, src, bi, ti, idx, chunk, grad=grad)
+
+
+def logits_at(src, bi, ti, idx, *, chunk: int, grad: bool = True) -> torch.Tensor:
+    """Raw logits at vocabulary ids ``idx`` [n, K] of positions (bi, ti): [n, K] float32."""
+    x, w, _ = _source(src)
+    if w is not None:
+        return _apply(_HeadGather, src, bi, ti, idx, chunk, grad=grad)
+    z = x if grad else x.detach()
+    return z[bi[:, None], ti[:, None], idx].float()
+
+
+def token_logprobs(logits_or_head, tokens: torch.Tensor, *, chunk_size: int | None = None) -> torch.Tensor:
+    """log p(tokens[b, t]) at every position, ``[B, T]``, without materialising a full log-softmax."""
+    B, T = tokens.shape
+    bi, ti = positions(None, (B, T), tokens.device)
+    chunk = chunk_rows(bi.numel(), vocab_size(logits_or_head), chunk_size)
+    x = _source(logits_or_head)[0]
+    lp = logprobs_at(logits_or_head, bi, ti, tokens[bi, ti][:, None], chunk=chunk, grad=x.requires_grad)
+    return lp[:, 0].reshape(B, T)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Top-k supports.
+
+
+def topk_ids(src, bi, ti, k: int, chunk: int) -> torch.Tensor:
+    """Ids of the k largest logits (= k most probable tokens) at each position: [n, k]."""
+    out = torch.empty((bi.numel(), k), dtype=torch.long, device=bi.device)
+    for s, e, z in iter_chunk_logits(src, bi, ti, chunk):
+        out[s:e] = z.topk(k, dim=-1).indices
+    return out
+
+
+def support_candidates(s_ids: torch.Tensor, t_ids: torch.Tensor, support: str):
+    """Candidate ids [n, C] and which of them are in the support [n, C] (bool), from the two top-k id sets.
+
+    Union lists the student's k ids then the teacher's k ids, marking teacher ids the student also has as not
+    in the support, so every id in the set appears exactly once.
+    """
+    if support == "student_topk":
+        return s_ids, torch.ones_like(s_ids, dtype=torch.bool)
+    if support == "teacher_topk":
+        return t_ids, torch.ones_like(t_ids, dtype=torch.bool)
+    if support == "intersection":
+        return s_ids, (s_ids[:, :, None] == t_ids[:, None, :]).any(-1)
+    if support == "union":
+        t_new = ~(t_ids[:, :, None] == s_ids[:, None, :]).any(-1)
+        return torch.cat([s_ids, t_ids], 1), torch.cat([torch.ones_like(t_new), t_new], 1)
+    raise ValueError(support)
+
+
+def _renormalised(z: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Log-probabilities renormalised over the valid candidates ([n, C]); rows with none are left all-valid
+    (the caller zeroes them) so no -inf/-inf = nan reaches autograd."""
+    empty = ~valid.any(-1, keepdim=True)
+    return z.masked_fill(~(valid | empty), float("-inf")).log_softmax(-1)
+
+
+def _support_divergence(lp_bar, lq_bar, valid, kind, beta) -> torch.Tensor:
+    """Divergence of the renormalised pair on the support; 0 at positions whose support is empty."""
+    lp, lq = _where0(valid, lp_bar), _where0(valid, lq_bar)
+    p, q = _where0(valid, lp.exp()), _where0(valid, lq.exp())
+    d, _ = _divergence_rows(lp, lq, kind, beta, want_grad=False, p=p, q=q)
+    return _where0(valid.any(-1), d)  # empty intersection: no shared support, no signal
+
+
+def _check(support, kind, beta, k, student, teacher):
+    if support not in SUPPORTS:
+        raise UserError(f"unknown support {support!r}; choose one of {', '.join(SUPPORTS)}")
+    if kind not in KINDS:
+        raise UserError(f"unknown divergence kind {kind!r}; choose one of {', '.join(KINDS)}")
+    if not 0.0 <= beta <= 1.0:
+        raise UserError(f"jsd beta must be between 0 and 1, got {beta}")
+    if support != "sampled" and support != "full" and k < 1:
+        raise UserError(f"top-k supports need k >= 1, got {k}")
+    if support == "sampled" and kind != "reverse_kl":
+        raise UserError(
+            f"support 'sampled' only estimates reverse KL (log p(y) - log q(y) for y drawn from the student); "
+            f"use a top-k or full support for {kind}"
+        )
+    vs, vt = vocab_size(student), vocab_size(teacher)
+    if vs != vt:
+        raise UserError(
+            f"student and teacher vocabularies differ ({vs} vs {vt}); on-policy distillation needs a shared tokenizer"
+        )
+
+
+@dataclass
+class _PerToken:
+    """What divergence() computed at the selected positions, kept for the loss and its stats."""
+
+    d: torch.Tensor  # [n] divergence per position
+    bi: torch.Tensor
+    ti: torch.Tensor
+    chunk: int
+    logp: torch.Tensor | None = None  # sampled: log p(y) [n]
+    logq: torch.Tensor | None = None  # sampled: log q(y) [n]
+    cand: torch.Tensor | None = None  # top-k: candidate ids [n, C]
+    valid: torch.Tensor | None = None  # top-k: in support [n, C]
+    lp_bar: torch.Tensor | None = None  # top-k: renormalised log p [n, C]
+    lq_bar: torch.Tensor | None = None  # top-k: renormalised log q [n, C]
+
+
+def _per_token(student, teacher, tokens, mask, support, k, kind, beta, chunk_size) -> _PerToken:
+    _check(support, kind, beta, k, student, teacher)
+    x = _source(student)[0]
+    B, T = x.shape[:2]
+    bi, ti = positions(mask, (B, T), x.device)
+    V = vocab_size(student)
+    chunk = chunk_rows(bi.numel(), V, chunk_size)
+    if support == "full":
+        d = _FullDivergence.apply(*_source(student), *_detached(teacher), bi, ti, kind, float(beta), chunk)
+        return _PerToken(d, bi, ti, chunk)
+    if support == "sampled":
+        if tokens is None:
+            raise UserError("support 'sampled' needs the sampled tokens")
+        y = tokens[bi, ti][:, None]
+        lp = logprobs_at(student, bi, ti, y, chunk=chunk)[:, 0]
+        lq = logprobs_at(teacher, bi, ti, y, chunk=chunk, grad=False)[:, 0]
+        return _PerToken(lp - lq, bi, ti, chunk, logp=lp, logq=lq)
+    k = min(k, V)
+    s_ids = topk_ids(student, bi, ti, k, chunk) if support != "teacher_topk" else None
+    t_ids = topk_ids(teacher, bi, ti, k, chunk) if support != "student_topk" else None
+    cand, valid = support_candidates(
+        s_ids if s_ids is not None else t_ids, t_ids if t_ids is not None else s_ids, support
+    )
+    lp_bar = _renormalised(logits_at(student, bi, ti, cand, chunk=chunk), valid)
+    lq_bar = _renormalised(logits_at(teacher, bi, ti, cand, chunk=chunk, grad=False), valid)
+    d = _support_divergence(lp_bar, lq_bar, valid, kind, float(beta))
+    return _PerToken(d, bi, ti, chunk, cand=cand, valid=valid, lp_bar=lp_bar, lq_bar=lq_bar)
+
+
+def _scatter(values: torch.Tensor, bi, ti, shape) -> torch.Tensor:
+    out = values.new_zeros(shape)
+    return out.index_put((bi, ti), values)
+
+
+def divergence(
+    student_logits,
+    teacher_logits,
+    tokens: torch.Tensor | None,
+    *,
+    support: str,
+    k: int = 16,
+    kind: str = "reverse_kl",
+    beta: float = 0.5,
+    mask: torch.Tensor | None = None,
+    chunk_size: int | None = None,
+) -> torch.Tensor:
+    """Per-position divergence between student and teacher, ``[B, T]`` float32, differentiable in the student.
+
+    ``student_logits``/``teacher_logits`` are logits ``[B, T, V]`` or ``Head``s; ``tokens`` ``[B, T]`` are the
+    sampled ids (needed for ``support="sampled"`` only). Positions where ``mask`` is false are not computed and
+    read 0. With ``support="intersection"`` a position where the two top-k sets share no token reads 0 and
+    passes no gradient. ``chunk_size`` (positions per chunk) defaults to ~64 MB of float32 logits.
+    """
+    x = _source(student_logits)[0]
+    pt = _per_token(student_logits, teacher_logits, tokens, mask, support, k, kind, beta, chunk_size)
+    return _scatter(pt.d, pt.bi, pt.ti, tuple(x.shape[:2]))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The loss: direct gradient of the divergence, or the policy-gradient form of the paper's code.
+
+
+def opd_loss(
+    student_logits,
+    teacher_logits,
+    tokens: torch.Tensor | None,
+    mask: torch.Tensor,
+    *,
+    support: str,
+    k: int = 16,
+    kind: str = "reverse_kl",
+    beta: float = 0.5,
+    mode: str = "direct",
+    old_logprobs: torch.Tensor | None = None,
+    clip: float = 0.2,
+    chunk_size: int | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The on-policy distillation loss (a token-mean over ``mask``) and a dict of float stats.
+
+    mode ``direct``: the gradient of the per-token divergence. For ``sampled`` the divergence is a one-sample
+    estimate whose own gradient (grad log p(y)) is zero in expectation, so the loss uses the score-function
+    surrogate sg(l_t) * log p(y_t): same value as mean l_t, gradient l_t * grad log p(y_t).
+
+    mode ``pg`` (reverse KL only), the paper's code: a PPO-clip surrogate -min(r A, clip(r, 1 - clip, 1 + clip) A)
+    with r = p / p_old. Sampled support: A_t = -(log p_old(y_t) - log q(y_t)) per token, ``old_logprobs`` [B, T]
+    (default: the current log-probs, detached, so r = 1). Top-k supports: every candidate v of the support gets
+    A(v) = -w(v)(log p_bar(v) - log q_bar(v)), w = p_bar detached, with r on the full-softmax p(v); the per-token
+    loss sums over the candidates. ``old_logprobs`` for top-k is ``[B, T, C]`` in the candidate layout of
+    ``support_candidates`` (default: current, detached). Full support: the on-policy surrogate's gradient is the
+    exact reverse-KL gradient, so it is computed as ``direct``.
+
+    Stats: loss, divergence (masked mean), tokens, and for top-k supports support_size / empty_support, for
+    pg advantage / clip_fraction.
+    """
+    if mode not in MODES:
+        raise UserError(f"unknown update mode {mode!r}; choose one of {', '.join(MODES)}")
+    if mode == "pg" and kind != "reverse_kl":
+        raise UserError(
+            f"the policy-gradient mode uses the reverse-KL advantage -(log p - log q), not {kind!r}"
+        )
+    mask = mask.bool()
+    pt = _per_token(student_logits, teacher_logits, tokens, mask, support, k, kind, beta, chunk_size)
+    n = pt.d.numel()
+    denom = max(n, 1)
+    stats: dict[str, float] = {"tokens": float(n), "divergence": float(pt.d.detach().sum()) / denom}
+    if pt.valid is not None:
+        stats["support_size"] = float(pt.valid.sum()) / denom
+        stats["empty_support"] = float((~pt.valid.any(-1)).sum()) / denom
+
+    if mode == "direct" or support == "full":
+        if support == "sampled":
+            l = pt.d.detach()
+            per_token = l + l * (pt.logp - pt.logp.detach())
+        else:
+            per_token = pt.d
+        loss = per_token.sum() / denom
+        stats["loss"] = float(loss.detach())
+        return loss, stats
+
+    if support == "sampled":
+        logp = pt.logp
+        old = old_logprobs[pt.bi, pt.ti].float() if old_logprobs is not None else logp.detach()
+        adv = -(old - pt.logq).detach()
+        valid = torch.ones_like(logp, dtype=torch.bool)
+    else:
+        logp = logprobs_at(student_logits, pt.bi, pt.ti, pt.cand, chunk=pt.chunk)
+        old = old_logprobs[pt.bi, pt.ti].float() if old_logprobs is not None else logp.detach()
+        w = pt.lp_bar.exp().detach()
+        adv = _where0(pt.valid, -(w * (pt.lp_bar - pt.lq_bar)).detach())
+        valid = pt.valid
+    ratio = (logp - old).exp()
+    unclipped = ratio * adv
+    clipped = ratio.clamp(1 - clip, 1 + clip) * adv
+    surrogate = -torch.minimum(unclipped, clipped)
+    surrogate = _where0(valid, surrogate)
+    per_token = surrogate.sum(-1) if surrogate.dim() == 2 else surrogate
+    loss = per_token.sum() / denom
+    n_valid = max(int(valid.sum()), 1)
+    stats["loss"] = float(loss.detach())
+    stats["advantage"] = float(_where0(valid, adv).sum()) / n_valid
+    stats["clip_fraction"] = float((valid & (clipped < unclipped)).sum()) / n_valid
+    return loss, stats

@@ -1,0 +1,312 @@
+"""Per-token divergences and the OPD loss, checked against a straightforward full-softmax reference."""
+
+import math
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from lyceum.errors import UserError
+from lyceum.train.losses import Head, divergence, opd_loss, token_logprobs
+
+TOPK = ["student_topk", "teacher_topk", "intersection", "union"]
+KINDS = [("reverse_kl", 0.5), ("forward_kl", 0.5), ("jsd", 0.5), ("jsd", 0.2), ("jsd", 0.0), ("jsd", 1.0)]
+
+
+# The reference: full float64 softmax over the vocabulary, support as a [B, T, V] mask, both distributions
+# renormalised on it. Written independently of the implementation (masks over V, not candidate slots).
+
+
+def _kl(a, b, m):
+    la = torch.log(torch.where(m, a, torch.ones_like(a)))
+    lb = torch.log(torch.where(m, b, torch.ones_like(b)))
+    return torch.where(m, a * (la - lb), torch.zeros_like(a)).sum(-1)
+
+
+def reference(s, t, tokens, support, k, kind, beta):
+    p, q = s.double().softmax(-1), t.double().softmax(-1)
+    if support == "sampled":
+        y = tokens[..., None]
+        return (p.gather(-1, y).log() - q.gather(-1, y).log())[..., 0]
+    sp = torch.zeros_like(p, dtype=torch.bool).scatter_(-1, s.topk(k, -1).indices, True)
+    tp = torch.zeros_like(p, dtype=torch.bool).scatter_(-1, t.topk(k, -1).indices, True)
+    m = {
+        "student_topk": sp,
+        "teacher_topk": tp,
+        "intersection": sp & tp,
+        "union": sp | tp,
+        "full": torch.ones_like(sp),
+    }[support]
+    pb = torch.where(m, p, 0) / torch.where(m, p, 0).sum(-1, keepdim=True).clamp_min(1e-300)
+    qb = torch.where(m, q, 0) / torch.where(m, q, 0).sum(-1, keepdim=True).clamp_min(1e-300)
+    if kind == "reverse_kl" or (kind == "jsd" and beta == 1.0):
+        return _kl(pb, qb, m)
+    if kind == "forward_kl" or (kind == "jsd" and beta == 0.0):
+        return _kl(qb, pb, m)
+    mix = (1 - beta) * pb + beta * qb
+    return beta * _kl(qb, mix, m) + (1 - beta) * _kl(pb, mix, m)
+
+
+def random_batch(B=3, T=7, V=23, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    s = torch.randn(B, T, V, generator=g) * 2
+    t = torch.randn(B, T, V, generator=g) * 2
+    tokens = torch.randint(0, V, (B, T), generator=g)
+    return s, t, tokens
+
+
+@pytest.mark.parametrize("support", [*TOPK, "full"])
+@pytest.mark.parametrize("kind,beta", KINDS)
+def test_every_support_and_kind_matches_the_full_softmax_reference(support, kind, beta):
+    s, t, tokens = random_batch()
+    got = divergence(s, t, tokens, support=support, k=4, kind=kind, beta=beta, chunk_size=5)
+    want = reference(s, t, tokens, support, 4, kind, beta)
+    assert got.shape == (3, 7)
+    torch.testing.assert_close(got.double(), want, atol=1e-5, rtol=1e-5)
+
+
+def test_sampled_support_is_the_log_ratio_of_the_sampled_token():
+    s, t, tokens = random_batch()
+    got = divergence(s, t, tokens, support="sampled", chunk_size=4)
+    torch.testing.assert_close(
+        got.double(), reference(s, t, tokens, "sampled", 0, "", 0), atol=1e-5, rtol=1e-5
+    )
+
+
+@pytest.mark.parametrize("kind", ["forward_kl", "jsd"])
+def test_sampled_support_refuses_anything_but_reverse_kl(kind):
+    s, t, tokens = random_batch()
+    with pytest.raises(UserError, match="only estimates reverse KL"):
+        divergence(s, t, tokens, support="sampled", kind=kind)
+
+
+@pytest.mark.parametrize("support", [*TOPK, "full"])
+@pytest.mark.parametrize("kind,beta", [("reverse_kl", 0.5), ("forward_kl", 0.5), ("jsd", 0.3)])
+def test_direct_gradient_equals_autograd_of_the_reference(support, kind, beta):
+    s, t, tokens = random_batch(seed=1)
+    mask = torch.ones(3, 7, dtype=torch.bool)
+    mask[0, :2] = False
+    mask[2, 5:] = False
+
+    s1 = s.clone().requires_grad_()
+    loss, _ = opd_loss(s1, t, tokens, mask, support=support, k=4, kind=kind, beta=beta, chunk_size=3)
+    loss.backward()
+
+    s2 = s.double().requires_grad_()
+    ref = reference(s2, t, tokens, support, 4, kind, beta)
+    ((ref * mask).sum() / mask.sum()).backward()
+
+    torch.testing.assert_close(
+        loss.double(), ((ref * mask).sum() / mask.sum()).detach(), atol=1e-5, rtol=1e-5
+    )
+    torch.testing.assert_close(s1.grad.double(), s2.grad, atol=1e-5, rtol=1e-5)
+
+
+def test_direct_sampled_loss_is_the_score_function_surrogate():
+    # value: the mean log-ratio; gradient: log-ratio times grad log p(y), token-mean.
+    s, t, tokens = random_batch(B=1, T=2, V=5, seed=2)
+    mask = torch.ones(1, 2, dtype=torch.bool)
+    s1 = s.clone().requires_grad_()
+    loss, stats = opd_loss(s1, t, tokens, mask, support="sampled")
+    loss.backward()
+    lp, lq = s.log_softmax(-1), t.log_softmax(-1)
+    ratio = (lp - lq).gather(-1, tokens[..., None])[..., 0]
+    want_grad = ratio[..., None] * (torch.nn.functional.one_hot(tokens, 5) - lp.exp()) / 2
+    assert stats["loss"] == pytest.approx(float(ratio.mean()), abs=1e-6)
+    torch.testing.assert_close(s1.grad, want_grad, atol=1e-6, rtol=1e-5)
+
+
+def test_empty_intersection_reads_zero_and_passes_no_gradient():
+    # top-2 of the student is {0, 1}, of the teacher {3, 4}: nothing shared.
+    s = torch.tensor([[[5.0, 4.0, 0.0, -1.0, -2.0]]], requires_grad=True)
+    t = torch.tensor([[[-2.0, -1.0, 0.0, 4.0, 5.0]]])
+    d = divergence(s, t, None, support="intersection", k=2)
+    d.sum().backward()
+    assert d.item() == 0.0
+    assert torch.count_nonzero(s.grad) == 0
+    _, stats = opd_loss(s, t, None, torch.ones(1, 1), support="intersection", k=2)
+    assert stats["empty_support"] == 1.0
+
+
+def test_masked_positions_read_zero():
+    s, t, tokens = random_batch()
+    mask = torch.zeros(3, 7, dtype=torch.bool)
+    mask[1, 3] = True
+    d = divergence(s, t, tokens, support="full", mask=mask)
+    assert torch.count_nonzero(d) == 1
+    assert d[1, 3].item() == pytest.approx(
+        reference(s, t, tokens, "full", 0, "reverse_kl", 0)[1, 3].item(), abs=1e-5
+    )
+
+
+def test_k_larger_than_the_vocabulary_is_the_full_divergence():
+    s, t, tokens = random_batch(V=6)
+    torch.testing.assert_close(
+        divergence(s, t, tokens, support="student_topk", k=50), divergence(s, t, tokens, support="full")
+    )
+
+
+def test_non_contiguous_logit_slices_work():
+    s, t, tokens = random_batch(T=9)
+    got = divergence(s[:, 1:-1], t[:, 1:-1], tokens[:, 1:-1], support="full", chunk_size=4)
+    want = reference(s[:, 1:-1], t[:, 1:-1], tokens[:, 1:-1], "full", 0, "reverse_kl", 0)
+    torch.testing.assert_close(got.double(), want, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("support", ["full", "union", "sampled"])
+def test_head_input_matches_logits_and_its_gradients(support):
+    # A Head computes logits chunk by chunk from hidden states; value and gradients (hidden, weight, bias)
+    # must match the same computation on materialised logits.
+    g = torch.Generator().manual_seed(3)
+    B, T, H, V = 2, 5, 8, 19
+    h = torch.randn(B, T, H, generator=g, requires_grad=True)
+    w = torch.randn(V, H, generator=g, requires_grad=True)
+    b = torch.randn(V, generator=g, requires_grad=True)
+    th, tw = torch.randn(B, T, H, generator=g), torch.randn(V, H, generator=g)
+    tokens = torch.randint(0, V, (B, T), generator=g)
+    mask = torch.ones(B, T, dtype=torch.bool)
+    mask[1, 4] = False
+
+    loss, _ = opd_loss(Head(h, w, b), Head(th, tw), tokens, mask, support=support, k=3, chunk_size=3)
+    loss.backward()
+    grads = [x.grad.clone() for x in (h, w, b)]
+    for x in (h, w, b):
+        x.grad = None
+    loss2, _ = opd_loss(h @ w.T + b, th @ tw.T, tokens, mask, support=support, k=3)
+    loss2.backward()
+
+    torch.testing.assert_close(loss, loss2, atol=1e-5, rtol=1e-5)
+    for got, x in zip(grads, (h, w, b)):
+        torch.testing.assert_close(got, x.grad, atol=1e-5, rtol=1e-4)
+
+
+def test_token_logprobs_match_log_softmax_and_its_gradient():
+    s, _, tokens = random_batch()
+    s1, s2 = s.clone().requires_grad_(), s.clone().requires_grad_()
+    got = token_logprobs(s1, tokens, chunk_size=4)
+    want = s2.log_softmax(-1).gather(-1, tokens[..., None])[..., 0]
+    torch.testing.assert_close(got, want)
+    (got * torch.arange(7)).sum().backward()
+    (want * torch.arange(7)).sum().backward()
+    torch.testing.assert_close(s1.grad, s2.grad)
+
+
+def test_pg_sampled_matches_a_hand_computation():
+    # Token 1: p = [1/4, 1/4, 1/2], q = [1/5, 3/5, 1/5], y = 2, old p(y) = 1/4.
+    #   A = -(ln 1/4 - ln 1/5) = -ln 1.25 < 0, ratio = 2: min(2A, 1.2A) = 2A (not clipped), loss = 2 ln 1.25.
+    # Token 2: p = [3/5, 1/5, 1/5], q = [2/3, 1/6, 1/6], y = 0, old p(y) = 0.4.
+    #   A = -(ln 0.4 - ln 2/3) = ln(5/3) > 0, ratio = 1.5 -> clipped to 1.2, loss = -1.2 ln(5/3), no gradient.
+    # Token 3 is masked out.
+    s = torch.log(torch.tensor([[[1.0, 1.0, 2.0], [3.0, 1.0, 1.0], [1.0, 9.0, 1.0]]])).requires_grad_()
+    t = torch.log(torch.tensor([[[1.0, 3.0, 1.0], [4.0, 1.0, 1.0], [1.0, 1.0, 1.0]]]))
+    tokens = torch.tensor([[2, 0, 1]])
+    mask = torch.tensor([[1, 1, 0]])
+    old = torch.log(torch.tensor([[0.25, 0.4, 0.5]]))
+
+    loss, stats = opd_loss(s, t, tokens, mask, support="sampled", mode="pg", old_logprobs=old, clip=0.2)
+    loss.backward()
+
+    assert loss.item() == pytest.approx((2 * math.log(1.25) - 1.2 * math.log(5 / 3)) / 2, abs=1e-6)
+    assert stats["clip_fraction"] == 0.5
+    assert stats["advantage"] == pytest.approx((-math.log(1.25) + math.log(5 / 3)) / 2, abs=1e-6)
+    # d loss / d z for token 1 = (1/2) * (-A * ratio) * (onehot(2) - p) = ln 1.25 * [-1/4, -1/4, 1/2]
+    want = torch.zeros(1, 3, 3)
+    want[0, 0] = math.log(1.25) * torch.tensor([-0.25, -0.25, 0.5])
+    torch.testing.assert_close(s.grad, want, atol=1e-6, rtol=1e-5)
+
+
+def test_pg_topk_weights_each_candidate_by_the_renormalised_student_probability():
+    # p = [0.5, 0.3, 0.2], q = [0.2, 0.6, 0.2], student top-2 = {0, 1}:
+    # p_bar = [5/8, 3/8], q_bar = [1/4, 3/4], A(0) = -(5/8) ln 2.5, A(1) = -(3/8) ln 0.5, ratio 1.
+    # loss = -(A0 + A1) (= KL(p_bar || q_bar)); gradient -sum_v A(v)(e_v - p) reaches the token outside the
+    # support through the full softmax, unlike the direct gradient of the renormalised KL.
+    p = torch.tensor([0.5, 0.3, 0.2])
+    s = p.log().view(1, 1, 3).requires_grad_()
+    t = torch.tensor([0.2, 0.6, 0.2]).log().view(1, 1, 3)
+    a0, a1 = -(5 / 8) * math.log(2.5), -(3 / 8) * math.log(0.5)
+
+    loss, stats = opd_loss(s, t, None, torch.ones(1, 1), support="student_topk", k=2, mode="pg")
+    loss.backward()
+
+    assert loss.item() == pytest.approx(-(a0 + a1), abs=1e-6)
+    assert stats["clip_fraction"] == 0.0
+    want = -torch.tensor([a0, a1, 0.0]) + (a0 + a1) * p
+    torch.testing.assert_close(s.grad.view(3), want, atol=1e-6, rtol=1e-5)
+
+    s2 = s.detach().clone().requires_grad_()
+    direct, _ = opd_loss(s2, t, None, torch.ones(1, 1), support="student_topk", k=2, mode="direct")
+    direct.backward()
+    assert direct.item() == pytest.approx(loss.item(), abs=1e-6)
+    assert s2.grad.view(3)[2].item() == 0.0
+
+
+def test_pg_full_support_has_the_exact_reverse_kl_gradient():
+    s, t, tokens = random_batch(seed=4)
+    mask = torch.ones(3, 7)
+    s1, s2 = s.clone().requires_grad_(), s.clone().requires_grad_()
+    opd_loss(s1, t, tokens, mask, support="full", mode="pg")[0].backward()
+    opd_loss(s2, t, tokens, mask, support="full", mode="direct")[0].backward()
+    torch.testing.assert_close(s1.grad, s2.grad)
+
+
+def test_pg_mode_refuses_other_divergences():
+    s, t, tokens = random_batch()
+    with pytest.raises(UserError, match="reverse-KL advantage"):
+        opd_loss(s, t, tokens, torch.ones(3, 7), support="full", kind="jsd", mode="pg")
+
+
+def test_bad_names_and_mismatched_vocabularies_are_user_errors():
+    s, t, tokens = random_batch()
+    with pytest.raises(UserError, match="unknown support 'topk'"):
+        divergence(s, t, tokens, support="topk")
+    with pytest.raises(UserError, match="unknown divergence kind"):
+        divergence(s, t, tokens, support="full", kind="kl")
+    with pytest.raises(UserError, match="vocabularies differ"):
+        divergence(s, t[..., :-1], tokens, support="full")
+
+
+_MEMORY_SCRIPT = textwrap.dedent(
+    """
+    import resource, psutil, torch
+    from lyceum.train.losses import divergence
+    torch.set_num_threads(1)
+    B, T, V = 4, 64, 32000
+    s = torch.randn(B, T, V, requires_grad=True)
+    t = torch.randn(B, T, V)
+
+    def unchunked(s):
+        lp, lq = s.log_softmax(-1), t.log_softmax(-1)
+        return (lp.exp() * (lp - lq)).sum(-1)
+
+    def chunked(s):
+        return divergence(s, t, None, support="full", chunk_size=16)
+
+    # The smaller computation goes first: the high-water mark only rises, so each measurement reads the
+    # new peak above the memory resident just before it.
+    for fn in (chunked, unchunked):
+        fn(s[:, :1]).sum().backward()  # warm up kernels and allocator outside the measurement
+        s.grad = None
+        before = psutil.Process().memory_info().rss
+        fn(s).sum().backward()
+        s.grad = None
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before)  # Linux reports KiB
+    """
+)
+
+
+def test_chunked_full_divergence_peaks_far_below_the_unchunked_computation():
+    # One [4, 64, 32000] float32 tensor is 33 MB. Forward + backward of the unchunked reverse KL holds several;
+    # the chunked one holds the gradient (33 MB) plus a few [16, 32000] chunks. A fresh process, so the
+    # high-water mark belongs to these computations alone; big buffers are mmapped so freed memory leaves.
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", OMP_NUM_THREADS="1")
+    out = subprocess.run(
+        [sys.executable, "-c", _MEMORY_SCRIPT], env=env, capture_output=True, text=True, check=True
+    )
+    chunked, unchunked = (int(line) for line in out.stdout.split())
+    one = 4 * 64 * 32000 * 4
+    assert unchunked > 3 * one
+    assert chunked < 1.6 * one
+    assert chunked < 0.4 * unchunked
