@@ -21,7 +21,7 @@ _EXPORTS = {
     "user_message": "lyceum.models.chat",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = list(_EXPORTS)
 
 
 def __getattr__(name: str):
