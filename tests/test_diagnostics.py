@@ -5,7 +5,14 @@ import math
 import pytest
 import torch
 
-from lyceum.train.diagnostics import auroc, gap_recovery, response_thirds, sequence_reward, token_diagnostics
+from lyceum.train.diagnostics import (
+    auroc,
+    gap_recovery,
+    response_thirds,
+    sequence_reward,
+    token_diagnostics,
+    topk_diagnostics,
+)
 from lyceum.train.losses import Head
 
 
@@ -125,3 +132,21 @@ def test_gap_recovery():
     assert gap_recovery(0.2, 0.5, 0.8) == pytest.approx(0.5)
     assert gap_recovery(0.3, 0.2, 0.8) == pytest.approx(-0.2)
     assert math.isnan(gap_recovery(0.5, 0.6, 0.5))
+
+
+def test_topk_diagnostics_from_scorer_outputs_equal_the_logit_version():
+    # What a scorer returns (top-k ids and full-softmax log-probs, the teacher's log-probs at the student's
+    # top-k ids, entropies) carries everything the diagnostics need.
+    g = torch.Generator().manual_seed(1)
+    s, t = torch.randn(2, 6, 30, generator=g) * 2, torch.randn(2, 6, 30, generator=g) * 2
+    mask = torch.ones(2, 6)
+    mask[0, :2] = 0
+    lp, lq = s.log_softmax(-1), t.log_softmax(-1)
+    s_logp, s_ids = lp.topk(5, -1)
+    t_ids = lq.topk(5, -1).indices
+    ent_s, ent_t = -(lp.exp() * lp).sum(-1), -(lq.exp() * lq).sum(-1)
+    from_scores = topk_diagnostics(s_ids, s_logp, t_ids, lq.gather(-1, s_ids), ent_s, ent_t, mask)
+    from_logits = token_diagnostics(s, t, mask, k=5)
+    assert from_scores.keys() == from_logits.keys()
+    for key in from_logits:
+        assert from_scores[key] == pytest.approx(from_logits[key], abs=1e-5, nan_ok=True), key

@@ -47,26 +47,38 @@ def _entropy(lp: torch.Tensor) -> torch.Tensor:
     return -torch.where(p > 0, p * lp, p.new_zeros(())).sum(-1)
 
 
-def _position_diagnostics(zs: torch.Tensor, zt: torch.Tensor, k: int) -> dict[str, torch.Tensor]:
-    """Every diagnostic at each of n positions, from float32 logits [n, V]; overlap_advantage is nan where the
-    intersection is empty."""
-    lp, lq = zs.log_softmax(-1), zt.log_softmax(-1)
-    s_ids, t_ids = zs.topk(k, -1).indices, zt.topk(k, -1).indices
+def _position_diagnostics(
+    s_ids: torch.Tensor,
+    s_logp: torch.Tensor,
+    t_ids: torch.Tensor,
+    t_logp_at_s: torch.Tensor,
+    s_entropy: torch.Tensor,
+    t_entropy: torch.Tensor,
+) -> dict[str, torch.Tensor]:
+    """Every diagnostic at each of n positions, from top-k quantities: the student's top-k ids [n, k] and their
+    log p, the teacher's top-k ids [n, k], the teacher's log q at the student's top-k ids [n, k], and both
+    entropies [n]. overlap_advantage is nan where the intersection is empty."""
+    k = s_ids.shape[1]
     shared = (s_ids[:, :, None] == t_ids[:, None, :]).any(-1)  # [n, k]: which of S^p are also in S^q
     n_shared = shared.sum(-1)
-    lp_s, lq_s = lp.gather(1, s_ids), lq.gather(1, s_ids)
-    lp_bar, lq_bar = lp_s.log_softmax(-1), lq_s.log_softmax(-1)
+    lp_bar, lq_bar = s_logp.log_softmax(-1), t_logp_at_s.log_softmax(-1)
     adv_v = torch.where(shared, lp_bar.exp() * (lq_bar - lp_bar), lp_bar.new_zeros(()))
-    h_s, h_t = _entropy(lp), _entropy(lq)
     return {
         "overlap_ratio": n_shared.float() / k,
-        "overlap_mass_student": torch.where(shared, lp_s.exp(), 0.0).sum(-1),
-        "overlap_mass_teacher": torch.where(shared, lq_s.exp(), 0.0).sum(-1),
+        "overlap_mass_student": torch.where(shared, s_logp.exp(), 0.0).sum(-1),
+        "overlap_mass_teacher": torch.where(shared, t_logp_at_s.exp(), 0.0).sum(-1),
         "overlap_advantage": adv_v.sum(-1) / n_shared.clamp_min(1) + torch.where(n_shared > 0, 0.0, math.nan),
-        "entropy_student": h_s,
-        "entropy_teacher": h_t,
-        "entropy_gap": (h_t - h_s).abs(),
+        "entropy_student": s_entropy,
+        "entropy_teacher": t_entropy,
+        "entropy_gap": (t_entropy - s_entropy).abs(),
     }
+
+
+def _from_logits(zs: torch.Tensor, zt: torch.Tensor, k: int) -> dict[str, torch.Tensor]:
+    lp, lq = zs.log_softmax(-1), zt.log_softmax(-1)
+    s_logp, s_ids = lp.topk(k, -1)
+    t_ids = zt.topk(k, -1).indices
+    return _position_diagnostics(s_ids, s_logp, t_ids, lq.gather(1, s_ids), _entropy(lp), _entropy(lq))
 
 
 def _nanmean(x: torch.Tensor) -> float:
@@ -107,9 +119,13 @@ def token_diagnostics(
     student_chunks = iter_chunk_logits(student_logits, bi, ti, chunk)
     teacher_chunks = iter_chunk_logits(teacher_logits, bi, ti, chunk)
     for (s, e, zs), (_, _, zt) in zip(student_chunks, teacher_chunks):
-        for name, value in _position_diagnostics(zs, zt, k).items():
+        for name, value in _from_logits(zs, zt, k).items():
             per_pos[name][s:e] = value
 
+    return _summarise(per_pos, mask, bi, ti)
+
+
+def _summarise(per_pos: dict[str, torch.Tensor], mask, bi, ti) -> dict[str, float]:
     third = response_thirds(mask)[bi, ti]
     out: dict[str, float] = {"tokens": float(bi.numel())}
     for name in METRICS:
@@ -117,6 +133,31 @@ def token_diagnostics(
         for i, bucket in enumerate(BUCKETS):
             out[f"{name}/{bucket}"] = _nanmean(per_pos[name][third == i])
     return out
+
+
+@torch.no_grad()
+def topk_diagnostics(
+    student_topk_ids: torch.Tensor,
+    student_topk_logprobs: torch.Tensor,
+    teacher_topk_ids: torch.Tensor,
+    teacher_logprobs_at_student_topk: torch.Tensor,
+    student_entropy: torch.Tensor,
+    teacher_entropy: torch.Tensor,
+    mask: torch.Tensor,
+) -> dict[str, float]:
+    """``token_diagnostics`` from what a scorer returns instead of logits (``[B, T, k]`` ids and full-softmax
+    log-probs, ``[B, T]`` entropies): the student's top-k and their log p, the teacher's top-k ids, the
+    teacher's log q at the student's top-k ids, both entropies. Same keys, same definitions."""
+    bi, ti = positions(mask, tuple(mask.shape), mask.device)
+    per_pos = _position_diagnostics(
+        student_topk_ids[bi, ti],
+        student_topk_logprobs[bi, ti].float(),
+        teacher_topk_ids[bi, ti],
+        teacher_logprobs_at_student_topk[bi, ti].float(),
+        student_entropy[bi, ti].float(),
+        teacher_entropy[bi, ti].float(),
+    )
+    return _summarise(per_pos, mask, bi, ti)
 
 
 def sequence_reward(

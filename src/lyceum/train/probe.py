@@ -1,0 +1,225 @@
+"""Preflight probe: before any training, how well does each candidate teacher fit this student?
+
+The student answers the prompts (``n`` rollouts each, temperature 1), every teacher scores the student's own
+tokens, and the paper's diagnostics (PAPERS.md §1) are computed at those student-visited states: top-k overlap,
+overlap mass, overlap-token advantage, entropies and their gap, and the sequence reward
+r(y) = mean_t(log q - log p). With a verifier, the student's accuracy and the reward's AUROC for telling correct
+from incorrect rollouts are added.
+
+    results = probe(student, {"rl-teacher": t1, "big-sft": t2}, prompts, n=4, max_new_tokens=256, k=16)
+    print(format_probe(results))
+
+Teachers are ranked by overlap ratio (the paper's compatibility signal: compatible teachers start around 72%
+and successful runs climb past 91%), ties within 0.01 broken by the higher sequence reward. Each result carries
+a plain-language reading built from the thresholds below. k should stay well below the number of tokens that
+are plausible at a step; with a tiny vocabulary use a small k (e.g. 4), or every top-k set holds every
+plausible token and the overlap says little.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+from lyceum.errors import UserError
+from lyceum.train.diagnostics import auroc, sequence_reward, topk_diagnostics
+
+# Thresholds of the reading, on the diagnostics' token means.
+OVERLAP_HIGH = 0.7  # the paper's compatible runs start at ~72% top-k overlap
+OVERLAP_LOW = 0.5  # fewer than half the top-k candidates shared: the models prefer different continuations
+ENTROPY_GAP_LARGE = 0.5  # nats per token between H(q) and H(p): one model is far more certain than the other
+ADVANTAGE_NEGATIVE = (
+    -0.1
+)  # overlap-token advantage below this: the student is over-confident where they agree
+
+
+@dataclass
+class ProbeResult:
+    """One teacher's fit to the student. ``diagnostics`` holds the ``token_diagnostics`` keys."""
+
+    teacher: str
+    rank: int
+    diagnostics: dict[str, float]
+    reward_mean: float  # mean over rollouts of r(y) = mean_t(log q - log p); 0 is a teacher that agrees
+    reward_std: float
+    reward_auroc: float  # nan without a verifier, or when all rollouts are right (or all wrong)
+    student_accuracy: float  # nan without a verifier
+    rollouts: int
+    tokens: int
+    reading: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def read_diagnostics(d: dict[str, float]) -> str:
+    """A plain-language reading of the diagnostics, from the thresholds at the top of this module."""
+    ratio, gap, adv = d["overlap_ratio"], d["entropy_gap"], d["overlap_advantage"]
+    if ratio < OVERLAP_LOW and gap >= ENTROPY_GAP_LARGE:
+        text = (
+            "low overlap and large entropy gap: thinking patterns look incompatible; consider a cold start "
+            "(SFT on the teacher's own responses) or prompts in the teacher's template"
+        )
+    elif ratio < OVERLAP_LOW:
+        text = (
+            "low overlap: the teacher prefers different next tokens than the student; expect a slow start "
+            "and consider a cold start"
+        )
+    elif ratio >= OVERLAP_HIGH and gap < ENTROPY_GAP_LARGE:
+        text = "compatible: the teacher's top candidates mostly match the student's; a good teacher to start from"
+    elif gap >= ENTROPY_GAP_LARGE:
+        text = (
+            "overlap is fair but the entropy gap is large: one model is far more certain than the other; "
+            "check that the gap shrinks in the first steps"
+        )
+    else:
+        text = "partial overlap: distillation may work; check that the overlap rises in the first steps"
+    if not math.isnan(adv) and adv < ADVANTAGE_NEGATIVE:
+        text += f"; the student is over-confident on the shared tokens (overlap advantage {adv:.2f})"
+    return text
+
+
+def probe(
+    student,
+    teachers: dict,
+    prompts: Sequence[str] | Sequence[Sequence[int]],
+    *,
+    n: int = 4,
+    max_new_tokens: int = 256,
+    k: int = 16,
+    temperature: float = 1.0,
+    seed: int | None = 0,
+    verify: Callable[[str, str], float] | None = None,
+    chunk_size: int | None = None,
+) -> list[ProbeResult]:
+    """Score ``n`` student rollouts per prompt under every teacher; results ranked best fit first.
+
+    ``student`` and the ``teachers`` values are ``lyceum.models.local.LocalLM``s sharing one vocabulary.
+    ``verify(prompt, response_text)`` (optional) scores a rollout; >= 0.5 counts as correct.
+    """
+    from lyceum.models.local import check_pair
+    from lyceum.runs import progress
+
+    if not teachers:
+        raise UserError("the probe needs at least one teacher")
+    if not prompts:
+        raise UserError("the probe needs at least one prompt")
+    if k < 1:
+        raise UserError(f"the probe needs k >= 1, got {k}")
+    for teacher in teachers.values():
+        check_pair(student, teacher)
+    k = min(k, student.vocab_size)
+
+    samples = student.sample(prompts, max_new_tokens, temperature=temperature, n=n, seed=seed)
+    ids, attention, start = samples.sequences()
+    mine = student.score(ids, attention, start=start, topk=k, entropy=True, chunk_size=chunk_size)
+    mask = mine.mask.cpu()
+    correct = None
+    if verify is not None:
+        prompt_of = samples.prompt_index.tolist()
+        correct = [
+            float(verify(samples.prompts[i], text)) >= 0.5 for i, text in zip(prompt_of, samples.texts)
+        ]
+
+    results = []
+    for name, teacher in progress(list(teachers.items()), desc="probe: scoring under each teacher"):
+        theirs = teacher.score(
+            ids, attention, start=start, topk=k, given_ids=mine.topk_ids, entropy=True, chunk_size=chunk_size
+        )
+        d = topk_diagnostics(
+            mine.topk_ids.cpu(),
+            mine.topk_logprobs.cpu(),
+            theirs.topk_ids.cpu(),
+            theirs.given_logprobs.cpu(),
+            mine.entropy.cpu(),
+            theirs.entropy.cpu(),
+            mask,
+        )
+        reward = sequence_reward(mine.logprobs.cpu(), theirs.logprobs.cpu(), mask).double()
+        results.append(
+            ProbeResult(
+                teacher=name,
+                rank=0,
+                diagnostics=d,
+                reward_mean=float(reward.mean()),
+                reward_std=float(reward.std(unbiased=False)),
+                reward_auroc=auroc(reward, correct) if correct is not None else math.nan,
+                student_accuracy=sum(correct) / len(correct) if correct is not None else math.nan,
+                rollouts=len(samples),
+                tokens=int(mask.sum()),
+                reading=read_diagnostics(d),
+            )
+        )
+    return rank_results(results)
+
+
+def rank_results(results: list[ProbeResult]) -> list[ProbeResult]:
+    """Best fit first: higher overlap ratio, and within 0.01 of overlap the higher sequence reward."""
+    ordered = sorted(
+        results, key=lambda r: (-round(r.diagnostics["overlap_ratio"] * 100), -r.reward_mean, r.teacher)
+    )
+    for i, r in enumerate(ordered, 1):
+        r.rank = i
+    return ordered
+
+
+def _fmt(x: float, digits: int = 2) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def format_probe(results: list[ProbeResult]) -> str:
+    """A text table, one row per teacher in rank order, then each teacher's reading."""
+    with_verifier = any(not math.isnan(r.student_accuracy) for r in results)
+    header = [
+        "#",
+        "teacher",
+        "overlap",
+        "first",
+        "last",
+        "mass p",
+        "mass q",
+        "adv",
+        "H(p)",
+        "H(q)",
+        "gap",
+        "reward",
+    ]
+    if with_verifier:
+        header += ["AUROC"]
+    rows = []
+    for r in results:
+        d = r.diagnostics
+        row = [
+            str(r.rank),
+            r.teacher,
+            _fmt(d["overlap_ratio"]),
+            _fmt(d["overlap_ratio/first"]),
+            _fmt(d["overlap_ratio/last"]),
+            _fmt(d["overlap_mass_student"]),
+            _fmt(d["overlap_mass_teacher"]),
+            _fmt(d["overlap_advantage"], 3),
+            _fmt(d["entropy_student"]),
+            _fmt(d["entropy_teacher"]),
+            _fmt(d["entropy_gap"]),
+            _fmt(r.reward_mean, 3),
+        ]
+        if with_verifier:
+            row += [_fmt(r.reward_auroc)]
+        rows.append(row)
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+
+    def line(cells):
+        return "  ".join(c.ljust(w) if i == 1 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+    out = [line(header), line(["-" * w for w in widths])]
+    out += [line(row) for row in rows]
+    out.append("")
+    if results:
+        r0 = results[0]
+        note = f"{r0.rollouts} student rollouts, {r0.tokens} response tokens"
+        if with_verifier:
+            note += f", student accuracy {_fmt(r0.student_accuracy)}"
+        out.append(note + "; overlap first/last = first and last third of each response.")
+    out += [f"{r.teacher}: {r.reading}" for r in results]
+    return "\n".join(out)
