@@ -252,6 +252,20 @@ def test_pg_full_support_has_the_exact_reverse_kl_gradient():
     torch.testing.assert_close(s1.grad, s2.grad)
 
 
+def test_full_loss_gradients_scale_with_the_loss_and_skip_work_without_grad():
+    # The full-support loss computes its gradient in the forward pass; backward must still honour the
+    # incoming gradient, and a no-grad call just returns the value.
+    s, t, tokens = random_batch(seed=5)
+    mask = torch.ones(3, 7)
+    s1, s2 = s.clone().requires_grad_(), s.clone().requires_grad_()
+    (3 * opd_loss(s1, t, tokens, mask, support="full")[0]).backward()
+    (3 * divergence(s2, t, tokens, support="full").mean()).backward()
+    torch.testing.assert_close(s1.grad, s2.grad)
+    with torch.no_grad():
+        loss, stats = opd_loss(s, t, tokens, mask, support="full")
+    assert loss.item() == pytest.approx(stats["divergence"], abs=1e-6)
+
+
 def test_pg_mode_refuses_other_divergences():
     s, t, tokens = random_batch()
     with pytest.raises(UserError, match="reverse-KL advantage"):
@@ -271,7 +285,7 @@ def test_bad_names_and_mismatched_vocabularies_are_user_errors():
 _MEMORY_SCRIPT = textwrap.dedent(
     """
     import resource, psutil, torch
-    from lyceum.train.losses import divergence
+    from lyceum.train.losses import divergence, opd_loss
     torch.set_num_threads(1)
     B, T, V = 4, 64, 32000
     s = torch.randn(B, T, V, requires_grad=True)
@@ -284,9 +298,12 @@ _MEMORY_SCRIPT = textwrap.dedent(
     def chunked(s):
         return divergence(s, t, None, support="full", chunk_size=16)
 
-    # The smaller computation goes first: the high-water mark only rises, so each measurement reads the
-    # new peak above the memory resident just before it.
-    for fn in (chunked, unchunked):
+    def loss(s):  # the token-mean loss, gradient computed in its forward pass
+        return opd_loss(s, t, None, torch.ones(s.shape[:2]), support="full", chunk_size=16)[0]
+
+    # The unchunked computation goes last: the high-water mark only rises, so each reading is the peak so far
+    # above the memory resident just before it (an upper bound for the chunked ones).
+    for fn in (chunked, loss, unchunked):
         fn(s[:, :1]).sum().backward()  # warm up kernels and allocator outside the measurement
         s.grad = None
         before = psutil.Process().memory_info().rss
@@ -305,8 +322,8 @@ def test_chunked_full_divergence_peaks_far_below_the_unchunked_computation():
     out = subprocess.run(
         [sys.executable, "-c", _MEMORY_SCRIPT], env=env, capture_output=True, text=True, check=True
     )
-    chunked, unchunked = (int(line) for line in out.stdout.split())
+    chunked, loss, unchunked = (int(line) for line in out.stdout.split())
     one = 4 * 64 * 32000 * 4
     assert unchunked > 3 * one
-    assert chunked < 1.6 * one
-    assert chunked < 0.4 * unchunked
+    assert chunked < 1.6 * one and loss < 1.6 * one
+    assert chunked < 0.4 * unchunked and loss < 0.4 * unchunked

@@ -207,6 +207,40 @@ class _FullDivergence(torch.autograd.Function):
         return (*_finish_grads(ctx, grads, w, b), None, None, None, None, None, None, None, None)
 
 
+class _FullDivergenceMean(torch.autograd.Function):
+    """Token mean of the exact divergence over the given positions, and the per-position values (no grad).
+
+    The mean is the last operation of the loss, so the gradient is known in the forward pass: it is computed
+    chunk by chunk right there and stored, and backward only scales it. Same memory as recomputing in backward,
+    one LM-head/softmax pass fewer.
+    """
+
+    @staticmethod
+    def forward(ctx, x, w, b, tx, tw, tb, bi, ti, kind, beta, chunk):
+        n = bi.numel()
+        per_position = torch.empty(n, dtype=torch.float32, device=bi.device)
+        want_grad = any(ctx.needs_input_grad[:3])
+        grads = _new_grads(ctx, x, w, b) if want_grad else (None, None, None)
+        for s in range(0, n, chunk):
+            cb, ct = bi[s : s + chunk], ti[s : s + chunk]
+            lp = _chunk_logits(x, w, b, cb, ct).log_softmax(-1)
+            lq = _chunk_logits(tx, tw, tb, cb, ct).log_softmax(-1)
+            d, dz = _divergence_rows(lp, lq, kind, beta, want_grad=want_grad)
+            per_position[s : s + chunk] = d
+            if want_grad:
+                _route_grad(grads, x, w, b, cb, ct, dz / max(n, 1))
+        ctx.save_for_backward(*(_finish_grads(ctx, grads, w, b) if want_grad else grads))
+        ctx.mark_non_differentiable(per_position)
+        return per_position.sum() / max(n, 1), per_position
+
+    @staticmethod
+    def backward(ctx, grad_loss, _):
+        def scaled(g):
+            return None if g is None else (g if float(grad_loss) == 1.0 else g * grad_loss.to(g.dtype))
+
+        return (*(scaled(g) for g in ctx.saved_tensors), None, None, None, None, None, None, None, None)
+
+
 class _GatherLogprob(torch.autograd.Function):
     """log softmax(z)[idx] at the given positions ([n, K]); the normaliser is computed chunk by chunk."""
 
@@ -384,15 +418,23 @@ class _PerToken:
     valid: torch.Tensor | None = None  # top-k: in support [n, C]
     lp_bar: torch.Tensor | None = None  # top-k: renormalised log p [n, C]
     lq_bar: torch.Tensor | None = None  # top-k: renormalised log q [n, C]
+    mean: torch.Tensor | None = None  # full with token_mean: the differentiable token mean of d
 
 
-def _per_token(student, teacher, tokens, mask, support, k, kind, beta, chunk_size) -> _PerToken:
+def _per_token(
+    student, teacher, tokens, mask, support, k, kind, beta, chunk_size, token_mean=False
+) -> _PerToken:
     _check(support, kind, beta, k, student, teacher)
     x = _source(student)[0]
     B, T = x.shape[:2]
     bi, ti = positions(mask, (B, T), x.device)
     V = vocab_size(student)
     chunk = chunk_rows(bi.numel(), V, chunk_size)
+    if support == "full" and token_mean:
+        mean, d = _FullDivergenceMean.apply(
+            *_source(student), *_detached(teacher), bi, ti, kind, float(beta), chunk
+        )
+        return _PerToken(d, bi, ti, chunk, mean=mean)
     if support == "full":
         d = _FullDivergence.apply(*_source(student), *_detached(teacher), bi, ti, kind, float(beta), chunk)
         return _PerToken(d, bi, ti, chunk)
@@ -487,7 +529,7 @@ def opd_loss(
             f"the policy-gradient mode uses the reverse-KL advantage -(log p - log q), not {kind!r}"
         )
     mask = mask.bool()
-    pt = _per_token(student_logits, teacher_logits, tokens, mask, support, k, kind, beta, chunk_size)
+    pt = _per_token(student_logits, teacher_logits, tokens, mask, support, k, kind, beta, chunk_size, True)
     n = pt.d.numel()
     denom = max(n, 1)
     stats: dict[str, float] = {"tokens": float(n), "divergence": float(pt.d.detach().sum()) / denom}
@@ -496,12 +538,13 @@ def opd_loss(
         stats["empty_support"] = float((~pt.valid.any(-1)).sum()) / denom
 
     if mode == "direct" or support == "full":
-        if support == "sampled":
+        if pt.mean is not None:
+            loss = pt.mean
+        elif support == "sampled":
             l = pt.d.detach()
-            per_token = l + l * (pt.logp - pt.logp.detach())
+            loss = (l + l * (pt.logp - pt.logp.detach())).sum() / denom
         else:
-            per_token = pt.d
-        loss = per_token.sum() / denom
+            loss = pt.d.sum() / denom
         stats["loss"] = float(loss.detach())
         return loss, stats
 
