@@ -152,11 +152,13 @@ class Curriculum:
     """A staged prompt schedule: easiest bucket first, the next one opens when the reward crosses a threshold.
 
     Prompts are drawn without replacement from the union of open buckets, from an RNG seeded by (seed, step),
-    so a resumed run draws exactly the batches it would have drawn.
+    so a resumed run draws exactly the batches it would have drawn. Under several processes each takes its own
+    slice of one global draw (``rank``/``world_size``); every process sees the same metrics, so all advance
+    together.
     """
 
     def __init__(self, buckets: Sequence[Sequence[dict]], stages: Sequence[Stage], *, prompts_per_step: int,
-                 window: int = 4, seed: int = 0):
+                 window: int = 4, seed: int = 0, rank: int = 0, world_size: int = 1):
         if not buckets or not all(buckets):
             raise UserError("a curriculum needs at least one non-empty difficulty bucket")
         if not stages:
@@ -173,16 +175,17 @@ class Curriculum:
         self.prompts_per_step = prompts_per_step
         self.window = window
         self.seed = seed
+        self.rank, self.world_size = rank, world_size
         self.stage = 0
         self._recent: list[float] = []
         self.log: list[StageLog] = [StageLog(0, self._open[0], first_step=0)]
 
     @classmethod
     def uniform(cls, buckets: Sequence[Sequence[dict]], *, group_size: int, max_new_tokens: int,
-                prompts_per_step: int, seed: int = 0) -> Curriculum:
+                prompts_per_step: int, **kwargs: Any) -> Curriculum:
         """The baseline: every bucket open from step 0, one group size and length throughout."""
         return cls(buckets, [Stage(group_size, max_new_tokens, None, buckets=len(buckets))],
-                   prompts_per_step=prompts_per_step, seed=seed)
+                   prompts_per_step=prompts_per_step, **kwargs)
 
     # --- what the engine asks before a step
 
@@ -196,9 +199,9 @@ class Curriculum:
     def next_batch(self, step: int) -> list[dict]:
         pool = self.pool()
         rng = random.Random(self.seed * 1_000_003 + step)
-        if len(pool) >= self.prompts_per_step:
-            return rng.sample(pool, self.prompts_per_step)
-        return [rng.choice(pool) for _ in range(self.prompts_per_step)]
+        total = self.prompts_per_step * self.world_size
+        drawn = rng.sample(pool, total) if len(pool) >= total else [rng.choice(pool) for _ in range(total)]
+        return drawn[self.rank * self.prompts_per_step:(self.rank + 1) * self.prompts_per_step]
 
     def group_size(self, step: int) -> int:
         return self.stages[self.stage].group_size

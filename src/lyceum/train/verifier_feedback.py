@@ -6,6 +6,7 @@ a rollout is the mean over its sub-answers (P1-VL: partial credit for multi-part
     verifier = get_verifier("lab")                  # lab addition tasks
     verifier = get_verifier("olympiad")             # HiPhO-style rows, graded by lyceum.olympiad.grade
     reward(verifier, row, response)                 # -> 0.0 .. 1.0
+    register_verifier("mine", fn)                   # fn(row, response) -> float | list of verdicts
 
 A verifier returns a float (one answer) or a list of floats/bools (one per sub-answer).
 """
@@ -68,6 +69,11 @@ def olympiad_verifier(row: dict, response: str) -> list[bool]:
 
 
 VERIFIERS: dict[str, Verifier] = {"lab": lab_verifier, "olympiad": olympiad_verifier}
+
+
+def register_verifier(name: str, verifier: Verifier) -> None:
+    """Make ``verifier`` available by name to ``rl train``/``distill train`` (``--verifier NAME``)."""
+    VERIFIERS[name] = verifier
 
 
 def get_verifier(name: str) -> Verifier:
