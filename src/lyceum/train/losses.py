@@ -10,7 +10,9 @@ distribution, q_t the teacher's, and y_t the token the student actually sampled.
 - ``student_topk`` / ``teacher_topk`` / ``intersection`` / ``union``: both distributions renormalised on the
   support set S_t, then the divergence of the renormalised pair;
 - ``full``: the exact divergence over the whole vocabulary, computed a chunk of positions at a time by an
-  autograd Function that recomputes the softmax in backward, so no ``B x T x V`` float32 tensor is ever held.
+  autograd Function that recomputes the softmax in backward, so no ``B x T x V`` float32 tensor is ever held
+  (``opd_loss`` goes one better: its token mean is the last operation, so the gradient is computed in the
+  forward pass and nothing is recomputed).
 
 Kinds: ``reverse_kl`` = KL(p || q), ``forward_kl`` = KL(q || p), ``jsd`` = the generalised Jensen-Shannon
 divergence in TRL's GKD convention: beta = 0 is forward KL, beta = 1 is reverse KL, otherwise with the mixture
