@@ -137,6 +137,18 @@ def _finish_grads(ctx, grads, w, b):
     )
 
 
+def _save_autocast(ctx, x) -> None:
+    # Backward recomputes logits; it must do so under the same autocast state as the forward did, or the
+    # recomputed softmax would not match the normaliser saved in forward.
+    kind = x.device.type
+    ctx.autocast = (kind, torch.is_autocast_enabled(kind), torch.get_autocast_dtype(kind))
+
+
+def _autocast_as_forward(ctx):
+    kind, enabled, dtype = ctx.autocast
+    return torch.autocast(device_type=kind, dtype=dtype, enabled=enabled)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The per-position divergence of two full distributions, and its gradient with respect to the student logits.
 
@@ -191,6 +203,7 @@ class _FullDivergence(torch.autograd.Function):
             out[s : s + chunk] = _divergence_rows(lp, lq, kind, beta, want_grad=False)[0]
         ctx.save_for_backward(x, w, b, tx, tw, tb, bi, ti)
         ctx.kind, ctx.beta, ctx.chunk = kind, beta, chunk
+        _save_autocast(ctx, x)
         return out
 
     @staticmethod
@@ -202,8 +215,9 @@ class _FullDivergence(torch.autograd.Function):
             if not torch.any(g):
                 continue
             cb, ct = bi[s : s + ctx.chunk], ti[s : s + ctx.chunk]
-            lp = _chunk_logits(x, w, b, cb, ct).log_softmax(-1)
-            lq = _chunk_logits(tx, tw, tb, cb, ct).log_softmax(-1)
+            with _autocast_as_forward(ctx):
+                lp = _chunk_logits(x, w, b, cb, ct).log_softmax(-1)
+                lq = _chunk_logits(tx, tw, tb, cb, ct).log_softmax(-1)
             _, dz = _divergence_rows(lp, lq, ctx.kind, ctx.beta, want_grad=True)
             _route_grad(grads, x, w, b, cb, ct, dz * g[:, None])
         return (*_finish_grads(ctx, grads, w, b), None, None, None, None, None, None, None, None)
@@ -256,6 +270,7 @@ class _GatherLogprob(torch.autograd.Function):
             out[s : s + chunk] = z.gather(1, idx[s : s + chunk]) - lse[s : s + chunk, None]
         ctx.save_for_backward(x, w, b, bi, ti, idx, lse)
         ctx.chunk = chunk
+        _save_autocast(ctx, x)
         return out
 
     @staticmethod
@@ -267,7 +282,9 @@ class _GatherLogprob(torch.autograd.Function):
             if not torch.any(g):
                 continue
             cb, ct = bi[s : s + ctx.chunk], ti[s : s + ctx.chunk]
-            soft = (_chunk_logits(x, w, b, cb, ct) - lse[s : s + ctx.chunk, None]).exp()
+            with _autocast_as_forward(ctx):
+                z = _chunk_logits(x, w, b, cb, ct)
+            soft = (z - lse[s : s + ctx.chunk, None]).exp()
             dz = soft.mul_(-g.sum(-1, keepdim=True)).scatter_add_(1, idx[s : s + ctx.chunk], g)
             _route_grad(grads, x, w, b, cb, ct, dz)
         return (*_finish_grads(ctx, grads, w, b), None, None, None, None)
