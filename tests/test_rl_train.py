@@ -1,0 +1,84 @@
+"""`rl train` on the engine: the policy learns what the verifier rewards; the run folder tells the story."""
+
+import json
+
+import pytest
+
+from lyceum.cli import main
+from lyceum.lab.tasks import ALPHABET
+from lyceum.models.local import build_tiny
+from lyceum.models.tokenizers import char_tokenizer
+from lyceum.runs import read_jsonl
+from lyceum.train.rl import RLConfig, rl_train
+from lyceum.train.verifier_feedback import register_verifier
+
+
+def starts_with_seven(row, response):
+    """A toy verifier: an answer is right when it starts with the row's target character."""
+    return float(response[:1] == row["target"])
+
+
+register_verifier("first-char", starts_with_seven)
+
+
+def tiny_student(tmp_path=None):
+    lm = build_tiny("llama", tokenizer=char_tokenizer(ALPHABET), hidden=32, layers=1, heads=2, seed=0)
+    if tmp_path is not None:
+        lm.save(tmp_path / "student")
+    return lm
+
+
+def prompts(n=8):
+    # two difficulty levels; the target is the same so the curriculum's second bucket is as learnable
+    return [{"prompt": f"Q: {i}+{i}\nA: ", "target": "7", "difficulty": 1 + i % 2} for i in range(n)]
+
+
+def cfg(**kw):
+    base = dict(steps=12, lr=3e-2, prompts_per_step=4, n=8, max_new_tokens=2, verifier="first-char",
+                loss="grpo", pass_rate_k=0, thresholds="0.3", window=2, eval_every=0, checkpoint_every=0,
+                micro_batch_size=32, diagnostics_every=0, device="cpu")
+    return RLConfig(**{**base, **kw})
+
+
+@pytest.mark.parametrize("loss", ["grpo", "gspo"])
+def test_rl_raises_the_reward_the_verifier_gives(tmp_path, loss):
+    # GSPO's default clip (3e-4) is for many small updates; one update per batch makes its ratio 1 anyway
+    result = rl_train(tiny_student(), prompts(), tmp_path / "run", cfg(loss=loss))
+    rewards = [r["reward"] for r in result.run.read_metrics() if r.get("event") == "train"]
+    assert len(rewards) == 12
+    assert sum(rewards[-3:]) / 3 > sum(rewards[:3]) / 3 + 0.2
+
+
+def test_curriculum_stages_and_per_stage_logs_land_in_the_run_folder(tmp_path):
+    result = rl_train(tiny_student(), prompts(), tmp_path / "run", cfg())
+    summary = json.loads((result.run.path / "curriculum.json").read_text())
+    first = summary["stages"][0]
+    assert first["open_buckets"] == 1
+    assert set(first) >= {"reward", "zero_variance_share", "response_length"}
+    train_rows = [r for r in result.run.read_metrics() if r.get("event") == "train"]
+    assert train_rows[0]["stage"] == 0 and "zero_variance_share" in train_rows[0]
+    # the reward crosses 0.3 within 12 steps here, so the second bucket opens
+    assert len(summary["stages"]) == 2 and train_rows[-1]["open_buckets"] == 2
+
+
+def test_pass_rate_filter_keeps_only_prompts_the_model_sometimes_solves(tmp_path):
+    rows = prompts(4) + [{"prompt": "Q: 9+9\nA: ", "target": "never", "difficulty": 1}]
+    result = rl_train(tiny_student(), rows, tmp_path / "run", cfg(steps=1, pass_rate_k=16, max_pass_rate=0.7,
+                                                                  drop_unsolved=True))
+    pool = read_jsonl(result.run.path / "pool.jsonl")
+    assert "Q: 9+9\nA: " not in [r["prompt"] for r in pool]
+    assert result.filter["total"] == 5 and result.filter["unsolved"] >= 1
+    assert all(0 < r["pass_rate"] <= 0.7 for r in pool)
+
+
+def test_rl_train_command_writes_a_report(tmp_path, capsys):
+    tiny_student(tmp_path)
+    (tmp_path / "p.jsonl").write_text("\n".join(json.dumps(r) for r in prompts()))
+    code = main(["rl", "train", "--student", str(tmp_path / "student"), "--prompts", str(tmp_path / "p.jsonl"),
+                 "--out", str(tmp_path / "run"), "--steps", "2", "--verifier", "first-char", "--pass-rate-k", "0",
+                 "--max-new-tokens", "2", "--n", "4", "--prompts-per-step", "2", "--device", "cpu",
+                 "--curriculum", "false", "--loss", "gspo"])
+    assert code == 0
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "Curriculum stages" in report and "reward.png" in report
+    assert "| stage |" in capsys.readouterr().out
