@@ -34,9 +34,9 @@ def prompts(n=8):
 
 
 def cfg(**kw):
-    base = {"steps": 12, "lr": 3e-2, "prompts_per_step": 4, "n": 8, "max_new_tokens": 2, "verifier": "first-char",
-                "loss": "grpo", "pass_rate_k": 0, "thresholds": "0.3", "window": 2, "eval_every": 0, "checkpoint_every": 0,
-                "micro_batch_size": 32, "diagnostics_every": 0, "device": "cpu"}
+    base = {"steps": 12, "lr": 3e-2, "prompts_per_step": 4, "n": 8, "max_new_tokens": 2,
+            "verifier": "first-char", "loss": "grpo", "pass_rate_k": 0, "thresholds": "0.3", "window": 2,
+            "eval_every": 0, "checkpoint_every": 0, "micro_batch_size": 32, "diagnostics_every": 0, "device": "cpu"}
     return RLConfig(**{**base, **kw})
 
 
