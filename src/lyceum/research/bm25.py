@@ -1,0 +1,101 @@
+"""One small BM25, used for both table search and document search.
+
+    index = BM25([tokenize(text) for text in docs])
+    for i, score in index.top(tokenize("oil price shocks"), k=5): ...
+
+The tokenizer lower-cases, splits snake_case / kebab-case / camelCase and punctuation, drops English stop
+words and applies a light suffix stemmer, so "prices", "priced" and "price" meet, and "rising" meets "rise".
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+
+STOPWORDS = frozenset(
+    """a about above after again against all also am an and any are as at be because been before being below
+    between both but by can could did do does doing down during each few for from further had has have having he
+    her here hers him his how i if in into is it its itself just me more most my no nor not now of off on once
+    only or other our out over own same she should so some such than that the their them then there these they
+    this those through to too under until up very was we were what when where which while who whom why will with
+    would you your yours per via vs versus""".split()
+)
+
+_SPLIT_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def stem(word: str) -> str:
+    """A light English suffix stripper (a Porter step-1 subset); enough to match plurals and verb forms."""
+    w = _strip_suffix(word)
+    # A final silent "e" is dropped so "evolve"/"evolved" and "increase"/"increasing" meet.
+    return w[:-1] if len(w) > 4 and w.endswith("e") else w
+
+
+def _strip_suffix(word: str) -> str:
+    w = word
+    if len(w) <= 3 or w.isdigit():
+        return w
+    for suffix, repl in (("ational", "ate"), ("isation", "ise"), ("ization", "ise"), ("ies", "y"), ("sses", "ss")):
+        if w.endswith(suffix) and len(w) - len(suffix) >= 2:
+            return w[: -len(suffix)] + repl
+    for suffix in ("ingly", "edly", "ing", "ed"):
+        if w.endswith(suffix) and len(w) - len(suffix) >= 3 and re.search(r"[aeiouy]", w[: -len(suffix)]):
+            w = w[: -len(suffix)]
+            if re.search(r"(at|bl|iz|is)$", w):
+                return w + "e"
+            if len(w) >= 2 and w[-1] == w[-2] and w[-1] not in "lsz":
+                return w[:-1]
+            if re.fullmatch(r"[^aeiou]*[aeiou][^aeiouwxy]", w):  # short word: ris(ing) -> rise
+                return w + "e"
+            return w
+    if w.endswith("es") and re.search(r"(ss|x|ch|sh)es$", w):
+        return w[:-2]
+    if w.endswith("s") and not w.endswith(("ss", "us", "is")):
+        return w[:-1]
+    return w
+
+
+def tokenize(text: str, *, keep_stopwords: bool = False) -> list[str]:
+    """Words of ``text`` as search terms: split compound identifiers, lower-case, drop stop words, stem."""
+    text = _SPLIT_CAMEL.sub(" ", str(text)).lower()
+    words = _WORD.findall(text)
+    return [stem(w) for w in words if keep_stopwords or w not in STOPWORDS]
+
+
+class BM25:
+    """Okapi BM25 over pre-tokenised documents."""
+
+    def __init__(self, docs: list[list[str]], *, k1: float = 1.5, b: float = 0.75):
+        self.k1, self.b = k1, b
+        self.tf = [Counter(d) for d in docs]
+        self.lengths = [len(d) for d in docs]
+        self.avg_length = (sum(self.lengths) / len(docs)) if docs else 0.0
+        df: Counter = Counter()
+        for counts in self.tf:
+            df.update(counts.keys())
+        n = len(docs)
+        # The "plus one" idf keeps terms that occur in most documents slightly positive instead of negative.
+        self.idf = {t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in df.items()}
+
+    def __len__(self) -> int:
+        return len(self.tf)
+
+    def score(self, query: list[str], i: int) -> float:
+        counts, length = self.tf[i], self.lengths[i]
+        norm = self.k1 * (1 - self.b + self.b * length / (self.avg_length or 1.0))
+        total = 0.0
+        for term in set(query):
+            f = counts.get(term)
+            if f:
+                total += self.idf[term] * f * (self.k1 + 1) / (f + norm)
+        return total
+
+    def scores(self, query: list[str]) -> list[float]:
+        return [self.score(query, i) for i in range(len(self.tf))]
+
+    def top(self, query: list[str], k: int = 5) -> list[tuple[int, float]]:
+        """The ``k`` best (index, score) pairs with a positive score, best first."""
+        ranked = sorted(((s, -i) for i, s in enumerate(self.scores(query)) if s > 0), reverse=True)
+        return [(-i, s) for s, i in ranked[:k]]

@@ -1,0 +1,67 @@
+"""What a question asks for, read by rules: the period, and which standard analyses it stresses."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+_NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+                 "nine": 9, "ten": 10, "fifteen": 15, "twenty": 20, "thirty": 30, "fifty": 50}
+_YEAR = r"(1[5-9]\d\d|20\d\d)"
+
+INTENT_WORDS = {
+    "growth": r"grow|growth|rising|rise|rose|increase|fast|rate|expand|evolv|change|trend|moved|move",
+    "accelerate": r"accelerat|speed(ing)? up|faster|slow(ing)? down|decelerat",
+    "peaks": r"peak|shock|spike|crash|collapse|high|low|record|extreme|volatil|boom|bust|rally|plunge|surge",
+    "compare": r"compar|relative|versus|\bvs\.?\b|against|gap|differ|catch(ing)? up|overtake",
+    "share": r"share|dominat|proportion|concentrat|portion",
+    "rank": r"largest|biggest|top|rank|most|leading|smallest|which",
+    "correlation": r"correlat|relationship|associat|linked|co-?move|together",
+    "unusual": r"unusual|unprecedented|historic|exceptional|normal|typical|rare|how big|how large",
+    "valuation": r"valuation|price/earnings|p/e|multiple|ratio",
+}
+
+
+@dataclass
+class Scope:
+    """The period a question covers and the analyses it stresses."""
+
+    text: str
+    start_year: int | None = None
+    end_year: int | None = None
+    last_years: int | None = None
+    intents: set[str] = field(default_factory=set)
+
+    def describe(self) -> str:
+        if self.last_years:
+            return f"the last {self.last_years} years"
+        if self.start_year and self.end_year:
+            return f"{self.start_year}–{self.end_year}"
+        if self.start_year:
+            return f"since {self.start_year}"
+        return "the full period available"
+
+
+def parse_question(question: str) -> Scope:
+    q = question.lower()
+    scope = Scope(text=question)
+    m = re.search(rf"(?:from|between)\s+{_YEAR}\s+(?:to|and|until|through)\s+{_YEAR}", q) or \
+        re.search(rf"\b{_YEAR}\s*[-–—]\s*{_YEAR}\b", q)
+    if m:
+        scope.start_year, scope.end_year = sorted((int(m.group(1)), int(m.group(2))))
+    elif (m := re.search(rf"\b(?:since|after|from)\s+{_YEAR}", q)):
+        scope.start_year = int(m.group(1))
+    elif (m := re.search(rf"\b(?:until|before|through|up to)\s+{_YEAR}", q)):
+        scope.end_year = int(m.group(1))
+    elif (m := re.search(rf"\bin\s+{_YEAR}\b", q)):
+        scope.start_year = scope.end_year = int(m.group(1))
+    m = re.search(r"\b(?:last|past|recent|previous)\s+(\d+|" + "|".join(_NUMBER_WORDS) + r")\s+(years?|decades?)", q)
+    if m:
+        n = int(m.group(1)) if m.group(1).isdigit() else _NUMBER_WORDS[m.group(1)]
+        scope.last_years = n * (10 if m.group(2).startswith("decade") else 1)
+    elif re.search(r"\b(?:last|past)\s+decade\b", q):
+        scope.last_years = 10
+    for intent, pattern in INTENT_WORDS.items():
+        if re.search(pattern, q):
+            scope.intents.add(intent)
+    return scope

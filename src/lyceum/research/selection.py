@@ -1,0 +1,167 @@
+"""Which tables answer a question: the rule-based analyst's retrieval, explained step by step.
+
+BM25 finds the right dataset easily; the hard part is choosing *inside* a dataset, where files are variants of
+one another (brent-daily / wti-daily, real_index / nominal_index, co2-gr-mlo / co2-annmean-gl). The rules:
+
+1. keep the best-scoring dataset (and a second one scoring nearly as well, for cross-dataset questions);
+2. drop exact copies, filtered subsets, and tables whose columns are a subset of another table's;
+3. *facets*: file names that differ by one word swap ("brent"<->"wti", "mlo"<->"gl") form a facet; when the
+   question names some values of a facet (directly or through an abbreviation the dataset spells out, such as
+   "mlo" = "Mauna Loa Observatory"), tables with the other values go;
+4. tables holding one series at several frequencies collapse to the finest one (every coarser view can be
+   computed from it), unless the question names a frequency;
+5. a published year-on-year change table goes when its level table stays (changes are computed from levels);
+6. a change table (annual increase, growth) is shown with the level table it changes;
+7. without a facet naming, only series scoring close to the best one stay.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from lyceum.research.bm25 import tokenize
+from lyceum.research.catalog import GRANULARITY_WORDS, Catalog, TableProfile
+
+_FREQ_RANK = {"daily": 0, "weekly": 1, "monthly": 2, "quarterly": 3, "annual": 4, "irregular": 5, None: 6}
+_CHANGE_COLUMN = re.compile(r"increase|growth|change|difference|delta|return", re.I)
+_PERCENT_CHANGE = re.compile(r"year-on-year|year over year|\byoy\b|percentage change|per ?cent change", re.I)
+
+
+def is_change_table(p: TableProfile) -> bool:
+    """A table whose measured values are changes (an annual increase, a growth rate), not levels."""
+    values = [c.name for c in p.numeric_columns]
+    return any(_CHANGE_COLUMN.search(v) for v in values[:1]) or bool(_PERCENT_CHANGE.search(p.description))
+
+
+def select_tables(catalog: Catalog, question: str, *, max_tables: int = 3) -> list[TableProfile]:
+    ranked = catalog.search(question, k=len(catalog.profiles))
+    if not ranked:
+        return []
+    scores = {p.id: s for p, s in ranked}
+    best_by_dataset: dict[str, float] = {}
+    for p, s in ranked:
+        best_by_dataset[p.dataset] = max(best_by_dataset.get(p.dataset, 0.0), s)
+    top = ranked[0][1]
+    datasets = [d for d, s in sorted(best_by_dataset.items(), key=lambda x: -x[1]) if s >= 0.8 * top][:2]
+    query = set(tokenize(question))
+    chosen: list[TableProfile] = []
+    for d in datasets:
+        members = [p for p in catalog.profiles if p.dataset == d]
+        chosen += _select_in_dataset(members, query, scores, question)
+    return chosen[:max_tables]
+
+
+def _select_in_dataset(members: list[TableProfile], query: set[str], scores: dict[str, float],
+                       question: str) -> list[TableProfile]:
+    members = drop_redundant(members)
+    common = set.intersection(*(set(p.name_words) for p in members)) if members else set()
+    words = {p.id: set(p.name_words) - common for p in members}
+    restricted, named = _apply_facets(members, words, query)
+    wanted = named_frequency(question)
+    groups: dict[tuple, list[TableProfile]] = {}
+    for p in restricted:
+        key = (tuple(sorted(c.name.lower() for c in p.numeric_columns)),
+               tuple(sorted(w for w in words[p.id] if w not in GRANULARITY_WORDS and not w.isdigit())),
+               p.entity_column)
+        groups.setdefault(key, []).append(p)
+    picks = [min(g, key=lambda p: (_grain_rank(p, wanted), -scores.get(p.id, 0.0))) for g in groups.values()]
+    # Published year-on-year tables go when the level table with the same layout stays.
+    levels = [p for p in picks if not is_change_table(p)]
+    picks = [p for p in picks if not (_PERCENT_CHANGE.search(p.description) and any(
+        _same_layout(p, q) for q in levels))]
+    if not named and picks:
+        best = max(scores.get(p.id, 0.0) for p in picks)
+        picks = [p for p in picks if scores.get(p.id, 0.0) >= 0.75 * best]
+    # A change table comes with the level table it changes.
+    for p in [p for p in picks if is_change_table(p)]:
+        partner = _level_partner(p, members, words)
+        if partner is not None and partner not in picks:
+            picks.append(partner)
+    picks.sort(key=lambda p: (is_change_table(p), -scores.get(p.id, 0.0)))
+    return picks
+
+
+def drop_redundant(members: list[TableProfile]) -> list[TableProfile]:
+    """Drop exact copies, self-declared filtered subsets, and tables whose columns another table covers."""
+    out: list[TableProfile] = []
+    seen: set[tuple] = set()
+    for p in sorted(members, key=lambda p: (len(Path(p.id).name), p.id)):
+        if len(members) > 1 and re.search(r"\b(filtered|subset|excerpt)\b", p.description, re.I):
+            continue
+        sig = (p.n_rows, tuple(round(c.mean, 6) if c.mean is not None else None for c in p.numeric_columns))
+        if p.numeric_columns and sig in seen:
+            continue
+        seen.add(sig)
+        out.append(p)
+    cols = {p.id: {c.name.lower() for c in p.columns} for p in out}
+    kept = []
+    for p in out:
+        covered = any(q is not p and cols[p.id] < cols[q.id] and p.n_rows <= q.n_rows for q in out)
+        useless = not p.numeric_columns and any(q.numeric_columns for q in out)
+        if not (covered or useless):
+            kept.append(p)
+    return kept or out
+
+
+def _apply_facets(members: list[TableProfile], words: dict[str, set[str]], query: set[str]):
+    """Drop tables whose file-name variant the question passes over for another; returns (tables, named?)."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            x = parent[x]
+        return x
+
+    for i, a in enumerate(members):
+        for b in members[i + 1 :]:
+            wa, wb = words[a.id], words[b.id]
+            if len(wa) == len(wb) and len(wa ^ wb) == 2:
+                (t,), (u,) = wa - wb, wb - wa
+                if t not in GRANULARITY_WORDS and u not in GRANULARITY_WORDS:
+                    parent[find(t)] = find(u)
+    facets: dict[str, set[str]] = {}
+    for t in list(parent):
+        facets.setdefault(find(t), set()).add(t)
+    aliases = {}
+    for p in members:
+        aliases.update(p.name_aliases)
+    kept, named = list(members), False
+    for facet in facets.values():
+        hit = {t for t in facet if (set(tokenize(t)) | set(tokenize(aliases.get(t, "")))) & query}
+        if hit and hit != facet:
+            named = True
+            kept = [p for p in kept if not (words[p.id] & (facet - hit))]
+        elif hit:
+            named = True
+    return kept, named
+
+
+def _same_layout(a: TableProfile, b: TableProfile) -> bool:
+    return a is not b and a.entity_column == b.entity_column and \
+        {c.name for c in a.columns} == {c.name for c in b.columns}
+
+
+def _level_partner(p: TableProfile, members: list[TableProfile], words: dict[str, set[str]]) -> TableProfile | None:
+    candidates = [q for q in members if q is not p and not is_change_table(q) and q.entity_column == p.entity_column
+                  and q.time_column and words[q.id] & words[p.id]]
+    if not candidates:
+        return None
+    return max(candidates, key=lambda q: (len(words[q.id] & words[p.id]), q.frequency == p.frequency,
+                                          -_FREQ_RANK.get(q.frequency, 6)))
+
+
+def _grain_rank(p: TableProfile, wanted: str | None) -> tuple:
+    if wanted and p.frequency == wanted:
+        return (0, 0)
+    return (1, _FREQ_RANK.get(p.frequency, 6))
+
+
+def named_frequency(question: str) -> str | None:
+    """A sampling frequency the question asks for by name ("monthly", "daily"), if any."""
+    q = question.lower()
+    for word, grain in (("daily", "daily"), ("weekly", "weekly"), ("monthly", "monthly"), ("quarterly", "quarterly"),
+                        ("annual", "annual"), ("yearly", "annual")):
+        if re.search(rf"\b{word}\b", q):
+            return grain
+    return None
