@@ -178,6 +178,7 @@ class LocalLM:
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
+        quiet_transformers()
         self.model.save_pretrained(path)
         if self.tokenizer is not None:
             self.tokenizer.save_pretrained(path)
@@ -370,6 +371,14 @@ def _draw(logits: torch.Tensor, temperature: float, top_p: float,
 # --------------------------------------------------------------------------------------------------- loading
 
 
+def quiet_transformers() -> None:
+    """Our own progress bars report long loops; transformers' per-file loading bars would only add noise."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
 def load_local(path: str | Path, device: str | torch.device | None = None,
                dtype: str | torch.dtype | None = None) -> LocalLM:
     """Load an HF causal LM and its tokenizer from a local directory (nothing is downloaded)."""
@@ -382,6 +391,7 @@ def load_local(path: str | Path, device: str | torch.device | None = None,
         raise UserError(f"{path} is not a Hugging Face model directory (no config.json)")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    quiet_transformers()
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
     try:

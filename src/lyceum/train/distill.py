@@ -1,0 +1,85 @@
+"""On-policy distillation of a local student from a local teacher: the engine with a teacher as feedback.
+
+    result = distill("models/student", "models/teacher", "prompts.jsonl", "runs/opd", OPDConfig(steps=200),
+                     eval_rows=load_prompts("eval.jsonl"))
+    result.accuracy_before, result.accuracy_after, result.gap_recovery
+
+The student trains in float32 (bf16 autocast on a GPU); the teacher is loaded in bf16 on a GPU and never
+receives a gradient. Both must share one tokenizer (checked up front).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from lyceum.errors import UserError
+from lyceum.runs import RunDir
+from lyceum.train.config import OPDConfig
+from lyceum.train.engine import (
+    TrainResult,
+    autocast_for,
+    evaluate,
+    init_distributed,
+    opd_objective,
+    pick_device,
+    train,
+    uses_bf16,
+)
+from lyceum.train.schedules import load_prompts, make_schedule
+
+
+def open_run(out: str | Path, config: dict[str, Any]) -> RunDir:
+    out = Path(out)
+    if not out.name:
+        raise UserError(f"--out must name a run folder, e.g. runs/my-run (got {str(out)!r})")
+    return RunDir.create(out.parent, out.name, config)
+
+
+def distill(student: str | Path, teacher: str | Path, prompts: str | Path | list[dict], out: str | Path,
+            cfg: OPDConfig | None = None, *, eval_rows: str | Path | list[dict] | None = None,
+            resume: bool = True, desc: str = "distill") -> TrainResult:
+    """Distil ``teacher`` into ``student`` (model folders) on ``prompts``; the run goes to ``out``."""
+    from lyceum.models.local import check_pair, load_local
+    from lyceum.train.checkpoint import has_checkpoint
+    from lyceum.train.feedback import TeacherFeedback
+
+    cfg = cfg or OPDConfig()
+    device = pick_device(cfg)
+    dist = init_distributed(device)
+    autocast = autocast_for(cfg, device)
+    rows = prompts if isinstance(prompts, list) else load_prompts(prompts)
+    evals = eval_rows if isinstance(eval_rows, list) or eval_rows is None else load_prompts(eval_rows)
+    verifier = None
+    if cfg.verifier:
+        from lyceum.train.verifier_feedback import get_verifier
+
+        verifier = get_verifier(cfg.verifier)
+    if evals and verifier is None:
+        raise UserError("evaluation prompts need a verifier to grade them; set verifier (e.g. --verifier lab)")
+
+    run = open_run(out, {"student": str(student), "teacher": str(teacher),
+                         "prompts": str(prompts) if not isinstance(prompts, list) else f"{len(rows)} rows",
+                         **vars(cfg)})
+    resuming = resume and has_checkpoint(run.path / "checkpoint")
+    # a resumed run continues from the checkpoint's weights, which load_checkpoint puts in place
+    s = load_local(student, device=device, dtype="fp32")
+    t = load_local(teacher, device=device, dtype="bf16" if uses_bf16(cfg, device) else "fp32")
+    vocab = check_pair(s, t)
+
+    teacher_accuracy = None
+    if evals and verifier and dist.main and not resuming:
+        t_eval = evaluate(t, evals, verifier, max_new_tokens=cfg.eval_max_new_tokens or cfg.max_new_tokens,
+                          batch_size=cfg.eval_batch_size, autocast=autocast)
+        teacher_accuracy = t_eval["accuracy"]
+        run.log_metrics({"event": "eval_teacher", "step": 0, **t_eval})
+    schedule = make_schedule(cfg.schedule, rows, prompts_per_step=cfg.prompts_per_step, group_size=cfg.n,
+                             max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, rank=dist.rank,
+                             world_size=dist.world_size)
+    if cfg.length_schedule:
+        from lyceum.train.recipes.length import LengthSchedule
+
+        schedule = LengthSchedule(schedule, cfg.length_schedule)
+    return train(s, TeacherFeedback(t, vocab, autocast), schedule, cfg, run, objective=opd_objective(cfg),
+                 vocab=vocab, eval_rows=evals, verifier=verifier, reference_accuracy=teacher_accuracy,
+                 autocast=autocast, dist=dist, resume=resume, desc=desc)

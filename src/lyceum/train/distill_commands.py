@@ -1,0 +1,149 @@
+"""`lyceum distill ...`: train (on-policy distillation), probe (preflight teacher fit), demo (the main job).
+
+Nothing heavy is imported here; each handler imports torch/transformers when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from lyceum.train.config import OPDConfig
+
+# one line of help per config setting; the flags are generated from OPDConfig so they never drift apart
+HELP = {
+    "steps": "optimizer steps", "seed": "random seed", "device": "auto, cpu, cuda or cuda:N",
+    "dtype": "auto (bf16 autocast on a bf16 GPU), bf16 or fp32",
+    "prompts_per_step": "prompts per step (per process)", "n": "rollouts per prompt",
+    "max_new_tokens": "maximum response length", "temperature": "sampling temperature of the rollouts",
+    "top_p": "nucleus sampling of the rollouts", "schedule": "prompt schedule (uniform)",
+    "length_schedule": "growing max length as STEP:TOKENS milestones, e.g. 0:64,100:128",
+    "support": "sampled, student_topk, teacher_topk, intersection, union or full",
+    "k": "top-k size of the loss support", "kind": "reverse_kl, forward_kl or jsd", "beta": "jsd mixing weight",
+    "mode": "direct (gradient of the divergence) or pg (the paper's clipped policy gradient)",
+    "clip": "ratio clip of the pg mode", "lr": "learning rate (AdamW)", "weight_decay": "AdamW weight decay",
+    "warmup_steps": "linear warm-up steps", "lr_schedule": "constant or cosine",
+    "max_grad_norm": "gradient clipping norm", "micro_batch_size": "rollouts per forward/backward (accumulation)",
+    "diagnostics_k": "k of the top-k overlap diagnostics", "diagnostics_every": "compute diagnostics every N steps",
+    "eval_every": "evaluate every N steps (0: only before and after)",
+    "eval_max_new_tokens": "response length at evaluation (0: max_new_tokens)",
+    "eval_batch_size": "prompts per evaluation batch", "verifier": "verifier for accuracy (e.g. lab)",
+    "checkpoint_every": "checkpoint every N steps (0: only at the end)",
+}
+
+
+def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    group = p.add_argument_group("training settings (override --config)")
+    for f in dataclasses.fields(OPDConfig):
+        kind = {int: int, float: float}.get(type(f.default), str)
+        group.add_argument("--" + f.name.replace("_", "-"), dest=f"cfg_{f.name}", type=kind,
+                           default=argparse.SUPPRESS, metavar=f.name.upper(),
+                           help=f"{HELP.get(f.name, f.name)} (default: {f.default})")
+
+
+def config_from_args(args: argparse.Namespace) -> OPDConfig:
+    """Defaults, then the --config file, then explicit flags."""
+    from lyceum.runs import config_from_dict, load_config
+
+    data = load_config(args.config) if getattr(args, "config", None) else {}
+    data.update({k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_")})
+    return config_from_dict(OPDConfig, data)
+
+
+def register(verbs) -> None:
+    p = verbs.add_parser("train", help="on-policy distillation of a local student from a local teacher",
+                         description="Distil a teacher into a student on-policy: the student answers the prompts, "
+                                     "the teacher scores every token of its answers, the student follows the "
+                                     "per-token reverse KL. Both are local Hugging Face model folders sharing "
+                                     "one tokenizer. Several GPUs: `accelerate launch -m lyceum distill train ...`.")
+    p.add_argument("--student", required=True, help="student model folder (HF format)")
+    p.add_argument("--teacher", required=True, help="teacher model folder (HF format, same tokenizer)")
+    p.add_argument("--prompts", required=True, help="prompt file: JSONL with a 'prompt' field, or one per line")
+    p.add_argument("--eval-prompts", help="held-out prompts graded by --verifier before, during and after")
+    p.add_argument("--out", required=True, help="run folder, e.g. runs/my-run (an existing run resumes)")
+    p.add_argument("--config", help="YAML/JSON file of training settings")
+    p.add_argument("--restart", action="store_true", help="ignore a checkpoint in --out and start over")
+    _add_config_flags(p)
+    p.set_defaults(func=cmd_train)
+
+    p = verbs.add_parser("probe", help="score student rollouts under each candidate teacher before training",
+                         description="Preflight probe: the student answers the prompts, each teacher scores the "
+                                     "student's tokens, and the paper's diagnostics (top-k overlap, overlap mass, "
+                                     "entropy gap, ...) say which teacher fits, in plain words.")
+    p.add_argument("--student", required=True, help="student model folder")
+    p.add_argument("--teacher", required=True, action="append", help="teacher model folder (repeat for several)")
+    p.add_argument("--prompts", required=True, help="prompt file (JSONL with 'prompt', or one per line)")
+    p.add_argument("--limit", type=int, default=64, help="use the first N prompts (default 64)")
+    p.add_argument("--n", type=int, default=4, help="rollouts per prompt (default 4)")
+    p.add_argument("--max-new-tokens", type=int, default=256, help="maximum response length (default 256)")
+    p.add_argument("--k", type=int, default=16, help="top-k of the overlap diagnostics (default 16)")
+    p.add_argument("--verifier", help="verifier for accuracy and reward AUROC (e.g. lab)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="also write the results as JSON to this file")
+    p.set_defaults(func=cmd_probe)
+
+    p = verbs.add_parser("demo", help="the main job: distil a tiny student on this CPU and show it improve",
+                         description="Distil a tiny lab student (multi-digit addition with a scratchpad) from a "
+                                     "compatible, stronger teacher, offline on a CPU in a few minutes. Shows a live "
+                                     "progress bar and a before/after table, and writes metrics.jsonl, report.md and "
+                                     "plots to the run folder.")
+    p.add_argument("--out", default="runs/demo", help="run folder (default runs/demo; replaced if it exists)")
+    p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the demo's own)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--models", default=None, help="where the lab's demo models live or get built")
+    p.set_defaults(func=cmd_demo)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from lyceum.train.distill import distill
+    from lyceum.train.report import markdown_table, plot_run, summary_rows, write_report
+
+    cfg = config_from_args(args)
+    result = distill(args.student, args.teacher, args.prompts, args.out, cfg, eval_rows=args.eval_prompts,
+                     resume=not args.restart)
+    plots = plot_run(result.run)
+    write_report(result.run, result, title=f"On-policy distillation: {Path(args.out).name}", plots=plots)
+    print(markdown_table(summary_rows(result), ("", "before / initial", "after / final")))
+    print(f"\nrun folder: {result.run.path}  (distilled student: {result.run.path / 'checkpoint' / 'model'})")
+    return 0
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from lyceum.errors import UserError
+    from lyceum.models.local import load_local
+    from lyceum.runs import write_jsonl
+    from lyceum.train.probe import format_probe, probe
+    from lyceum.train.schedules import load_prompts
+
+    if args.limit < 1:
+        raise UserError(f"--limit must be at least 1, got {args.limit}")
+    rows = load_prompts(args.prompts)[: args.limit]
+    student = load_local(args.student, device=args.device)
+    teachers = {}
+    for path in args.teacher:
+        name = Path(path).name or str(path)
+        while name in teachers:
+            name += "'"
+        teachers[name] = load_local(path, device=args.device)
+    verify = None
+    if args.verifier:
+        from lyceum.train.verifier_feedback import get_verifier, reward
+
+        verifier = get_verifier(args.verifier)
+        by_prompt = {r["prompt"]: r for r in rows}
+        verify = lambda prompt, text: reward(verifier, by_prompt[prompt], text)
+    results = probe(student, teachers, [r["prompt"] for r in rows], n=args.n, max_new_tokens=args.max_new_tokens,
+                    k=args.k, seed=args.seed, verify=verify)
+    print(format_probe(results))
+    if args.out:
+        write_jsonl(args.out, [r.to_dict() for r in results])
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from lyceum.train.demo import run_demo
+
+    run_demo(args.out, steps=args.steps, seed=args.seed, models=args.models)
+    return 0

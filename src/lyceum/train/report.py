@@ -1,0 +1,148 @@
+"""Plots and a markdown report of an on-policy run, from its ``metrics.jsonl``.
+
+    paths = plot_run(run)            # PNGs of the diagnostics over steps, in the run folder
+    text = summary_table(result)     # before/after accuracy, gap recovery, initial vs final diagnostics
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from lyceum.runs import RunDir
+
+# (file, title, [(metric key, label)], y label)
+PANELS = [
+    ("overlap.png", "Top-k overlap between student and teacher",
+     [("overlap_ratio", "overlap ratio"), ("overlap_mass_student", "overlap mass (student)"),
+      ("overlap_mass_teacher", "overlap mass (teacher)")], "share"),
+    ("entropy.png", "Next-token entropy at student-visited states",
+     [("entropy_student", "student H(p)"), ("entropy_teacher", "teacher H(q)"), ("entropy_gap", "|H(q) - H(p)|")],
+     "nats"),
+    ("advantage.png", "Overlap-token advantage (near 0 is healthy)",
+     [("overlap_advantage", "overlap advantage"), ("sequence_reward", "sequence reward mean_t(log q - log p)")],
+     "nats"),
+    ("loss.png", "Loss and gradient norm", [("loss", "loss"), ("grad_norm", "grad norm")], ""),
+    ("length.png", "Response length", [("response_length", "mean response tokens")], "tokens"),
+    ("overlap_by_position.png", "Overlap ratio by position in the response",
+     [("overlap_ratio/first", "first third"), ("overlap_ratio/middle", "middle third"),
+      ("overlap_ratio/last", "last third")], "share"),
+]
+
+
+def _series(rows: list[dict], key: str, event: str = "train") -> tuple[list[float], list[float]]:
+    xs, ys = [], []
+    for r in rows:
+        v = r.get(key)
+        if r.get("event") == event and isinstance(v, (int, float)) and not math.isnan(v):
+            xs.append(r["step"])
+            ys.append(v)
+    return xs, ys
+
+
+def _smooth(ys: list[float], width: int) -> list[float]:
+    out, acc = [], 0.0
+    for i, y in enumerate(ys):
+        acc += y
+        if i >= width:
+            acc -= ys[i - width]
+        out.append(acc / min(i + 1, width))
+    return out
+
+
+def plot_run(run: RunDir, *, smooth: int = 5) -> list[Path]:
+    """One PNG per panel (only panels with data), plus accuracy over steps when the run was evaluated."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = run.read_metrics()
+    written = []
+    for name, title, keys, ylabel in PANELS:
+        lines = [(label, *_series(rows, key)) for key, label in keys]
+        lines = [x for x in lines if x[1]]
+        if not lines:
+            continue
+        fig, ax = plt.subplots(figsize=(6.4, 3.6))
+        for label, xs, ys in lines:
+            (line,) = ax.plot(xs, _smooth(ys, smooth), label=label)
+            ax.plot(xs, ys, color=line.get_color(), alpha=0.2, linewidth=0.8)
+        ax.set(title=title, xlabel="step", ylabel=ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(run.path / name, dpi=110)
+        plt.close(fig)
+        written.append(run.path / name)
+    xs, ys = _series(rows, "accuracy", event="eval")
+    if xs:
+        fig, ax = plt.subplots(figsize=(6.4, 3.6))
+        ax.plot(xs, ys, marker="o", label="student (greedy)")
+        teacher = [r["accuracy"] for r in rows if r.get("event") == "eval_teacher"]
+        if teacher:
+            ax.axhline(teacher[-1], color="gray", linestyle="--", label="teacher (greedy)")
+        ax.set(title="Held-out accuracy", xlabel="step", ylabel="accuracy", ylim=(0, 1.02))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(run.path / "accuracy.png", dpi=110)
+        plt.close(fig)
+        written.append(run.path / "accuracy.png")
+    return written
+
+
+def _fmt(x: Any, pct: bool = False) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{100 * x:.1f}%" if pct else f"{x:.3f}"
+
+
+def summary_rows(result) -> list[tuple[str, str, str]]:
+    """(quantity, before / initial, after / final) rows for the run's closing table."""
+    rows = []
+    if result.evals:
+        rows.append(("student accuracy", _fmt(result.accuracy_before, True), _fmt(result.accuracy_after, True)))
+    if result.reference_accuracy is not None:
+        rows.append(("teacher accuracy", _fmt(result.reference_accuracy, True), _fmt(result.reference_accuracy, True)))
+    if result.gap_recovery is not None:
+        rows.append(("gap recovery", "", _fmt(result.gap_recovery, True)))
+    for key, label in [("overlap_ratio", "overlap ratio"), ("overlap_mass_student", "overlap mass (student)"),
+                       ("overlap_mass_teacher", "overlap mass (teacher)"), ("overlap_advantage", "overlap advantage"),
+                       ("entropy_gap", "entropy gap (nats)")]:
+        if key in result.initial or key in result.final:
+            rows.append((label, _fmt(result.initial.get(key)), _fmt(result.final.get(key))))
+    return rows
+
+
+def markdown_table(rows: list[tuple[str, str, str]], header=("", "before", "after")) -> str:
+    lines = [f"| {' | '.join(header)} |", "|" + "---|" * len(header)]
+    lines += [f"| {' | '.join(r)} |" for r in rows]
+    return "\n".join(lines)
+
+
+def write_report(run: RunDir, result, *, title: str, intro: str = "", plots: list[Path] = ()) -> Path:
+    """``report.md``: the summary table, what the numbers mean, the plots."""
+    from lyceum.train.engine import SUMMARY_WINDOW
+
+    parts = [f"# {title}", ""]
+    if intro:
+        parts += [intro, ""]
+    parts += [markdown_table(summary_rows(result), ("", "before / initial", "after / final")), "",
+              (f"Accuracy is greedy, on held-out prompts, graded by the verifier. Diagnostics (PAPERS.md §1) are token "
+              f"means at the student's own rollouts, averaged over the first and the last {SUMMARY_WINDOW} steps. "
+              "Gap recovery = (after - before) / (teacher - before)."), ""]
+    evals = result.evals
+    if evals:
+        parts += ["## Evaluations", "", "| step | accuracy | gap recovery | reward AUROC | response length |",
+                  "|---|---|---|---|---|"]
+        for e in evals:
+            parts.append(f"| {e['step']} | {_fmt(e['accuracy'], True)} | {_fmt(e.get('gap_recovery'), True)} | "
+                         f"{_fmt(e.get('auroc'))} | {e.get('response_length', 0):.1f} |")
+        parts.append("")
+    if plots:
+        parts += ["## Diagnostics over training", ""]
+        parts += [f"![{p.stem}]({p.name})" for p in plots]
+        parts.append("")
+    return run.write_text("report.md", "\n".join(parts))
