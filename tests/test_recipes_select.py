@@ -18,6 +18,9 @@ from lyceum.train.recipes.select_prompts import (
     selection_table,
 )
 
+# tiny models: one thread is much faster than several fighting over a small shared CPU
+torch.set_num_threads(1)
+
 
 def test_lab_template_alignment_rewrites_the_prompt_and_keeps_the_source():
     rows = examples([Problem((12, 34))], template="qa")

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from lyceum.cli import main
 from lyceum.lab.tasks import ALPHABET
@@ -11,6 +12,9 @@ from lyceum.models.tokenizers import char_tokenizer
 from lyceum.runs import read_jsonl
 from lyceum.train.rl import RLConfig, rl_train
 from lyceum.train.verifier_feedback import register_verifier
+
+# tiny models: one thread is much faster than several fighting over a small shared CPU
+torch.set_num_threads(1)
 
 
 def starts_with_seven(row, response):
