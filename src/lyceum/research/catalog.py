@@ -338,10 +338,12 @@ def fingerprint(root: Path) -> str:
     """Changes whenever a table or descriptor under ``root`` changes (paths, sizes, modification times)."""
     h = hashlib.sha1(f"v{CATALOG_VERSION}".encode())
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
-            st = (Path(dirpath) / name).stat()
-            h.update(f"{Path(dirpath, name).relative_to(root)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+            path = Path(dirpath) / name
+            if path.suffix.lower() in TABLE_SUFFIXES or name.lower() in _SKIP_NAMES:
+                st = path.stat()
+                h.update(f"{path.relative_to(root)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:16]
 
 
@@ -376,6 +378,7 @@ class Catalog:
         self.by_id = {p.id: p for p in profiles}
         self._index = BM25([tokenize(p.search_text) for p in profiles])
         self._con = None
+        self.meta: dict[str, Any] = {}
 
     # -- building ---------------------------------------------------------------------------------------------
     @classmethod
@@ -437,14 +440,16 @@ class Catalog:
                 rel = ((folder / "datapackage.json").relative_to(root)).as_posix()
                 reports.append(FileReport(file=rel, problems=list(pkg.problems)))
         con.execute("CREATE TABLE _catalog (key VARCHAR, value VARCHAR)")
-        rows = [("meta", json.dumps({"version": CATALOG_VERSION, "root": str(root.resolve()),
-                                     "fingerprint": fingerprint(root)}))]
+        meta = {"version": CATALOG_VERSION, "root": str(root.resolve()), "fingerprint": fingerprint(root)}
+        rows = [("meta", json.dumps(meta))]
         rows += [("profile", json.dumps(asdict(p), default=str)) for p in profiles]
         rows += [("report", json.dumps(asdict(r))) for r in reports]
         con.executemany("INSERT INTO _catalog VALUES (?, ?)", rows)
         con.close()
         os.replace(tmp, db_path)
-        return cls(db_path, root, profiles, reports)
+        cat = cls(db_path, root, profiles, reports)
+        cat.meta = meta
+        return cat
 
     @classmethod
     def open(cls, db_path: str | Path) -> "Catalog":

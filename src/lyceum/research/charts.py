@@ -102,3 +102,14 @@ def scatter_chart(x: Sequence[float], y: Sequence[float], path: Path, *, title: 
     if logy:
         ax.set_yscale("log")
     return _finish(fig, ax, path, title, xlabel, ylabel, legend=False)
+
+
+def png_is_readable(path: Path) -> bool:
+    """Whether an image file exists and decodes to a real picture (not empty, not a sliver)."""
+    try:
+        import matplotlib.image
+
+        arr = matplotlib.image.imread(str(path))
+        return arr.size > 0 and arr.shape[0] > 10 and arr.shape[1] > 10
+    except Exception:  # noqa: BLE001 - any decoder failure means a broken image
+        return False

@@ -269,10 +269,9 @@ def frame_from_rows(rows: list[list[Any]], fields: list[FieldMeta] | None = None
     # Note lines ("Source: ...") under a wide header: one filled cell where many are expected.
     if len(header) > 2:
         filled = [[str(c).strip() for c in r if str(c).strip()] for r in body]
-        is_note = [len(f) == 1 and re.search(r"[A-Za-z]", f[0]) is not None and re.search(r"[ :]", f[0]) is not None
-                   for f in filled]
+        is_note = [_is_note(f, len(header)) for f in filled]
         if any(is_note):
-            first = next(f[0] for f, n in zip(filled, is_note) if n)
+            first = next(", ".join(f) for f, n in zip(filled, is_note) if n)
             body = [r for r, n in zip(body, is_note) if not n]
             problems.append(f"dropped {sum(is_note)} note line{'s' * (sum(is_note) > 1)} such as '{first[:40]}'")
     width = max(len(r) for r in body)
@@ -290,6 +289,16 @@ def frame_from_rows(rows: list[list[Any]], fields: list[FieldMeta] | None = None
     frame = pd.DataFrame(body, columns=header, dtype=object)
     frame, more = clean_frame(frame, fields)
     return frame, problems + more
+
+
+def _is_note(filled: list[str], width: int) -> bool:
+    """A footnote row ("Source: ...", "Note: ...") or a sentence sitting in a mostly empty row."""
+    if not filled:
+        return False
+    first = filled[0]
+    if re.match(r"^(sources?|notes?|footnotes?|remarks?)\b\s*[:.]", first, re.I):
+        return True
+    return len(filled) <= max(1, width // 2) and len(first.split()) >= 3 and re.search(r"[A-Za-z]", first) is not None
 
 
 def _unique_names(header: list[str], problems: list[str]) -> list[str]:
@@ -361,6 +370,10 @@ def _type_column(name: str, col, problems: list[str]):
     if pd.api.types.is_datetime64_any_dtype(col) or pd.api.types.is_bool_dtype(col):
         return col
     if pd.api.types.is_numeric_dtype(col):
+        whole = col.dropna()
+        if _TIME_NAMES.search(name) and len(whole) and (whole == whole.round()).all() \
+                and whole.between(1500, 2100).all():
+            return col.astype("Int64")  # a typed file's year column (Parquet, Excel)
         return col.astype("float64") if not pd.api.types.is_integer_dtype(col) else col
     values = col.dropna()
     if values.empty:

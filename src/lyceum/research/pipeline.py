@@ -43,8 +43,11 @@ class ResearchConfig:
     sandbox_memory_mb: int = 2048
     concurrency: int = 4
     cache: bool = True
+    offline: bool = False  # force the rule-based mode even when an endpoint is configured
 
     def use_agents(self) -> bool:
+        if self.offline:
+            return False
         return bool(self.base_url or os.environ.get("LYCEUM_BASE_URL") or os.environ.get("OPENAI_BASE_URL"))
 
 

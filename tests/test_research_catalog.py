@@ -1,0 +1,199 @@
+"""The table catalog: tolerant ingest of messy files, profiles, per-file reports, BM25 search and selection."""
+
+import json
+
+import pytest
+
+from lyceum.errors import UserError
+from lyceum.research.catalog import Catalog, expand_abbreviations, guess_unit, matched_entities
+from lyceum.research.ingest import frame_from_rows, missing_sentinels
+
+pytest.importorskip("duckdb")
+
+
+@pytest.fixture(scope="session")
+def catalog(tables_dir, tmp_path_factory):
+    # One index of the real tables per session: later modules reopen the same file (it is keyed by a fingerprint).
+    return Catalog.open_or_build(tables_dir, tmp_path_factory.getbasetemp() / "research-catalog.duckdb")
+
+
+@pytest.fixture(scope="session")
+def dev_questions(shared_data):
+    path = shared_data / "kdr" / "dev.jsonl"
+    if not path.is_file():
+        pytest.skip(f"KDR dev questions not found at {path}")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def write_messy_package(root):
+    pkg = root / "rain"
+    (pkg / "data").mkdir(parents=True)
+    (pkg / "datapackage.json").write_text(json.dumps({
+        "name": "rain", "title": "Monthly rainfall at two stations",
+        "description": "Rainfall totals in millimetres.",
+        "resources": [
+            {"name": "rain-mm", "path": "data/rain.csv", "description": "Monthly rainfall in mm per station",
+             "schema": {"fields": [
+                 {"name": "Date", "type": "date"}, {"name": "Station", "type": "string"},
+                 {"name": "Rain", "type": "number", "description": "Missing months are denoted by -99.99."}]}},
+            {"name": "gone", "path": "data/gone.csv"},
+        ]}))
+    (pkg / "data" / "rain.csv").write_text(
+        "Date,Station,Rain\n"
+        "2020-01,North,12.5\n"
+        "\n"
+        "2020-02,North,-99.99\n"
+        "2020-03,North,\"1,204.0\",7\n"
+        "Date,Station,Rain\n"
+        "2020-01,South,n/a\n"
+        "2020-02,South,8.25\n"
+        "2020-03,South,9\n"
+        "Source: national weather service, provisional\n")
+    return pkg
+
+
+def test_a_messy_csv_is_repaired_and_every_repair_is_reported(tmp_path):
+    write_messy_package(tmp_path)
+    cat = Catalog.build(tmp_path, tmp_path / "cat.duckdb")
+    reports = {r.file: r for r in cat.reports}
+    rain = reports["rain/data/rain.csv"]
+    assert rain.error is None and rain.rows == 6
+    assert rain.problems == [
+        "skipped 1 blank line",
+        "dropped 1 repeated header row",
+        "dropped 1 note line such as 'Source: national weather service, provis'",
+        "1 rows have 1 more field(s) than the header; kept as extra_1",
+        "5 rows have fewer fields than the header; missing cells left empty",
+        "column 'Rain': 1 value(s) -99.99 mean 'missing' per its description",
+    ]
+    assert reports["rain/datapackage.json"].problems == [
+        "datapackage.json lists data/gone.csv, which is not in the folder"]
+    frame = cat.frame("rain/data/rain.csv")
+    assert list(frame["Rain"]) == pytest.approx([12.5, float("nan"), 1204.0, float("nan"), 8.25, 9.0], nan_ok=True)
+    p = cat.get("rain/data/rain.csv")
+    assert (p.time_column, p.frequency, p.time_start, p.time_end) == ("Date", "monthly", "2020-01-01", "2020-03-01")
+    assert p.entity_column == "Station" and sorted(p.entities) == ["North", "South"]
+    assert p.title.startswith("Monthly rainfall in mm")
+    assert len(p.sample_rows) == 3
+
+
+def test_non_numeric_cells_in_a_numeric_column_become_missing_with_examples():
+    rows = [["year", "value"]] + [[str(2000 + i), str(i)] for i in range(19)] + [["2019", "pending"]]
+    frame, problems = frame_from_rows(rows)
+    assert str(frame["year"].dtype) == "Int64"
+    assert frame["value"].isna().sum() == 1
+    assert problems == ["column 'value': 1 non-numeric value(s) set to missing (e.g. 'pending')"]
+
+
+def test_sentinels_are_read_from_descriptions():
+    assert missing_sentinels("Missing months are denoted by -99.99.") == [-99.99]
+    assert missing_sentinels("-1 denotes no data for number of daily averages") == [-1.0]
+    assert missing_sentinels("Seasonally corrected.") == []
+
+
+def test_other_formats_and_unreadable_files(tmp_path):
+    import pandas as pd
+
+    d = tmp_path / "mixed"
+    d.mkdir()
+    pd.DataFrame({"country": ["A", "A", "B", "B"], "year": [2000, 2001, 2000, 2001],
+                  "gdp": [1.0, 2.0, 3.0, 4.0]}).to_parquet(d / "gdp.parquet")
+    with pd.ExcelWriter(d / "book.xlsx") as xl:
+        pd.DataFrame({"item": ["x", "y"], "count": [1, 2]}).to_excel(xl, sheet_name="first", index=False)
+        pd.DataFrame({"when": ["2021-01-01", "2021-02-01"], "level": [5.5, 6.5]}).to_excel(
+            xl, sheet_name="second", index=False)
+    (d / "records.json").write_text(json.dumps({"data": [{"k": "a", "v": 1}, {"k": "b", "v": 2}]}))
+    (d / "tabbed.tsv").write_text("name\tscore\nann\t3\nbob\t4\n")
+    (d / "broken.json").write_text("{not json")
+    (d / "fake.xlsx").write_bytes(b"this is not a workbook")
+    cat = Catalog.build(tmp_path, tmp_path / "cat.duckdb")
+    ids = sorted(p.id for p in cat.profiles)
+    assert ids == ["mixed/book.xlsx#first", "mixed/book.xlsx#second", "mixed/gdp.parquet", "mixed/records.json",
+                   "mixed/tabbed.tsv"]
+    errors = {r.file: r.error for r in cat.reports if r.error}
+    assert errors == {"mixed/broken.json": "not valid JSON (Expecting property name enclosed in double quotes at line 1)",
+                      "mixed/fake.xlsx": "not a readable Excel workbook (BadZipFile)"}
+    assert cat.get("mixed/book.xlsx#second").frequency == "monthly"
+    assert cat.frame("mixed/tabbed.tsv")["score"].tolist() == [3, 4]
+    assert cat.get("mixed/gdp.parquet").entity_column == "country"
+
+
+def test_profiles_of_the_real_tables(catalog):
+    brent = catalog.get("oil-prices/data/brent-daily.csv")
+    assert (brent.n_rows, brent.time_column, brent.frequency) == (9958, "Date", "daily")
+    assert brent.time_start == "1987-05-20" and brent.column("Price").unit == "USD/bbl"
+    assert "820 rows have 1 more field(s) than the header; kept as extra_1" in catalog.get(
+        "co2-ppm/data/co2-mm-mlo.csv").problems
+    assert catalog.get("co2-ppm/data/co2-gr-mlo.csv").problems == ["skipped 1 blank line"]
+    assert catalog.get("s-and-p-500-companies-financials/data/constituents-financials.csv").entity_column == "Sector"
+    assert "United States" in catalog.get("house-prices-global/data/real_index.csv").entities
+    text = brent.summary()
+    assert "table `oil-prices/data/brent-daily.csv` (9958 rows)" in text and text.count("sample:") == 3
+
+
+def test_units_and_abbreviations():
+    assert guess_unit("Spot price in US dollars per barrel (FOB).") == "USD/bbl"
+    assert guess_unit("Real residential property price index value (base year 2010 = 100)") == "index (2010=100)"
+    assert guess_unit("Trailing price-to-earnings ratio") == ""
+    context = "Keeling Curve at Mauna Loa Observatory. Growth rate of Carbon Dioxide. global average"
+    assert expand_abbreviations(["co2", "gr", "mlo", "gl", "daily"], context) == {
+        "gr": "Growth rate", "mlo": "Mauna Loa Observatory", "gl": "global"}
+
+
+def test_entities_named_in_a_question():
+    entities = ["United Kingdom", "United States", "Spain", "Kingdom", "World"]
+    assert matched_entities("house prices in the US, the UK and Spain", entities) == [
+        "United States", "United Kingdom", "Spain"]
+    assert matched_entities("How has China's economy grown?", ["China", "Chile"]) == ["China"]
+
+
+def test_search_finds_the_right_dataset(catalog):
+    top = [p.dataset for p, _ in catalog.search("Brent crude oil spot price", k=3)]
+    assert top == ["oil-prices"] * 3
+    assert catalog.search("atmospheric carbon dioxide Mauna Loa", k=1)[0][0].dataset == "co2-ppm"
+
+
+def test_selection_uses_only_the_expected_tables_for_each_dev_question(catalog, dev_questions):
+    for q in dev_questions:
+        chosen = [p.id for p in catalog.select(q["question"])]
+        assert chosen, q["id"]
+        assert set(chosen) <= set(q["gold_tables"]), (q["id"], chosen)
+
+
+def test_the_catalog_is_reused_until_the_folder_changes(tmp_path):
+    write_messy_package(tmp_path)
+    db = tmp_path / "cat.duckdb"
+    first = Catalog.open_or_build(tmp_path, db)
+    built_at = db.stat().st_mtime_ns
+    again = Catalog.open_or_build(tmp_path, db)
+    assert db.stat().st_mtime_ns == built_at  # reopened, not rebuilt
+    assert again.meta["fingerprint"] == first.meta["fingerprint"]
+    assert len(again.profiles) == 1
+    (tmp_path / "rain" / "data" / "more.csv").write_text("year,value\n2000,1\n2001,2\n")
+    rebuilt = Catalog.open_or_build(tmp_path, db)
+    assert sorted(p.id for p in rebuilt.profiles) == ["rain/data/more.csv", "rain/data/rain.csv"]
+
+
+def test_bad_inputs_are_user_errors(tmp_path):
+    with pytest.raises(UserError, match="tables folder not found"):
+        Catalog.build(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no table files"):
+        Catalog.build(tmp_path / "empty", tmp_path / "c.duckdb")
+    (tmp_path / "junk.duckdb").write_text("not a database")
+    with pytest.raises(UserError, match="is not a lyceum table catalog"):
+        Catalog.open(tmp_path / "junk.duckdb")
+
+
+def test_index_command_prints_what_it_repaired(tmp_path, capsys):
+    from lyceum.cli import main
+
+    write_messy_package(tmp_path / "tables")
+    code = main(["research", "index", "--tables", str(tmp_path / "tables"), "--db", str(tmp_path / "c.duckdb"),
+                 "--search", "rainfall"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "indexed 1 tables from 1 files" in out
+    assert "rain/data/rain.csv: 6 rows; skipped 1 blank line" in out
+    assert "rain/datapackage.json: datapackage.json lists data/gone.csv, which is not in the folder" in out
+    assert "rain/data/rain.csv  Monthly rainfall in mm per station" in out
