@@ -64,23 +64,39 @@ def opd_objective(cfg: OPDConfig) -> Objective:
 
 
 def policy_objective(loss: str = "grpo", *, clip_low: float | None = None, clip_high: float | None = None,
-                     old: str = "current") -> Objective:
+                     old: str = "current", reference: LocalLM | None = None, kl_coef: float = 0.0,
+                     vocab: int | None = None, mis: tuple[float, float] | None = None) -> Objective:
     """RL with a verifier: GRPO/GSPO (``lyceum.train.rl_losses``) on the advantages in the signal.
 
     ``old="current"`` takes the behaviour log-probs as the current ones, detached (exact for on-policy, one
     update per batch: the ratio is 1 and its gradient the policy gradient); ``old="sampler"`` uses the
     log-probs recorded while sampling (they differ when sampling used a temperature or top-p).
+    ``reference`` + ``kl_coef``: a k3 KL term to a frozen model (its first ``vocab`` logits). ``mis=(low, high)``:
+    sequence-level masked importance sampling of the trainer's vs the sampler's log-probs, for rollouts that
+    came from another engine.
     """
     from lyceum.train.losses import token_logprobs
-    from lyceum.train.rl_losses import policy_loss
+    from lyceum.train.rl_losses import mis_weights, policy_loss
 
     def objective(student, mb: MicroBatch, signal: Signal):
         if signal.advantages is None:
             raise UserError("a policy-gradient objective needs rewards from the feedback (e.g. a verifier)")
         logp = token_logprobs(student, mb.tokens) * mb.response_mask
         behaviour = logp.detach() if old == "current" else mb.old_logprobs
-        return policy_loss(loss, logp, behaviour, signal.advantages, mb.response_mask, clip_low=clip_low,
-                           clip_high=clip_high)
+        weights = None
+        if mis is not None:
+            weights = mis_weights(logp.detach(), mb.old_logprobs, mb.response_mask, low=mis[0], high=mis[1])
+        ref_logp = None
+        if reference is not None and kl_coef:
+            with torch.no_grad():
+                hidden = reference.hidden_states(mb.ids.to(reference.device), mb.mask.to(reference.device))
+                src = head_source(reference, hidden[:, mb.start - 1: -1], vocab or reference.vocab_size)
+                ref_logp = token_logprobs(src, mb.tokens.to(reference.device)).to(logp.device)
+        value, stats = policy_loss(loss, logp, behaviour, signal.advantages, mb.response_mask, clip_low=clip_low,
+                                   clip_high=clip_high, ref_logp=ref_logp, kl_coef=kl_coef, weights=weights)
+        if weights is not None:
+            stats["mis_kept"] = float((weights > 0).float().mean())
+        return value, stats
 
     return objective
 
