@@ -95,6 +95,10 @@ def register(verbs) -> None:
     p.add_argument("--models", default=None, help="where the lab's demo models live or get built")
     p.set_defaults(func=cmd_demo)
 
+    from lyceum.train.recipe_commands import register_recipes  # cold-start, select-prompts (issue 6)
+
+    register_recipes(verbs)
+
 
 def cmd_train(args: argparse.Namespace) -> int:
     from lyceum.train.distill import distill
