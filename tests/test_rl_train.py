@@ -86,3 +86,17 @@ def test_rl_train_command_writes_a_report(tmp_path, capsys):
     report = (tmp_path / "run" / "report.md").read_text()
     assert "Curriculum stages" in report and "reward.png" in report
     assert "| stage |" in capsys.readouterr().out
+
+
+def test_kl_to_the_starting_model_starts_at_zero_and_grows(tmp_path):
+    result = rl_train(tiny_student(), prompts(), tmp_path / "run", cfg(steps=6, kl_coef=0.1))
+    kl = [r["kl_ref"] for r in result.run.read_metrics() if r.get("event") == "train"]
+    assert kl[0] == pytest.approx(0.0, abs=1e-6)  # the first update starts from the reference itself
+    assert kl[-1] > 1e-4
+
+
+def test_masked_importance_sampling_keeps_every_rollout_when_the_engines_agree(tmp_path):
+    # rollouts and training use the same model here, so every sequence ratio is ~1 and nothing is masked
+    result = rl_train(tiny_student(), prompts(), tmp_path / "run", cfg(steps=2, mis_low=0.5, mis_high=2.0))
+    kept = [r["mis_kept"] for r in result.run.read_metrics() if r.get("event") == "train"]
+    assert kept == [1.0, 1.0]
