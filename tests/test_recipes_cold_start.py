@@ -1,9 +1,12 @@
 """Off-policy cold start: rejection-sampled teacher answers, SFT on them, then OPD; every stage resumable."""
 
+import json
+
 import pytest
 import torch
 import yaml
 
+from lyceum.cli import main
 from lyceum.errors import UserError
 from lyceum.lab.tasks import ALPHABET
 from lyceum.models.local import build_tiny
@@ -84,3 +87,18 @@ def test_cold_start_without_any_accepted_sample_is_a_user_error(models, tmp_path
     with pytest.raises(UserError, match="accepted none"):
         cold_start(models / "student", models / "teacher", PROMPTS[:2], tmp_path / "c", cfg(verifier="never"),
                    log=lambda *_: None)
+
+
+def test_cold_start_command_prints_the_kept_ratio_and_resumes(models, tmp_path, capsys):
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text("\n".join(json.dumps(r) for r in PROMPTS[:4]))
+    argv = ["distill", "cold-start", "--student", str(models / "student"), "--teacher", str(models / "teacher"),
+            "--prompts", str(prompts), "--out", str(tmp_path / "cold"), "--verifier", "starts-with-digit",
+            "--require-stop", "false", "--samples-per-prompt", "4", "--max-new-tokens", "4", "--sft-steps", "5",
+            "--steps", "1", "--prompts-per-step", "2", "--n", "2", "--k", "4", "--diagnostics-k", "4",
+            "--device", "cpu"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "teacher samples kept: " in out and "/16 (" in out
+    assert main(argv) == 0
+    assert "resumed: teacher samples, sft already done" in capsys.readouterr().out

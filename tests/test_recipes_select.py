@@ -1,14 +1,17 @@
 """Teacher-aligned prompt selection: template re-wrapping, ranking by the diagnostics, the OOD share."""
 
 import copy
+import json
 
 import pytest
 import torch
 
+from lyceum.cli import main
 from lyceum.errors import UserError
 from lyceum.lab.tasks import ALPHABET, Problem, examples, make_problems
 from lyceum.models.local import build_tiny
 from lyceum.models.tokenizers import char_tokenizer
+from lyceum.runs import read_jsonl
 from lyceum.train.recipes.select_prompts import (
     PromptScore,
     align_template,
@@ -82,3 +85,21 @@ def test_selection_keeps_the_prompts_where_the_diagnostics_favour_the_teacher():
     assert max(s.overlap_ratio for s in scores[:3]) < 0.5
     kept = select(scores, keep_fraction=0.5, ood_share=0.0)
     assert sorted(s.index for s in kept) == [3, 4, 5]
+
+
+def test_select_prompts_command_writes_the_prompt_file_and_the_table(tmp_path, capsys):
+    student, teacher = perturbed_pair()
+    student.save(tmp_path / "student")
+    teacher.save(tmp_path / "teacher")
+    rows = examples(make_problems(4, digits=2, seed=5), template="qa")
+    (tmp_path / "pool.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    code = main(["distill", "select-prompts", "--student", str(tmp_path / "student"), "--teacher",
+                 str(tmp_path / "teacher"), "--prompts", str(tmp_path / "pool.jsonl"), "--out", str(tmp_path / "sel"),
+                 "--template", "lab:add", "--keep-fraction", "0.5", "--ood-share", "0", "--n", "1",
+                 "--max-new-tokens", "2", "--k", "4", "--device", "cpu"])
+    assert code == 0
+    kept = read_jsonl(tmp_path / "sel" / "prompts.jsonl")
+    assert len(kept) == 2 and all(r["prompt"].startswith("add ") and r["selection"] == "top" for r in kept)
+    assert len(read_jsonl(tmp_path / "sel" / "selection.jsonl")) == 4
+    assert "| rank | kept |" in (tmp_path / "sel" / "selection.md").read_text()
+    assert "kept 2 of 4 prompts" in capsys.readouterr().out
