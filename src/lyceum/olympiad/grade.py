@@ -1,0 +1,496 @@
+"""Answer-level grading: is one extracted answer equal to one gold sub-answer?
+
+    from lyceum.olympiad.grade import check_answer
+    check_answer(r"\\boxed{$v = \\sqrt{2gh}$}", r"v=\\sqrt{2 g h}", "Expression")       # True
+    check_answer(r"\\boxed{[1.64, 1.70]}", "1.67", "Numerical Value")                 # True: inside the interval
+
+One grader per HiPhO answer type:
+
+- Multiple Choice: the set of letters ("A, D", "(B)", "\\text{B}") must be equal.
+- Numerical Value: the number right of the last '=' (units ignored unless asked), scientific notation and
+  ``\\times 10^{}``, percentages; equal at a relative tolerance (2e-3) or after rounding to the gold's
+  significant figures; an interval gold ``[a, b]`` accepts values inside it.
+- Expression: normalised-string match, then math-verify on the sympy forms, then sympy simplification of the
+  difference, then numeric substitution at random points.
+- Equation: the same, for ``lhs - rhs`` being equal up to a non-zero factor.
+- Inequality, Open-Ended: judge only (``check_answer`` returns False; the step-level judge grades them).
+
+Every symbolic stage runs under a time limit (see ``timelimit``); a stage that runs out counts as "not equal".
+Nothing here imports torch; sympy, math-verify and pint are imported on first use.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import re
+from dataclasses import dataclass
+
+from lyceum.errors import UserError
+from lyceum.olympiad.latex import (
+    _CJK,
+    answer_alternatives,
+    answer_core,
+    clean_latex,
+    parse_latex,
+    right_hand_sides,
+    split_top_level,
+    string_key,
+)
+from lyceum.olympiad.timelimit import call_with_time_limit
+
+DEFAULT_RTOL = 2e-3
+DEFAULT_TIMEOUT = 2.0  # seconds per symbolic stage
+
+# HiPhO's six answer types and the spellings we accept for them
+_KINDS = {
+    "multiple choice": "choice", "multiple-choice": "choice", "multiple_choice": "choice", "mc": "choice",
+    "choice": "choice", "numerical value": "numerical", "numerical": "numerical", "numeric": "numerical",
+    "number": "numerical", "value": "numerical", "expression": "expression", "equation": "equation",
+    "inequality": "inequality", "open-ended": "open", "open ended": "open", "open_ended": "open", "open": "open",
+}
+JUDGE_ONLY = frozenset({"inequality", "open"})
+
+
+def answer_kind(answer_type: str) -> str:
+    """Normalise a HiPhO ``answer_type`` ("Numerical Value") to a grader name ("numerical")."""
+    kind = _KINDS.get(str(answer_type).strip().lower())
+    if kind is None:
+        raise UserError(f"unknown answer type '{answer_type}'; known types: Multiple Choice, Numerical Value, "
+                        "Expression, Equation, Inequality, Open-Ended")
+    return kind
+
+
+def is_judge_only(answer_type: str) -> bool:
+    return answer_kind(answer_type) in JUDGE_ONLY
+
+
+def check_answer(gold: str, pred: str, answer_type: str, unit: str | None = None, *, rtol: float = DEFAULT_RTOL,
+                 timeout: float | None = DEFAULT_TIMEOUT) -> bool:
+    """True when ``pred`` is a correct answer for the gold sub-answer ``gold`` of type ``answer_type``.
+
+    ``unit`` switches on unit handling for numerical answers: a response carrying a unit is converted to
+    ``unit`` before comparing (HiPhO ignores units, so graders pass None unless asked). ``rtol`` is the
+    relative tolerance for numbers; ``timeout`` bounds each symbolic stage, in seconds.
+    """
+    kind = answer_kind(answer_type)
+    if kind in JUDGE_ONLY or pred is None or not str(pred).strip() or gold is None:
+        return False
+    gold, pred = str(gold), str(pred)
+    if kind == "choice":
+        return grade_choice(gold, pred)
+    if kind == "numerical":
+        return grade_numerical(gold, pred, rtol=rtol, unit=unit, timeout=timeout)
+    if kind == "equation":
+        return grade_equation(gold, pred, rtol=rtol, timeout=timeout)
+    return grade_expression(gold, pred, rtol=rtol, timeout=timeout)
+
+
+def _same_text(gold: str, gold_alternatives: list[str], pred_core: str) -> bool:
+    """The cheap first check of every grader: the same answer once the LaTeX is normalised."""
+    key = string_key(pred_core)
+    return key == string_key(answer_core(gold)) or any(string_key(g) == key for g in gold_alternatives)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# multiple choice
+
+_CHOICE_NOISE = re.compile(r"(?i)\b(?:options?|choices?|answers?|the|is|are|correct|and|final)\b|[:：]")
+_LETTER_LIST = re.compile(r"[\s,;/&()\[\]{}+.]*(?:[A-Ha-h][\s,;/&()\[\]{}+.]*)+")
+
+
+def choice_letters(text: str) -> frozenset[str] | None:
+    """The chosen letters: "A, D" -> {A, D}; "(B)" / "\\text{B}" / "选B" -> {B}; "(C) 4 m/s" -> {C}; else None."""
+    s = _CJK.sub(" ", clean_latex(text))
+    s = _CHOICE_NOISE.sub(" ", s).strip()
+    if not s:
+        return None
+    if _LETTER_LIST.fullmatch(s):
+        return frozenset(c.upper() for c in s if c.isalpha())
+    m = re.match(r"^\(?([A-H])\)?(?:[.):]|\s)", s)  # an option quoted with its text: "(C) 4 m/s"
+    return frozenset(m.group(1)) if m else None
+
+
+def grade_choice(gold: str, pred: str) -> bool:
+    g, p = choice_letters(gold), choice_letters(pred)
+    return g is not None and g == p
+
+
+# ---------------------------------------------------------------------------------------------------------
+# numbers
+
+@dataclass(frozen=True)
+class Number:
+    """A parsed numerical answer: a value (with the significant figures it was written with), an interval
+    [low, high], or ±value; plus the unit text that followed it and whether it was a percentage."""
+
+    value: float = math.nan
+    sig_figs: int | None = None
+    low: float | None = None
+    high: float | None = None
+    plus_minus: bool = False
+    percent: bool = False
+    unit: str = ""
+
+    @property
+    def is_interval(self) -> bool:
+        return self.low is not None
+
+
+_MANTISSA = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)"
+_SCIENTIFIC = re.compile(
+    rf"^\s*(?P<mant>{_MANTISSA})\s*(?:(?:\\times|\\cdot|\*|x)\s*10\s*\^\s*\{{\s*(?P<exp>[-+]?\s*\d+(?:\.\d+)?)\s*\}}"
+    rf"|[eE](?P<e>[-+]?\d+))?")
+_POWER_OF_TEN = re.compile(r"^\s*(?P<sign>[-+]?)\s*10\s*\^\s*\{\s*(?P<exp>[-+]?\s*\d+(?:\.\d+)?)\s*\}")
+_UNIT_LIKE = re.compile(r"^[\\A-Za-z°%{}^_\s/*().\-0-9]*$")
+
+
+def _sig_figs(mantissa: str) -> int:
+    digits = mantissa.lstrip("+-").replace(".", "").lstrip("0")
+    if "." not in mantissa:
+        digits = digits.rstrip("0")  # 80600: the zeros are placeholders
+    return max(1, len(digits))
+
+
+def _leading_number(s: str) -> tuple[float, int | None, str] | None:
+    """A number at the start of ``s`` and what follows it: "1.9 \\times 10^{-9} m" -> (1.9e-9, 2, "m")."""
+    m = _POWER_OF_TEN.match(s)
+    if m:
+        value = float(m.group("sign") + "1") * 10 ** float(m.group("exp").replace(" ", ""))
+        return value, None, s[m.end():].strip()
+    m = _SCIENTIFIC.match(s)
+    if not m:
+        return None
+    exp = m.group("exp") or m.group("e")
+    value = float(m.group("mant")) * (10 ** float(exp.replace(" ", "")) if exp else 1.0)
+    return value, _sig_figs(m.group("mant")), s[m.end():].strip()
+
+
+def _exact_value(s: str, timeout: float | None) -> float | None:
+    """Value of a closed-form number ("\\frac{4}{3}", "2/3", "\\pi", "\\sqrt{2}/2") via sympy, or None."""
+    def run():
+        expr = parse_latex(s)
+        if expr is None or not hasattr(expr, "free_symbols") or expr.free_symbols:
+            return None
+        try:
+            v = complex(expr.evalf())
+        except (TypeError, ValueError):
+            return None
+        return v.real if abs(v.imag) <= 1e-12 * max(1.0, abs(v.real)) else None
+
+    return call_with_time_limit(run, seconds=timeout, default=None)
+
+
+def parse_number(text: str, *, timeout: float | None = DEFAULT_TIMEOUT) -> Number | None:
+    """Parse a cleaned numerical answer (no '=' left of it), or None when it is not a number."""
+    s = text.strip().rstrip(".").strip()
+    if not s:
+        return None
+    # interval: "[a, b]" (the closing bracket is missing in a few gold answers)
+    m = re.fullmatch(r"\[(.+?),(.+?)\]?", s)
+    if m:
+        a, b = parse_number(m.group(1), timeout=timeout), parse_number(m.group(2), timeout=timeout)
+        if a and b and not a.is_interval and not b.is_interval:
+            low, high = sorted((a.value, b.value))
+            return Number(low=low, high=high, unit=a.unit or b.unit)
+        return None
+    plus_minus = False
+    if s.startswith(r"\pm"):
+        plus_minus, s = True, s[3:].strip()
+    percent = False
+    if s.endswith(r"\%") or s.endswith("%"):
+        percent, s = True, s[:-2].strip() if s.endswith(r"\%") else s[:-1].strip()
+    unit = ""
+    for degree in (r"^{\circ}", r"\circ", r"^\circ"):
+        if degree in s:
+            unit, s = "degree" + s.split(degree, 1)[1], s.split(degree, 1)[0].strip()
+            break
+    lead = _leading_number(s)
+    if lead and not lead[2]:
+        return Number(value=lead[0], sig_figs=lead[1], plus_minus=plus_minus, percent=percent, unit=unit)
+    exact = _exact_value(s, timeout)
+    if exact is not None:
+        return Number(value=exact, plus_minus=plus_minus, percent=percent, unit=unit)
+    if lead and _UNIT_LIKE.match(lead[2]) and not re.match(r"^[\d.+\-*/^(]", lead[2]):
+        return Number(value=lead[0], sig_figs=lead[1], plus_minus=plus_minus, percent=percent,
+                      unit=(lead[2] + " " + unit).strip())
+    return None
+
+
+def _round_sig(x: float, sig: int) -> float:
+    if x == 0 or not math.isfinite(x):
+        return x
+    return round(x, sig - 1 - int(math.floor(math.log10(abs(x)))))
+
+
+def numbers_close(pred: float, gold: float, *, rtol: float = DEFAULT_RTOL, sig_figs: int | None = None) -> bool:
+    """Equal at relative tolerance ``rtol``, or equal once ``pred`` is rounded to the gold's significant figures."""
+    if not (math.isfinite(pred) and math.isfinite(gold)):
+        return False
+    if gold == 0:
+        return abs(pred) <= 1e-12
+    if abs(pred - gold) <= rtol * abs(gold):
+        return True
+    return sig_figs is not None and math.isclose(_round_sig(pred, sig_figs), gold, rel_tol=1e-9)
+
+
+def _in_interval(x: float, low: float, high: float, rtol: float) -> bool:
+    return low - rtol * abs(low) <= x <= high + rtol * abs(high)
+
+
+def _values_match(g: Number, p: Number, rtol: float, unit: str | None) -> bool:
+    pv = p.value
+    if unit and p.unit and not p.is_interval:
+        from lyceum.olympiad.units import convert
+
+        converted = convert(pv, p.unit, unit)
+        if converted is not None:
+            pv = converted
+    if g.is_interval:
+        if p.is_interval:
+            return _in_interval(p.low, g.low, g.high, rtol) and _in_interval(p.high, g.low, g.high, rtol)
+        return _in_interval(pv, g.low, g.high, rtol)
+    if p.is_interval or g.plus_minus != p.plus_minus:
+        return False
+    candidates = [pv]
+    if g.percent != p.percent:  # "0.35%" against "0.0035" (and the reverse)
+        candidates.append(pv * 100 if g.percent else pv / 100)
+    if g.plus_minus:
+        candidates = [abs(c) for c in candidates]
+        return any(numbers_close(c, abs(g.value), rtol=rtol, sig_figs=g.sig_figs) for c in candidates)
+    return any(numbers_close(c, g.value, rtol=rtol, sig_figs=g.sig_figs) for c in candidates)
+
+
+def _assignments(s: str) -> dict[str, str] | None:
+    """"x = 0, \\theta = \\pi" -> {"x": "0", "\\theta": "\\pi"} (two or more), else None."""
+    items = split_top_level(s, ",")
+    if len(items) < 2:
+        return None
+    out = {}
+    for item in items:
+        sides = split_top_level(item, "=")
+        if len(sides) != 2:
+            return None
+        out[string_key(sides[0])] = sides[1].strip()
+    return out
+
+
+def grade_numerical(gold: str, pred: str, *, rtol: float = DEFAULT_RTOL, unit: str | None = None,
+                    timeout: float | None = DEFAULT_TIMEOUT) -> bool:
+    pred_core = answer_core(pred)
+    golds = answer_alternatives(gold)
+    if _same_text(gold, golds, pred_core):
+        return True
+    pred_assign = _assignments(pred_core)
+    pred_value = parse_number(right_hand_sides(pred_core)[-1], timeout=timeout)
+    for g in golds:
+        gold_assign = _assignments(g)
+        if gold_assign is not None:  # several named values: all must match
+            if pred_assign is not None and pred_assign.keys() == gold_assign.keys() and all(
+                    grade_numerical(gold_assign[k], pred_assign[k], rtol=rtol, unit=unit, timeout=timeout)
+                    for k in gold_assign):
+                return True
+            continue
+        gv = parse_number(right_hand_sides(g)[-1], timeout=timeout)
+        if gv is not None and pred_value is not None and _values_match(gv, pred_value, rtol, unit):
+            return True
+    return False
+
+
+# ---------------------------------------------------------------------------------------------------------
+# expressions and equations
+
+def _sympy():
+    import sympy
+
+    return sympy
+
+
+def _parse_limited(s: str, timeout: float | None):
+    return call_with_time_limit(parse_latex, s, seconds=timeout, default=None)
+
+
+def _has_float(expr) -> bool:
+    sympy = _sympy()
+    return isinstance(expr, sympy.Basic) and bool(expr.atoms(sympy.Float))
+
+
+def _math_verify_equal(g, p) -> bool:
+    from math_verify import verify
+
+    logging.getLogger("math_verify").setLevel(logging.ERROR)
+    # math-verify's own SIGALRM timeout would cancel ours: it is off, ours is on (see timelimit)
+    return bool(verify(g, p, timeout_seconds=None, raise_on_error=False))
+
+
+def _elements(expr) -> list | None:
+    """Components of a tuple/vector/matrix answer, or None for a scalar."""
+    sympy = _sympy()
+    if isinstance(expr, (sympy.Tuple, tuple, list)):
+        return list(expr)
+    if isinstance(expr, sympy.MatrixBase):
+        return list(expr)
+    return None
+
+
+def _simplify_zero(expr) -> bool:
+    sympy = _sympy()
+    return sympy.simplify(expr) == 0
+
+
+def _symbolic_equal(g, p) -> bool:
+    sympy = _sympy()
+    ge, pe = _elements(g), _elements(p)
+    if ge is not None or pe is not None:
+        return ge is not None and pe is not None and len(ge) == len(pe) and all(
+            _symbolic_equal(a, b) for a, b in zip(ge, pe))
+    if not (isinstance(g, sympy.Expr) and isinstance(p, sympy.Expr)):
+        return False
+    return _simplify_zero(g - p)
+
+
+def _sample_points(symbols, count: int, seed: int):
+    """Random positive values: physical magnitudes, and away from the branch cuts of sqrt and log."""
+    rng = random.Random(seed)
+    for _ in range(count):
+        yield {s: rng.uniform(0.5, 2.0) for s in symbols}
+
+
+def _evaluate(expr, point) -> complex | None:
+    try:
+        v = complex(expr.evalf(subs=point))
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+        return None
+    return v if math.isfinite(v.real) and math.isfinite(v.imag) else None
+
+
+def _numeric_equal(g, p, tol: float, points: int = 6) -> bool:
+    """Equal at random points (the last resort when simplification cannot decide)."""
+    sympy = _sympy()
+    ge, pe = _elements(g), _elements(p)
+    if ge is not None or pe is not None:
+        return ge is not None and pe is not None and len(ge) == len(pe) and all(
+            _numeric_equal(a, b, tol, points) for a, b in zip(ge, pe))
+    if not (isinstance(g, sympy.Expr) and isinstance(p, sympy.Expr)):
+        return False
+    symbols = sorted(g.free_symbols | p.free_symbols, key=str)
+    agree = 0
+    for point in _sample_points(symbols, points * 2, seed=len(symbols)):
+        a, b = _evaluate(g, point), _evaluate(p, point)
+        if a is None or b is None:
+            continue
+        if abs(a - b) > tol * max(abs(a), abs(b), 1e-12):
+            return False
+        agree += 1
+        if agree >= points:
+            break
+    return agree >= 3
+
+
+def _proportional(f, h, tol: float, points: int = 6) -> bool:
+    """``h = c * f`` for a non-zero constant c (two equations ``f = 0`` and ``h = 0`` say the same thing)."""
+    sympy = _sympy()
+    if not (isinstance(f, sympy.Expr) and isinstance(h, sympy.Expr)):
+        return False
+    symbols = sorted(f.free_symbols | h.free_symbols, key=str)
+    ratio = None
+    agree = 0
+    for point in _sample_points(symbols, points * 2, seed=len(symbols) + 1):
+        a, b = _evaluate(f, point), _evaluate(h, point)
+        if a is None or b is None or abs(a) < 1e-12:
+            continue
+        r = b / a
+        if abs(r) < 1e-12:
+            return False
+        if ratio is None:
+            ratio = r
+        elif abs(r - ratio) > tol * max(abs(r), abs(ratio)):
+            return False
+        agree += 1
+        if agree >= points:
+            break
+    return agree >= 3
+
+
+def _same_expression(g_text: str, p_text: str, rtol: float, timeout: float | None) -> bool:
+    if string_key(g_text) == string_key(p_text):
+        return True
+    g, p = _parse_limited(g_text, timeout), _parse_limited(p_text, timeout)
+    if g is None or p is None:
+        return False
+    if call_with_time_limit(_math_verify_equal, g, p, seconds=timeout, default=False):
+        return True
+    if call_with_time_limit(_symbolic_equal, g, p, seconds=timeout, default=False):
+        return True
+    tol = max(rtol, 1e-6) if (_has_float(g) or _has_float(p)) else 1e-6
+    return bool(call_with_time_limit(_numeric_equal, g, p, tol, seconds=timeout, default=False))
+
+
+def grade_expression(gold: str, pred: str, *, rtol: float = DEFAULT_RTOL,
+                     timeout: float | None = DEFAULT_TIMEOUT) -> bool:
+    """Any right-hand side of any gold alternative equals the right-hand side of the prediction."""
+    pred_core = answer_core(pred)
+    golds = answer_alternatives(gold)
+    if _same_text(gold, golds, pred_core):
+        return True
+    pred_value = right_hand_sides(pred_core)[-1]
+    return any(_same_expression(rhs, pred_value, rtol, timeout) for g in golds for rhs in right_hand_sides(g))
+
+
+def _equation_function(text: str, timeout: float | None):
+    """``lhs = rhs`` -> sympy ``lhs - rhs`` (first and last side of a chain), or None."""
+    sides = [s.strip() for s in split_top_level(text, "=")]
+    if len(sides) < 2 or not sides[0] or not sides[-1]:
+        return None
+    lhs, rhs = _parse_limited(sides[0], timeout), _parse_limited(sides[-1], timeout)
+    sympy = _sympy()
+    if not (isinstance(lhs, sympy.Expr) and isinstance(rhs, sympy.Expr)):
+        return None
+    return lhs - rhs
+
+
+def _is_monomial_factor(ratio) -> bool:
+    """A non-zero constant times powers of symbols (m_N, r): the physical quantities we may divide by."""
+    sympy = _sympy()
+    coeff, factors = ratio.as_coeff_mul()
+    if not coeff.is_number or coeff == 0 or not coeff.is_finite:
+        return False
+    for f in factors:
+        base, exp = f.as_base_exp()
+        if not (isinstance(base, sympy.Symbol) and exp.is_number) and not (f.is_number and f != 0):
+            return False
+    return True
+
+
+def _proportional_symbolic(f, h) -> bool:
+    """``h = c * f`` where c is a non-zero constant or a monomial such as 1/m (dividing by a mass is fine)."""
+    sympy = _sympy()
+    ratio = sympy.cancel(sympy.together(h / f))
+    if not _is_monomial_factor(ratio):
+        ratio = sympy.simplify(ratio)
+    return _is_monomial_factor(ratio)
+
+
+def grade_equation(gold: str, pred: str, *, rtol: float = DEFAULT_RTOL,
+                   timeout: float | None = DEFAULT_TIMEOUT) -> bool:
+    """The predicted equation is the gold one times a non-zero factor (a constant, or powers of symbols such as
+    1/m_N); sides may be swapped or moved."""
+    pred_core = answer_core(pred)
+    golds = answer_alternatives(gold)
+    if _same_text(gold, golds, pred_core):
+        return True
+    h = _equation_function(pred_core, timeout)
+    for g in golds:
+        f = _equation_function(g, timeout)
+        if f is None or h is None:
+            if f is None and h is None and "=" not in g and "=" not in pred_core:
+                if _same_expression(g, pred_core, rtol, timeout):  # two expressions called "equations"
+                    return True
+            continue
+        if call_with_time_limit(_proportional_symbolic, f, h, seconds=timeout, default=False):
+            return True
+        tol = max(rtol, 1e-6) if (_has_float(f) or _has_float(h)) else 1e-6
+        if call_with_time_limit(_proportional, f, h, tol, seconds=timeout, default=False):
+            return True
+    return False
