@@ -12,7 +12,7 @@ import torch
 from lyceum.errors import UserError
 from lyceum.train.losses import Head, divergence, opd_loss, token_logprobs
 
-TOPK = ["student_topk", "teacher_topk", "intersection", "union"]
+TOPK = ["student_topk", "teacher_topk", "intersection", "union", "symmetric_difference"]
 KINDS = [("reverse_kl", 0.5), ("forward_kl", 0.5), ("jsd", 0.5), ("jsd", 0.2), ("jsd", 0.0), ("jsd", 1.0)]
 
 
@@ -38,6 +38,7 @@ def reference(s, t, tokens, support, k, kind, beta):
         "teacher_topk": tp,
         "intersection": sp & tp,
         "union": sp | tp,
+        "symmetric_difference": sp ^ tp,
         "full": torch.ones_like(sp),
     }[support]
     pb = torch.where(m, p, 0) / torch.where(m, p, 0).sum(-1, keepdim=True).clamp_min(1e-300)
@@ -129,6 +130,15 @@ def test_empty_intersection_reads_zero_and_passes_no_gradient():
     assert torch.count_nonzero(s.grad) == 0
     _, stats = opd_loss(s, t, None, torch.ones(1, 1), support="intersection", k=2)
     assert stats["empty_support"] == 1.0
+
+
+def test_symmetric_difference_of_identical_top_k_sets_reads_zero():
+    s = torch.tensor([[[5.0, 4.0, 0.0, -1.0, -2.0]]], requires_grad=True)
+    t = torch.tensor([[[4.0, 5.0, -3.0, 0.0, 1.0]]])
+    d = divergence(s, t, None, support="symmetric_difference", k=2)
+    d.sum().backward()
+    assert d.item() == 0.0
+    assert torch.count_nonzero(s.grad) == 0
 
 
 def test_masked_positions_read_zero():

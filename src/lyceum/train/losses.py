@@ -7,8 +7,9 @@ distribution, q_t the teacher's, and y_t the token the student actually sampled.
 ``divergence`` returns one number per position, ``[B, T]``:
 
 - support ``sampled``: log p(y_t) - log q(y_t), the one-sample estimate of reverse KL (reverse KL only);
-- ``student_topk`` / ``teacher_topk`` / ``intersection`` / ``union``: both distributions renormalised on the
-  support set S_t, then the divergence of the renormalised pair;
+- ``student_topk`` / ``teacher_topk`` / ``intersection`` / ``union`` / ``symmetric_difference`` (in exactly
+  one of the two top-k sets; the paper's mechanism ablation): both distributions renormalised on the support
+  set S_t, then the divergence of the renormalised pair;
 - ``full``: the exact divergence over the whole vocabulary, computed a chunk of positions at a time by an
   autograd Function that recomputes the softmax in backward, so no ``B x T x V`` float32 tensor is ever held
   (``opd_loss`` goes one better: its token mean is the last operation, so the gradient is computed in the
@@ -32,7 +33,15 @@ import torch
 
 from lyceum.errors import UserError
 
-SUPPORTS = ("sampled", "student_topk", "teacher_topk", "intersection", "union", "full")
+SUPPORTS = (
+    "sampled",
+    "student_topk",
+    "teacher_topk",
+    "intersection",
+    "union",
+    "symmetric_difference",
+    "full",
+)
 KINDS = ("reverse_kl", "forward_kl", "jsd")
 MODES = ("direct", "pg")
 
@@ -373,7 +382,8 @@ def support_candidates(s_ids: torch.Tensor, t_ids: torch.Tensor, support: str):
     """Candidate ids [n, C] and which of them are in the support [n, C] (bool), from the two top-k id sets.
 
     Union lists the student's k ids then the teacher's k ids, marking teacher ids the student also has as not
-    in the support, so every id in the set appears exactly once.
+    in the support, so every id in the set appears exactly once; the symmetric difference lists both and
+    marks every shared id as out.
     """
     if support == "student_topk":
         return s_ids, torch.ones_like(s_ids, dtype=torch.bool)
@@ -384,6 +394,10 @@ def support_candidates(s_ids: torch.Tensor, t_ids: torch.Tensor, support: str):
     if support == "union":
         t_new = ~(t_ids[:, :, None] == s_ids[:, None, :]).any(-1)
         return torch.cat([s_ids, t_ids], 1), torch.cat([torch.ones_like(t_new), t_new], 1)
+    if support == "symmetric_difference":
+        s_only = ~(s_ids[:, :, None] == t_ids[:, None, :]).any(-1)
+        t_only = ~(t_ids[:, :, None] == s_ids[:, None, :]).any(-1)
+        return torch.cat([s_ids, t_ids], 1), torch.cat([s_only, t_only], 1)
     raise ValueError(support)
 
 
@@ -399,7 +413,9 @@ def _support_divergence(lp_bar, lq_bar, valid, kind, beta) -> torch.Tensor:
     lp, lq = _where0(valid, lp_bar), _where0(valid, lq_bar)
     p, q = _where0(valid, lp.exp()), _where0(valid, lq.exp())
     d, _ = _divergence_rows(lp, lq, kind, beta, want_grad=False, p=p, q=q)
-    return _where0(valid.any(-1), d)  # empty intersection: no shared support, no signal
+    # An empty support (disjoint top-k sets for the intersection, identical ones for the symmetric
+    # difference) leaves nothing to compare: the position reads 0 and passes no gradient.
+    return _where0(valid.any(-1), d)
 
 
 def _check(support, kind, beta, k, student, teacher):
@@ -497,8 +513,8 @@ def divergence(
 
     ``student_logits``/``teacher_logits`` are logits ``[B, T, V]`` or ``Head``s; ``tokens`` ``[B, T]`` are the
     sampled ids (needed for ``support="sampled"`` only). Positions where ``mask`` is false are not computed and
-    read 0. With ``support="intersection"`` a position where the two top-k sets share no token reads 0 and
-    passes no gradient. ``chunk_size`` (positions per chunk) defaults to ~64 MB of float32 logits.
+    read 0. A position whose support is empty (``intersection`` of disjoint top-k sets, ``symmetric_difference``
+    of identical ones) reads 0 and passes no gradient. ``chunk_size`` (positions per chunk) defaults to ~64 MB of float32 logits.
     """
     x = _source(student_logits)[0]
     pt = _per_token(student_logits, teacher_logits, tokens, mask, support, k, kind, beta, chunk_size)
