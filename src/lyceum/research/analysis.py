@@ -115,7 +115,7 @@ def short_title(profile: TableProfile) -> str:
 
 
 def series_label(profile: TableProfile, panel_tables: list[TableProfile], selected: list[TableProfile],
-                 dataset_tables: list[TableProfile]) -> str:
+                 dataset_tables: list[TableProfile], measure: str = "") -> str:
     """A short name for a table holding one series.
 
     Against other tables in the same panel, the file-name word that sets it apart ('brent' vs 'wti'); otherwise
@@ -137,7 +137,11 @@ def series_label(profile: TableProfile, panel_tables: list[TableProfile], select
         shared = set.union(*(set(t.name_words) for t in siblings)) if siblings else set()
         words = usable([w for w in profile.name_words if w in shared and w not in everywhere])
     if not words:
-        return short_title(profile)
+        # The dataset's name, without the measure it repeats ("Gold Prices" measuring "Price" -> "Gold").
+        title = short_title(profile).split()
+        if len(title) > 1 and tokenize(title[-1]) == tokenize(measure):
+            title = title[:-1]
+        return " ".join(title)
     if len(words) == 1 and words[0] in profile.name_aliases and not others:
         return profile.name_aliases[words[0]]
     shown = []
@@ -179,7 +183,7 @@ def build_panels(catalog: Catalog, tables: list[TableProfile], question: str, sc
                 ent = frame[t.entity_column].astype(str)
             else:
                 dataset_tables = [p for p in catalog.profiles if p.dataset == t.dataset]
-                names = [series_label(t, [m[0] for m in members], tables, dataset_tables)]
+                names = [series_label(t, [m[0] for m in members], tables, dataset_tables, measure)]
                 ent = pd.Series(names[0], index=frame.index)
             data = pd.DataFrame({"time": times, "year": years, "entity": ent, "value": frame[measure].astype(float)})
             frames.append(data[data["entity"].isin(names)].dropna(subset=["time", "value"]))

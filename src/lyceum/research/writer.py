@@ -75,7 +75,7 @@ def table_source(p: TableProfile) -> Source:
 
 def note_source(n: Note) -> Source:
     return Source(key=f"doc:{n.source_id}", kind="document", title=n.title or n.source_id, locator=n.source_id,
-                  detail="Document" + (f" at {n.source_id}" if n.source_id.startswith("http") else f" `{n.source_id}`"))
+                  detail="Document" + (f" at {n.source_id}." if n.source_id.startswith("http") else f" `{n.source_id}`."))
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -1,0 +1,125 @@
+"""Rule-based analyses and the small pieces under them: question scope, BM25, numbers, swings, the number check."""
+
+import pandas as pd
+import pytest
+
+from lyceum.research.analysis import largest_fall, swings
+from lyceum.research.bm25 import BM25, tokenize
+from lyceum.research.numbers import extract_numbers, fmt, fmt_scaled, stated
+from lyceum.research.question import parse_question
+from lyceum.research.writer import check_numbers, is_supported
+
+
+def test_question_scope():
+    s = parse_question("How did crude oil prices evolve from 2000 to 2025, and what were the major price shocks?")
+    assert (s.start_year, s.end_year, s.last_years) == (2000, 2025, None)
+    assert {"growth", "peaks"} <= s.intents
+    assert parse_question("How have gold prices moved over the last five years?").last_years == 5
+    assert parse_question("How has China's economy grown relative to the US since 2000?").start_year == 2000
+    assert "compare" in parse_question("How has China's economy grown relative to the US?").intents
+    assert parse_question("GDP in the past decade").last_years == 10
+    assert parse_question("Which sectors dominate by market cap?").intents >= {"share", "rank"}
+
+
+def test_tokenizer_and_bm25():
+    assert tokenize("Rising prices, risen PRICE; marketCap_growth") == ["rise", "pric", "risen", "pric", "market",
+                                                                        "cap", "growth"]
+    docs = [tokenize("Brent crude oil spot price daily"), tokenize("gold price monthly"),
+            tokenize("population of countries")]
+    index = BM25(docs)
+    assert [i for i, _ in index.top(tokenize("crude oil prices"), k=3)] == [0, 1]
+    assert index.top(tokenize("unrelated words"), k=3) == []
+
+
+def test_numbers_are_read_in_every_form_a_fact_could_match():
+    text = "China was 1.21 trillion USD in 2000 (69.5% of the US); gold 1,799.60; WTI -36.98 on 2020-04-20 [3]."
+    got = {(n.text, n.kind): n.candidates for n in extract_numbers(text)}
+    assert got[("1.21 trillion", "value")] == (1.21, 1.21e12)
+    assert got[("69.5%", "value")] == (0.695, 69.5)
+    assert got[("1,799.60", "value")] == (1799.6,)
+    assert got[("-36.98", "value")] == (-36.98,)
+    assert ("2000", "year") in got and ("2020", "date") in got and ("3", "label") in got
+    numbers = extract_numbers(text)
+    assert stated(0.695, numbers, 0.03).text == "69.5%"
+    assert stated(1.2113, numbers, 0.02).text == "1.21 trillion"
+    assert stated(1.5, numbers, 0.02) is None
+
+
+def test_number_formatting():
+    assert fmt(96.94434) == "96.94" and fmt(0.857) == "0.857" and fmt(1799.595) == "1,799.60"
+    assert fmt_scaled(1.2113e12, "USD") == "1.21 trillion USD"
+    assert fmt_scaled(4.2, "%") == "4.20%"
+
+
+def test_the_number_check_accepts_rounded_values_and_flags_invented_ones():
+    computed = [96.94434, 0.6946, 1.2113e12, -47.1]
+    bad, checked = check_numbers("Brent averaged 96.94 in 2008; China was 69.5% of the US at 1.21 trillion USD; "
+                                 "prices fell 47.1% and then 123.45 in 2009, the top 3 sectors.", computed)
+    assert checked == 6
+    assert [b.text for b in bad] == ["123.45"]
+    assert is_supported(extract_numbers("about 97")[0], computed)
+    assert not is_supported(extract_numbers("about 99")[0], computed)
+
+
+def test_swings_find_each_boom_and_bust():
+    t = list(pd.date_range("2000-01-01", periods=9, freq="MS"))
+    v = [100, 150, 60, 70, 140, 50, 55, 90, 88]
+    falls = swings(t, v, threshold=0.4)
+    assert [(f["peak"], f["trough"]) for f in falls] == [(150, 60), (140, 50)]
+    assert falls[0]["pct"] == pytest.approx(-60.0)
+
+
+def test_largest_fall_and_whether_the_peak_was_regained():
+    t = list(range(6))
+    fall = largest_fall(t, [10, 20, 12, 8, 15, 21])
+    assert (fall["peak"], fall["trough"], fall["recovered_time"]) == (20, 8, 5)
+    assert fall["pct"] == pytest.approx(-60.0)
+    assert largest_fall(t, [10, 20, 12, 8, 15, 19])["recovered_time"] is None
+    assert largest_fall(t[:3], [1, 2, 3]) is None
+
+
+@pytest.fixture(scope="module")
+def catalog(tables_dir, tmp_path_factory):
+    from lyceum.research.catalog import Catalog
+
+    return Catalog.open_or_build(tables_dir, tmp_path_factory.getbasetemp() / "research-catalog.duckdb")
+
+
+def test_time_series_analyses_on_real_oil_prices(catalog, tmp_path):
+    from lyceum.research.analysis import analyze_tables
+
+    question = "How did crude oil prices (Brent and WTI) evolve from 2000 to 2025, and what were the major price shocks?"
+    findings = analyze_tables(catalog, catalog.select(question), question, tmp_path)
+    kinds = [f.kind for f in findings]
+    assert kinds == ["levels", "change", "peaks", "comparison"]
+    peaks = " ".join(findings[2].sentences)
+    assert "143.95 USD/bbl on 2008-07-03" in peaks and "-36.98 USD/bbl on 2020-04-20" in peaks
+    assert "| 2008 | 96.94 | 99.67 |" in findings[0].tables[0].markdown
+    assert all(f.path.is_file() for x in findings for f in x.figures)
+    assert findings[0].figures[0].provenance.tables == ["oil-prices/data/brent-daily.csv",
+                                                         "oil-prices/data/wti-daily.csv"]
+
+
+def test_cross_section_analyses_on_sp500(catalog, tmp_path):
+    from lyceum.research.analysis import analyze_tables
+
+    question = "Which sectors dominate the S&P 500 by market capitalisation, and how do sector P/E ratios compare?"
+    findings = analyze_tables(catalog, catalog.select(question), question, tmp_path)
+    assert [f.kind for f in findings] == ["ranking", "valuation", "correlation"]
+    ranking = findings[0]
+    assert ranking.sentences[0].startswith("The table lists 503 rows in 127 sector groups")
+    assert "Interactive Media & Services is the largest group with 9.81 trillion USD" in ranking.sentences[1]
+    assert "| Semiconductors | 13 | 8.85 |" in ranking.tables[0].markdown
+
+
+def test_last_years_window_uses_complete_years_and_marks_the_partial_one(catalog, tmp_path):
+    from lyceum.research.analysis import analyze_tables
+
+    question = "How have gold prices moved over the last five years, and how unusual is the recent rally?"
+    findings = analyze_tables(catalog, catalog.select(question), question, tmp_path)
+    levels = findings[0]
+    assert levels.sentences[0].startswith("Gold averaged 1,799.60 USD/oz in 2021 and 3,441.48 USD/oz in 2025, a "
+                                          "change of +91.2%")
+    assert "| 2026 (partial year) |" in levels.tables[0].markdown
+    unusual = next(f for f in findings if f.kind == "unusual")
+    assert "The 4-year move of +91.2% for Gold (2021 to 2025)" in unusual.sentences[0]
