@@ -10,7 +10,6 @@ final pass.
 import json
 
 import pytest
-
 from chat_server import user_texts
 
 pytest.importorskip("duckdb")
@@ -96,9 +95,9 @@ def docs_dir(tmp_path):
 def config(chat_server, tables_dir, docs_dir, db, **kw):
     from lyceum.research.pipeline import ResearchConfig
 
-    settings = dict(question="What happened to oil prices in 2008?", tables=str(tables_dir), docs=str(docs_dir),
-                    db=str(db), base_url=chat_server.base_url, model="scripted", sandbox_timeout_s=10.0,
-                    max_repairs=5, critique_rounds=3)
+    settings = {"question": "What happened to oil prices in 2008?", "tables": str(tables_dir), "docs": str(docs_dir),
+                "db": str(db), "base_url": chat_server.base_url, "model": "scripted", "sandbox_timeout_s": 10.0,
+                "max_repairs": 5, "critique_rounds": 3}
     settings.update(kw)
     return ResearchConfig(**settings)
 

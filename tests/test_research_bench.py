@@ -6,8 +6,15 @@ import shutil
 import pytest
 
 from lyceum.errors import UserError
-from lyceum.research.bench import (BenchQuestion, Fact, KeyPoint, figure_health, judged_scores, load_questions,
-                                   numeric_fact_recall)
+from lyceum.research.bench import (
+    BenchQuestion,
+    Fact,
+    KeyPoint,
+    figure_health,
+    judged_scores,
+    load_questions,
+    numeric_fact_recall,
+)
 
 QUESTION = BenchQuestion(
     id="oil", question="How did oil prices evolve?", main_conclusions=["Prices are volatile."],

@@ -10,8 +10,8 @@ def minimal_pdf(text: str) -> bytes:
     """A one-page PDF with one line of Helvetica text, written by hand (no PDF library needed)."""
     stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
     objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-               b"/Resources << /Font << /F1 5 0 R >> >> >>",
+               (b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+                b"/Resources << /Font << /F1 5 0 R >> >> >>"),
                b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
                b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
     out, offsets = b"%PDF-1.4\n", []
@@ -42,8 +42,8 @@ def corpus(tmp_path):
 
 def test_each_format_is_read_as_plain_text(corpus):
     assert read_document(corpus / "oil.md") == (
-        "Oil shocks", "# Oil shocks\n\nThe 2008 oil price spike ended with a crash when demand collapsed.\n\n"
-                      "See the EIA for data. \n")
+        "Oil shocks", ("# Oil shocks\n\nThe 2008 oil price spike ended with a crash when demand collapsed.\n\n"
+                       "See the EIA for data. \n"))
     title, text = read_document(corpus / "gold.html")
     assert title == "Gold notes" and text == "Central banks bought gold as a reserve asset."
     assert read_document(corpus / "housing.pdf")[1].strip() == "Spanish house prices fell sharply after 2008."

@@ -105,7 +105,7 @@ def _msgs(system: str | None, user: str) -> list[dict[str, Any]]:
 
 def extract_code(text: str) -> str:
     """The Python in a reply: the first fenced block, or the whole reply when there is no fence."""
-    m = re.search(r"```(?:python|py)?\s*\n(.*?)```", text, re.S)
+    m = re.search(r"```(?:python|py)?\s*\n(.*?)```", text, re.DOTALL)
     return (m.group(1) if m else text).strip() + "\n"
 
 

@@ -13,6 +13,7 @@ it was computed from, so the writer can cite and the number check can verify.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from dataclasses import dataclass, field
@@ -28,9 +29,9 @@ from lyceum.research.records import Figure, Finding, Provenance, Table
 from lyceum.research.selection import is_change_table
 
 _NOT_A_MEASURE = re.compile(r"uncertain|error|std|stdev|decimal|^extra_|number of|count|code|^id$|lat|lon|^year$",
-                            re.I)
+                            re.IGNORECASE)
 _RATIO_LIKE = re.compile(r"/|ratio|yield|per |margin|pct|percent|%|rate|price|eps|share|week|index|mean|average",
-                         re.I)
+                         re.IGNORECASE)
 MAX_ENTITIES = 6
 
 
@@ -302,7 +303,7 @@ def _sample_years(years: list[int], keep: set[int]) -> list[int]:
 def levels_finding(panel: Panel, w: Window, sink: FigureSink) -> Finding:
     ann = yearly(panel, w.years() + ([w.partial] if w.partial else []))
     complete = ann.loc[[y for y in ann.index if y <= w.end]]
-    div, word, unit = _scale(panel, ann.values.ravel())
+    div, _, unit = _scale(panel, ann.values.ravel())
     keep = set()
     for e in complete.columns:
         s = complete[e].dropna()
@@ -506,7 +507,7 @@ def swings(times: list, values: list[float], threshold: float = 0.4) -> list[dic
     if trend == "down":
         pivots.append((lo_i, "trough"))  # the fall in progress at the end of the data
     out = []
-    for (a, ka), (b, kb) in zip(pivots, pivots[1:]):
+    for (a, ka), (b, kb) in itertools.pairwise(pivots):
         if ka == "peak" and kb == "trough":
             out.append({"peak_time": times[a], "peak": values[a], "trough_time": times[b], "trough": values[b],
                         "pct": moved(values[a], values[b]) * 100})
@@ -764,14 +765,14 @@ def ranking_finding(frame, t: TableProfile, size: str, unit: str, sink: FigureSi
     share10 = float(top["sum"].sum() / total * 100)
     numbers.update({"top3 share": share3, "top10 share": share10})
     sentences = [
-        f"The table lists {len(frame)} rows in {len(g)} {t.entity_column.lower()} groups, with a combined "
-        f"{_lower(size)} of {_amount(total, div, word, unit)}.",
-        f"{names[0]} is the largest group with {_amount(top['sum'].iloc[0], div, word, unit)} "
-        f"({fmt_pct(top['sum'].iloc[0] / total * 100, signed=False)} of the total)"
-        + (f", followed by {names[1]} ({_amount(top['sum'].iloc[1], div, word, unit)})" if len(names) > 1 else "")
-        + (f" and {names[2]} ({_amount(top['sum'].iloc[2], div, word, unit)})" if len(names) > 2 else "") + ".",
-        f"The three largest groups hold {fmt_pct(share3, signed=False)} of the total and the ten largest "
-        f"{fmt_pct(share10, signed=False)}.",
+        (f"The table lists {len(frame)} rows in {len(g)} {t.entity_column.lower()} groups, with a combined "
+         f"{_lower(size)} of {_amount(total, div, word, unit)}."),
+        (f"{names[0]} is the largest group with {_amount(top['sum'].iloc[0], div, word, unit)} "
+         f"({fmt_pct(top['sum'].iloc[0] / total * 100, signed=False)} of the total)"
+         + (f", followed by {names[1]} ({_amount(top['sum'].iloc[1], div, word, unit)})" if len(names) > 1 else "")
+         + (f" and {names[2]} ({_amount(top['sum'].iloc[2], div, word, unit)})" if len(names) > 2 else "") + "."),
+        (f"The three largest groups hold {fmt_pct(share3, signed=False)} of the total and the ten largest "
+         f"{fmt_pct(share10, signed=False)}."),
     ]
     return Finding(title=f"Which {t.entity_column.lower()} groups dominate by {_lower(size)}", sentences=sentences,
                    figures=[figure], tables=[table], numbers=numbers, sources=[t.id], kind="ranking")
@@ -836,8 +837,8 @@ def correlation_finding(frame, t: TableProfile, size: str, rate: str, sink: Figu
                               "log scale)", Provenance(tables=[t.id], method="scatter of two columns", numbers={}))
     strength = "weak" if abs(spearman) < 0.3 else "moderate" if abs(spearman) < 0.6 else "strong"
     return Finding(title=f"{size} and {rate}", sentences=[
-        f"Across {len(d)} rows the rank correlation between {_lower(size)} and {rate} is {spearman:.2f} "
-        f"(Pearson r = {pearson:.2f}): a {strength} relationship."],
+        (f"Across {len(d)} rows the rank correlation between {_lower(size)} and {rate} is {spearman:.2f} "
+         f"(Pearson r = {pearson:.2f}): a {strength} relationship.")],
         figures=[figure], numbers={f"spearman {size} {rate}": spearman, f"pearson {size} {rate}": pearson,
                                    "rows": float(len(d))},
         sources=[t.id], kind="correlation")

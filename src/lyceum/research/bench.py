@@ -85,7 +85,7 @@ def load_questions(path: str | Path) -> list[BenchQuestion]:
 
 def report_body(markdown: str) -> str:
     """The report as a reader sees it, minus the machine-made tail (references list and number check)."""
-    return re.split(r"^## (?:References|Number check)\s*$", markdown, flags=re.M)[0]
+    return re.split(r"^## (?:References|Number check)\s*$", markdown, flags=re.MULTILINE)[0]
 
 
 _YEARS = re.compile(r"(?<!\d)(1[89]\d\d|20\d\d)(?!\d)")
@@ -159,7 +159,7 @@ def figure_health(run_dir: Path) -> dict[str, Any]:
     run_dir = Path(run_dir)
     md = (run_dir / "report.md").read_text(encoding="utf-8") if (run_dir / "report.md").is_file() else ""
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
-    tables = len(re.findall(r"^\*Table \d+:", md, flags=re.M))
+    tables = len(re.findall(r"^\*Table \d+:", md, flags=re.MULTILINE))
     broken = []
     for src in images:
         path = run_dir / src
@@ -338,7 +338,7 @@ def format_summary(summary: BenchSummary) -> str:
         cells = [f"{r['id']:<26}"]
         for c in cols[1:]:
             v = r.get(c)
-            cells.append(f"{v:>22.3f}" if isinstance(v, float) else f"{str(v):>22}")
+            cells.append(f"{v:>22.3f}" if isinstance(v, float) else f"{v!s:>22}")
         for c in judged_cols:
             j = r.get("judged", {}).get(c)
             cells.append(f"{j['mean']:>14.3f} ± {j['std']:.3f}" if j else f"{'-':>22}")

@@ -221,7 +221,7 @@ def profile_frame(frame, table_id: str, path: Path, pkg: PackageMeta, res: Resou
                                                           else "") or f"{pkg.title}: {Path(table_id).stem}"
     p = TableProfile(id=table_id, sql_name=_sql_name(table_id), path=str(path), dataset=pkg.name,
                      dataset_title=pkg.title, title=title, description=(res.description if res else "") or
-                     pkg.description, n_rows=int(len(frame)), columns=columns, sources=pkg.sources,
+                     pkg.description, n_rows=len(frame), columns=columns, sources=pkg.sources,
                      problems=list(problems))
     _find_time(p, frame)
     _find_entities(p, frame)
@@ -452,7 +452,7 @@ class Catalog:
         return cat
 
     @classmethod
-    def open(cls, db_path: str | Path) -> "Catalog":
+    def open(cls, db_path: str | Path) -> Catalog:
         import duckdb
 
         db_path = Path(db_path)
@@ -472,7 +472,7 @@ class Catalog:
         return cat
 
     @classmethod
-    def open_or_build(cls, tables_dir: str | Path, db_path: str | Path | None = None) -> "Catalog":
+    def open_or_build(cls, tables_dir: str | Path, db_path: str | Path | None = None) -> Catalog:
         """Reuse the catalog when the folder has not changed since it was built; rebuild it otherwise."""
         root = Path(tables_dir)
         if not root.is_dir():

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 _COLORS = ["#1f5fa8", "#c2410c", "#15803d", "#7c3aed", "#b91c1c", "#0e7490", "#a16207", "#4b5563"]
 
@@ -76,7 +77,7 @@ def grouped_lines_or_bars(years: Sequence[int], series: dict[str, Sequence[float
                           ylabel: str) -> Path:
     """Yearly values for one entity as bars, for several as lines (bars side by side get unreadable)."""
     if len(series) == 1:
-        name, values = next(iter(series.items()))
+        values = next(iter(series.values()))
         return bar_chart([str(y) for y in years], list(values), path, title=title, ylabel=ylabel, xlabel="year")
     return line_chart({k: (list(years), list(v)) for k, v in series.items()}, path, title=title, ylabel=ylabel,
                       xlabel="year", zero_line=True)

@@ -81,7 +81,7 @@ def read_document(path: Path) -> tuple[str, str]:
             reader = PdfReader(str(path))
             text = "\n".join(page.extract_text() or "" for page in reader.pages)
             title = str((reader.metadata or {}).get("/Title") or "") if reader.metadata else ""
-        except Exception as e:  # noqa: BLE001 - pypdf raises many types for broken files
+        except Exception as e:
             raise ValueError(f"not a readable PDF ({type(e).__name__})") from e
         if not text.strip():
             raise ValueError("the PDF has no extractable text (scanned pages need OCR)")
@@ -96,7 +96,7 @@ def read_document(path: Path) -> tuple[str, str]:
         parser.feed(text)
         body = html.unescape("".join(parser.parts))
         return (parser.title.strip() or path.stem), re.sub(r"\n\s*\n+", "\n\n", body).strip()
-    heading = re.search(r"^#\s+(.+)$", text, re.M)
+    heading = re.search(r"^#\s+(.+)$", text, re.MULTILINE)
     if suffix in (".md", ".markdown"):
         text = re.sub(r"!\[[^\]]*\]\([^)]*\)", "", text)  # images
         text = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", text)  # links keep their text

@@ -24,7 +24,7 @@ _MISSING_TEXT = {"", "na", "n/a", "nan", "null", "none", "-", "--", "..", "...",
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _YEAR = re.compile(r"^(1[5-9]\d\d|20\d\d|2100)$")
 _DATE = re.compile(r"^(\d{4})-(\d{1,2})(?:-(\d{1,2}))?(?:[T ].*)?$")
-_TIME_NAMES = re.compile(r"(^|[^a-z])(date|time|year|month|period|quarter|day|week)([^a-z]|$)", re.I)
+_TIME_NAMES = re.compile(r"(^|[^a-z])(date|time|year|month|period|quarter|day|week)([^a-z]|$)", re.IGNORECASE)
 
 
 @dataclass
@@ -129,7 +129,7 @@ def readme_intro(text: str) -> str:
     """The descriptive part of a README: text before the first section about preparation, licence or scripts."""
     keep = []
     for line in text.splitlines():
-        if re.match(r"^#+\s*(preparation|license|licence|scripts?|usage|install|development|contributing)", line, re.I):
+        if re.match(r"^#+\s*(preparation|license|licence|scripts?|usage|install|development|contributing)", line, re.IGNORECASE):
             break
         if line.strip().startswith(("<", "![", "[![", "```")):
             continue
@@ -158,7 +158,7 @@ def read_table(path: Path, fields: list[FieldMeta] | None = None) -> list[tuple[
 
         try:
             frame = pd.read_parquet(path)
-        except Exception as e:  # noqa: BLE001 - any reader failure is reported per file
+        except Exception as e:
             raise ValueError(f"not a readable Parquet file ({type(e).__name__})") from e
         frame, problems = clean_frame(frame, fields)
         return [("", frame, problems)]
@@ -209,7 +209,7 @@ def _read_workbook(path: Path, fields: list[FieldMeta] | None) -> list[tuple[str
         raise ValueError("reading .xlsx needs openpyxl") from e
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise ValueError(f"not a readable Excel workbook ({type(e).__name__})") from e
     out = []
     for sheet in book.worksheets:
@@ -296,7 +296,7 @@ def _is_note(filled: list[str], width: int) -> bool:
     if not filled:
         return False
     first = filled[0]
-    if re.match(r"^(sources?|notes?|footnotes?|remarks?)\b\s*[:.]", first, re.I):
+    if re.match(r"^(sources?|notes?|footnotes?|remarks?)\b\s*[:.]", first, re.IGNORECASE):
         return True
     return len(filled) <= max(1, width // 2) and len(first.split()) >= 3 and re.search(r"[A-Za-z]", first) is not None
 
@@ -321,7 +321,7 @@ def _unique_names(header: list[str], problems: list[str]) -> list[str]:
 def missing_sentinels(description: str) -> list[float]:
     """Values a column description declares as 'missing' ('Missing months are denoted by -99.99')."""
     found = re.findall(r"denoted by (-?\d+(?:\.\d+)?)|(-?\d+(?:\.\d+)?) (?:denotes|means|indicates) (?:no data|missing)",
-                       description, re.I)
+                       description, re.IGNORECASE)
     return [float(a or b) for a, b in found]
 
 

@@ -16,7 +16,7 @@ _SCALES = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12, "k
 _NUMBER_RE = re.compile(
     r"(?<![\w.])([-+\u2212]?)\$?((?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)(?![\d])"
     r"(\s*%|\s*(?:thousand|million|billion|trillion|bn|tn)\b)?",
-    re.I,
+    re.IGNORECASE,
 )
 
 
@@ -34,7 +34,7 @@ class StatedNumber:
 
 
 _DATE_RE = re.compile(r"(?<![\w.])(1[5-9]|20)\d\d-[01]\d(?:-[0-3]\d)?(?![\w])")
-_LABEL_RE = re.compile(r"(?:\b(?:Figure|Fig\.|Table|Section|Step|Appendix)\s+\d+|\[\d+(?:[,\u2013-]\s*\d+)*\])", re.I)
+_LABEL_RE = re.compile(r"(?:\b(?:Figure|Fig\.|Table|Section|Step|Appendix)\s+\d+|\[\d+(?:[,\u2013-]\s*\d+)*\])", re.IGNORECASE)
 
 
 def extract_numbers(text: str) -> list[StatedNumber]:

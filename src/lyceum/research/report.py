@@ -114,17 +114,16 @@ def _add_provenance(body: str, final: FinalReport) -> str:
     """A collapsible note after each figure and table caption: which tables, which method, which code."""
     def note(kind: str, n: int, p: Provenance) -> str:
         parts = [f"<details><summary>Provenance of {kind} {n}</summary>",
-                 f"<p>Source tables: {', '.join(html.escape(t) for t in p.tables) or 'none'}. "
-                 f"Method: {html.escape(p.method)}.</p>"]
+                 (f"<p>Source tables: {', '.join(html.escape(t) for t in p.tables) or 'none'}. "
+                  f"Method: {html.escape(p.method)}.</p>")]
         if p.code:
             parts.append(f"<pre><code>{html.escape(p.code)}</code></pre>")
         parts.append("</details>")
         return "".join(parts)
 
-    for n, fig in final.figures:
-        body = re.sub(rf"(<p><em>Figure {n}:.*?</em></p>)", lambda m: m.group(1) + note("Figure", n, fig.provenance),
-                      body, count=1, flags=re.S)
-    for n, tab in final.tables:
-        body = re.sub(rf"(<p><em>Table {n}:.*?</em></p>)", lambda m: m.group(1) + note("Table", n, tab.provenance),
-                      body, count=1, flags=re.S)
+    for kind, items in (("Figure", final.figures), ("Table", final.tables)):
+        for n, item in items:
+            extra = note(kind, n, item.provenance)
+            body = re.sub(rf"(<p><em>{kind} {n}:.*?</em></p>)", lambda m, extra=extra: m.group(1) + extra, body,
+                          count=1, flags=re.DOTALL)
     return body

@@ -162,7 +162,7 @@ def network_namespace_prefix() -> tuple[str, ...]:
         return ()
     for args in (("-rn",), ("-n",)):
         try:
-            ok = subprocess.run([exe, *args, "true"], capture_output=True, timeout=10).returncode == 0
+            ok = subprocess.run([exe, *args, "true"], capture_output=True, timeout=10, check=False).returncode == 0
         except (OSError, subprocess.TimeoutExpired):
             ok = False
         if ok:
@@ -213,7 +213,7 @@ def _copy_font_cache(dest: Path) -> None:
 
         for f in Path(matplotlib.get_cachedir()).glob("fontlist-*.json"):
             shutil.copy2(f, dest / f.name)
-    except Exception:  # noqa: BLE001 - the child can rebuild the cache, just slower
+    except Exception:  # noqa: BLE001, S110 - the child can rebuild the cache, just slower
         pass
 
 
@@ -248,7 +248,8 @@ def run_python(code: str, *, workdir: str | Path, readable: list[str | Path] = (
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         try:
             proc = subprocess.Popen(cmd, cwd=scratch, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                    env=_clean_env(scratch, env), preexec_fn=_limit(limits), start_new_session=True)
+                                    env=_clean_env(scratch, env), start_new_session=True,
+                                    preexec_fn=_limit(limits))  # noqa: PLW1509 - only sets rlimits, no locks
         except OSError as e:
             raise UserError(f"cannot start the sandboxed Python ({e.strerror})") from e
         try:

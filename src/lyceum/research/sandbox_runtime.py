@@ -17,7 +17,10 @@ import os
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _CONFIG = os.path.join(_HERE, "tables.json")
-_PATHS = json.load(open(_CONFIG)) if os.path.exists(_CONFIG) else {}
+_PATHS = {}
+if os.path.exists(_CONFIG):
+    with open(_CONFIG) as _f:
+        _PATHS = json.load(_f)
 TABLES = sorted(_PATHS)
 FIGURE = "figure.png"
 _loaded = []

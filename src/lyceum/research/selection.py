@@ -24,8 +24,8 @@ from lyceum.research.bm25 import tokenize
 from lyceum.research.catalog import GRANULARITY_WORDS, Catalog, TableProfile
 
 _FREQ_RANK = {"daily": 0, "weekly": 1, "monthly": 2, "quarterly": 3, "annual": 4, "irregular": 5, None: 6}
-_CHANGE_COLUMN = re.compile(r"increase|growth|change|difference|delta|return", re.I)
-_PERCENT_CHANGE = re.compile(r"year-on-year|year over year|\byoy\b|percentage change|per ?cent change", re.I)
+_CHANGE_COLUMN = re.compile(r"increase|growth|change|difference|delta|return", re.IGNORECASE)
+_PERCENT_CHANGE = re.compile(r"year-on-year|year over year|\byoy\b|percentage change|per ?cent change", re.IGNORECASE)
 
 
 def is_change_table(p: TableProfile) -> bool:
@@ -87,7 +87,7 @@ def drop_redundant(members: list[TableProfile]) -> list[TableProfile]:
     out: list[TableProfile] = []
     seen: set[tuple] = set()
     for p in sorted(members, key=lambda p: (len(Path(p.id).name), p.id)):
-        if len(members) > 1 and re.search(r"\b(filtered|subset|excerpt)\b", p.description, re.I):
+        if len(members) > 1 and re.search(r"\b(filtered|subset|excerpt)\b", p.description, re.IGNORECASE):
             continue
         sig = (p.n_rows, tuple(round(c.mean, 6) if c.mean is not None else None for c in p.numeric_columns))
         if p.numeric_columns and sig in seen:

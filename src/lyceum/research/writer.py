@@ -181,8 +181,8 @@ def _conclusion(key: list[str], used: list[TableProfile], notes: list[Note]) -> 
         return "The catalog holds no table that answers this question; add the relevant data and run again."
     lines = ["The main points, each computed from the cited tables:", ""]
     lines += [f"- {s}" for s in key[:6]]
-    lines += ["", "Limits: these are descriptive statistics of the tables as published; they do not establish "
-                  "causes, and values for a partial final year are shown separately from complete years."]
+    lines += ["", ("Limits: these are descriptive statistics of the tables as published; they do not establish "
+                   "causes, and values for a partial final year are shown separately from complete years.")]
     return "\n".join(lines)
 
 
