@@ -13,6 +13,7 @@ PhysicsMinions is three studios around one loop:
         both pass  -> passes += 1; accept once passes == cv (consecutive)
         any fails  -> fails += 1; after cv consecutive failures start a fresh solution,
                       otherwise revise the solution with the issues
+    out of rounds -> the last reviewed solution, status "max_rounds"
 
 Every call goes through a ``Transcript`` (saved per problem). Repeated reviews of the same solution and fresh
 restarts carry a ``cache_tag`` with the round number, so the chat cache replays a run exactly while never
@@ -164,6 +165,8 @@ async def solve_minions(client, problem: Problem, transcript: Transcript, config
                 break
             continue
         passes, fails = 0, fails + 1
+        if round_no == config.max_rounds:  # out of rounds: return the last reviewed solution, not an unreviewed one
+            break
         if fails >= config.cv:  # this line of solution is stuck: start over
             attempt += 1
             result.restarts += 1

@@ -15,6 +15,14 @@ def register(verbs) -> None:
     p.add_argument("--data", required=True, help="HiPhO directory (exam *.json files, image_question/, medals.json)")
     p.set_defaults(func=cmd_exams)
 
+    p = verbs.add_parser("selfcheck", help="grade the gold answers against themselves (checks the grader)",
+                         description="Feed every gold answer back as a boxed response and grade it: each sub-answer "
+                                     "that is not judge-only must be correct. Prints the count and the time taken.")
+    p.add_argument("--data", required=True, help="HiPhO directory")
+    p.add_argument("--workers", type=int, default=1, help="processes for answer checks (default 1)")
+    p.add_argument("--check-timeout", type=float, default=2.0, help="seconds per symbolic stage (default 2)")
+    p.set_defaults(func=cmd_selfcheck)
+
     p = verbs.add_parser("grade", help="grade model predictions on HiPhO (answer level, optional judge, medals)",
                          description="Grade a predictions JSONL file: rows {\"id\", \"response\"} or {\"id\", "
                                      "\"answers\": [...]}. Writes grades.jsonl, summary.json, report.md and a chart.")
@@ -43,6 +51,7 @@ def register(verbs) -> None:
     p.add_argument("--temperature", type=float, help="sampling temperature")
     p.add_argument("--max-tokens", type=int, help="maximum completion tokens per call")
     p.add_argument("--request-timeout", type=float, default=600.0, help="seconds per request (default 600)")
+    p.add_argument("--max-retries", type=int, default=4, help="retries per request on 429/5xx/timeouts (default 4)")
     p.add_argument("--limit", type=int, help="only the first N problems of each exam (a smoke test)")
     p.add_argument("--cv", type=int, default=2, help="minions: consecutive passes to accept / failures to restart")
     p.add_argument("--max-rounds", type=int, default=6, help="minions: review rounds before giving up")
@@ -114,6 +123,21 @@ def _print_summary(summary: dict, out: str) -> None:
     print(f"wrote {Path(out) / 'grades.jsonl'}, summary.json, report.md")
 
 
+def cmd_selfcheck(args) -> int:
+    from lyceum.olympiad.runner import selfcheck
+    from lyceum.olympiad.scoring import GradeSettings
+
+    if args.workers < 1 or args.check_timeout <= 0:
+        raise UserError("--workers must be at least 1 and --check-timeout positive")
+    result = selfcheck(args.data, GradeSettings(timeout=args.check_timeout, workers=args.workers))
+    ok = result["checked"] - len(result["mismatches"])
+    print(f"{ok}/{result['checked']} gold sub-answers of {result['problems']} problems graded correct "
+          f"in {result['seconds']:.2f} s ({result['judge_only']} judge-only sub-answers not checked)")
+    for m in result["mismatches"]:
+        print(f"  MISMATCH {m['id']} #{m['index']}: {m['gold']}")
+    return 0 if not result["mismatches"] else 1
+
+
 def cmd_grade(args) -> int:
     from lyceum.olympiad.runner import grade_file
 
@@ -139,7 +163,8 @@ def cmd_run(args) -> int:
     params = {k: v for k, v in (("temperature", args.temperature), ("max_tokens", args.max_tokens)) if v is not None}
     cache = None if args.no_cache else (args.cache or str(Path(args.out) / "chat_cache.sqlite"))
     client = ChatClient(base_url=args.base_url, model=args.model, api_key=args.api_key,
-                        concurrency=args.concurrency, timeout=args.request_timeout, cache=cache)
+                        concurrency=args.concurrency, timeout=args.request_timeout, cache=cache,
+                        max_retries=max(0, args.max_retries))
     judge, judge_client = _judge(args)
     run = RunSettings(agent=args.agent, text_only=args.text_only, limit=args.limit, params=params, cv=args.cv,
                       max_rounds=args.max_rounds)

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field as _field
+from dataclasses import dataclass
+from dataclasses import field as _field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,9 @@ class Problem:
     modality: str = "text-only"
     field: str = "unknown"
     images: list[Path] = _field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.units = (list(self.units) + [None] * len(self.answers))[: len(self.answers)]
 
     @property
     def full_mark(self) -> float:

@@ -199,7 +199,7 @@ def parse_number(text: str, *, timeout: float | None = DEFAULT_TIMEOUT) -> Numbe
     if s.startswith(r"\pm"):
         plus_minus, s = True, s[3:].strip()
     percent = False
-    if s.endswith(r"\%") or s.endswith("%"):
+    if s.endswith((r"\%", "%")):
         percent, s = True, s[:-2].strip() if s.endswith(r"\%") else s[:-1].strip()
     unit = ""
     for degree in (r"^{\circ}", r"\circ", r"^\circ"):
@@ -221,7 +221,7 @@ def parse_number(text: str, *, timeout: float | None = DEFAULT_TIMEOUT) -> Numbe
 def _round_sig(x: float, sig: int) -> float:
     if x == 0 or not math.isfinite(x):
         return x
-    return round(x, sig - 1 - int(math.floor(math.log10(abs(x)))))
+    return round(x, sig - 1 - math.floor(math.log10(abs(x))))
 
 
 def numbers_close(pred: float, gold: float, *, rtol: float = DEFAULT_RTOL, sig_figs: int | None = None) -> bool:
@@ -484,9 +484,9 @@ def grade_equation(gold: str, pred: str, *, rtol: float = DEFAULT_RTOL,
     for g in golds:
         f = _equation_function(g, timeout)
         if f is None or h is None:
-            if f is None and h is None and "=" not in g and "=" not in pred_core:
-                if _same_expression(g, pred_core, rtol, timeout):  # two expressions called "equations"
-                    return True
+            two_expressions = f is None and h is None and "=" not in g and "=" not in pred_core
+            if two_expressions and _same_expression(g, pred_core, rtol, timeout):
+                return True
             continue
         if call_with_time_limit(_proportional_symbolic, f, h, seconds=timeout, default=False):
             return True

@@ -175,7 +175,7 @@ def string_key(text: str) -> str:
 # peeling conditions, labels and alternatives
 
 _CONDITION = re.compile(r"(?:,?\s+|^)(?:for|if|when|whenever|where|with|provided|assuming|given|while|as)\s",
-                        re.I)
+                        re.IGNORECASE)
 _ALTERNATIVE = re.compile(r"\s+(?:or)\s+|或")
 
 

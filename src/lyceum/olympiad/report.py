@@ -38,9 +38,9 @@ def render_markdown(summary: dict[str, Any], *, title: str = "HiPhO results", ch
     o = summary["overall"]
     m = summary["medals"]
     lines = [f"# {title}", ""]
-    lines += [f"Overall: **{_fmt(o['score'])} / {_fmt(o['full_mark'])}** points ({_fmt(o['percent'])}%) over "
+    lines += [(f"Overall: **{_fmt(o['score'])} / {_fmt(o['full_mark'])}** points ({_fmt(o['percent'])}%) over "
               f"{o['problems_graded']} problems; medals: gold {m['gold']}, silver {m['silver']}, "
-              f"bronze {m['bronze']}, none {m['none']}.", ""]
+              f"bronze {m['bronze']}, none {m['none']}."), ""]
     for note in notes or []:
         lines += [note, ""]
     lines += ["## Exams", ""]
@@ -71,8 +71,8 @@ def render_markdown(summary: dict[str, Any], *, title: str = "HiPhO results", ch
                          for k, t in tokens.items()])
     if summary.get("judge_usage"):
         j = summary["judge_usage"].get("total", {})
-        lines += ["", f"Judge: {j.get('calls', 0)} calls ({j.get('cached_calls', 0)} cached), "
-                      f"{j.get('prompt_tokens', 0)} prompt and {j.get('completion_tokens', 0)} completion tokens."]
+        lines += ["", (f"Judge: {j.get('calls', 0)} calls ({j.get('cached_calls', 0)} cached), "
+                      f"{j.get('prompt_tokens', 0)} prompt and {j.get('completion_tokens', 0)} completion tokens.")]
     return "\n".join(lines) + "\n"
 
 

@@ -75,6 +75,34 @@ def grade_file(data_dir: str | Path, predictions: str | Path, out: str | Path, *
     return write_grading(run, loaded, rows, grades, cutoffs, judge_client=judge_client)
 
 
+def selfcheck(data_dir: str | Path, settings: GradeSettings | None = None) -> dict[str, Any]:
+    """Grade the gold answers as if a model had written them (boxed, in a response): every sub-answer that is
+    not judge-only must come out correct. Checks the grader on a user's own copy of HiPhO; returns counts,
+    the wall time and the mismatches."""
+    import time
+
+    from lyceum.olympiad.data import load_hipho
+    from lyceum.olympiad.grade import is_judge_only
+
+    start = time.perf_counter()
+    problems = problem_index(load_hipho(data_dir))
+    rows = [{"id": p.id, "response": "Solution.\n" + "\n".join(p.answers)} for p in problems.values()]
+    grades = grade_rows(rows, problems, settings)
+    seconds = time.perf_counter() - start
+    checked = judge_only = 0
+    mismatches = []
+    for g in grades:
+        for i, c in enumerate(g.correct):
+            if is_judge_only(problems[g.id].answer_types[i]):
+                judge_only += 1
+            else:
+                checked += 1
+                if c is not True:
+                    mismatches.append({"id": g.id, "index": i, "gold": problems[g.id].answers[i]})
+    return {"problems": len(problems), "checked": checked, "judge_only": judge_only, "mismatches": mismatches,
+            "seconds": round(seconds, 2)}
+
+
 # ---------------------------------------------------------------------------------------------------------
 # running a model
 

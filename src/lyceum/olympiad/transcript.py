@@ -58,8 +58,9 @@ class Transcript:
     async def chat_json(self, client, messages, schema: dict, *, step: str, site: str,
                         cache_tag: str | None = None, **params) -> Any:
         """A JSON reply checked against ``schema``; asked again once with the problem, like ``complete_json``."""
-        from lyceum.models.chat import ChatJSONError, _json_problem, parse_json_reply
         import jsonschema
+
+        from lyceum.models.chat import ChatJSONError, _json_problem, parse_json_reply
 
         text = await self.chat(client, messages, step=step, site=site, cache_tag=cache_tag, **params)
         problem = _json_problem(text, schema, jsonschema)
