@@ -197,3 +197,14 @@ def test_index_command_prints_what_it_repaired(tmp_path, capsys):
     assert "rain/data/rain.csv: 6 rows; skipped 1 blank line" in out
     assert "rain/datapackage.json: datapackage.json lists data/gone.csv, which is not in the folder" in out
     assert "rain/data/rain.csv  Monthly rainfall in mm per station" in out
+
+
+def test_optional_embeddings_blend_meaning_into_the_search(catalog):
+    # A toy embedder that knows one synonym: "greenhouse gas" means carbon dioxide.
+    def embed(texts):
+        return [[1.0, 0.0] if any(w in t.lower() for w in ("carbon dioxide", "co2", "greenhouse")) else [0.0, 1.0]
+                for t in texts]
+
+    query = "greenhouse gas levels"
+    assert catalog.search(query, k=1) == [] or catalog.search(query, k=1)[0][0].dataset != "co2-ppm"
+    assert catalog.search(query, k=1, embed=embed)[0][0].dataset == "co2-ppm"

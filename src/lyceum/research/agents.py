@@ -121,9 +121,10 @@ class StructuredAnalyzer:
         self.run_dir = Path(run_dir)
         self.count = 0
         self.data_dir = self.run_dir / "sandbox-data"
+        self.embed = cfg.embedder() if hasattr(cfg, "embedder") else None
 
     def choose_tables(self, request: str) -> list:
-        candidates = [p for p, _ in self.catalog.search(f"{request} {self.question}", k=5)]
+        candidates = [p for p, _ in self.catalog.search(f"{request} {self.question}", k=5, embed=self.embed)]
         if not candidates:
             return []
         listing = "\n".join(f"- {p.id}: {p.title} ({p.time_start or '-'} to {p.time_end or '-'}, {p.n_rows} rows)"

@@ -77,6 +77,12 @@ def analyze_tables(catalog: Catalog, tables: list[TableProfile], question: str, 
     for panel in panels:
         findings += analyze_panel(panel, scope, sink)
     for t in tables:
+        if t.time_column and t.entity_column and len(t.entities) > MAX_ENTITIES and {"rank", "share"} & scope.intents \
+                and not matched_entities(question, t.entities):
+            f = latest_ranking_finding(catalog.frame(t.id), t, pick_measure(t, question), sink)
+            if f is not None:
+                findings.insert(0, f)
+    for t in tables:
         if not t.time_column:
             findings += analyze_cross_section(catalog.frame(t.id), t, question, scope, sink)
     return [f for f in findings if f.sentences or f.figures or f.tables]
@@ -199,12 +205,27 @@ def build_panels(catalog: Catalog, tables: list[TableProfile], question: str, sc
     return sorted(panels, key=lambda p: p.is_change)
 
 
+# Group rows of World Bank-style country tables ("World", "High income", "IDA & IBRD total"...).
+AGGREGATE = re.compile(
+    r"\b(world|income|ida|ibrd|oecd|members|euro area|total|excluding|dividend|fragile|small states|developing|"
+    r"developed|region|sub-saharan|east asia|south asia|latin america|middle east|north america|central asia|"
+    r"arab world|european union|heavily indebted|least developed|demographic|eastern and southern|"
+    r"western and central|pacific|caribbean|blend|only|classified|upper middle|lower middle|\(.*\))\b|&",
+    re.IGNORECASE)
+
+
+def is_aggregate(name: str) -> bool:
+    return bool(AGGREGATE.search(name))
+
+
 def _default_entities(frame, t: TableProfile, measure: str) -> list[str]:
     counts = frame[t.entity_column].astype(str).value_counts()
     if len(counts) <= MAX_ENTITIES:
         return list(counts.index)
-    # The largest by their latest value: what a reader of a many-country table usually wants first.
+    # The largest by their latest value (regional and income groups left out): what a reader of a many-country
+    # table usually wants first.
     latest = frame.dropna(subset=[measure]).sort_values(t.time_column).groupby(t.entity_column)[measure].last()
+    latest = latest[[not is_aggregate(str(e)) for e in latest.index]]
     return [str(e) for e in latest.sort_values(ascending=False).index[:MAX_ENTITIES]]
 
 
@@ -392,6 +413,9 @@ def change_finding(panel: Panel, w: Window, scope: Scope, sink: FigureSink) -> F
         pct = (ann.pct_change(fill_method=None) * 100).iloc[1:]
         what, unit = "yearly change", panel.unit
     # Decade averages: the clearest answer to "is it speeding up?" (a short period lists its years instead).
+    div, word = scale_for(per_year.abs().max().tolist(), unit)
+    if word:
+        unit = f"{word} {unit}".strip() if unit else word
     rows, dec_means = [], {}
     decades = _decades([int(y) for y in per_year.index])
     by_year = len(decades) < 3 and len(per_year.index) <= 15
@@ -404,7 +428,7 @@ def change_finding(panel: Panel, w: Window, scope: Scope, sink: FigureSink) -> F
             if not by_year:
                 dec_means.setdefault(e, []).append((d, ys, m))
             numbers[f"{e} {what} {d}" if by_year else f"{e} mean {what} {d}s"] = m
-            row.append(fmt(m))
+            row.append(fmt(m / div))
             if pct is not None:
                 mp = float(pct.loc[ys, e].mean())
                 numbers[f"{e} mean % change {d}s"] = mp
@@ -426,18 +450,18 @@ def change_finding(panel: Panel, w: Window, scope: Scope, sink: FigureSink) -> F
         full = [(d, ys, m) for d, ys, m in ms if len(ys) >= 5] or ms
         if len(full) >= 2:
             (d0, ys0, m0), (d1, ys1, m1) = full[0], full[-1]
-            text = (f"For {e}, the average {what} {'rose' if m1 > m0 else 'fell'} from {fmt(m0)}{_u(unit)} in the "
-                    f"{_decade_label(d0, ys0)} to {fmt(m1)}{_u(unit)} in the {_decade_label(d1, ys1)}")
+            text = (f"For {e}, the average {what} {'rose' if m1 > m0 else 'fell'} from {fmt(m0 / div)}{_u(unit)} in "
+                    f"the {_decade_label(d0, ys0)} to {fmt(m1 / div)}{_u(unit)} in the {_decade_label(d1, ys1)}")
             if m0 > 0 and m1 > 0:
                 text += f", {fmt(m1 / m0)} times the earlier pace"
                 numbers[f"{e} decade pace ratio"] = m1 / m0
-            middle = [f"{fmt(m)} in the {_decade_label(d, ys)}" for d, ys, m in full[1:-1]]
+            middle = [f"{fmt(m / div)} in the {_decade_label(d, ys)}" for d, ys, m in full[1:-1]]
             sentences.append(text + (f" ({'; '.join(middle)})" if middle else "") + ".")
         series = values[e].dropna()
         if len(series) < 3:
             continue
         hi, lo = series.idxmax(), series.idxmin()
-        show = fmt_pct if vunit == "%" else (lambda v: fmt(v) + _u(vunit))
+        show = fmt_pct if vunit == "%" else (lambda v: fmt(v / div) + _u(vunit))
         if panel.is_change:
             sentences.append(f"The largest {what} for {e} was {show(series[hi])} in {int(hi)}; the smallest was "
                              f"{show(series[lo])} in {int(lo)}.")
@@ -569,7 +593,7 @@ def extremes_finding(panel: Panel, w: Window, scope: Scope) -> Finding | None:
                 text += (f"it has not regained that peak: the latest value ({_v(last, panel.unit)}) is still "
                          f"{side} it.")
             sentences.append(text)
-            numbers.update({f"{e} largest fall %": dd["pct"], f"{e} pre-fall peak": dd["peak"],
+            numbers.update({f"{e} largest fall %": dd["pct"], f"{e} pre-fall peak": dd["peak"], f"{e} latest": last,
                             f"{e} fall trough": dd["trough"], f"{e} latest vs peak %": (last / dd["peak"] - 1) * 100})
         # Swings are read from monthly averages: daily noise would split one crash into several.
         smooth = g.set_index("time")["value"].resample("MS").mean().dropna() if panel.frequency in (
@@ -637,9 +661,9 @@ def comparison_finding(panel: Panel, w: Window, scope: Scope, sink: FigureSink) 
                                          numbers={f"{a}/{b} {int(y)}": float(r) for y, r in ratio.items()})))
     else:
         spread = (both[a] - both[b])
-        sentences.append(f"On average over {y0}–{y1}, {a} was {fmt(abs(spread.mean()))}{_u(panel.unit)} "
+        sentences.append(f"On average over {y0}–{y1}, {a} was {_v(abs(spread.mean()), panel.unit)} "
                          f"{'above' if spread.mean() > 0 else 'below'} {b}; the gap was widest in "
-                         f"{int(spread.abs().idxmax())} ({fmt(spread[spread.abs().idxmax()])}{_u(panel.unit)}).")
+                         f"{int(spread.abs().idxmax())} ({_v(spread[spread.abs().idxmax()], panel.unit)}).")
         numbers.update({f"{a}-{b} mean spread": float(spread.mean()),
                         f"{a}-{b} widest gap": float(spread[spread.abs().idxmax()])})
     if len(both) >= 4:
@@ -722,13 +746,61 @@ def analyze_cross_section(frame, t: TableProfile, question: str, scope: Scope, s
         out.append(ranking_finding(frame, t, size.name, size.unit, sink))
     if t.entity_column and rate is not None:
         out.append(group_ratio_finding(frame, t, rate.name, size.name if size else None, sink))
-    if size is not None and rate is not None:
-        f = correlation_finding(frame, t, size.name, rate.name, sink)
+    named = sorted((c for c in measures if relevance(c) > 0), key=lambda c: -relevance(c))
+    if "correlation" in scope.intents and len(named) >= 2:
+        pair = (named[0].name, named[1].name)  # the two measures the question asks about
+    else:
+        pair = (size.name, rate.name) if size is not None and rate is not None else None
+    if pair is not None:
+        f = correlation_finding(frame, t, *pair, sink)
         if f:
             out.append(f)
     if len([f for f in out for _ in f.figures]) < 2 and size is not None:
         out.append(top_rows_finding(frame, t, size.name, size.unit, sink))
     return out
+
+
+def latest_ranking_finding(frame, t: TableProfile, measure: str | None, sink: FigureSink) -> Finding | None:
+    """For "which are the largest" questions on a panel: rank the entities in the latest year with data."""
+    if measure is None:
+        return None
+    d = frame.dropna(subset=[measure])
+    if t.column(t.time_column).type == "date":
+        d = d.assign(_year=d[t.time_column].dt.year)
+    else:
+        d = d.assign(_year=d[t.time_column].astype(int))
+    counts = d.groupby("_year")[t.entity_column].nunique()
+    year = int(counts[counts >= 0.8 * counts.max()].index.max())  # the latest year most entities report
+    latest = d[d["_year"] == year].groupby(t.entity_column)[measure].mean()
+    groups = latest[[is_aggregate(str(e)) for e in latest.index]]
+    latest = latest[[not is_aggregate(str(e)) for e in latest.index]].sort_values(ascending=False)
+    if latest.empty:
+        return None
+    col = t.column(measure)
+    unit = col.unit or guess_unit(col.description)
+    total = float(groups["World"]) if "World" in groups.index else float(latest.sum())
+    base = "the World total" if "World" in groups.index else f"the {len(latest)} listed"
+    top = latest.head(10)
+    div, word = scale_for(top.tolist(), unit)
+    unit_label = " ".join(x for x in (word, unit) if x)
+    rows = [[str(k), fmt(v / div), fmt_pct(v / total * 100, signed=False)] for k, v in top.items()]
+    numbers = {f"{k} {year}": float(v) for k, v in top.items()}
+    numbers.update({f"{k} share {year}": float(v / total * 100) for k, v in top.items()})
+    numbers.update({"total": total, "entities ranked": float(len(latest))})
+    table = Table(markdown_table([t.entity_column, f"{measure} {year}" + (f" ({unit_label})" if unit_label else ""),
+                                  f"Share of {base}"], rows),
+                  f"The 10 largest by {_lower(measure_label(t, measure))} in {year} (groups and regions left out)",
+                  Provenance(tables=[t.id], method=f"ranking of '{measure}' in {year}", numbers=dict(numbers)))
+    fig_path = charts.bar_chart([str(k) for k in top.index], (top / div).tolist(), sink.path(f"ranking-{measure}"),
+                                title=f"The 10 largest in {year}", ylabel=unit_label or measure, horizontal=True)
+    names = list(top.index[:3])
+    sentences = [(f"In {year}, the largest were {_join([f'{n} ({_v(top[n], unit)})' for n in names])}; together "
+                  f"the top three account for {fmt_pct(top.head(3).sum() / total * 100, signed=False)} of {base}.")]
+    numbers["top3 share"] = float(top.head(3).sum() / total * 100)
+    return Finding(title=f"Ranking in {year}", sentences=sentences,
+                   figures=[Figure(fig_path, f"The 10 largest by {_lower(measure_label(t, measure))} in {year}",
+                                   Provenance(tables=[t.id], method="bar chart of the latest ranking"))],
+                   tables=[table], numbers=numbers, sources=[t.id], kind="ranking")
 
 
 def _label_column(frame, t: TableProfile) -> str | None:

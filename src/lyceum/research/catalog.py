@@ -379,6 +379,8 @@ class Catalog:
         self._index = BM25([tokenize(p.search_text) for p in profiles])
         self._con = None
         self.meta: dict[str, Any] = {}
+        self._vectors: list[list[float]] | None = None
+        self._embed_fn = None
 
     # -- building ---------------------------------------------------------------------------------------------
     @classmethod
@@ -515,10 +517,22 @@ class Catalog:
             self._con = None
 
     # -- search -----------------------------------------------------------------------------------------------
-    def search(self, query: str, k: int = 5) -> list[tuple[TableProfile, float]]:
-        """Tables ranked by BM25 over their descriptions, plus a bonus for entities the query names."""
+    def search(self, query: str, k: int = 5, *, embed=None, weight: float = 0.5) -> list[tuple[TableProfile, float]]:
+        """Tables ranked by BM25 over their descriptions, plus a bonus for entities the query names.
+
+        With ``embed`` (texts -> vectors, see ``embeddings.py``) the BM25 score is blended with the cosine
+        similarity between the query and each table's title and description.
+        """
         terms = tokenize(query)
         scores = self._index.scores(terms)
+        if embed is not None:
+            from lyceum.research.embeddings import cosine, hybrid
+
+            if getattr(self, "_vectors", None) is None or self._embed_fn is not embed:
+                self._vectors = embed([f"{p.dataset_title}. {p.title}. {p.description[:500]}" for p in self.profiles])
+                self._embed_fn = embed
+            q = embed([query])[0]
+            scores = [s * 10 for s in hybrid(scores, [cosine(q, v) for v in self._vectors], weight)]
         ranked = []
         for p, s in zip(self.profiles, scores):
             named = matched_entities(query, p.entities)
@@ -528,11 +542,11 @@ class Catalog:
         ranked.sort(key=lambda x: -x[1])
         return ranked[:k]
 
-    def select(self, question: str, *, max_tables: int = 3) -> list[TableProfile]:
+    def select(self, question: str, *, max_tables: int = 3, embed=None) -> list[TableProfile]:
         """The tables a rule-based analysis should use; see ``lyceum.research.selection``."""
         from lyceum.research.selection import select_tables
 
-        return select_tables(self, question, max_tables=max_tables)
+        return select_tables(self, question, max_tables=max_tables, embed=embed)
 
 
 def _profile_from_dict(d: dict[str, Any]) -> TableProfile:

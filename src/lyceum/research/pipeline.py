@@ -35,6 +35,7 @@ class ResearchConfig:
     coder_model: str | None = None
     vision_model: str | None = None
     writer_model: str | None = None
+    embed_model: str | None = None  # blend embeddings into table search (needs an endpoint)
     max_subtasks: int = 5
     tool_budget: int = 30
     max_repairs: int = 5
@@ -44,6 +45,15 @@ class ResearchConfig:
     concurrency: int = 4
     cache: bool = True
     offline: bool = False  # force the rule-based mode even when an endpoint is configured
+
+    def embedder(self):
+        """The table-search embedder, when ``embed_model`` is set (at ``base_url`` or $LYCEUM_BASE_URL)."""
+        if not self.embed_model:
+            return None
+        from lyceum.research.embeddings import endpoint_embedder
+
+        base = self.base_url or os.environ.get("LYCEUM_BASE_URL") or os.environ.get("OPENAI_BASE_URL") or ""
+        return endpoint_embedder(base, self.embed_model, self.api_key or os.environ.get("LYCEUM_API_KEY"))
 
     def use_agents(self) -> bool:
         if self.offline:
@@ -109,8 +119,9 @@ def _run_rule_based(cfg: ResearchConfig, catalog, docs, run):
     from lyceum.research.analysis import analyze_tables
     from lyceum.research.writer import compose_rule_based, finalize, profile_values, supported_values
 
-    tables = catalog.select(cfg.question, max_tables=cfg.max_tables) if catalog is not None else []
-    ranked = catalog.search(cfg.question, k=8) if catalog is not None else []
+    embed = cfg.embedder()
+    tables = catalog.select(cfg.question, max_tables=cfg.max_tables, embed=embed) if catalog is not None else []
+    ranked = catalog.search(cfg.question, k=8, embed=embed) if catalog is not None else []
     run.write_json("retrieval.json", {
         "ranked": [{"table": p.id, "score": round(s, 3)} for p, s in ranked],
         "selected": [p.id for p in tables],

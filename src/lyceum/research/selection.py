@@ -24,7 +24,7 @@ from lyceum.research.bm25 import tokenize
 from lyceum.research.catalog import GRANULARITY_WORDS, Catalog, TableProfile
 
 _FREQ_RANK = {"daily": 0, "weekly": 1, "monthly": 2, "quarterly": 3, "annual": 4, "irregular": 5, None: 6}
-_CHANGE_COLUMN = re.compile(r"increase|growth|change|difference|delta|return", re.IGNORECASE)
+_CHANGE_COLUMN = re.compile(r"\b(increase|growth|changes?|difference|delta|returns?)\b", re.IGNORECASE)
 _PERCENT_CHANGE = re.compile(r"year-on-year|year over year|\byoy\b|percentage change|per ?cent change", re.IGNORECASE)
 
 
@@ -34,8 +34,8 @@ def is_change_table(p: TableProfile) -> bool:
     return any(_CHANGE_COLUMN.search(v) for v in values[:1]) or bool(_PERCENT_CHANGE.search(p.description))
 
 
-def select_tables(catalog: Catalog, question: str, *, max_tables: int = 3) -> list[TableProfile]:
-    ranked = catalog.search(question, k=len(catalog.profiles))
+def select_tables(catalog: Catalog, question: str, *, max_tables: int = 3, embed=None) -> list[TableProfile]:
+    ranked = catalog.search(question, k=len(catalog.profiles), embed=embed)
     if not ranked:
         return []
     scores = {p.id: s for p, s in ranked}
@@ -43,13 +43,29 @@ def select_tables(catalog: Catalog, question: str, *, max_tables: int = 3) -> li
     for p, s in ranked:
         best_by_dataset[p.dataset] = max(best_by_dataset.get(p.dataset, 0.0), s)
     top = ranked[0][1]
-    datasets = [d for d, s in sorted(best_by_dataset.items(), key=lambda x: -x[1]) if s >= 0.8 * top][:2]
     query = set(tokenize(question))
+    order = [d for d, _ in sorted(best_by_dataset.items(), key=lambda x: -x[1])]
+    datasets = order[:1]
+    # A second dataset joins only when it scores nearly as well *and* covers question words the first does not
+    # (a cross-dataset question such as "CO2 and temperature"), not merely the same words again.
+    covered = _covered_terms(catalog, order[0], query)
+    for d in order[1:2]:
+        if best_by_dataset[d] >= 0.8 * top and _covered_terms(catalog, d, query) - covered:
+            datasets.append(d)
     chosen: list[TableProfile] = []
     for d in datasets:
         members = [p for p in catalog.profiles if p.dataset == d]
         chosen += _select_in_dataset(members, query, scores, question)
     return chosen[:max_tables]
+
+
+def _covered_terms(catalog: Catalog, dataset: str, query: set[str]) -> set[str]:
+    """Question words a dataset's tables mention, leaving out frequency words and years."""
+    words = set()
+    for p in catalog.profiles:
+        if p.dataset == dataset:
+            words |= set(tokenize(p.search_text))
+    return {t for t in query & words if t not in GRANULARITY_WORDS and not t.isdigit()}
 
 
 def _select_in_dataset(members: list[TableProfile], query: set[str], scores: dict[str, float],
