@@ -402,6 +402,26 @@ def write_report(roles: Roles, question: str, results: list[SubtaskResult], prof
 # The whole run
 
 
+def _rule_based_fallback(cfg, catalog, draft, run) -> list[Finding]:
+    """When no agent analysis produced a figure, add the rule-based analyses so the report still shows the data."""
+    if catalog is None:
+        return []
+    from lyceum.research.analysis import analyze_tables
+    from lyceum.research.writer import finding_section, table_source
+
+    tables = catalog.select(cfg.question, max_tables=cfg.max_tables)
+    findings = analyze_tables(catalog, tables, cfg.question, run.path) if tables else []
+    for p in tables:
+        draft.sources.setdefault(f"table:{p.id}", table_source(p))
+    for i, f in enumerate(findings, 1):
+        draft.sections.append((f"{f.title[:1].upper() + f.title[1:]} (rule-based)", finding_section(f, 100 + i, draft)))
+    if findings:
+        draft.label += (" No agent analysis produced a usable figure, so the sections marked (rule-based) were "
+                        "computed by fixed rules instead.")
+        run.log(f"rule-based fallback: {len(findings)} findings")
+    return findings
+
+
 def run_agents(cfg, catalog, docs, run):
     """Plan, supervise, analyse, write and finalize; returns (FinalReport, summary extras)."""
     from lyceum.research.numbers import extract_numbers
@@ -424,9 +444,12 @@ def run_agents(cfg, catalog, docs, run):
     profiles = [catalog.by_id[t] for t in used] if catalog is not None else []
     models = ", ".join(sorted({c.model for c in roles.clients()}))
     draft = write_report(roles, cfg.question, results, profiles, models)
+    fallback = _rule_based_fallback(cfg, catalog, draft, run) if not any(f.figures for f in findings) else []
+    findings += fallback
     note_numbers = [n.value for r in results for note in r.notes for n in extract_numbers(note.text)]
     final = finalize(draft, supported_values(findings, profile_values(profiles) + note_numbers))
-    extra = {"tables_used": used, "documents_used": sorted({n.source_id for r in results for n in r.notes}),
+    used = sorted(set(used) | {t for f in fallback for t in f.sources})
+    extra = {"rule_based_fallback": bool(fallback), "tables_used": used, "documents_used": sorted({n.source_id for r in results for n in r.notes}),
              **asdict(stats), "usage": roles.usage()}
     run.log_metrics({"event": "agents", **asdict(stats)})
     return final, extra

@@ -273,6 +273,8 @@ def choose_window(panel: Panel, scope: Scope) -> Window:
         end = min(last_any, scope.end_year) if scope.end_year else last
         if start > end:  # the question asks for years the table does not have
             start, end = first, last
+        elif start == end:  # "in 2008": show the year with three years of context on each side
+            start, end = max(first, start - 3), min(last, end + 3)
     partial = last_any if last_any > end and last_any not in full and scope.end_year is None else None
     return Window(start, end, partial)
 

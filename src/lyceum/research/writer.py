@@ -96,7 +96,7 @@ def compose_rule_based(question: str, findings: list[Finding], profiles: list[Ta
         draft.sources.setdefault(f"doc:{n.source_id}", note_source(n))
     used = [p for p in profiles if any(p.id in f.sources for f in findings)] or profiles
     for i, f in enumerate(findings, 1):
-        draft.sections.append((f.title[:1].upper() + f.title[1:], _section_body(f, i, draft)))
+        draft.sections.append((f.title[:1].upper() + f.title[1:], finding_section(f, i, draft)))
     if notes:
         draft.sections.append(("What the documents say", _notes_body(notes)))
     key = _key_sentences(findings, question)
@@ -112,7 +112,8 @@ def _cite(f: Finding) -> str:
     return "".join(f"[@table:{s}]" for s in f.sources)
 
 
-def _section_body(f: Finding, i: int, draft: Draft) -> str:
+def finding_section(f: Finding, i: int, draft: Draft) -> str:
+    """A section body from one finding: its sentences (cited), then each figure and table with a lead-in."""
     parts = []
     if f.sentences:
         first, rest = f.sentences[0], f.sentences[1:]
