@@ -153,8 +153,10 @@ def _key_sentences(findings: list[Finding], question: str = "") -> list[str]:
     ranked = sorted(findings, key=lambda f: order.index(f.kind) if f.kind in order else len(order))
     out = []
     for f in ranked:
-        if f.sentences and f.sentences[0] not in out:
-            out.append(f.sentences[0])
+        # A ranking's first sentence only counts rows; its second names the leaders.
+        for s in f.sentences[: 2 if f.kind == "ranking" else 1]:
+            if s not in out:
+                out.append(s)
     return out
 
 
