@@ -130,6 +130,9 @@ def _run_rule_based(cfg: ResearchConfig, catalog, docs, run):
     findings = analyze_tables(catalog, tables, cfg.question, run.path) if tables else []
     notes: list[Note] = docs.search(cfg.question, k=cfg.doc_notes) if docs is not None else []
     draft = compose_rule_based(cfg.question, findings, tables, notes)
-    final = finalize(draft, supported_values(findings, profile_values(tables)))
+    from lyceum.research.numbers import extract_numbers
+
+    quoted = [n.value for note in notes for n in extract_numbers(note.text)]  # backed by the documents
+    final = finalize(draft, supported_values(findings, profile_values(tables) + quoted))
     return final, {"tables_used": sorted({t for f in findings for t in f.sources}),
                    "documents_used": sorted({n.source_id for n in notes})}
