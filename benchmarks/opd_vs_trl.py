@@ -10,18 +10,22 @@ its own fresh subprocess (so peak resident memory is measured per side), one aft
 files: 1 warm-up step, then ``--steps`` timed OPD steps (rollout -> teacher scoring -> reverse-KL loss ->
 AdamW step). The sides:
 
-- ``lyceum``: ``lyceum.train.engine``'s OPD step, full-vocabulary reverse KL (chunked);
+- ``lyceum``: ``lyceum.train.engine.train`` (rollout, teacher feedback, ``opd_loss`` with support=full and
+  kind=reverse_kl, clip, AdamW) with diagnostics off, fed by a schedule that repeats the prompt batch;
+- ``lyceum_proposed``: the same with the speed-ups in ``benchmarks/proposed.py`` patched in (pending review);
 - ``trl_distill``: TRL's ``DistillationTrainer`` (beta=1.0: reverse KL, on-policy);
 - ``trl_gkd``: TRL's ``GKDTrainer`` with lmbda=1.0 (always on-policy) and beta=1.0. In TRL's generalised JSD,
   beta=0 is forward KL(teacher || student) and beta=1 is ``F.kl_div(teacher_logp, student_logp)`` =
   KL(student || teacher), i.e. reverse KL.
 
-All sides: float32 (no autocast), no gradient checkpointing, temperature 1.0, no top-k/top-p, AdamW with the same
-constant learning rate, grad-norm clipping 1.0, one prompt batch of the same size, the same max_new_tokens.
+All sides: float32 (no autocast), no gradient checkpointing, temperature 1.0, no top-k/top-p, AdamW (TRL: the
+transformers default, fused) with the same constant learning rate and no weight decay, grad-norm clipping 1.0,
+the same prompt batch every step, the same max_new_tokens.
 
 "Trained tokens" are the completion tokens that enter the loss in a step (generation stops at EOS; with random
 weights that almost never happens, so it is ~batch * max_new_tokens on every side). tokens/s = trained tokens of
-the timed steps / their wall time. Peak memory is the child's peak resident set size (``ru_maxrss``: imports,
+a timed step / its wall time, the median over the timed steps (one step slowed by another process does not move
+it); tokens/CPU-s uses the process's CPU time instead of wall time. Peak memory is the child's peak resident set size (``ru_maxrss``: imports,
 models, optimizer state and the steps); ``step_peak_rss_mb`` is the peak during the steps alone (the kernel's
 high-water mark reset just before the warm-up step).
 
@@ -45,7 +49,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-SIDES = ("lyceum", "trl_distill", "trl_gkd")
+SIDES = ("lyceum", "lyceum_proposed", "trl_distill", "trl_gkd")
+OURS = ("lyceum", "lyceum_proposed")
 
 PAD, EOS, BOS, UNK = 0, 1, 2, 3
 
@@ -403,7 +408,16 @@ def run_trl_gkd(s: Setting, work: Path, prompts: dict, clock: StepClock, total_s
     return {"impl": f"trl {trl.__version__} GKDTrainer(lmbda=1.0, beta=1.0)", "optimizer": _optimizer_name(trainer)}
 
 
-RUNNERS = {"lyceum": run_lyceum, "trl_distill": run_trl_distill, "trl_gkd": run_trl_gkd}
+def run_lyceum_proposed(s: Setting, work: Path, prompts: dict, clock: StepClock, total_steps: int) -> dict:
+    import proposed  # benchmarks/proposed.py, on the child's path
+
+    patched = proposed.apply()
+    info = run_lyceum(s, work, prompts, clock, total_steps)
+    return {**info, "impl": info["impl"] + " + proposed: " + ", ".join(patched)}
+
+
+RUNNERS = {"lyceum": run_lyceum, "lyceum_proposed": run_lyceum_proposed, "trl_distill": run_trl_distill,
+           "trl_gkd": run_trl_gkd}
 
 
 def child(side: str, s: Setting, work: Path, steps: int, warmup: int, threads: int) -> None:
@@ -439,18 +453,22 @@ def run_child(side: str, s: Setting, work: Path, args) -> dict:
 
 
 def compare(rows: dict[str, dict]) -> dict:
-    """Ratios of lyceum against each TRL side: tokens/s (higher is better) and peak memory (lower is better)."""
-    out = {}
-    ly = rows.get("lyceum", {})
-    for side, r in rows.items():
-        if side == "lyceum" or "error" in r or "error" in ly or not ly:
+    """Each lyceum side against each TRL side: tokens/s ratio (> 1: lyceum faster) and peak-memory ratio (< 1:
+    lyceum leaner)."""
+    out: dict[str, dict] = {}
+    for ours in OURS:
+        ly = rows.get(ours)
+        if not ly or "error" in ly:
             continue
-        out[side] = {
-            "speedup": round(ly["tokens_per_s"] / r["tokens_per_s"], 3),
-            "peak_rss_ratio": round(ly["peak_rss_mb"] / r["peak_rss_mb"], 3),
-        }
-        if ly.get("step_peak_rss_mb") and r.get("step_peak_rss_mb"):
-            out[side]["step_peak_rss_ratio"] = round(ly["step_peak_rss_mb"] / r["step_peak_rss_mb"], 3)
+        for side, r in rows.items():
+            if side in OURS or "error" in r:
+                continue
+            c = {"speedup": round(ly["tokens_per_s"] / r["tokens_per_s"], 3),
+                 "speedup_cpu": round(ly["tokens_per_cpu_s"] / r["tokens_per_cpu_s"], 3),
+                 "peak_rss_ratio": round(ly["peak_rss_mb"] / r["peak_rss_mb"], 3)}
+            if ly.get("step_peak_rss_mb") and r.get("step_peak_rss_mb"):
+                c["step_peak_rss_ratio"] = round(ly["step_peak_rss_mb"] / r["step_peak_rss_mb"], 3)
+            out.setdefault(ours, {})[side] = c
     return out
 
 
@@ -561,20 +579,24 @@ def _fmt(x, spec: str) -> str:
 
 def markdown_table(records: list[dict], loss: dict | None) -> str:
     """The results as markdown: one row per (setting, side), then the loss-memory check."""
-    header = ("| setting | side | tokens/s | tokens/CPU-s | peak RSS (MB) | peak in steps (MB) | lyceum speed-up "
-              "| lyceum peak / theirs |")
-    lines = [header, "|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| setting | side | tokens/s | tokens/CPU-s | peak RSS (MB) | peak in steps (MB) |",
+             "|---|---|---:|---:|---:|---:|"]
     for rec in records:
         for side, r in rec["sides"].items():
             if "error" in r:
-                lines.append(f"| {rec['setting']} | {side} | failed: {r['error']} | | | | | |")
+                lines.append(f"| {rec['setting']} | {side} | failed: {r['error']} | | | |")
                 continue
-            cmp = rec["lyceum_vs"].get(side, {})
-            speedup = _fmt(cmp.get("speedup"), ".2f") + ("x" if cmp else "")
             cells = [rec["setting"], side, _fmt(r.get("tokens_per_s"), ".1f"), _fmt(r.get("tokens_per_cpu_s"), ".1f"),
-                     _fmt(r.get("peak_rss_mb"), ".0f"), _fmt(r.get("step_peak_rss_mb"), ".0f"), speedup,
-                     _fmt(cmp.get("peak_rss_ratio"), ".2f")]
+                     _fmt(r.get("peak_rss_mb"), ".0f"), _fmt(r.get("step_peak_rss_mb"), ".0f")]
             lines.append("| " + " | ".join(cells) + " |")
+    ratios = [(rec["setting"], ours, theirs, c) for rec in records
+              for ours, vs in rec["lyceum_vs"].items() for theirs, c in vs.items()]
+    if ratios:
+        lines += ["", "| setting | lyceum side | vs | speed-up (tokens/s) | speed-up (tokens/CPU-s) | peak RSS ratio |",
+                  "|---|---|---|---:|---:|---:|"]
+        lines += [f"| {st} | {ours} | {theirs} | {_fmt(c.get('speedup'), '.2f')}x | "
+                  f"{_fmt(c.get('speedup_cpu'), '.2f')}x | {_fmt(c.get('peak_rss_ratio'), '.2f')} |"
+                  for st, ours, theirs, c in ratios]
     if records:
         lines += ["", ("tokens/s is the median step's rate; tokens/CPU-s divides the trained tokens by the process's "
                        "CPU time in the timed steps (less sensitive to other load on the machine). Workloads:"), ""]
