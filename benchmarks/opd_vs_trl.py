@@ -482,7 +482,7 @@ def machine() -> dict:
 # ---------------------------------------------------------------------------------------------------------------
 # full-vocabulary reverse KL: peak memory of one forward + backward, each variant in a fresh child process
 
-LOSS_VARIANTS = ("lyceum_chunked", "unchunked_fp32", "trl_chunked")
+LOSS_VARIANTS = ("lyceum_chunked", "lyceum_proposed_chunked", "unchunked_fp32", "trl_chunked")
 
 
 def loss_child(variant: str, B: int, T: int, V: int, H: int, threads: int) -> None:
@@ -500,8 +500,13 @@ def loss_child(variant: str, B: int, T: int, V: int, H: int, threads: int) -> No
     base = rss_mb()
     reset_hwm()
     t0 = time.perf_counter()
-    if variant == "lyceum_chunked":
+    if variant in ("lyceum_chunked", "lyceum_proposed_chunked"):
         from lyceum.train.losses import Head, opd_loss
+
+        if variant == "lyceum_proposed_chunked":
+            import proposed
+
+            proposed.apply()
 
         loss, _ = opd_loss(Head(hs, ws), Head(ht, wt), tokens, mask, support="full", kind="reverse_kl")
     elif variant == "unchunked_fp32":
@@ -524,7 +529,8 @@ def loss_child(variant: str, B: int, T: int, V: int, H: int, threads: int) -> No
 
 def run_loss_child(variant: str, B: int, T: int, V: int, H: int, threads: int) -> dict:
     cmd = [sys.executable, __file__, "--loss-child", variant, "--shape", f"{B},{T},{V},{H}", "--threads", str(threads)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
         return {"variant": variant, "B": B, "T": T, "error": f"exit {proc.returncode}",
@@ -543,6 +549,7 @@ def loss_memory(args) -> dict:
     V, H, T, B = 151_936, 256, 512, 8
     ref_bs = sorted({int(x) for x in args.loss_ref_batches.split(",")} | ({B} if args.loss_ref_full else set()))
     rows = [run_loss_child("lyceum_chunked", b, T, V, H, args.threads) for b in sorted(set(ref_bs) | {B})]
+    rows += [run_loss_child("lyceum_proposed_chunked", B, T, V, H, args.threads)]
     rows += [run_loss_child("unchunked_fp32", b, T, V, H, args.threads) for b in ref_bs]
     if importlib.util.find_spec("trl") is not None:
         rows += [run_loss_child("trl_chunked", B, T, V, H, args.threads)]
@@ -564,6 +571,7 @@ def loss_memory(args) -> dict:
         "shape": f"{B}x{T}x{V}", "lyceum_chunked_peak_mb": ours,
         "unchunked_fp32_peak_mb": round(ref, 1) if ref else None, "unchunked_how": how,
         "ratio": round(ours / ref, 4) if ours and ref else None, "target": "< 0.25",
+        "lyceum_proposed_chunked_peak_mb": peak("lyceum_proposed_chunked", B),
         "trl_chunked_peak_mb": peak("trl_chunked", B),
         "same_size_ratios": {f"B={b}": round(peak("lyceum_chunked", b) / m, 4) for b, m in ref_points
                              if peak("lyceum_chunked", b)},
@@ -613,6 +621,9 @@ def markdown_table(records: list[dict], loss: dict | None) -> str:
         rows = [("lyceum chunked (`losses.opd_loss`, support=full)", m["lyceum_chunked_peak_mb"],
                  f"{_fmt(m.get('ratio'), '.1%')} (target < 25%)"),
                 (f"unchunked float32 ({m['unchunked_how']})", ref, "100%")]
+        if m.get("lyceum_proposed_chunked_peak_mb") and ref:
+            rows.insert(1, ("lyceum chunked + proposed in-place chunks (`benchmarks/proposed.py`)",
+                            m["lyceum_proposed_chunked_peak_mb"], f"{m['lyceum_proposed_chunked_peak_mb'] / ref:.1%}"))
         if m.get("trl_chunked_peak_mb") and ref:
             rows.append(("TRL chunked (`DistillationTrainer` loss, its CPU path)", m["trl_chunked_peak_mb"],
                          f"{m['trl_chunked_peak_mb'] / ref:.1%}"))
