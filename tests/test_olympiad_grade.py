@@ -291,3 +291,19 @@ def test_time_limit_works_off_the_main_thread():
     t.start()
     t.join(30)
     assert out["w"] is True
+
+
+# --- how models actually write answers ---------------------------------------------------------------------
+
+def test_a_chain_of_equal_values_may_end_in_another_unit_or_a_number():
+    assert check_answer(r"\boxed{-13.6}", r"E_1 = -13.6\ \mathrm{eV} = -2.18\times 10^{-18}\ \mathrm{J}", NUM)
+    assert check_answer(r"\boxed{$v_1 = \alpha c$}", r"v_1 = \alpha c \approx 2.19 \times 10^{6}\,\text{m/s}", EXPR)
+    assert not check_answer(r"\boxed{$5.31 \times 10^{-11}$}", r"r_1 = \frac{\hbar}{\alpha m_e c} \approx 5.29\times10^{-11}",
+                            NUM)  # 0.4 % off
+
+
+def test_siunitx_thousands_separators_and_unbraced_accents():
+    assert check_answer(r"\boxed{$1.35 \times 10^{3}$}", r"\SI{1.35e3}{W/m^2}", NUM)
+    assert check_answer(r"\boxed{80600}", r"80\,600 \text{ years}", NUM)
+    assert check_answer(r"\boxed{$\ddot{q} = p a \Omega^{2} \cos \Omega t$}", r"\ddot q = a p \Omega^2 \cos(\Omega t)", EQ)
+    assert check_answer(r"\boxed{E}", r"The answer is \textbf{(E)}.", MC)

@@ -78,13 +78,17 @@ def check_answer(gold: str, pred: str, answer_type: str, unit: str | None = None
     if kind in JUDGE_ONLY or pred is None or not str(pred).strip() or gold is None:
         return False
     gold, pred = str(gold), str(pred)
-    if kind == "choice":
-        return grade_choice(gold, pred)
-    if kind == "numerical":
-        return grade_numerical(gold, pred, rtol=rtol, unit=unit, timeout=timeout)
-    if kind == "equation":
-        return grade_equation(gold, pred, rtol=rtol, timeout=timeout)
-    return grade_expression(gold, pred, rtol=rtol, timeout=timeout)
+    try:
+        if kind == "choice":
+            return grade_choice(gold, pred)
+        if kind == "numerical":
+            return grade_numerical(gold, pred, rtol=rtol, unit=unit, timeout=timeout)
+        if kind == "equation":
+            return grade_equation(gold, pred, rtol=rtol, timeout=timeout)
+        return grade_expression(gold, pred, rtol=rtol, timeout=timeout)
+    except RecursionError:  # a pathological answer must not stop a whole evaluation
+        logging.getLogger(__name__).warning("answer check hit the recursion limit; counted as wrong")
+        return False
 
 
 def _same_text(gold: str, gold_alternatives: list[str], pred_core: str) -> bool:
@@ -146,10 +150,12 @@ _POWER_OF_TEN = re.compile(r"^\s*(?P<sign>[-+]?)\s*10\s*\^\s*\{\s*(?P<exp>[-+]?\
 _UNIT_LIKE = re.compile(r"^[\\A-Za-z°%{}^_\s/*().\-0-9]*$")
 
 
-def _sig_figs(mantissa: str) -> int:
+def _sig_figs(mantissa: str, scientific: bool) -> int | None:
+    """Significant figures of a written decimal number; None for an integer, which is exact (an exponent of 2
+    or a count of 4 is not "4 to one figure")."""
+    if "." not in mantissa and not scientific:
+        return None
     digits = mantissa.lstrip("+-").replace(".", "").lstrip("0")
-    if "." not in mantissa:
-        digits = digits.rstrip("0")  # 80600: the zeros are placeholders
     return max(1, len(digits))
 
 
@@ -164,7 +170,7 @@ def _leading_number(s: str) -> tuple[float, int | None, str] | None:
         return None
     exp = m.group("exp") or m.group("e")
     value = float(m.group("mant")) * (10 ** float(exp.replace(" ", "")) if exp else 1.0)
-    return value, _sig_figs(m.group("mant")), s[m.end():].strip()
+    return value, _sig_figs(m.group("mant"), bool(exp)), s[m.end():].strip()
 
 
 def _exact_value(s: str, timeout: float | None) -> float | None:
@@ -179,7 +185,7 @@ def _exact_value(s: str, timeout: float | None) -> float | None:
             return None
         return v.real if abs(v.imag) <= 1e-12 * max(1.0, abs(v.real)) else None
 
-    return call_with_time_limit(run, seconds=timeout, default=None)
+    return _stage(run, timeout=timeout, default=None)
 
 
 def parse_number(text: str, *, timeout: float | None = DEFAULT_TIMEOUT) -> Number | None:
@@ -225,7 +231,8 @@ def _round_sig(x: float, sig: int) -> float:
 
 
 def numbers_close(pred: float, gold: float, *, rtol: float = DEFAULT_RTOL, sig_figs: int | None = None) -> bool:
-    """Equal at relative tolerance ``rtol``, or equal once ``pred`` is rounded to the gold's significant figures."""
+    """Equal at relative tolerance ``rtol``, or equal once ``pred`` is rounded to the gold's significant figures
+    (given for decimals and scientific notation; integers are exact, so only ``rtol`` applies to them)."""
     if not (math.isfinite(pred) and math.isfinite(gold)):
         return False
     if gold == 0:
@@ -283,7 +290,9 @@ def grade_numerical(gold: str, pred: str, *, rtol: float = DEFAULT_RTOL, unit: s
     if _same_text(gold, golds, pred_core):
         return True
     pred_assign = _assignments(pred_core)
-    pred_value = parse_number(right_hand_sides(pred_core)[-1], timeout=timeout)
+    # every side of "E = 13.6 eV = 2.18 \\times 10^{-18} J" is the answer in some unit; the last comes first
+    pred_values = [v for v in (parse_number(p, timeout=timeout) for p in reversed(right_hand_sides(pred_core)[-3:]))
+                   if v is not None]
     for g in golds:
         gold_assign = _assignments(g)
         if gold_assign is not None:  # several named values: all must match
@@ -293,7 +302,7 @@ def grade_numerical(gold: str, pred: str, *, rtol: float = DEFAULT_RTOL, unit: s
                 return True
             continue
         gv = parse_number(right_hand_sides(g)[-1], timeout=timeout)
-        if gv is not None and pred_value is not None and _values_match(gv, pred_value, rtol, unit):
+        if gv is not None and any(_values_match(gv, pv, rtol, unit) for pv in pred_values):
             return True
     return False
 
@@ -307,8 +316,17 @@ def _sympy():
     return sympy
 
 
+def _stage(fn, *args, timeout: float | None, default):
+    """One comparison stage under the time limit; a stage that fails (sympy raises on odd inputs, deep
+    expressions hit the recursion limit) counts as "could not show equality", like one that runs out of time."""
+    try:
+        return call_with_time_limit(fn, *args, seconds=timeout, default=default)
+    except Exception:  # noqa: BLE001 - any failure of a stage is a non-result, by design
+        return default
+
+
 def _parse_limited(s: str, timeout: float | None):
-    return call_with_time_limit(parse_latex, s, seconds=timeout, default=None)
+    return _stage(parse_latex, s, timeout=timeout, default=None)
 
 
 def _has_float(expr) -> bool:
@@ -360,48 +378,55 @@ def _sample_points(symbols, count: int, seed: int):
 def _evaluate(expr, point) -> complex | None:
     try:
         v = complex(expr.evalf(subs=point))
-    except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+    except Exception:  # noqa: BLE001 - not a number at this point (matrix symbols, undefined functions, ...)
         return None
     return v if math.isfinite(v.real) and math.isfinite(v.imag) else None
 
 
-def _numeric_equal(g, p, tol: float, points: int = 6) -> bool:
-    """Equal at random points (the last resort when simplification cannot decide)."""
+def _numeric_verdict(g, p, tol: float, points: int = 6) -> bool | None:
+    """Compare at random points: False on a clear difference, True when ``points`` points agree, None when too
+    few points could be evaluated (or the objects are not numbers) to say anything."""
     sympy = _sympy()
     ge, pe = _elements(g), _elements(p)
     if ge is not None or pe is not None:
-        return ge is not None and pe is not None and len(ge) == len(pe) and all(
-            _numeric_equal(a, b, tol, points) for a, b in zip(ge, pe))
+        if ge is None or pe is None or len(ge) != len(pe):
+            return False
+        verdicts = [_numeric_verdict(a, b, tol, points) for a, b in zip(ge, pe)]
+        return False if False in verdicts else (None if None in verdicts else True)
     if not (isinstance(g, sympy.Expr) and isinstance(p, sympy.Expr)):
-        return False
+        return None
     symbols = sorted(g.free_symbols | p.free_symbols, key=str)
     agree = 0
     for point in _sample_points(symbols, points * 2, seed=len(symbols)):
         a, b = _evaluate(g, point), _evaluate(p, point)
         if a is None or b is None:
             continue
-        if abs(a - b) > tol * max(abs(a), abs(b), 1e-12):
+        scale = max(abs(a), abs(b))
+        if scale == 0:  # both exactly 0 here (e.g. exp(-1e22 t^2)): no evidence either way
+            continue
+        if abs(a - b) > tol * scale:  # relative only: answers of size 1e-16 are common
             return False
         agree += 1
         if agree >= points:
             break
-    return agree >= 3
+    return True if agree >= 3 else None
 
 
-def _proportional(f, h, tol: float, points: int = 6) -> bool:
-    """``h = c * f`` for a non-zero constant c (two equations ``f = 0`` and ``h = 0`` say the same thing)."""
+def _proportional(f, h, tol: float, points: int = 6) -> bool | None:
+    """Is ``h = c * f`` for a non-zero constant c (two equations ``f = 0`` and ``h = 0`` saying the same)?
+    False on a clear counter-example, True when ``points`` points agree, None when undecided."""
     sympy = _sympy()
     if not (isinstance(f, sympy.Expr) and isinstance(h, sympy.Expr)):
-        return False
+        return None
     symbols = sorted(f.free_symbols | h.free_symbols, key=str)
     ratio = None
     agree = 0
     for point in _sample_points(symbols, points * 2, seed=len(symbols) + 1):
         a, b = _evaluate(f, point), _evaluate(h, point)
-        if a is None or b is None or abs(a) < 1e-12:
+        if a is None or b is None or a == 0:
             continue
         r = b / a
-        if abs(r) < 1e-12:
+        if r == 0:
             return False
         if ratio is None:
             ratio = r
@@ -410,21 +435,31 @@ def _proportional(f, h, tol: float, points: int = 6) -> bool:
         agree += 1
         if agree >= points:
             break
-    return agree >= 3
+    return True if agree >= 3 else None
 
 
 def _same_expression(g_text: str, p_text: str, rtol: float, timeout: float | None) -> bool:
+    """Normalised strings, then math-verify, then sympy simplification, then numeric substitution.
+
+    The numeric comparison is computed first but only used to *reject* early: a clear difference at a random
+    point settles it without a (possibly minutes-long) simplification of two unequal expressions.
+    """
     if string_key(g_text) == string_key(p_text):
         return True
     g, p = _parse_limited(g_text, timeout), _parse_limited(p_text, timeout)
     if g is None or p is None:
         return False
-    if call_with_time_limit(_math_verify_equal, g, p, seconds=timeout, default=False):
+    has_float = _has_float(g) or _has_float(p)
+    tol = max(rtol, 1e-6) if has_float else 1e-6
+    numeric = _stage(_numeric_verdict, g, p, tol, timeout=timeout, default=None)
+    if numeric is False:
+        return False
+    # math-verify rounds floats to 6 decimals (1e-16 == 0 there); decimals go to the relative numeric check
+    if not has_float and _stage(_math_verify_equal, g, p, timeout=timeout, default=False):
         return True
-    if call_with_time_limit(_symbolic_equal, g, p, seconds=timeout, default=False):
+    if _stage(_symbolic_equal, g, p, timeout=timeout, default=False):
         return True
-    tol = max(rtol, 1e-6) if (_has_float(g) or _has_float(p)) else 1e-6
-    return bool(call_with_time_limit(_numeric_equal, g, p, tol, seconds=timeout, default=False))
+    return numeric is True
 
 
 def grade_expression(gold: str, pred: str, *, rtol: float = DEFAULT_RTOL,
@@ -434,8 +469,23 @@ def grade_expression(gold: str, pred: str, *, rtol: float = DEFAULT_RTOL,
     golds = answer_alternatives(gold)
     if _same_text(gold, golds, pred_core):
         return True
-    pred_value = right_hand_sides(pred_core)[-1]
-    return any(_same_expression(rhs, pred_value, rtol, timeout) for g in golds for rhs in right_hand_sides(g))
+    # "r_1 = \\frac{\\hbar}{\\alpha m_e c} \\approx 5.3 \\times 10^{-11} m": any side of the chain may be the answer
+    pred_values = right_hand_sides(pred_core)[-3:]
+    for g in golds:
+        if _is_zero_form(g):  # "omega^4 - ... = 0" is an equation written as an expression: both sides count
+            if grade_equation(g, pred_core, rtol=rtol, timeout=timeout):
+                return True
+            continue
+        if any(_same_expression(rhs, p, rtol, timeout) for p in reversed(pred_values) for rhs in right_hand_sides(g)):
+            return True
+    return False
+
+
+def _is_zero_form(text: str) -> bool:
+    """"a x^2 + b = 0": a sum set to zero, where the right-hand side alone (0) is not the answer."""
+    sides = [s.strip() for s in split_top_level(text, "=")]
+    return len(sides) == 2 and sides[1] == "0" and len(split_top_level(sides[0].lstrip("+-"), "+")) + len(
+        split_top_level(sides[0].lstrip("+-"), "-")) > 2
 
 
 def _equation_function(text: str, timeout: float | None):
@@ -463,13 +513,15 @@ def _is_monomial_factor(ratio) -> bool:
     return True
 
 
-def _proportional_symbolic(f, h) -> bool:
-    """``h = c * f`` where c is a non-zero constant or a monomial such as 1/m (dividing by a mass is fine)."""
+def _proportional_symbolic(f, h, simplify: bool) -> bool:
+    """``h = c * f`` where c is a non-zero constant or a monomial such as 1/m (dividing by a mass is fine).
+
+    ``cancel`` settles rational cases cheaply; ``simplify`` (slow) is for the rest."""
     sympy = _sympy()
     ratio = sympy.cancel(sympy.together(h / f))
-    if not _is_monomial_factor(ratio):
-        ratio = sympy.simplify(ratio)
-    return _is_monomial_factor(ratio)
+    if _is_monomial_factor(ratio):
+        return True
+    return simplify and _is_monomial_factor(sympy.simplify(ratio))
 
 
 def grade_equation(gold: str, pred: str, *, rtol: float = DEFAULT_RTOL,
@@ -488,9 +540,12 @@ def grade_equation(gold: str, pred: str, *, rtol: float = DEFAULT_RTOL,
             if two_expressions and _same_expression(g, pred_core, rtol, timeout):
                 return True
             continue
-        if call_with_time_limit(_proportional_symbolic, f, h, seconds=timeout, default=False):
-            return True
         tol = max(rtol, 1e-6) if (_has_float(f) or _has_float(h)) else 1e-6
-        if call_with_time_limit(_proportional, f, h, tol, seconds=timeout, default=False):
+        if _stage(_proportional_symbolic, f, h, False, timeout=timeout, default=False):
+            return True
+        numeric = _stage(_proportional, f, h, tol, timeout=timeout, default=None)
+        if numeric is False:  # a counter-example to a constant ratio: no need to simplify
+            continue
+        if numeric is True or _stage(_proportional_symbolic, f, h, True, timeout=timeout, default=False):
             return True
     return False

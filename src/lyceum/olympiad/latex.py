@@ -70,7 +70,9 @@ def _unwrap_commands(s: str) -> str:
 
 
 def _brace_scripts(s: str) -> str:
-    """Unbraced sub/superscripts get braces: ``m_e c^2`` -> ``m_{e} c^{2}``, ``s^-1`` -> ``s^{-1}``."""
+    """Unbraced sub/superscripts get braces: ``m_e c^2`` -> ``m_{e} c^{2}``, ``s^-1`` -> ``s^{-1}``; so do
+    accents: ``\\ddot q`` -> ``\\ddot{q}``."""
+    s = re.sub(r"\\(dot|ddot|hat|bar|tilde)\s+(\\[a-zA-Z]+|[A-Za-z])", r"\\\1{\2}", s)
     s = re.sub(r"\^\s*(-?\d)", r"^{\1}", s)
     return re.sub(r"([_^])\s*(\\[a-zA-Z]+|[A-Za-z0-9])", r"\1{\2}", s)
 
@@ -145,8 +147,11 @@ def clean_latex(text: str) -> str:
     s = re.sub(r"\\(?:left|right)(?![a-zA-Z])", "", s)
     for a, b in sorted(_VARIANTS.items(), key=lambda kv: -len(kv[0])):
         s = re.sub(re.escape(a) + r"(?![a-zA-Z])", lambda _m, b=b: b, s)
+    s = re.sub(r"\\SI\s*\{([^{}]*)\}\s*\{([^{}]*)\}", r"\1 \2", s)  # siunitx: \SI{3.2}{m/s}
+    s = re.sub(r"\\(?:si|num)\s*\{([^{}]*)\}", r" \1 ", s)
     s = _unwrap_commands(s)
     s = re.sub(r"\s+([_^'])", r"\1", s)
+    s = re.sub(r"(?<![\d.])(\d{1,3})(?:\s(\d{3}))+(?![\d.])", lambda m: m.group(0).replace(" ", ""), s)
     s = _EQUALS.sub("=", s)
     s = s.replace("~", " ")
     s = re.sub(r"(?<!\\)\\ ", " ", s)  # "\ " is a space, "\\" (a matrix row break) stays
