@@ -67,6 +67,12 @@ def test_numbers_are_compared_after_rounding_to_the_gold_precision():
     assert numbers_close(80612, 80600, sig_figs=3)
 
 
+def test_integer_golds_are_exact_not_one_significant_figure():
+    assert not check_answer(r"\boxed{$\beta = 2$}", "2.2", NUM)  # an exponent from dimensional analysis
+    assert check_answer(r"\boxed{$\beta = 2$}", "2.000", NUM)
+    assert not check_answer(r"\boxed{300}", "310", NUM)
+
+
 @pytest.mark.parametrize("pred", ["1.67", "1.64", "1.70", "[1.65, 1.69]", r"$\approx 1.66$"])
 def test_interval_gold_accepts_values_inside(pred):
     assert check_answer(r"\boxed{$[1.64, 1.70]$}", pred, NUM)

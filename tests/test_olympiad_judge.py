@@ -99,3 +99,26 @@ def test_judge_only_sub_answers_are_decided_by_the_judge(chat_server):
     assert [g.correct for g in grades] == [[True], [False]]
     assert [g.score for g in grades] == [1.0, 0.0]
     assert "Reference answer: $\\Omega > \\sqrt{2} k/a$" in user_texts(chat_server.requests[0])
+
+
+def test_grade_cli_with_a_judge_endpoint(chat_server, tmp_path):
+    from test_olympiad_scoring import small_hipho, write_rows
+
+    from lyceum.cli import main
+
+    data = small_hipho(tmp_path / "hipho")
+    preds = write_rows(tmp_path / "p.jsonl", [{"id": "A_3", "response": r"It is so \boxed{since it must}"}])
+
+    def judge(request):
+        text = user_texts(request)
+        return '{"equivalent": false}' if "equivalent" in text else '{"score": 3, "reason": "mostly explained"}'
+
+    chat_server.default = judge
+    code = main(["olympiad", "grade", "--data", str(data), "--predictions", str(preds), "--out", str(tmp_path / "out"),
+                 "--workers", "1", "--judge-base-url", chat_server.base_url, "--judge-model", "j"])
+    assert code == 0
+    row = json.loads((tmp_path / "out" / "grades.jsonl").read_text())
+    assert (row["correct"], row["answer_score"], row["step_score"], row["score"]) == ([False], 0.0, 3.0, 3.0)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["judge_usage"]["total"]["calls"] == 2
+    assert (tmp_path / "out" / "judge_cache.sqlite").exists()
