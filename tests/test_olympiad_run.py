@@ -103,3 +103,19 @@ def test_unreachable_endpoint_is_one_sentence(tmp_path, capsys):
                  "http://127.0.0.1:9/v1", "--model", "m", "--no-cache", "--limit", "1", "--max-retries", "0"])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: cannot reach the chat endpoint") and "Traceback" not in err
+
+
+def test_a_problem_the_endpoint_refuses_scores_zero_and_the_run_goes_on(chat_server, tmp_path):
+    data = tiny_hipho(tmp_path / "hipho")
+
+    def refuse_figures(request):
+        if "Read the slope" in user_texts(request):
+            return {"status": 400, "message": "image input is not supported"}
+        return answer_by_problem(request)
+
+    chat_server.default = refuse_figures
+    assert run(data, tmp_path / "out", chat_server, "--max-retries", "0") == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["exams"]["T_2025"]["score"] == 2.0
+    assert summary["errors"][0]["id"] == "T_2" and "HTTP 400" in summary["errors"][0]["error"]
+    assert "refused by the endpoint" in (tmp_path / "out" / "report.md").read_text()

@@ -132,7 +132,7 @@ def test_every_gold_answer_fed_back_gets_full_answer_level_marks(hipho_dir):
     problems = problem_index(exams)
     rows = [{"id": p.id, "response": "Solution.\n" + "\n".join(p.answers)} for p in problems.values()]
     rows += [{"id": p.id, "answers": list(p.answers)} for p in problems.values()]
-    grades = grade_rows(rows, problems, GradeSettings(workers=1))
+    grades = grade_rows(rows, problems, GradeSettings(workers=2))  # also exercises the process pool
     wrong = [(g.id, i) for g in grades for i, c in enumerate(g.correct)
              if not is_judge_only(problems[g.id].answer_types[i]) and c is not True]
     assert wrong == []

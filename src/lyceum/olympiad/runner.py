@@ -43,6 +43,13 @@ def write_grading(run, exams: dict[str, Exam], rows: list[dict], grades, cutoffs
     if judge_client is None:
         notes.append("Answer-level grading only (no judge): inequality and open-ended sub-answers are not "
                      "checked and step-level credit is not given.")
+    if summary.get("agent") == "minions":
+        notes.append("Agent outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["agent_status"].items()))
+                     + ".")
+    if summary.get("errors"):
+        ids = ", ".join(e["id"] for e in summary["errors"][:10])
+        notes.append(f"{len(summary['errors'])} problem(s) were refused by the endpoint and score 0 ({ids}); "
+                     "see summary.json.")
     write_report(run.path, summary, title=title, notes=notes)
     run.log_metrics({"event": "graded", **summary["overall"]})
     return summary
@@ -134,10 +141,15 @@ async def _solve_all(client, problems: list[Problem], settings: RunSettings, tra
             transcript = Transcript(problem.id, images=[p.name for p in problem.images])
             try:
                 result = await solver(client, problem, transcript, config)
+                row = {"response": result.response, "agent": result.info()}
+            except UserError as e:
+                if str(e).startswith("cannot reach"):  # the endpoint is gone: stop, the cache keeps what is done
+                    raise
+                # one problem the endpoint refuses (too long, bad image...) must not sink the whole run
+                row = {"response": "", "agent": {"status": "error"}, "error": str(e)}
             finally:
                 transcript.save(transcripts)  # also when a call fails: what happened so far is kept
-            rows[i] = {"id": problem.id, "exam": problem.exam, "response": result.response,
-                       "usage": transcript.usage, "agent": result.info()}
+            rows[i] = {"id": problem.id, "exam": problem.exam, **row, "usage": transcript.usage}
             bar.update(1, info=problem.id)
 
         # the client's semaphore bounds concurrent calls; problems are all started and wait on it
@@ -175,13 +187,12 @@ def run_exams(data_dir: str | Path, out: str | Path, client, *, exams: str | Non
     rows = run_sync(_solve_all(client, problems, settings, run.path / "transcripts"))
     write_jsonl(run.path / "predictions.jsonl", rows)
     grades = grade_rows(rows, problem_index(loaded), grade_settings, judge=judge)
+    statuses: dict[str, int] = {}
+    for r in rows:
+        statuses[r["agent"]["status"]] = statuses.get(r["agent"]["status"], 0) + 1
     extra = {"model": client.model, "base_url": client.base_url, "agent": settings.agent,
-             "text_only": settings.text_only, "solver_usage": client.usage_summary()}
-    if settings.agent == "minions":
-        statuses: dict[str, int] = {}
-        for r in rows:
-            statuses[r["agent"]["status"]] = statuses.get(r["agent"]["status"], 0) + 1
-        extra["agent_status"] = statuses
+             "text_only": settings.text_only, "solver_usage": client.usage_summary(), "agent_status": statuses,
+             "errors": [{"id": r["id"], "error": r["error"]} for r in rows if r.get("error")]}
     return write_grading(run, loaded, rows, grades, load_medals(medals if medals else data_dir),
                          usage_by_exam=_usage_by_exam(rows), judge_client=judge_client, extra=extra,
                          title=f"HiPhO results: {client.model} ({settings.agent})")
