@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from lyceum.errors import UserError
 from lyceum.olympiad.latex import (
-    _CJK,
+    CJK,
     answer_alternatives,
     answer_core,
     clean_latex,
@@ -106,7 +106,7 @@ _LETTER_LIST = re.compile(r"[\s,;/&()\[\]{}+.]*(?:[A-Ha-h][\s,;/&()\[\]{}+.]*)+"
 
 def choice_letters(text: str) -> frozenset[str] | None:
     """The chosen letters: "A, D" -> {A, D}; "(B)" / "\\text{B}" / "选B" -> {B}; "(C) 4 m/s" -> {C}; else None."""
-    s = _CJK.sub(" ", clean_latex(text))
+    s = CJK.sub(" ", clean_latex(text))
     s = _CHOICE_NOISE.sub(" ", s).strip()
     if not s:
         return None

@@ -42,7 +42,7 @@ _VARIANTS = {r"\varepsilon": r"\epsilon", r"\varphi": r"\phi", r"\vartheta": r"\
              r"\leqslant": r"\le ", r"\geqslant": r"\ge ", r"\dots": r"\ldots", r"\cdots": r"\ldots",
              r"\tau": r"\tau", r"\tao": r"\tau"}
 _EQUALS = re.compile(r"\\(?:approx|simeq|sim|cong|equiv|doteq|eqsim|thickapprox)(?![a-zA-Z])|:=|==")
-_CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
+CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
 
 
 def _unwrap_commands(s: str) -> str:
@@ -215,12 +215,12 @@ def _drop_cjk_parentheticals(text: str) -> str:
 def _drop_label(text: str) -> str:
     """Drop a leading prose label: "Segment 1: slope = $x$" -> "slope = $x$", "当...时：$x$" -> "$x$"."""
     m = re.match(r"^\s*([^$:：]*?)[:：]", text)
-    if m and (_CJK.search(m.group(1)) or re.search(r"[A-Za-z]{2,}\s", m.group(1) + " ")) and "\\" not in m.group(1):
+    if m and (CJK.search(m.group(1)) or re.search(r"[A-Za-z]{2,}\s", m.group(1) + " ")) and "\\" not in m.group(1):
         rest = text[m.end() :]
         if rest.strip():
             return rest
     # CJK words with no colon before the first $: "当自转和公转方向相同时$...$"
-    if "$" in text and _CJK.search(text.split("$", 1)[0]):
+    if "$" in text and CJK.search(text.split("$", 1)[0]):
         return text[text.index("$") :]
     return text
 
@@ -261,7 +261,7 @@ def _peel(text: str) -> str:
 def _finish(s: str) -> str:
     c = clean_latex(s)
     c = _drop_label(c) if not c.startswith("\\") else c
-    return _CJK.sub(" ", c).strip(" ,.;:")
+    return CJK.sub(" ", c).strip(" ,.;:")
 
 
 def answer_core(text: str) -> str:
@@ -362,7 +362,7 @@ def parse_latex(s: str):
     from latex2sympy2_extended import latex2sympy
     from latex2sympy2_extended.latex2sympy2 import ConversionConfig
 
-    if not s or _CJK.search(s) or len(s) > 2000:
+    if not s or CJK.search(s) or len(s) > 2000:
         return None
     t = _protect_names(s).replace(r"\ldots", "")
     config = ConversionConfig(lowercase_symbols=False, interpret_as_mixed_fractions=False)
