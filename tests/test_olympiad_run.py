@@ -119,3 +119,12 @@ def test_a_problem_the_endpoint_refuses_scores_zero_and_the_run_goes_on(chat_ser
     assert summary["exams"]["T_2025"]["score"] == 2.0
     assert summary["errors"][0]["id"] == "T_2" and "HTTP 400" in summary["errors"][0]["error"]
     assert "refused by the endpoint" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_endpoint_and_model_come_from_the_environment(chat_server, tmp_path, monkeypatch):
+    data = tiny_hipho(tmp_path / "hipho")
+    chat_server.default = answer_by_problem
+    monkeypatch.setenv("LYCEUM_BASE_URL", chat_server.base_url)
+    monkeypatch.setenv("LYCEUM_MODEL", "env-model")
+    assert main(["olympiad", "run", "--data", str(data), "--out", str(tmp_path / "out"), "--workers", "1"]) == 0
+    assert {r["model"] for r in chat_server.requests} == {"env-model"}
