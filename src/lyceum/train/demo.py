@@ -1,16 +1,18 @@
 """`lyceum distill demo`: the main job. On-policy distillation you can watch work on a laptop CPU.
 
-The lab provides a tiny student that learned multi-digit addition with a right-to-left scratchpad on easy sums
-only, and a stronger teacher with the same thinking pattern that also learned the harder sums. The student
+The lab (``lyceum.lab.models``) provides a tiny student that writes multi-digit addition with a right-to-left
+scratchpad but has barely seen the harder sums, and a teacher of the same family and thinking pattern that
+learned them (new capability, compatible pattern: the case where the paper finds OPD works). The student
 answers harder sums at temperature 1, the teacher scores every token of those answers, and the student
 follows the per-token reverse KL on its own top-k support (the paper's recipe). Before, during and after,
-both are graded greedily on held-out sums by the lab's verifier.
+the student is graded greedily on held-out sums by the lab's verifier.
 """
 
 from __future__ import annotations
 
 import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +21,39 @@ from lyceum.train.config import OPDConfig
 # The demo's recipe. Tiny models and a 2-core CPU: a large learning rate, short responses, a small top-k
 # (a character vocabulary has only a handful of plausible next tokens at any step).
 DEMO_CONFIG = {
-    "steps": 120, "prompts_per_step": 16, "n": 4, "temperature": 1.0, "support": "student_topk", "k": 8, "kind": "reverse_kl",
-    "mode": "direct", "lr": 1e-3, "warmup_steps": 5, "lr_schedule": "cosine", "max_grad_norm": 1.0, "micro_batch_size": 64,
-    "diagnostics_k": 4, "eval_every": 20, "checkpoint_every": 0, "verifier": "lab", "device": "cpu", "dtype": "fp32",
+    "steps": 200, "prompts_per_step": 16, "n": 4, "temperature": 1.0,
+    "support": "student_topk", "k": 8, "kind": "reverse_kl", "mode": "direct",
+    "lr": 1e-3, "warmup_steps": 5, "lr_schedule": "cosine", "max_grad_norm": 1.0, "micro_batch_size": 64,
+    "diagnostics_k": 4, "eval_every": 25, "checkpoint_every": 0, "verifier": "lab", "device": "cpu", "dtype": "fp32",
 }
+
+
+@dataclass
+class DemoSetup:
+    """The demo's models and data: two lab model folders, training and held-out prompt rows."""
+
+    student: Path
+    teacher: Path
+    train_rows: list[dict]
+    eval_rows: list[dict]
+    max_new_tokens: int
+    opd_overrides: dict[str, Any] = field(default_factory=dict)
+
+
+def demo_setup(models: Path | None = None, *, train_prompts: int = 2000, eval_prompts: int = 200,
+               log=print) -> DemoSetup:
+    """The lab's student and compatible teacher (shipped, cached, or built now) and prompts on harder sums.
+
+    Training prompts come from their own seed, apart from the held-out rows and from every SFT set.
+    """
+    from lyceum.lab import models as lab
+    from lyceum.lab import tasks
+
+    student = lab.lab_model_dir("student", root=models, log=log)
+    teacher = lab.lab_model_dir("teacher", root=models, log=log)
+    train_rows = tasks.examples(tasks.make_problems(train_prompts, digits=lab.EVAL_DIGITS, seed=4242))
+    return DemoSetup(student, teacher, train_rows, lab.eval_rows(eval_prompts),
+                     lab.max_new_tokens(lab.EVAL_DIGITS))
 
 
 def demo_config(setup: Any, *, steps: int | None = None, seed: int = 0) -> OPDConfig:
@@ -36,7 +67,6 @@ def demo_config(setup: Any, *, steps: int | None = None, seed: int = 0) -> OPDCo
 def run_demo(out: str | Path = "runs/demo", *, steps: int | None = None, seed: int = 0, models: str | None = None,
              setup: Any = None, console=None):
     """Build or load the lab's demo models, distil, print the table; returns the ``TrainResult``."""
-    import torch
     from rich.console import Console
     from rich.table import Table
 
@@ -45,10 +75,7 @@ def run_demo(out: str | Path = "runs/demo", *, steps: int | None = None, seed: i
 
     console = console or Console()
     started = time.time()
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), 8)))
     if setup is None:
-        from lyceum.lab.demo import demo_setup  # the lab owns the demo's models and data
-
         console.print("[bold]lyceum distill demo[/bold]: preparing the lab's tiny student and teacher ...")
         setup = demo_setup(Path(models) if models else None, log=console.print)
     cfg = demo_config(setup, steps=steps, seed=seed)

@@ -45,6 +45,7 @@ def distill(student: str | Path, teacher: str | Path, prompts: str | Path | list
     from lyceum.train.feedback import TeacherFeedback
 
     cfg = cfg or OPDConfig()
+    objective = opd_objective(cfg)
     device = pick_device(cfg)
     dist = init_distributed(device)
     autocast = autocast_for(cfg, device)
@@ -80,6 +81,6 @@ def distill(student: str | Path, teacher: str | Path, prompts: str | Path | list
         from lyceum.train.recipes.length import LengthSchedule
 
         schedule = LengthSchedule(schedule, cfg.length_schedule)
-    return train(s, TeacherFeedback(t, vocab, autocast), schedule, cfg, run, objective=opd_objective(cfg),
+    return train(s, TeacherFeedback(t, vocab, autocast), schedule, cfg, run, objective=objective,
                  vocab=vocab, eval_rows=evals, verifier=verifier, reference_accuracy=teacher_accuracy,
                  autocast=autocast, dist=dist, resume=resume, desc=desc)

@@ -51,8 +51,16 @@ DIAGNOSTICS = ("overlap_ratio", "overlap_mass_student", "overlap_mass_teacher", 
 
 
 def opd_objective(cfg: OPDConfig) -> Objective:
-    """On-policy distillation: ``losses.opd_loss`` of the student against the teacher in the signal."""
-    from lyceum.train.losses import opd_loss
+    """On-policy distillation: ``losses.opd_loss`` of the student against the teacher in the signal.
+
+    The settings are checked here, before any model is loaded, so a typo fails in a second.
+    """
+    from lyceum.train.losses import KINDS, MODES, SUPPORTS, opd_loss
+
+    for name, value, valid in (("support", cfg.support, SUPPORTS), ("divergence kind", cfg.kind, KINDS),
+                               ("update mode", cfg.mode, MODES)):
+        if value not in valid:
+            raise UserError(f"unknown {name} {value!r}; choose one of {', '.join(valid)}")
 
     def objective(student, mb: MicroBatch, signal: Signal):
         if signal.teacher is None:
