@@ -298,7 +298,7 @@ class ChatClient:
         import jsonschema
 
         result = await self.complete(messages, site=site, cache_tag=cache_tag, **params)
-        problem = _json_problem(result.text, schema, jsonschema)
+        problem = json_problem(result.text, schema, jsonschema)
         if problem is None:
             return parse_json_reply(result.text)
         retry = list(messages) + [
@@ -307,7 +307,7 @@ class ChatClient:
                                         "value that satisfies the requested format, and nothing else."},
         ]
         again = await self.complete(retry, site=site, cache_tag=cache_tag, **params)
-        problem = _json_problem(again.text, schema, jsonschema)
+        problem = json_problem(again.text, schema, jsonschema)
         if problem is not None:
             raise ChatJSONError(f"the model's reply at '{site}' was not valid JSON for the schema twice ({problem})")
         return parse_json_reply(again.text)
@@ -320,7 +320,7 @@ class ChatClient:
         return run_sync(self.complete_json(messages, schema, **kw))
 
 
-def _json_problem(text: str, schema: dict[str, Any] | None, jsonschema) -> str | None:
+def json_problem(text: str, schema: dict[str, Any] | None, jsonschema) -> str | None:
     try:
         value = parse_json_reply(text)
     except (ValueError, json.JSONDecodeError) as e:

@@ -60,10 +60,10 @@ class Transcript:
         """A JSON reply checked against ``schema``; asked again once with the problem, like ``complete_json``."""
         import jsonschema
 
-        from lyceum.models.chat import ChatJSONError, _json_problem, parse_json_reply
+        from lyceum.models.chat import ChatJSONError, json_problem, parse_json_reply
 
         text = await self.chat(client, messages, step=step, site=site, cache_tag=cache_tag, **params)
-        problem = _json_problem(text, schema, jsonschema)
+        problem = json_problem(text, schema, jsonschema)
         if problem is None:
             return parse_json_reply(text)
         retry = list(messages) + [
@@ -71,7 +71,7 @@ class Transcript:
             {"role": "user", "content": f"Your reply could not be used: {problem}. Reply again with only a JSON "
                                         "value that satisfies the requested format, and nothing else."}]
         text = await self.chat(client, retry, step=step + ":retry", site=site, cache_tag=cache_tag, **params)
-        problem = _json_problem(text, schema, jsonschema)
+        problem = json_problem(text, schema, jsonschema)
         if problem is not None:
             raise ChatJSONError(f"the reply at '{step}' was not valid JSON for the schema twice ({problem})")
         return parse_json_reply(text)
