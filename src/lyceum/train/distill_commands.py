@@ -107,6 +107,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     result = distill(args.student, args.teacher, args.prompts, args.out, cfg, eval_rows=args.eval_prompts,
                      resume=not args.restart)
+    if not result.main:
+        return 0
     plots = plot_run(result.run)
     write_report(result.run, result, title=f"On-policy distillation: {Path(args.out).name}", plots=plots)
     print(markdown_table(summary_rows(result), ("", "before / initial", "after / final")))

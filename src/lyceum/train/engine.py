@@ -196,6 +196,7 @@ class TrainResult:
     initial: dict[str, float] = field(default_factory=dict)  # diagnostics over the first steps
     final: dict[str, float] = field(default_factory=dict)  # diagnostics over the last steps
     reference_accuracy: float | None = None
+    main: bool = True  # False in the other processes of a multi-process run (they log nothing)
 
     @property
     def accuracy_before(self) -> float | None:
@@ -349,7 +350,12 @@ def train(student: LocalLM, feedback: Feedback, schedule: PromptSchedule, cfg: O
                                        "reference_accuracy": reference_accuracy, "config": vars(cfg)})
 
     model.eval()
+    if dist.world_size > 1:  # nobody leaves before the first process has written the final checkpoint
+        from torch import distributed as torch_dist
+
+        torch_dist.barrier()
     result.steps = cfg.steps
+    result.main = dist.main
     result.initial = _window_mean(history[:SUMMARY_WINDOW])
     result.final = _window_mean(history[-SUMMARY_WINDOW:])
     return result
