@@ -1,0 +1,414 @@
+"""Issue 6's lab evidence: three contrasts on the lab's tiny models, each a report section with numbers and plots.
+
+    from lyceum.train.recipes.lab_contrasts import CONTRASTS
+    result = CONTRASTS["cold_start"](Path("runs/lab/cold_start"), quick=False)
+    print(result.markdown); result.numbers; result.plots
+
+- ``cold_start``: OPD from an incompatible-pattern teacher (pattern L; the student thinks in pattern R), plain
+  vs after an off-policy cold start. Initial overlap and final accuracy.
+- ``prompt_template``: OPD from a teacher that only knows the "add" prompt template, on prompts in the
+  student's template vs re-wrapped in the teacher's.
+- ``curriculum``: RL (GSPO, lab verifier) on the difficulty-graded addition task, curriculum vs uniform
+  sampling at the same rollout budget.
+
+Each contrast runs both arms with the same settings and seed and reports what it measured, whether or not it
+agrees with the paper. ``quick=True`` shrinks every budget so a test can run the whole pipeline in seconds; its
+numbers mean nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# OPD settings shared by the distillation contrasts (the demo's, for the same tiny models)
+OPD_SETTINGS = {"prompts_per_step": 16, "n": 4, "temperature": 1.0, "support": "student_topk", "k": 8,
+                "kind": "reverse_kl", "mode": "direct", "lr": 1e-3, "warmup_steps": 5, "lr_schedule": "cosine",
+                "max_grad_norm": 1.0, "micro_batch_size": 64, "diagnostics_k": 4, "checkpoint_every": 0,
+                "verifier": "lab", "device": "cpu", "dtype": "fp32"}
+QUICK = {"prompts_per_step": 2, "n": 2, "micro_batch_size": 8}
+
+
+@dataclass
+class ContrastResult:
+    name: str
+    title: str
+    markdown: str  # a report section: what was run, the table, the reading
+    numbers: dict[str, float] = field(default_factory=dict)
+    plots: list[Path] = field(default_factory=list)
+
+
+def _fmt(x: Any, pct: bool = False) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{100 * x:.1f}%" if pct else f"{x:.3f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def _series(run_path: Path, key: str, event: str = "train") -> tuple[list[float], list[float]]:
+    from lyceum.runs import read_jsonl
+
+    xs, ys = [], []
+    for r in read_jsonl(run_path / "metrics.jsonl"):
+        v = r.get(key)
+        if r.get("event") == event and isinstance(v, (int, float)) and not math.isnan(v):
+            xs.append(r["step"])
+            ys.append(v)
+    return xs, ys
+
+
+def _plot(path: Path, title: str, ylabel: str, lines: list[tuple[str, list[float], list[float]]], *,
+          xlabel: str = "step", marker: str | None = None, ylim: tuple[float, float] | None = None) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lyceum.train.report import _smooth
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for label, xs, ys in lines:
+        if not xs:
+            continue
+        if marker:
+            ax.plot(xs, ys, marker=marker, label=label)
+        else:
+            (line,) = ax.plot(xs, _smooth(ys, 5), label=label)
+            ax.plot(xs, ys, color=line.get_color(), alpha=0.2, linewidth=0.8)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    if ylim:
+        ax.set_ylim(*ylim)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _pattern_share(model_dir: Path, rows: list[dict], pattern: str) -> float:
+    """Share of greedy answers on ``rows`` written in thinking pattern ``pattern``."""
+    from lyceum.lab.models import accuracy
+    from lyceum.models.local import load_local
+
+    lm = load_local(model_dir, device="cpu", dtype="fp32")
+    return accuracy(lm, rows)["patterns"].get(pattern, 0.0)
+
+
+def _accuracy(model_dir: Path, rows: list[dict]) -> float:
+    from lyceum.lab.models import accuracy
+    from lyceum.models.local import load_local
+
+    return accuracy(load_local(model_dir, device="cpu", dtype="fp32"), rows)["accuracy"]
+
+
+def _prompts(n: int, digits: tuple[int, int], seed: int, template: str = "qa") -> list[dict]:
+    from lyceum.lab import tasks
+
+    return tasks.examples(tasks.make_problems(n, digits=digits, seed=seed), template=template)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# one extra lab model the template contrast needs, made by the lab's own recipe machinery
+
+
+def extra_recipes() -> dict[str, Any]:
+    """``teacher_add``: a teacher that only ever saw the 'add' prompt template (the lab's models saw only 'qa')."""
+    from lyceum.lab.models import Recipe
+
+    return {"teacher_add": Recipe("teacher_add", "teacher in its own prompt template: pattern R, 1-4 digit sums, "
+                                  "'add' template only", digits=(1, 4), template="add", steps=1500, seed=4)}
+
+
+def extra_model_dir(name: str, *, root: Path | None = None, log: Callable[[str], None] = print) -> Path:
+    """The folder of an extra model (the lab's own when it has a recipe of that name); built once, then cached
+    next to the lab's models with the lab's recipe record, so a changed recipe is rebuilt."""
+    import json
+    from dataclasses import asdict
+
+    from lyceum.lab.models import (
+        RECIPE_FILE,
+        RECIPES,
+        build_model,
+        cache_root,
+        is_current,
+        lab_model_dir,
+        measure,
+        recipe_hash,
+    )
+
+    if name in RECIPES:
+        return lab_model_dir(name, root=root, log=log)
+    r = extra_recipes()[name]
+    path = (Path(root) if root else cache_root()) / name
+    if is_current(path, r):
+        return path
+    lm = build_model(r, root=root, log=log)
+    lm.save(path)
+    record = {"name": name, "recipe": asdict(r), "recipe_hash": recipe_hash(r),
+              "history": getattr(lm, "history", []), "measured": measure(lm)}
+    (path / RECIPE_FILE).write_text(json.dumps(record, indent=2))
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 1. cold start rescues OPD from an incompatible-pattern teacher
+
+
+def cold_start_contrast(out: Path, *, root: Path | None = None, seed: int = 0, quick: bool = False,
+                        log: Callable[[str], None] = print) -> ContrastResult:
+    from lyceum.lab.models import eval_rows, lab_model_dir, max_new_tokens
+    from lyceum.train.config import OPDConfig
+    from lyceum.train.distill import distill
+    from lyceum.train.recipes.cold_start import ColdStartConfig, cold_start
+
+    out = Path(out)
+    student = lab_model_dir("student", root=root, log=log)
+    teacher = lab_model_dir("teacher_l", root=root, log=log)
+    digits = (1, 4)
+    steps, n_train, n_eval, sft_steps, sample_prompts = (2, 8, 8, 3, 4) if quick else (60, 400, 100, 150, 192)
+    train = _prompts(n_train, digits, seed=20_000 + seed)
+    evals = eval_rows(n_eval)
+    settings = {**OPD_SETTINGS, **(QUICK if quick else {}), "steps": steps, "seed": seed,
+                "max_new_tokens": max_new_tokens(digits), "eval_every": max(1, steps // 4)}
+
+    log("contrast cold start: plain OPD from the pattern-L teacher")
+    plain = distill(student, teacher, train, out / "plain_opd", OPDConfig(**settings), eval_rows=evals,
+                    resume=False, desc="plain OPD")
+    log("contrast cold start: cold start (teacher samples -> SFT -> OPD) from the same teacher")
+    cold = cold_start(student, teacher, train, out / "cold_start",
+                      ColdStartConfig(**settings, samples_per_prompt=4, sample_prompts=sample_prompts,
+                                      sft_steps=sft_steps, sft_lr=1e-3, sft_batch_size=32), eval_rows=evals, log=log)
+    plain_pl = _pattern_share(plain.run.path / "checkpoint" / "model", evals, "L")
+    cold_pl = _pattern_share(cold.opd.run.path / "checkpoint" / "model", evals, "L")
+
+    n = {"plain_overlap_initial": plain.initial.get("overlap_ratio"),
+         "plain_overlap_final": plain.final.get("overlap_ratio"),
+         "plain_accuracy_before": plain.accuracy_before, "plain_accuracy_after": plain.accuracy_after,
+         "plain_pattern_L_share": plain_pl,
+         "cold_kept_ratio": cold.kept_ratio, "cold_sft_loss_before": cold.sft_loss_before,
+         "cold_sft_loss_after": cold.sft_loss_after,
+         "cold_overlap_initial": cold.opd.initial.get("overlap_ratio"),
+         "cold_overlap_final": cold.opd.final.get("overlap_ratio"),
+         "cold_accuracy_after_sft": cold.opd.accuracy_before, "cold_accuracy_after": cold.opd.accuracy_after,
+         "cold_pattern_L_share": cold_pl, "teacher_accuracy": plain.reference_accuracy}
+    plots = [
+        _plot(out / "cold_start_overlap.png", "OPD from a pattern-L teacher: top-k overlap", "overlap ratio",
+              [("plain OPD", *_series(plain.run.path, "overlap_ratio")),
+               ("cold start, then OPD", *_series(cold.opd.run.path, "overlap_ratio"))], ylim=(0, 1.02)),
+        _plot(out / "cold_start_accuracy.png", "Held-out accuracy during OPD", "accuracy",
+              [("plain OPD", *_series(plain.run.path, "accuracy", "eval")),
+               ("cold start, then OPD", *_series(cold.opd.run.path, "accuracy", "eval"))], marker="o",
+              ylim=(0, 1.02)),
+    ]
+    rows = [["initial top-k overlap (first steps)", _fmt(n["plain_overlap_initial"]), _fmt(n["cold_overlap_initial"])],
+            ["final top-k overlap (last steps)", _fmt(n["plain_overlap_final"]), _fmt(n["cold_overlap_final"])],
+            ["accuracy before OPD", _fmt(n["plain_accuracy_before"], True), _fmt(n["cold_accuracy_after_sft"], True)],
+            ["accuracy after OPD", _fmt(n["plain_accuracy_after"], True), _fmt(n["cold_accuracy_after"], True)],
+            ["answers in pattern L after OPD", _fmt(plain_pl, True), _fmt(cold_pl, True)]]
+    agree_overlap = _gt(n["cold_overlap_initial"], n["plain_overlap_initial"])
+    agree_acc = _gt(n["cold_accuracy_after"], n["plain_accuracy_after"])
+    md = "\n".join([
+        (f"Student: {_describe('student')}. Teacher: {_describe('teacher_l')}; greedy accuracy "
+        f"{_fmt(n['teacher_accuracy'], True)} on the held-out sums ({n_eval} of {_eval_digits()} digits). Both arms: "
+        f"{steps} OPD steps x {settings['prompts_per_step']} prompts x {settings['n']} rollouts, "
+        f"{settings['kind']} on the student's top-{settings['k']}, lr {settings['lr']}. Cold start: the teacher "
+        f"answered {sample_prompts} prompts x 4, the verifier kept {cold.kept}/{cold.total} "
+        f"({_fmt(cold.kept_ratio, True)}); {sft_steps} SFT steps took the student's loss on them from "
+        f"{cold.sft_loss_before:.3f} to {cold.sft_loss_after:.3f}."), "",
+        _table(["", "plain OPD", "cold start + OPD"], rows), "",
+        (f"Reading: the cold start {'raised' if agree_overlap else 'did not raise'} the initial overlap and "
+        f"{'improved' if agree_acc else 'did not improve'} the final accuracy over plain OPD "
+        f"({'agrees' if agree_overlap and agree_acc else 'does not fully agree'} with the paper's claim that a "
+        "cold start gives a higher initial overlap and ceiling).")])
+    return ContrastResult("cold_start", "Cold start vs plain OPD from an incompatible-pattern teacher", md,
+                          {k: v for k, v in n.items() if v is not None}, plots)
+
+
+def _describe(name: str) -> str:
+    from lyceum.lab.models import recipe
+
+    return recipe(name).description
+
+
+def _eval_digits() -> str:
+    from lyceum.lab.models import EVAL_DIGITS
+
+    lo, hi = EVAL_DIGITS
+    return str(lo) if lo == hi else f"{lo}-{hi}"
+
+
+def _gt(a: float | None, b: float | None) -> bool:
+    return a is not None and b is not None and a > b
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 2. prompts in the teacher's template vs the student's
+
+
+def prompt_template_contrast(out: Path, *, root: Path | None = None, seed: int = 0, quick: bool = False,
+                             log: Callable[[str], None] = print) -> ContrastResult:
+    from lyceum.lab.models import eval_rows, lab_model_dir, max_new_tokens
+    from lyceum.train.config import OPDConfig
+    from lyceum.train.distill import distill
+    from lyceum.train.recipes.select_prompts import align_template
+
+    out = Path(out)
+    student = lab_model_dir("student", root=root, log=log)
+    teacher = extra_model_dir("teacher_add", root=root, log=log)
+    digits = (1, 4)
+    steps, n_train, n_eval = (2, 8, 8) if quick else (60, 400, 100)
+    own = _prompts(n_train, digits, seed=30_000 + seed, template="qa")
+    aligned = align_template(own, "lab:add")
+    eval_qa = eval_rows(n_eval, template="qa")
+    eval_add = eval_rows(n_eval, template="add")
+    settings = {**OPD_SETTINGS, **(QUICK if quick else {}), "steps": steps, "seed": seed,
+                "max_new_tokens": max_new_tokens(digits), "eval_every": max(1, steps // 4)}
+
+    arms = {}
+    for name, rows in (("student_template", own), ("teacher_template", aligned)):
+        log(f"contrast prompt template: OPD on prompts in the {name.replace('_', ' ')}")
+        arms[name] = distill(student, teacher, rows, out / name, OPDConfig(**settings), eval_rows=eval_qa,
+                             resume=False, desc=f"OPD, {name.replace('_', ' ')}")
+    n: dict[str, float] = {}
+    for name, res in arms.items():
+        model = res.run.path / "checkpoint" / "model"
+        n[f"{name}_overlap_initial"] = res.initial.get("overlap_ratio")
+        n[f"{name}_overlap_final"] = res.final.get("overlap_ratio")
+        n[f"{name}_accuracy_qa_after"] = res.accuracy_after
+        n[f"{name}_accuracy_add_after"] = _accuracy(model, eval_add)
+    n["student_accuracy_qa_before"] = arms["student_template"].accuracy_before
+    n["student_accuracy_add_before"] = _accuracy(student, eval_add)
+    n["teacher_accuracy_add"] = _accuracy(teacher, eval_add)
+    n["teacher_accuracy_qa"] = _accuracy(teacher, eval_qa)
+    plots = [
+        _plot(out / "template_overlap.png", "OPD prompts: student's vs teacher's template", "overlap ratio",
+              [("student template (qa)", *_series(arms["student_template"].run.path, "overlap_ratio")),
+               ("teacher template (add)", *_series(arms["teacher_template"].run.path, "overlap_ratio"))],
+              ylim=(0, 1.02)),
+        _plot(out / "template_accuracy.png", "Held-out accuracy (student's template) during OPD", "accuracy",
+              [("student template (qa)", *_series(arms["student_template"].run.path, "accuracy", "eval")),
+               ("teacher template (add)", *_series(arms["teacher_template"].run.path, "accuracy", "eval"))],
+              marker="o", ylim=(0, 1.02)),
+    ]
+    s, t = "student_template", "teacher_template"
+    rows = [["initial top-k overlap", _fmt(n[f"{s}_overlap_initial"]), _fmt(n[f"{t}_overlap_initial"])],
+            ["final top-k overlap", _fmt(n[f"{s}_overlap_final"]), _fmt(n[f"{t}_overlap_final"])],
+            ["accuracy after, 'qa' prompts (student's)", _fmt(n[f"{s}_accuracy_qa_after"], True),
+             _fmt(n[f"{t}_accuracy_qa_after"], True)],
+            ["accuracy after, 'add' prompts (teacher's)", _fmt(n[f"{s}_accuracy_add_after"], True),
+             _fmt(n[f"{t}_accuracy_add_after"], True)]]
+    better_overlap = _gt(n[f"{t}_overlap_initial"], n[f"{s}_overlap_initial"])
+    better_acc = _gt(n[f"{t}_accuracy_qa_after"], n[f"{s}_accuracy_qa_after"])
+    md = "\n".join([
+        (f"Student: {_describe('student')}, only ever in the 'qa' template (`Q: 12+34\\nA: `); before OPD it "
+        f"scores {_fmt(n['student_accuracy_qa_before'], True)} on held-out {_eval_digits()}-digit 'qa' prompts and "
+        f"{_fmt(n['student_accuracy_add_before'], True)} on the same sums in the 'add' template. Teacher: "
+        f"{extra_recipes()['teacher_add'].description} (`add 12 and 34.\\n`): "
+        f"{_fmt(n['teacher_accuracy_add'], True)} on 'add', {_fmt(n['teacher_accuracy_qa'], True)} on 'qa'. "
+        f"Same {len(own)} sums in both arms, re-wrapped by `align_template(rows, 'lab:add')` for the teacher-template "
+        f"arm; {steps} OPD steps each, settings as in the cold-start contrast."), "",
+        _table(["", "prompts in the student's template", "prompts in the teacher's template"], rows), "",
+        (f"Reading: teacher-template prompts {'gave' if better_overlap else 'did not give'} a higher initial overlap "
+        f"and {'a higher' if better_acc else 'no higher'} final accuracy on the student's own template "
+        f"({'agrees' if better_overlap and better_acc else 'does not fully agree'} with the paper's recipe).")])
+    return ContrastResult("prompt_template", "Teacher-template vs student-template prompts for OPD", md,
+                          {k: v for k, v in n.items() if v is not None}, plots)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 3. curriculum vs uniform sampling for RL
+
+
+RL_SETTINGS = {"prompts_per_step": 16, "n": 8, "loss": "gspo", "lr": 3e-4, "warmup_steps": 0,
+               "lr_schedule": "constant", "max_grad_norm": 1.0, "micro_batch_size": 128, "diagnostics_every": 0,
+               "checkpoint_every": 0, "verifier": "lab", "device": "cpu", "dtype": "fp32", "pass_rate_k": 8,
+               "max_pass_rate": 0.7, "difficulty_key": "digits", "thresholds": "0.6", "window": 3}
+
+
+def curriculum_contrast(out: Path, *, root: Path | None = None, seed: int = 0, quick: bool = False,
+                        log: Callable[[str], None] = print) -> ContrastResult:
+    from lyceum.lab.models import eval_rows, lab_model_dir, max_new_tokens
+    from lyceum.train.rl import RLConfig, rl_train
+
+    out = Path(out)
+    student = lab_model_dir("student", root=root, log=log)
+    digits = (3, 5)  # the student solves 1-2 digit sums almost always: the filter would drop them anyway
+    steps, n_pool, n_eval = (2, 12, 8) if quick else (60, 300, 100)
+    pool = _prompts(n_pool, digits, seed=40_000 + seed)
+    evals = eval_rows(n_eval)
+    settings = {**RL_SETTINGS, **(QUICK if quick else {}), "steps": steps, "seed": seed,
+                "max_new_tokens": max_new_tokens(digits), "eval_every": max(1, steps // 4)}
+    if quick:
+        settings.update(pass_rate_k=2, max_pass_rate=1.0, drop_unsolved=False)
+    arms = {}
+    for name, curriculum in (("curriculum", True), ("uniform", False)):
+        log(f"contrast curriculum: RL with {name} sampling")
+        cfg = RLConfig(**settings, curriculum=curriculum)
+        arms[name] = rl_train(student, pool, out / name, cfg, eval_rows=evals, resume=False, desc=f"RL, {name}")
+
+    n: dict[str, float] = {}
+    rollouts_per_step = settings["prompts_per_step"] * settings["n"]
+    for name, res in arms.items():
+        _, rewards = _series(res.run.path, "reward")
+        _, zero = _series(res.run.path, "zero_variance_share")
+        n[f"{name}_accuracy_before"] = res.train.accuracy_before
+        n[f"{name}_accuracy_after"] = res.train.accuracy_after
+        n[f"{name}_reward_mean"] = sum(rewards) / len(rewards) if rewards else float("nan")
+        n[f"{name}_zero_variance_share"] = sum(zero) / len(zero) if zero else float("nan")
+        n[f"{name}_stages"] = float(len(res.curriculum.stage_summaries()))
+        n[f"{name}_rollouts"] = float(steps * rollouts_per_step)
+    f = arms["curriculum"].filter or {}
+    plots = [
+        _plot(out / "curriculum_reward.png", "RL on graded addition: training reward", "mean reward",
+              [(name, [x * rollouts_per_step for x in xs], ys)
+               for name, (xs, ys) in ((k, _series(v.run.path, "reward")) for k, v in arms.items())],
+              xlabel="rollouts", ylim=(-0.02, 1.02)),
+        _plot(out / "curriculum_accuracy.png", "Held-out accuracy (4-digit sums) during RL", "accuracy",
+              [(name, [x * rollouts_per_step for x in xs], ys)
+               for name, (xs, ys) in ((k, _series(v.run.path, "accuracy", "eval")) for k, v in arms.items())],
+              xlabel="rollouts", marker="o", ylim=(0, 1.02)),
+    ]
+    from lyceum.train.rl import stage_table
+
+    rows = [["held-out accuracy before", _fmt(n["curriculum_accuracy_before"], True),
+             _fmt(n["uniform_accuracy_before"], True)],
+            ["held-out accuracy after", _fmt(n["curriculum_accuracy_after"], True),
+             _fmt(n["uniform_accuracy_after"], True)],
+            ["mean training reward", _fmt(n["curriculum_reward_mean"]), _fmt(n["uniform_reward_mean"])],
+            ["share of zero-variance groups", _fmt(n["curriculum_zero_variance_share"], True),
+             _fmt(n["uniform_zero_variance_share"], True)],
+            ["rollouts (RL steps x prompts x group)", f"{int(n['curriculum_rollouts'])}",
+             f"{int(n['uniform_rollouts'])}"]]
+    better = _gt(n["curriculum_accuracy_after"], n["uniform_accuracy_after"])
+    md = "\n".join([
+        (f"Student: {_describe('student')}. Pool: {n_pool} sums of 3-5 digits; the pass-rate filter "
+        f"({settings['pass_rate_k']} rollouts each, identical in both arms) kept {f.get('kept', '-')} of "
+        f"{f.get('total', '-')} ({f.get('too_easy', '-')} too easy, {f.get('unsolved', '-')} never solved). "
+        f"GSPO, lab verifier, group size {settings['n']}, {settings['prompts_per_step']} prompts per step, "
+        f"{steps} steps, lr {settings['lr']} in both arms (equal rollout budget). Curriculum: digit buckets "
+        f"easiest first, the next opens when the mean training reward over {settings['window']} steps reaches "
+        f"{settings['thresholds']}. Uniform: every bucket from the start. Both arms use the same group size and "
+        "generation length (enough for 5 digits), so the budgets match exactly."), "",
+        _table(["", "curriculum", "uniform"], rows), "",
+        "Curriculum stages:", "", stage_table(arms["curriculum"].curriculum.stage_summaries()), "",
+        (f"Reading: at equal rollout budget the curriculum {'beat' if better else 'did not beat'} uniform sampling "
+        f"on held-out accuracy ({'agrees' if better else 'does not agree'} with P1-VL's use of a curriculum; "
+        "at this scale the difference may be within run-to-run noise).")])
+    return ContrastResult("curriculum", "Curriculum vs uniform sampling for RL at equal rollout budget", md,
+                          {k: v for k, v in n.items() if v is not None}, plots)
+
+
+CONTRASTS: dict[str, Callable[..., ContrastResult]] = {
+    "cold_start": cold_start_contrast,
+    "prompt_template": prompt_template_contrast,
+    "curriculum": curriculum_contrast,
+}
