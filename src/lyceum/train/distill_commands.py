@@ -33,11 +33,15 @@ HELP = {
 }
 
 
+# longer spellings, e.g. for launchers (torchrun, accelerate) whose own flags would swallow an abbreviation
+ALIASES = {"n": ["--rollouts-per-prompt"]}
+
+
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
     group = p.add_argument_group("training settings (override --config)")
     for f in dataclasses.fields(OPDConfig):
         kind = {int: int, float: float}.get(type(f.default), str)
-        group.add_argument("--" + f.name.replace("_", "-"), dest=f"cfg_{f.name}", type=kind,
+        group.add_argument("--" + f.name.replace("_", "-"), *ALIASES.get(f.name, []), dest=f"cfg_{f.name}", type=kind,
                            default=argparse.SUPPRESS, metavar=f.name.upper(),
                            help=f"{HELP.get(f.name, f.name)} (default: {f.default})")
 
