@@ -100,3 +100,10 @@ def test_masked_importance_sampling_keeps_every_rollout_when_the_engines_agree(t
     result = rl_train(tiny_student(), prompts(), tmp_path / "run", cfg(steps=2, mis_low=0.5, mis_high=2.0))
     kept = [r["mis_kept"] for r in result.run.read_metrics() if r.get("event") == "train"]
     assert kept == [1.0, 1.0]
+
+
+def test_length_schedule_sets_the_generation_length_per_step(tmp_path):
+    result = rl_train(tiny_student(), prompts(), tmp_path / "run", cfg(steps=3, length_schedule="0:1,2:3"))
+    rows = [r for r in result.run.read_metrics() if r.get("event") == "train"]
+    assert [r["max_new_tokens"] for r in rows] == [1, 1, 3]
+    assert max(r["response_length"] for r in rows[:2]) == 1.0

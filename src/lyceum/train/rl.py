@@ -241,6 +241,11 @@ def rl_train(student: str | Path | Any, prompts: str | Path | list[dict], out: s
 
     # 2-3. curriculum + engine
     schedule = build_curriculum(pool, cfg, rank=dist.rank, world_size=dist.world_size)
+    curriculum = schedule
+    if cfg.length_schedule:  # a step-based length schedule overrides the stages' lengths
+        from lyceum.train.recipes.length import LengthSchedule
+
+        schedule = LengthSchedule(schedule, cfg.length_schedule)
     feedback = VerifierFeedback(verifier, scale_by_std=cfg.scale_by_std)
     if t is not None:
         feedback = MixedFeedback(feedback, TeacherFeedback(t, vocab, autocast))
@@ -249,8 +254,8 @@ def rl_train(student: str | Path | Any, prompts: str | Path | list[dict], out: s
                    resume=resume, desc=desc)
     # 4. per-stage summaries
     if dist.main:
-        run.write_json("curriculum.json", {"filter": report, "stages": schedule.stage_summaries()})
-    return RLResult(result, schedule, report)
+        run.write_json("curriculum.json", {"filter": report, "stages": curriculum.stage_summaries()})
+    return RLResult(result, curriculum, report)
 
 
 def stage_table(stages: list[dict]) -> str:
