@@ -213,3 +213,22 @@ def test_probe_cli_ranks_and_reads_each_teacher(tmp_path, capsys):
     assert code == 0
     ranked = [line.split()[1] for line in out.splitlines() if line[:1] in "12" and len(line.split()) > 2]
     assert ranked[:2] == ["twin", "teacher"]  # identical distributions overlap completely: ranked first
+
+
+def test_one_pass_step_diagnostics_equal_the_reference_functions():
+    from lyceum.train.diagnostics import sequence_reward, token_diagnostics
+    from lyceum.train.engine import step_diagnostics
+    from lyceum.train.losses import token_logprobs
+
+    g = torch.Generator().manual_seed(0)
+    hs, ht = torch.randn(3, 7, 16, generator=g), torch.randn(3, 7, 16, generator=g)
+    student, teacher = Head(hs, torch.randn(40, 16, generator=g)), Head(ht, 3 * torch.randn(40, 16, generator=g))
+    tokens = torch.randint(0, 40, (3, 7), generator=g)
+    mask = torch.tensor([[1] * 7, [1] * 4 + [0] * 3, [1] * 2 + [0] * 5])
+    diag, rewards = step_diagnostics(student, teacher, tokens, mask, k=5)
+    ref = token_diagnostics(student, teacher, mask, k=5)
+    assert diag.keys() == ref.keys()
+    for key in ref:
+        assert diag[key] == pytest.approx(ref[key], abs=1e-5, nan_ok=True), key
+    expected = sequence_reward(token_logprobs(student, tokens), token_logprobs(teacher, tokens), mask)
+    assert torch.allclose(rewards, expected, atol=1e-5)

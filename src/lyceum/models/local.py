@@ -352,20 +352,29 @@ class LocalLM:
 
 def _draw(logits: torch.Tensor, temperature: float, top_p: float,
           gen: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """One token per row and its log-prob under the distribution it was drawn from."""
+    """One token per row and its log-prob under the distribution it was drawn from.
+
+    Inverse-CDF sampling (one uniform per row against a float64 cumulative sum) rather than
+    ``torch.multinomial``, which on CPU draws one random number per vocabulary entry: at a 151k vocabulary
+    that is ~7x slower per decode step. The distribution is the same.
+    """
     if temperature == 0:
         logp = torch.log_softmax(logits, -1)
         tok = logp.argmax(-1)
         return tok, logp.gather(-1, tok[:, None]).squeeze(-1)
-    logits = logits / temperature
+    z = logits if temperature == 1 else logits / temperature
     if top_p < 1:
-        srt, idx = logits.sort(-1, descending=True)
+        srt, idx = z.sort(-1, descending=True)
         probs = srt.softmax(-1)
         drop = (probs.cumsum(-1) - probs) > top_p  # keep the smallest prefix whose mass reaches top_p
-        logits = logits.scatter(-1, idx, srt.masked_fill(drop, float("-inf")))
-    logp = torch.log_softmax(logits, -1)
-    tok = torch.multinomial(logp.exp(), 1, generator=gen).squeeze(-1)
-    return tok, logp.gather(-1, tok[:, None]).squeeze(-1)
+        z = z.scatter(-1, idx, srt.masked_fill(drop, float("-inf")))
+    top = z.amax(-1, keepdim=True)
+    cdf = torch.sub(z, top).exp_().cumsum(-1, dtype=torch.float64)
+    total = cdf[:, -1:]
+    u = torch.rand(z.shape[0], 1, generator=gen, dtype=torch.float64, device=z.device) * total
+    tok = torch.searchsorted(cdf, u).squeeze(-1).clamp_(max=z.shape[-1] - 1)
+    lse = top.squeeze(-1) + total.squeeze(-1).log().to(z.dtype)
+    return tok, z.gather(-1, tok[:, None]).squeeze(-1) - lse
 
 
 # --------------------------------------------------------------------------------------------------- loading

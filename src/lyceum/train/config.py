@@ -51,7 +51,7 @@ class OPDConfig:
     eval_max_new_tokens: int = 0  # 0: same as max_new_tokens
     eval_batch_size: int = 64
     verifier: str | None = None  # a name from lyceum.train.verifier_feedback (e.g. "lab")
-    checkpoint_every: int = 50  # 0: only at the end
+    checkpoint_every: int = 50  # 0: only at the end; -1: never
 
     def __post_init__(self) -> None:
         positive = ("steps", "prompts_per_step", "n", "max_new_tokens", "micro_batch_size", "k", "diagnostics_k",
@@ -59,7 +59,9 @@ class OPDConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise UserError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("eval_every", "checkpoint_every", "warmup_steps", "eval_max_new_tokens", "diagnostics_every"):
+        if self.checkpoint_every < -1:
+            raise UserError(f"checkpoint_every must be -1 (never), 0 (at the end) or more, got {self.checkpoint_every}")
+        for name in ("eval_every", "warmup_steps", "eval_max_new_tokens", "diagnostics_every"):
             if getattr(self, name) < 0:
                 raise UserError(f"{name} must be 0 or more, got {getattr(self, name)}")
         if self.lr <= 0:

