@@ -29,11 +29,12 @@ from lyceum.train.engine import (
 from lyceum.train.schedules import load_prompts, make_schedule
 
 
-def open_run(out: str | Path, config: dict[str, Any]) -> RunDir:
+def open_run(out: str | Path, config: dict[str, Any], *, fresh: bool = False) -> RunDir:
+    """The run folder; ``fresh`` starts its metrics over (a restart, not a resume)."""
     out = Path(out)
     if not out.name:
         raise UserError(f"--out must name a run folder, e.g. runs/my-run (got {str(out)!r})")
-    return RunDir.create(out.parent, out.name, config)
+    return RunDir.create(out.parent, out.name, config, resume=not fresh)
 
 
 def distill(student: str | Path, teacher: str | Path, prompts: str | Path | list[dict], out: str | Path,
@@ -61,7 +62,7 @@ def distill(student: str | Path, teacher: str | Path, prompts: str | Path | list
 
     run = open_run(out, {"student": str(student), "teacher": str(teacher),
                          "prompts": str(prompts) if not isinstance(prompts, list) else f"{len(rows)} rows",
-                         **vars(cfg)})
+                         **vars(cfg)}, fresh=not resume and dist.main)
     resuming = resume and has_checkpoint(run.path / "checkpoint")
     # a resumed run continues from the checkpoint's weights, which load_checkpoint puts in place
     s = load_local(student, device=device, dtype="fp32")
