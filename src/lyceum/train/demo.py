@@ -38,6 +38,7 @@ class DemoSetup:
     eval_rows: list[dict]
     max_new_tokens: int
     opd_overrides: dict[str, Any] = field(default_factory=dict)
+    about: str = ""  # what the two models are, for the report
 
 
 def demo_setup(models: Path | None = None, *, train_prompts: int = 2000, eval_prompts: int = 200,
@@ -52,8 +53,10 @@ def demo_setup(models: Path | None = None, *, train_prompts: int = 2000, eval_pr
     student = lab.lab_model_dir("student", root=models, log=log)
     teacher = lab.lab_model_dir("teacher", root=models, log=log)
     train_rows = tasks.examples(tasks.make_problems(train_prompts, digits=lab.EVAL_DIGITS, seed=4242))
+    about = "\n".join(f"- {name}: {(lab.read_record(path) or {}).get('recipe', {}).get('description', path)}"
+                      for name, path in (("student", student), ("teacher", teacher)))
     return DemoSetup(student, teacher, train_rows, lab.eval_rows(eval_prompts),
-                     lab.max_new_tokens(lab.EVAL_DIGITS))
+                     lab.max_new_tokens(lab.EVAL_DIGITS), about=about)
 
 
 def demo_config(setup: Any, *, steps: int | None = None, seed: int = 0) -> OPDConfig:
@@ -71,7 +74,7 @@ def run_demo(out: str | Path = "runs/demo", *, steps: int | None = None, seed: i
     from rich.table import Table
 
     from lyceum.train.distill import distill
-    from lyceum.train.report import plot_run, summary_rows, write_report
+    from lyceum.train.report import plot_run, reading, summary_rows, write_report
 
     console = console or Console()
     started = time.time()
@@ -93,6 +96,8 @@ def run_demo(out: str | Path = "runs/demo", *, steps: int | None = None, seed: i
     intro = (f"A tiny student distilled on-policy from a compatible, stronger teacher on the lab's addition task "
              f"({cfg.steps} steps, {cfg.prompts_per_step} prompts x {cfg.n} rollouts per step, {cfg.kind} on the "
              f"student's top-{cfg.k}, lr {cfg.lr}). Wall time {time.time() - started:.0f} s.")
+    if setup.about:
+        intro += "\n\n" + setup.about
     report = write_report(result.run, result, title="lyceum distill demo", intro=intro, plots=plots)
 
     table = Table(title="on-policy distillation: before and after")
@@ -101,6 +106,7 @@ def run_demo(out: str | Path = "runs/demo", *, steps: int | None = None, seed: i
     for row in summary_rows(result):
         table.add_row(*row)
     console.print(table)
+    console.print(reading(result))
     console.print(f"run folder: {result.run.path}  (report: {report.name}, plots: "
                   f"{', '.join(p.name for p in plots)}; {time.time() - started:.0f} s)")
     return result

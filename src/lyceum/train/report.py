@@ -116,6 +116,35 @@ def summary_rows(result) -> list[tuple[str, str, str]]:
     return rows
 
 
+def reading(result) -> str:
+    """Plain sentences comparing the run with the paper's signature of a successful OPD run (PAPERS.md §1):
+    overlap rising, overlap-token advantage moving toward 0, entropy gap shrinking, accuracy rising."""
+    out = []
+    before, after = result.accuracy_before, result.accuracy_after
+    if before is not None and after is not None:
+        verb = "rose" if after > before else "fell" if after < before else "stayed"
+        text = f"Student accuracy {verb} from {100 * before:.1f}% to {100 * after:.1f}%"
+        gap = result.gap_recovery
+        if gap is not None and not math.isnan(gap) and gap > 0:
+            text += f", recovering {100 * gap:.0f}% of the gap to the teacher"
+        out.append(text + ".")
+    i, f = result.initial, result.final
+    checks = [("overlap_ratio", "top-k overlap", "rose", lambda a, b: b > a),
+              ("overlap_mass_student", "overlap mass", "rose", lambda a, b: b > a),
+              ("overlap_advantage", "overlap-token advantage", "moved toward 0", lambda a, b: abs(b) < abs(a)),
+              ("entropy_gap", "entropy gap", "shrank", lambda a, b: b < a)]
+    # with fewer steps than two summary windows the first and last windows overlap: nothing to compare
+    seen = [(label, verb, ok(i[key], f[key]), i[key], f[key]) for key, label, verb, ok in checks
+            if key in i and key in f and i[key] != f[key]]
+    good = [f"{label} {verb} ({a:.3f} -> {b:.3f})" for label, verb, ok, a, b in seen if ok]
+    bad = [f"{label} did not ({a:.3f} -> {b:.3f})" for label, verb, ok, a, b in seen if not ok]
+    if good:
+        out.append("As in the paper's successful runs, " + "; ".join(good) + ".")
+    if bad:
+        out.append("Unlike them: " + "; ".join(bad) + ".")
+    return " ".join(out)
+
+
 def markdown_table(rows: list[tuple[str, str, str]], header=("", "before", "after")) -> str:
     lines = [f"| {' | '.join(header)} |", "|" + "---|" * len(header)]
     lines += [f"| {' | '.join(r)} |" for r in rows]
@@ -129,7 +158,7 @@ def write_report(run: RunDir, result, *, title: str, intro: str = "", plots: lis
     parts = [f"# {title}", ""]
     if intro:
         parts += [intro, ""]
-    parts += [markdown_table(summary_rows(result), ("", "before / initial", "after / final")), "",
+    parts += [markdown_table(summary_rows(result), ("", "before / initial", "after / final")), "", reading(result), "",
               (f"Accuracy is greedy, on held-out prompts, graded by the verifier. Diagnostics (PAPERS.md §1) are token "
               f"means at the student's own rollouts, averaged over the first and the last {SUMMARY_WINDOW} steps. "
               "Gap recovery = (after - before) / (teacher - before)."), ""]
