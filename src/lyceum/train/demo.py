@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,43 +27,25 @@ DEMO_CONFIG = {
 }
 
 
-@dataclass
-class DemoSetup:
-    """The demo's models and data: two lab model folders, training and held-out prompt rows."""
-
-    student: Path
-    teacher: Path
-    train_rows: list[dict]
-    eval_rows: list[dict]
-    max_new_tokens: int
-    opd_overrides: dict[str, Any] = field(default_factory=dict)
-    about: str = ""  # what the two models are, for the report
-
-
-def demo_setup(models: Path | None = None, *, train_prompts: int = 2000, eval_prompts: int = 200,
-               log=print) -> DemoSetup:
-    """The lab's student and compatible teacher (shipped, cached, or built now) and prompts on harder sums.
-
-    Training prompts come from their own seed, apart from the held-out rows and from every SFT set.
-    """
-    from lyceum.lab import models as lab
-    from lyceum.lab import tasks
-
-    student = lab.lab_model_dir("student", root=models, log=log)
-    teacher = lab.lab_model_dir("teacher", root=models, log=log)
-    train_rows = tasks.examples(tasks.make_problems(train_prompts, digits=lab.EVAL_DIGITS, seed=4242))
-    about = "\n".join(f"- {name}: {(lab.read_record(path) or {}).get('recipe', {}).get('description', path)}"
-                      for name, path in (("student", student), ("teacher", teacher)))
-    return DemoSetup(student, teacher, train_rows, lab.eval_rows(eval_prompts),
-                     lab.max_new_tokens(lab.EVAL_DIGITS), about=about)
-
-
 def demo_config(setup: Any, *, steps: int | None = None, seed: int = 0) -> OPDConfig:
     values = {**DEMO_CONFIG, "seed": seed, "max_new_tokens": setup.max_new_tokens}
     values.update(getattr(setup, "opd_overrides", {}) or {})
     if steps is not None:
         values["steps"] = steps
     return OPDConfig(**values)
+
+
+def _describe(setup: Any) -> str:
+    """One line per model from the lab's recipe record beside its weights (empty for other models)."""
+    from lyceum.lab.models import read_record
+
+    lines = []
+    for name in ("student", "teacher"):
+        record = read_record(Path(getattr(setup, name))) or {}
+        description = record.get("recipe", {}).get("description")
+        if description:
+            lines.append(f"- {name}: {description}")
+    return "\n".join(lines)
 
 
 def run_demo(out: str | Path = "runs/demo", *, steps: int | None = None, seed: int = 0, models: str | None = None,
@@ -79,6 +60,8 @@ def run_demo(out: str | Path = "runs/demo", *, steps: int | None = None, seed: i
     console = console or Console()
     started = time.time()
     if setup is None:
+        from lyceum.lab.demo import demo_setup  # the lab owns the demo's models and prompts
+
         console.print("[bold]lyceum distill demo[/bold]: preparing the lab's tiny student and teacher ...")
         setup = demo_setup(Path(models) if models else None, log=console.print)
     cfg = demo_config(setup, steps=steps, seed=seed)
@@ -96,8 +79,9 @@ def run_demo(out: str | Path = "runs/demo", *, steps: int | None = None, seed: i
     intro = (f"A tiny student distilled on-policy from a compatible, stronger teacher on the lab's addition task "
              f"({cfg.steps} steps, {cfg.prompts_per_step} prompts x {cfg.n} rollouts per step, {cfg.kind} on the "
              f"student's top-{cfg.k}, lr {cfg.lr}). Wall time {time.time() - started:.0f} s.")
-    if setup.about:
-        intro += "\n\n" + setup.about
+    about = _describe(setup)
+    if about:
+        intro += "\n\n" + about
     report = write_report(result.run, result, title="lyceum distill demo", intro=intro, plots=plots)
 
     table = Table(title="on-policy distillation: before and after")
