@@ -343,7 +343,8 @@ def train(student: LocalLM, feedback: Feedback, schedule: PromptSchedule, cfg: O
             if schedule.observe(step, record):
                 run.log(f"schedule advanced after step {step + 1}")
             record.update(schedule.metrics())
-            history.append({k: record[k] for k in DIAGNOSTICS if k in record})
+            if any(k in record for k in DIAGNOSTICS):
+                history.append({k: record[k] for k in DIAGNOSTICS if k in record})
             if dist.main:
                 run.log_metrics(record)
                 bar.update(1, info=_progress_info(record, evals))
