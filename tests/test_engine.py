@@ -92,9 +92,9 @@ def test_the_teacher_is_never_updated(distilled):
 
 def test_gradient_accumulation_equals_one_large_batch():
     student, teacher = tiny(0), tiny(1, sharpen=4.0)
-    ro = rollout(student, rows(6), n=3, max_new_tokens=10, seed=3)
+    ro = rollout(student, rows(3), n=2, max_new_tokens=10, seed=3)
     grads = []
-    for size in (18, 4, 1):
+    for size in (6, 4, 1):
         student.model.zero_grad()
         accumulate_gradients(student, ro, TeacherFeedback(teacher, student.vocab_size), opd_objective(cfg()),
                              vocab=student.vocab_size, micro_batch_size=size, diagnostics_k=0)
