@@ -177,3 +177,39 @@ def test_sampled_tokens_follow_the_model_distribution():
     frequency = torch.bincount(tokens, minlength=30).float() / 20000
     assert (frequency - logits.softmax(-1)[0]).abs().max() < 0.01  # ~4 standard errors at 20k draws
     assert torch.allclose(logprobs, logits.log_softmax(-1)[0][tokens], atol=1e-6)
+
+
+def other_architecture(kind, tok):
+    """Tiny random models of other families: absolute positions (GPT-2), q/k norms (Qwen3), and soft-capped
+    logits with sliding-window layers (Gemma 2)."""
+    import transformers as tf
+
+    V, common = len(tok), {"eos_token_id": 2, "pad_token_id": 0, "bos_token_id": 1}
+    torch.manual_seed(0)
+    if kind == "gpt2":
+        model = tf.GPT2LMHeadModel(tf.GPT2Config(vocab_size=V, n_embd=32, n_layer=1, n_head=2, n_positions=64,
+                                                 **common))
+    elif kind == "qwen3":
+        model = tf.Qwen3ForCausalLM(tf.Qwen3Config(vocab_size=V, hidden_size=32, intermediate_size=64, head_dim=16,
+                                                   num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
+                                                   **common))
+    else:
+        model = tf.Gemma2ForCausalLM(tf.Gemma2Config(vocab_size=V, hidden_size=32, intermediate_size=64, head_dim=16,
+                                                     num_hidden_layers=2, num_attention_heads=2,
+                                                     num_key_value_heads=1, sliding_window=8, **common))
+    from lyceum.models.local import LocalLM
+
+    return LocalLM(model.eval(), tok, torch.device("cpu"))
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "qwen3", "gemma2"])
+def test_sampling_and_scoring_hold_for_other_architectures(kind):
+    lm = other_architecture(kind, char_tokenizer(ALPHABET))
+    s = lm.sample(["12+3=", "7+8+9="], max_new_tokens=8, n=2, seed=0)
+    ids, mask, start = s.sequences()
+    ref = reference_logprobs(lm, ids, mask)[:, start - 1: -1].gather(-1, ids[:, start:, None]).squeeze(-1)
+    assert torch.allclose(lm.score(ids, mask, start=start).logprobs, ref * s.mask, atol=1e-5)
+    assert torch.allclose(s.logprobs, ref * s.mask, atol=1e-5)
+    batch = lm.sample(["12+3+45=", "1="], max_new_tokens=6, temperature=0)
+    alone = lm.sample(["1="], max_new_tokens=6, temperature=0)
+    assert batch.tokens[1, :int(alone.lengths[0])].tolist() == alone.tokens[0, :int(alone.lengths[0])].tolist()
