@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,38 @@ DEMO_CONFIG = {
     "lr": 1e-3, "warmup_steps": 5, "lr_schedule": "cosine", "max_grad_norm": 1.0, "micro_batch_size": 64,
     "diagnostics_k": 4, "eval_every": 25, "checkpoint_every": 0, "verifier": "lab", "device": "cpu", "dtype": "fp32",
 }
+
+
+@dataclass
+class DemoSetup:
+    """What the demo distils: two model folders, training prompts, held-out prompts, a response budget."""
+
+    student: Path
+    teacher: Path
+    train_rows: list[dict]
+    eval_rows: list[dict]
+    max_new_tokens: int
+    opd_overrides: dict[str, Any] = field(default_factory=dict)
+
+
+def demo_rows(n_train: int = 1000, n_eval: int = 100, *, seed: int = 0) -> tuple[list[dict], list[dict]]:
+    """Training and held-out prompt rows on the lab's evaluation sums, no problem in both."""
+    from lyceum.lab import models, tasks
+
+    evals = tasks.examples(tasks.make_problems(n_eval, digits=models.EVAL_DIGITS, seed=50_000 + seed))
+    held = {r["prompt"] for r in evals}
+    pool = tasks.examples(tasks.make_problems(n_train + n_eval, digits=models.EVAL_DIGITS, seed=60_000 + seed))
+    return [r for r in pool if r["prompt"] not in held][:n_train], evals
+
+
+def demo_setup(models_dir: Path | None = None, *, log: Callable[[str], None] = print) -> DemoSetup:
+    """The lab's student and compatible teacher (shipped, cached, or built now; never downloaded)."""
+    from lyceum.lab import models
+
+    student = models.lab_model_dir("student", root=models_dir, log=log)
+    teacher = models.lab_model_dir("teacher", root=models_dir, log=log)
+    train, evals = demo_rows()
+    return DemoSetup(student, teacher, train, evals, models.max_new_tokens(models.EVAL_DIGITS))
 
 
 def demo_config(setup: Any, *, steps: int | None = None, seed: int = 0) -> OPDConfig:
@@ -60,8 +94,6 @@ def run_demo(out: str | Path = "runs/demo", *, steps: int | None = None, seed: i
     console = console or Console()
     started = time.time()
     if setup is None:
-        from lyceum.lab.demo import demo_setup  # the lab owns the demo's models and prompts
-
         console.print("[bold]lyceum distill demo[/bold]: preparing the lab's tiny student and teacher ...")
         setup = demo_setup(Path(models) if models else None, log=console.print)
     cfg = demo_config(setup, steps=steps, seed=seed)
