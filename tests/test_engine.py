@@ -232,3 +232,25 @@ def test_one_pass_step_diagnostics_equal_the_reference_functions():
         assert diag[key] == pytest.approx(ref[key], abs=1e-5, nan_ok=True), key
     expected = sequence_reward(token_logprobs(student, tokens), token_logprobs(teacher, tokens), mask)
     assert torch.allclose(rewards, expected, atol=1e-5)
+
+
+def test_demo_prints_the_table_and_writes_report_and_plots(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from lyceum.train.demo import DemoSetup, run_demo
+
+    write_pair(tmp_path)
+    setup = DemoSetup(tmp_path / "student", tmp_path / "teacher", rows(8), rows(4, seed=9), max_new_tokens=6,
+                      opd_overrides={"prompts_per_step": 2, "n": 2, "eval_every": 1})
+    out = io.StringIO()
+    result = run_demo(tmp_path / "demo", steps=2, setup=setup, console=Console(file=out, width=120))
+    text = out.getvalue()
+    for line in ("student accuracy", "teacher accuracy", "gap recovery", "overlap ratio", "overlap mass",
+                 "entropy gap"):
+        assert line in text
+    run = tmp_path / "demo"
+    assert [e["step"] for e in result.evals] == [0, 1, 2]
+    assert (run / "metrics.jsonl").exists() and (run / "accuracy.png").exists() and (run / "entropy.png").exists()
+    assert "| student accuracy | 0.0% | 0.0% |" in (run / "report.md").read_text()
