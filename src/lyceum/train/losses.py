@@ -76,6 +76,10 @@ def _source(src) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None
 
 def vocab_size(src) -> int:
     x, w, _ = _source(src)
+    return _vocab(x, w)
+
+
+def _vocab(x, w) -> int:
     return int(w.shape[0]) if w is not None else int(x.shape[-1])
 
 
@@ -199,17 +203,70 @@ def _nan0(grad, p):
     return torch.where(p > 0, grad, grad.new_zeros(()))
 
 
+class _Scratch:
+    """Three float32 ``[chunk, V]`` buffers reused by every chunk of one call.
+
+    A fresh 64 MB tensor per operation per chunk costs, on a CPU, an mmap, page faults and an munmap each
+    time; the full divergence fills these in place instead (logits, in-place log-softmax, divergence, gradient).
+    """
+
+    def __init__(self, rows: int, vocab: int, device):
+        self.bufs = [torch.empty(rows, vocab, dtype=torch.float32, device=device) for _ in range(3)]
+
+    def views(self, n: int):
+        return [buf[:n] for buf in self.bufs]
+
+
+def _logits_into(out, x, w, b, bi, ti) -> torch.Tensor:
+    """float32 logits at positions (bi, ti), written into ``out`` [n, V]."""
+    rows = x[bi, ti]
+    if w is None:
+        out.copy_(rows)
+    elif rows.dtype == w.dtype == torch.float32 and not torch.is_autocast_enabled(rows.device.type):
+        torch.mm(rows, w.T, out=out)
+    else:
+        out.copy_(rows @ w.T)
+    if b is not None:
+        out.add_(b)
+    return out
+
+
+def _log_softmax_(z, scratch) -> torch.Tensor:
+    """log-softmax of z [n, V] in place, using ``scratch`` (same shape) for exp; returns the row sums of
+    exp(z - max), so that scratch / sums is the softmax."""
+    z.sub_(z.amax(-1, keepdim=True))
+    torch.exp(z, out=scratch)
+    sums = scratch.sum(-1, keepdim=True)
+    z.sub_(sums.log())
+    return sums
+
+
+def _full_chunk(scratch: _Scratch, student, teacher, bi, ti, kind: str, beta: float, want_grad: bool):
+    """Divergence [n] at a chunk of positions and, optionally, dD/dz_student [n, V] (a view of the scratch
+    buffers: consume it before the next chunk). Assumes finite logits (what language models produce)."""
+    lp, lq, p = scratch.views(bi.numel())
+    _log_softmax_(_logits_into(lq, *teacher, bi, ti), p)
+    sums = _log_softmax_(_logits_into(lp, *student, bi, ti), p)
+    if not (kind == "reverse_kl" or (kind == "jsd" and beta == 1.0)):
+        return _divergence_rows(lp, lq, kind, beta, want_grad)
+    p.div_(sums)
+    diff = torch.sub(lp, lq, out=lq)  # log p - log q
+    d = torch.bmm(p.unsqueeze(1), diff.unsqueeze(2)).view(-1)  # sum_v p (log p - log q), no [n, V] product
+    if not want_grad:
+        return d, None
+    return d, diff.sub_(d[:, None]).mul_(p)  # p (log p - log q - D)
+
+
 class _FullDivergence(torch.autograd.Function):
     """Exact divergence over the vocabulary at the given positions, chunked, softmax recomputed in backward."""
 
     @staticmethod
     def forward(ctx, x, w, b, tx, tw, tb, bi, ti, kind, beta, chunk):
         out = torch.empty(bi.numel(), dtype=torch.float32, device=bi.device)
+        scratch = _Scratch(min(chunk, max(bi.numel(), 1)), _vocab(x, w), x.device)
         for s in range(0, bi.numel(), chunk):
             cb, ct = bi[s : s + chunk], ti[s : s + chunk]
-            lp = _chunk_logits(x, w, b, cb, ct).log_softmax(-1)
-            lq = _chunk_logits(tx, tw, tb, cb, ct).log_softmax(-1)
-            out[s : s + chunk] = _divergence_rows(lp, lq, kind, beta, want_grad=False)[0]
+            out[s : s + chunk] = _full_chunk(scratch, (x, w, b), (tx, tw, tb), cb, ct, kind, beta, False)[0]
         ctx.save_for_backward(x, w, b, tx, tw, tb, bi, ti)
         ctx.kind, ctx.beta, ctx.chunk = kind, beta, chunk
         _save_autocast(ctx, x)
@@ -219,16 +276,15 @@ class _FullDivergence(torch.autograd.Function):
     def backward(ctx, grad_out):
         x, w, b, tx, tw, tb, bi, ti = ctx.saved_tensors
         grads = _new_grads(ctx, x, w, b)
+        scratch = _Scratch(min(ctx.chunk, max(bi.numel(), 1)), _vocab(x, w), x.device)
         for s in range(0, bi.numel(), ctx.chunk):
             g = grad_out[s : s + ctx.chunk]
             if not torch.any(g):
                 continue
             cb, ct = bi[s : s + ctx.chunk], ti[s : s + ctx.chunk]
             with _autocast_as_forward(ctx):
-                lp = _chunk_logits(x, w, b, cb, ct).log_softmax(-1)
-                lq = _chunk_logits(tx, tw, tb, cb, ct).log_softmax(-1)
-            _, dz = _divergence_rows(lp, lq, ctx.kind, ctx.beta, want_grad=True)
-            _route_grad(grads, x, w, b, cb, ct, dz * g[:, None])
+                _, dz = _full_chunk(scratch, (x, w, b), (tx, tw, tb), cb, ct, ctx.kind, ctx.beta, True)
+            _route_grad(grads, x, w, b, cb, ct, dz.mul_(g[:, None]))
         return (*_finish_grads(ctx, grads, w, b), None, None, None, None, None, None, None, None)
 
 
@@ -246,14 +302,13 @@ class _FullDivergenceMean(torch.autograd.Function):
         per_position = torch.empty(n, dtype=torch.float32, device=bi.device)
         want_grad = any(ctx.needs_input_grad[:3])
         grads = _new_grads(ctx, x, w, b) if want_grad else (None, None, None)
+        scratch = _Scratch(min(chunk, max(n, 1)), _vocab(x, w), x.device)
         for s in range(0, n, chunk):
             cb, ct = bi[s : s + chunk], ti[s : s + chunk]
-            lp = _chunk_logits(x, w, b, cb, ct).log_softmax(-1)
-            lq = _chunk_logits(tx, tw, tb, cb, ct).log_softmax(-1)
-            d, dz = _divergence_rows(lp, lq, kind, beta, want_grad=want_grad)
+            d, dz = _full_chunk(scratch, (x, w, b), (tx, tw, tb), cb, ct, kind, beta, want_grad)
             per_position[s : s + chunk] = d
             if want_grad:
-                _route_grad(grads, x, w, b, cb, ct, dz / max(n, 1))
+                _route_grad(grads, x, w, b, cb, ct, dz.div_(max(n, 1)))
         ctx.save_for_backward(*(_finish_grads(ctx, grads, w, b) if want_grad else grads))
         ctx.mark_non_differentiable(per_position)
         return per_position.sum() / max(n, 1), per_position
