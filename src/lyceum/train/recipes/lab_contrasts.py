@@ -117,15 +117,26 @@ def _prompts(n: int, digits: tuple[int, int], seed: int, template: str = "qa") -
 
 
 # ---------------------------------------------------------------------------------------------------------
-# one extra lab model the template contrast needs, made by the lab's own recipe machinery
+# two extra lab models the template contrast needs, made by the lab's own recipe machinery
 
 
 def extra_recipes() -> dict[str, Any]:
-    """``teacher_add``: a teacher that only ever saw the 'add' prompt template (the lab's models saw only 'qa')."""
+    """Two models for the template contrast, built like the lab's own (same base, same trainer):
+
+    ``teacher_add``: the lab's compatible teacher, except that its post-training (1-4 digit sums) used the
+    'add' prompt template: strong in its own template, left with the base's 1-3 digit skill in 'qa'.
+    ``student_both``: the lab student after a short look at 1-3 digit sums in the 'add' template, so it can
+    read the add template at its own skill level (it forgets some of the qa one), before any distillation."""
     from lyceum.lab.models import Recipe
 
-    return {"teacher_add": Recipe("teacher_add", "teacher in its own prompt template: pattern R, 1-4 digit sums, "
-                                  "'add' template only", digits=(1, 4), template="add", steps=1500, seed=4)}
+    return {
+        "teacher_add": Recipe("teacher_add", "the base post-trained on 1-4 digit sums in the 'add' template only",
+                              digits=(1, 4), template="add", init_from="base", steps=800, lr=1e-3,
+                              warmup_steps=10, seed=6),
+        "student_both": Recipe("student_both", "the lab student after 150 steps of 1-3 digit sums in the 'add' "
+                               "template", digits=(1, 3), template="add", init_from="student", steps=150,
+                               lr=1e-3, warmup_steps=10, seed=7),
+    }
 
 
 def extra_model_dir(name: str, *, root: Path | None = None, log: Callable[[str], None] = print) -> Path:
@@ -174,7 +185,10 @@ def cold_start_contrast(out: Path, *, root: Path | None = None, seed: int = 0, q
     student = lab_model_dir("student", root=root, log=log)
     teacher = lab_model_dir("teacher_l", root=root, log=log)
     digits = (1, 4)
-    steps, n_train, n_eval, sft_steps, sample_prompts = (2, 8, 8, 3, 4) if quick else (60, 400, 100, 150, 192)
+    # the pattern-L scratchpad is hard for this student: the cold start needs a few thousand distinct teacher
+    # answers and ~900 SFT steps to execute it at all (measured: 150 steps on 192 prompts x 4 gave pattern L
+    # with 0% accuracy; 900 steps on ~3000 answers gave ~33%)
+    steps, n_train, n_eval, sft_steps, sample_prompts = (2, 8, 8, 3, 4) if quick else (60, 3000, 100, 900, 3000)
     train = _prompts(n_train, digits, seed=20_000 + seed)
     evals = eval_rows(n_eval)
     settings = {**OPD_SETTINGS, **(QUICK if quick else {}), "steps": steps, "seed": seed,
@@ -185,8 +199,9 @@ def cold_start_contrast(out: Path, *, root: Path | None = None, seed: int = 0, q
                     resume=False, desc="plain OPD")
     log("contrast cold start: cold start (teacher samples -> SFT -> OPD) from the same teacher")
     cold = cold_start(student, teacher, train, out / "cold_start",
-                      ColdStartConfig(**settings, samples_per_prompt=4, sample_prompts=sample_prompts,
-                                      sft_steps=sft_steps, sft_lr=1e-3, sft_batch_size=32), eval_rows=evals, log=log)
+                      ColdStartConfig(**settings, samples_per_prompt=1, sample_temperature=0.7,
+                                      sample_prompts=sample_prompts, sft_steps=sft_steps, sft_lr=3e-3,
+                                      sft_batch_size=64, sft_warmup_steps=20), eval_rows=evals, log=log)
     plain_pl = _pattern_share(plain.run.path / "checkpoint" / "model", evals, "L")
     cold_pl = _pattern_share(cold.opd.run.path / "checkpoint" / "model", evals, "L")
 
@@ -221,7 +236,7 @@ def cold_start_contrast(out: Path, *, root: Path | None = None, seed: int = 0, q
         f"{_fmt(n['teacher_accuracy'], True)} on the held-out sums ({n_eval} of {_eval_digits()} digits). Both arms: "
         f"{steps} OPD steps x {settings['prompts_per_step']} prompts x {settings['n']} rollouts, "
         f"{settings['kind']} on the student's top-{settings['k']}, lr {settings['lr']}. Cold start: the teacher "
-        f"answered {sample_prompts} prompts x 4, the verifier kept {cold.kept}/{cold.total} "
+        f"answered {sample_prompts} prompts once (temperature 0.7), the verifier kept {cold.kept}/{cold.total} "
         f"({_fmt(cold.kept_ratio, True)}); {sft_steps} SFT steps took the student's loss on them from "
         f"{cold.sft_loss_before:.3f} to {cold.sft_loss_after:.3f}."), "",
         _table(["", "plain OPD", "cold start + OPD"], rows), "",
@@ -256,13 +271,13 @@ def _gt(a: float | None, b: float | None) -> bool:
 
 def prompt_template_contrast(out: Path, *, root: Path | None = None, seed: int = 0, quick: bool = False,
                              log: Callable[[str], None] = print) -> ContrastResult:
-    from lyceum.lab.models import eval_rows, lab_model_dir, max_new_tokens
+    from lyceum.lab.models import eval_rows, max_new_tokens
     from lyceum.train.config import OPDConfig
     from lyceum.train.distill import distill
     from lyceum.train.recipes.select_prompts import align_template
 
     out = Path(out)
-    student = lab_model_dir("student", root=root, log=log)
+    student = extra_model_dir("student_both", root=root, log=log)
     teacher = extra_model_dir("teacher_add", root=root, log=log)
     digits = (1, 4)
     steps, n_train, n_eval = (2, 8, 8) if quick else (60, 400, 100)
@@ -309,10 +324,11 @@ def prompt_template_contrast(out: Path, *, root: Path | None = None, seed: int =
     better_overlap = _gt(n[f"{t}_overlap_initial"], n[f"{s}_overlap_initial"])
     better_acc = _gt(n[f"{t}_accuracy_qa_after"], n[f"{s}_accuracy_qa_after"])
     md = "\n".join([
-        (f"Student: {_describe('student')}, only ever in the 'qa' template (`Q: 12+34\\nA: `); before OPD it "
+        (f"Student: {extra_recipes()['student_both'].description} (it reads both `Q: 12+34\\nA: ` and "
+        f"`add 12 and 34.\\n`); before OPD it "
         f"scores {_fmt(n['student_accuracy_qa_before'], True)} on held-out {_eval_digits()}-digit 'qa' prompts and "
         f"{_fmt(n['student_accuracy_add_before'], True)} on the same sums in the 'add' template. Teacher: "
-        f"{extra_recipes()['teacher_add'].description} (`add 12 and 34.\\n`): "
+        f"{extra_recipes()['teacher_add'].description}: "
         f"{_fmt(n['teacher_accuracy_add'], True)} on 'add', {_fmt(n['teacher_accuracy_qa'], True)} on 'qa'. "
         f"Same {len(own)} sums in both arms, re-wrapped by `align_template(rows, 'lab:add')` for the teacher-template "
         f"arm; {steps} OPD steps each, settings as in the cold-start contrast."), "",
@@ -412,3 +428,26 @@ CONTRASTS: dict[str, Callable[..., ContrastResult]] = {
     "prompt_template": prompt_template_contrast,
     "curriculum": curriculum_contrast,
 }
+
+
+def run_contrasts(out: Path, *, names: list[str] | None = None, root: Path | None = None, seed: int = 0,
+                  quick: bool = False, log: Callable[[str], None] = print) -> tuple[Path, list[ContrastResult]]:
+    """Run the named contrasts (default: all three) under ``out/<name>`` and write ``out/recipes_report.md``
+    with one section per contrast (plots linked relative to ``out``). Returns the report path and the results."""
+    out = Path(out)
+    unknown = sorted(set(names or []) - set(CONTRASTS))
+    if unknown:
+        from lyceum.errors import UserError
+
+        raise UserError(f"unknown contrast(s) {', '.join(unknown)}; choose from {', '.join(CONTRASTS)}")
+    results = [CONTRASTS[name](out / name, root=root, seed=seed, quick=quick, log=log)
+               for name in (names or list(CONTRASTS))]
+    parts = ["# Recovery recipes and curriculum RL at lab scale (issue 6)", ""]
+    if quick:
+        parts += ["*Quick mode: tiny budgets that only exercise the pipeline; the numbers mean nothing.*", ""]
+    for r in results:
+        parts += [f"## {r.title}", "", r.markdown, ""]
+        parts += [f"![{p.stem}]({p.relative_to(out)})" for p in r.plots] + [""]
+    report = out / "recipes_report.md"
+    report.write_text("\n".join(parts))
+    return report, results
