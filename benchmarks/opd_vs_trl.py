@@ -12,7 +12,7 @@ AdamW step). The sides:
 
 - ``lyceum``: ``lyceum.train.engine.train`` (rollout, teacher feedback, ``opd_loss`` with support=full and
   kind=reverse_kl, clip, AdamW) with diagnostics off, fed by a schedule that repeats the prompt batch;
-- ``lyceum_proposed``: the same with the speed-ups in ``benchmarks/proposed.py`` patched in (pending review);
+- ``lyceum_diagnostics`` (optional, ``--sides``): the same with the paper's token diagnostics every step;
 - ``trl_distill``: TRL's ``DistillationTrainer`` (beta=1.0: reverse KL, on-policy);
 - ``trl_gkd``: TRL's ``GKDTrainer`` with lmbda=1.0 (always on-policy) and beta=1.0. In TRL's generalised JSD,
   beta=0 is forward KL(teacher || student) and beta=1 is ``F.kl_div(teacher_logp, student_logp)`` =
@@ -45,12 +45,13 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-SIDES = ("lyceum", "lyceum_proposed", "trl_distill", "trl_gkd")
-OURS = ("lyceum", "lyceum_proposed")
+SIDES = ("lyceum", "trl_distill", "trl_gkd")
+OURS = ("lyceum", "lyceum_diagnostics")  # lyceum_diagnostics: optional, not in --sides by default
 
 PAD, EOS, BOS, UNK = 0, 1, 2, 3
 
@@ -270,21 +271,22 @@ class _BenchSchedule:
         pass
 
 
-def run_lyceum(s: Setting, work: Path, prompts: dict, clock: StepClock, total_steps: int) -> dict:
+def run_lyceum(s: Setting, work: Path, prompts: dict, clock: StepClock, total_steps: int, *,
+               diagnostics: bool = False) -> dict:
     import tempfile
 
     import lyceum
     from lyceum.models.local import check_pair, load_local
     from lyceum.runs import RunDir
     from lyceum.train.config import OPDConfig
-    from lyceum.train.engine import opd_objective, train
+    from lyceum.train.engine import make_optimizer, opd_objective, train
     from lyceum.train.feedback import TeacherFeedback
 
     cfg = OPDConfig(steps=total_steps, seed=s.seed, device="cpu", dtype="fp32", prompts_per_step=s.batch, n=1,
                     max_new_tokens=s.max_new_tokens, temperature=1.0, top_p=1.0, support="full",
                     kind="reverse_kl", mode="direct", lr=s.lr, weight_decay=0.0, lr_schedule="constant",
-                    max_grad_norm=1.0, micro_batch_size=s.batch, diagnostics_every=0, eval_every=0,
-                    checkpoint_every=0)
+                    max_grad_norm=1.0, micro_batch_size=s.batch, diagnostics_every=int(diagnostics), eval_every=0,
+                    checkpoint_every=-1)
     student = load_local(work / "student", device="cpu", dtype="fp32")
     teacher = load_local(work / "teacher", device="cpu", dtype="fp32")
     vocab = check_pair(student, teacher)
@@ -294,24 +296,12 @@ def run_lyceum(s: Setting, work: Path, prompts: dict, clock: StepClock, total_st
         result = train(student, TeacherFeedback(teacher, vocab), _BenchSchedule(rows, s, clock, total_steps), cfg,
                        run, objective=opd_objective(cfg), vocab=vocab, resume=False)
         assert result.steps == total_steps
-        optimizer = _engine_optimizer(run.path)
-    return {"impl": f"lyceum {lyceum.__version__} engine.train (support=full, reverse_kl, diagnostics off)",
-            "optimizer": optimizer}
-
-
-def _engine_optimizer(run_path: Path) -> str:
-    """The optimizer the engine used, read back from its end-of-run checkpoint (so the record says what ran)."""
-    import torch
-
-    from lyceum.train.checkpoint import STATE_FILE
-
-    try:
-        state = torch.load(run_path / "checkpoint" / STATE_FILE, map_location="cpu", weights_only=False, mmap=True)
-        group = state["optimizer"]["param_groups"][0]
-    except Exception:  # noqa: BLE001 - only a label
-        return "AdamW"
-    flags = [k for k in ("fused", "foreach") if group.get(k)]
-    return "AdamW" + (f"({', '.join(flags)})" if flags else "")
+    # the engine builds its optimizer with make_optimizer; build one more (state is lazy: nothing allocated)
+    opt = make_optimizer([p for p in student.model.parameters() if p.requires_grad], cfg)
+    flags = [k for k in ("fused", "foreach") if opt.defaults.get(k)]
+    diag = "paper diagnostics every step" if diagnostics else "diagnostics off"
+    return {"impl": f"lyceum {lyceum.__version__} engine.train (support=full, reverse_kl, {diag})",
+            "optimizer": type(opt).__name__ + (f"({', '.join(flags)})" if flags else "")}
 
 
 def _trl_args(cls, s: Setting, out: Path, total_steps: int, **kw):
@@ -349,7 +339,11 @@ def run_trl_distill(s: Setting, work: Path, prompts: dict, clock: StepClock, tot
     import trl
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import DistillationConfig, DistillationTrainer
+
+    try:
+        from trl import DistillationConfig, DistillationTrainer
+    except ImportError:
+        sys.exit(f"trl {trl.__version__} has no DistillationTrainer (it arrived in trl 1.x); upgrade trl to compare")
 
     class Trainer(DistillationTrainer):
         def compute_loss(self, model, inputs, *a, **kw):  # count the tokens this step trains on
@@ -377,7 +371,10 @@ def run_trl_gkd(s: Setting, work: Path, prompts: dict, clock: StepClock, total_s
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     warnings.filterwarnings("ignore", category=FutureWarning)
-    from trl.experimental.gkd import GKDConfig, GKDTrainer
+    try:
+        from trl.experimental.gkd import GKDConfig, GKDTrainer
+    except ImportError:  # TRL before GKD moved to experimental
+        from trl import GKDConfig, GKDTrainer
 
     class Trainer(GKDTrainer):
         def compute_loss(self, model, inputs, *a, **kw):
@@ -408,16 +405,8 @@ def run_trl_gkd(s: Setting, work: Path, prompts: dict, clock: StepClock, total_s
     return {"impl": f"trl {trl.__version__} GKDTrainer(lmbda=1.0, beta=1.0)", "optimizer": _optimizer_name(trainer)}
 
 
-def run_lyceum_proposed(s: Setting, work: Path, prompts: dict, clock: StepClock, total_steps: int) -> dict:
-    import proposed  # benchmarks/proposed.py, on the child's path
-
-    patched = proposed.apply()
-    info = run_lyceum(s, work, prompts, clock, total_steps)
-    return {**info, "impl": info["impl"] + " + proposed: " + ", ".join(patched)}
-
-
-RUNNERS = {"lyceum": run_lyceum, "lyceum_proposed": run_lyceum_proposed, "trl_distill": run_trl_distill,
-           "trl_gkd": run_trl_gkd}
+RUNNERS = {"lyceum": run_lyceum, "lyceum_diagnostics": partial(run_lyceum, diagnostics=True),
+           "trl_distill": run_trl_distill, "trl_gkd": run_trl_gkd}
 
 
 def child(side: str, s: Setting, work: Path, steps: int, warmup: int, threads: int) -> None:
@@ -434,8 +423,7 @@ def child(side: str, s: Setting, work: Path, steps: int, warmup: int, threads: i
 def run_child(side: str, s: Setting, work: Path, args) -> dict:
     cmd = [sys.executable, __file__, "--child", side, "--setting-json", json.dumps(asdict(s)), "--work", str(work),
            "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads)]
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": os.pathsep.join(
-        [str(HERE), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     wall = time.perf_counter() - t0
@@ -482,7 +470,7 @@ def machine() -> dict:
 # ---------------------------------------------------------------------------------------------------------------
 # full-vocabulary reverse KL: peak memory of one forward + backward, each variant in a fresh child process
 
-LOSS_VARIANTS = ("lyceum_chunked", "lyceum_proposed_chunked", "unchunked_fp32", "trl_chunked")
+LOSS_VARIANTS = ("lyceum_chunked", "unchunked_fp32", "trl_chunked")
 
 
 def loss_child(variant: str, B: int, T: int, V: int, H: int, threads: int) -> None:
@@ -500,13 +488,8 @@ def loss_child(variant: str, B: int, T: int, V: int, H: int, threads: int) -> No
     base = rss_mb()
     reset_hwm()
     t0 = time.perf_counter()
-    if variant in ("lyceum_chunked", "lyceum_proposed_chunked"):
+    if variant == "lyceum_chunked":
         from lyceum.train.losses import Head, opd_loss
-
-        if variant == "lyceum_proposed_chunked":
-            import proposed
-
-            proposed.apply()
 
         loss, _ = opd_loss(Head(hs, ws), Head(ht, wt), tokens, mask, support="full", kind="reverse_kl")
     elif variant == "unchunked_fp32":
@@ -529,8 +512,7 @@ def loss_child(variant: str, B: int, T: int, V: int, H: int, threads: int) -> No
 
 def run_loss_child(variant: str, B: int, T: int, V: int, H: int, threads: int) -> dict:
     cmd = [sys.executable, __file__, "--loss-child", variant, "--shape", f"{B},{T},{V},{H}", "--threads", str(threads)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
         return {"variant": variant, "B": B, "T": T, "error": f"exit {proc.returncode}",
@@ -549,7 +531,6 @@ def loss_memory(args) -> dict:
     V, H, T, B = 151_936, 256, 512, 8
     ref_bs = sorted({int(x) for x in args.loss_ref_batches.split(",")} | ({B} if args.loss_ref_full else set()))
     rows = [run_loss_child("lyceum_chunked", b, T, V, H, args.threads) for b in sorted(set(ref_bs) | {B})]
-    rows += [run_loss_child("lyceum_proposed_chunked", B, T, V, H, args.threads)]
     rows += [run_loss_child("unchunked_fp32", b, T, V, H, args.threads) for b in ref_bs]
     if importlib.util.find_spec("trl") is not None:
         rows += [run_loss_child("trl_chunked", B, T, V, H, args.threads)]
@@ -571,7 +552,6 @@ def loss_memory(args) -> dict:
         "shape": f"{B}x{T}x{V}", "lyceum_chunked_peak_mb": ours,
         "unchunked_fp32_peak_mb": round(ref, 1) if ref else None, "unchunked_how": how,
         "ratio": round(ours / ref, 4) if ours and ref else None, "target": "< 0.25",
-        "lyceum_proposed_chunked_peak_mb": peak("lyceum_proposed_chunked", B),
         "trl_chunked_peak_mb": peak("trl_chunked", B),
         "same_size_ratios": {f"B={b}": round(peak("lyceum_chunked", b) / m, 4) for b, m in ref_points
                              if peak("lyceum_chunked", b)},
@@ -607,23 +587,21 @@ def markdown_table(records: list[dict], loss: dict | None) -> str:
                   for st, ours, theirs, c in ratios]
     if records:
         lines += ["", ("tokens/s is the median step's rate; tokens/CPU-s divides the trained tokens by the process's "
-                       "CPU time in the timed steps (less sensitive to other load on the machine). Workloads:"), ""]
+                       "CPU time in the timed steps (with one thread it tracks the work done whatever else runs on "
+                       "the machine; with more threads under load, spinning threads inflate it). Workloads:"), ""]
     for rec in records:
         w, lo, hi = rec["workload"], *rec["workload"]["prompt_len"]
         lines.append(f"- {rec['setting']}: vocabulary {w['vocab']:,}, Llama {w['layers']} layers x hidden "
                      f"{w['hidden']}; per step {w['batch']} prompts of {lo}-{hi} tokens, one rollout each of "
                      f"{w['max_new_tokens']} new tokens; {rec['steps']} timed steps after {rec['warmup']} warm-up, "
-                     f"{rec['threads']} torch threads, load average {rec['machine']['load_avg_at_start']} at "
-                     f"start, {rec['date']}.")
+                     f"{rec['threads']} torch thread(s); 1-minute load average {rec['machine']['load_avg_at_start'][0]} "
+                     f"at the start, {rec.get('load_avg_at_end', [None])[0]} at the end ({rec['date']}).")
     if loss:
         m = loss["summary"]
         ref = m.get("unchunked_fp32_peak_mb")
         rows = [("lyceum chunked (`losses.opd_loss`, support=full)", m["lyceum_chunked_peak_mb"],
                  f"{_fmt(m.get('ratio'), '.1%')} (target < 25%)"),
                 (f"unchunked float32 ({m['unchunked_how']})", ref, "100%")]
-        if m.get("lyceum_proposed_chunked_peak_mb") and ref:
-            rows.insert(1, ("lyceum chunked + proposed in-place chunks (`benchmarks/proposed.py`)",
-                            m["lyceum_proposed_chunked_peak_mb"], f"{m['lyceum_proposed_chunked_peak_mb'] / ref:.1%}"))
         if m.get("trl_chunked_peak_mb") and ref:
             rows.append(("TRL chunked (`DistillationTrainer` loss, its CPU path)", m["trl_chunked_peak_mb"],
                          f"{m['trl_chunked_peak_mb'] / ref:.1%}"))
@@ -647,10 +625,13 @@ def write_table(out: Path) -> None:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--settings", default="v32k,v151k", help=f"comma list of {sorted(SETTINGS)}")
-    p.add_argument("--sides", default=",".join(SIDES), help=f"comma list of {list(SIDES)}")
+    p.add_argument("--sides", default=",".join(SIDES),
+                   help=f"comma list of {list(RUNNERS)} (default: {','.join(SIDES)})")
     p.add_argument("--steps", type=int, default=4, help="timed OPD steps per side (after the warm-up)")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps first")
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads in every side")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads in every side (1 by default: stable numbers on a shared machine)")
+    p.add_argument("--tag", default="", help="suffix for the result names, e.g. 2threads -> v32k-2threads.json")
     p.add_argument("--quick", action="store_true", help="batch 4, 16 new tokens: a fast look, not the record")
     p.add_argument("--work", default=None, help="folder for the generated models (default: $TMPDIR/lyceum-bench)")
     p.add_argument("--out", default=str(RESULTS), help="results folder")
@@ -660,7 +641,7 @@ def main(argv=None) -> int:
     p.add_argument("--loss-ref-full", action="store_true", help="also run the unchunked reference at 8 x 512 "
                    "(needs ~20 GB of free memory)")
     # internal: one side in a child process
-    p.add_argument("--child", choices=SIDES, help=argparse.SUPPRESS)
+    p.add_argument("--child", choices=list(RUNNERS), help=argparse.SUPPRESS)
     p.add_argument("--setting-json", help=argparse.SUPPRESS)
     p.add_argument("--loss-child", choices=LOSS_VARIANTS, help=argparse.SUPPRESS)
     p.add_argument("--shape", help=argparse.SUPPRESS)
@@ -681,22 +662,28 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     sides = [x for x in args.sides.split(",") if x]
+    settings = [x for x in args.settings.split(",") if x]
+    for given, known in ((sides, RUNNERS), (settings, SETTINGS)):
+        unknown = [x for x in given if x not in known]
+        if unknown:
+            p.error(f"unknown {'side' if known is RUNNERS else 'setting'} {unknown[0]!r}; choose from {', '.join(known)}")
     records = []
     if not args.loss_memory_only:
-        for name in [x for x in args.settings.split(",") if x]:
+        for name in settings:
             s = SETTINGS[name]
             s = quick(s) if args.quick else s
             work = work_root / (s.name + ("-quick" if args.quick else ""))
             prepare_inputs(s, work)
             rows = {side: run_child(side, s, work, args) for side in sides}
-            rec = {"setting": s.name + ("-quick" if args.quick else ""), "workload": asdict(s),
+            name = s.name + ("-quick" if args.quick else "") + (f"-{args.tag}" if args.tag else "")
+            rec = {"setting": name, "workload": asdict(s),
                    "steps": args.steps, "warmup": args.warmup, "threads": args.threads, "machine": machine(),
-                   "sides": rows, "lyceum_vs": compare(rows),
+                   "sides": rows, "lyceum_vs": compare(rows), "load_avg_at_end": [round(x, 2) for x in os.getloadavg()],
                    "date": time.strftime("%Y-%m-%d %H:%M:%S")}
-            print(json.dumps({"setting": rec["setting"], **{
-                f"{side}_tokens_per_s": r.get("tokens_per_s") for side, r in rows.items()}, **{
-                f"{side}_peak_rss_mb": r.get("peak_rss_mb") for side, r in rows.items()}, "ratios": rec["lyceum_vs"]}),
-                flush=True)
+            print(json.dumps({"setting": rec["setting"],
+                              **{f"{side}_tokens_per_s": r.get("tokens_per_s") for side, r in rows.items()},
+                              **{f"{side}_peak_rss_mb": r.get("peak_rss_mb") for side, r in rows.items()},
+                              "ratios": rec["lyceum_vs"]}), flush=True)
             for side, r in rows.items():
                 if "error" in r:
                     print(f"[{side}] failed: {r['error']}\n{r['stderr_tail']}", file=sys.stderr)
