@@ -83,7 +83,9 @@ class ScriptedChatServer:
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        # a short poll interval so shutdown() returns at once instead of after the default 0.5 s
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02},
+                                        daemon=True)
 
     def _answer(self, handler, body: dict[str, Any], reply: Any) -> None:
         if callable(reply):
