@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from lyceum.errors import UserError
-from lyceum.train.losses import Head, divergence, opd_loss, token_logprobs
+from lyceum.train.diagnostics import sequence_reward, token_diagnostics
+from lyceum.train.losses import Head, divergence, opd_loss, opd_loss_with_scan, token_logprobs
 
 TOPK = ["student_topk", "teacher_topk", "intersection", "union", "symmetric_difference"]
 KINDS = [("reverse_kl", 0.5), ("forward_kl", 0.5), ("jsd", 0.5), ("jsd", 0.2), ("jsd", 0.0), ("jsd", 1.0)]
@@ -274,6 +275,33 @@ def test_full_loss_gradients_scale_with_the_loss_and_skip_work_without_grad():
     with torch.no_grad():
         loss, stats = opd_loss(s, t, tokens, mask, support="full")
     assert loss.item() == pytest.approx(stats["divergence"], abs=1e-6)
+
+
+@pytest.mark.parametrize("support", ["sampled", "student_topk", "union", "full"])
+def test_the_loss_scan_gives_the_diagnostics_and_sequence_reward_without_another_pass(support):
+    # opd_loss_with_scan reads the diagnostics' quantities off the loss's own passes over the two heads;
+    # they must equal token_diagnostics and sequence_reward computed separately, and the loss opd_loss.
+    g = torch.Generator().manual_seed(6)
+    h, w = torch.randn(2, 7, 8, generator=g), torch.randn(31, 8, generator=g)
+    th, tw = torch.randn(2, 7, 8, generator=g), torch.randn(31, 8, generator=g)
+    tokens = torch.randint(0, 31, (2, 7), generator=g)
+    mask = torch.ones(2, 7)
+    mask[0, :3] = 0
+    student, teacher = Head(h.clone().requires_grad_(), w), Head(th, tw)
+
+    loss, _, scan = opd_loss_with_scan(
+        student, teacher, tokens, mask, support=support, k=3, diagnostics_k=4, chunk_size=4
+    )
+    plain, _ = opd_loss(Head(h, w), teacher, tokens, mask, support=support, k=3)
+    torch.testing.assert_close(loss, plain)
+
+    want = token_diagnostics(h @ w.T, th @ tw.T, mask, k=4)
+    got = scan.diagnostics()
+    assert got.keys() == want.keys()
+    for key in want:
+        assert got[key] == pytest.approx(want[key], abs=1e-5, nan_ok=True), key
+    reward = sequence_reward(token_logprobs(h @ w.T, tokens), token_logprobs(th @ tw.T, tokens), mask)
+    torch.testing.assert_close(scan.sequence_reward(), reward, atol=1e-5, rtol=1e-5)
 
 
 def test_pg_mode_refuses_other_divergences():

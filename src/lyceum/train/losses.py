@@ -241,12 +241,26 @@ def _log_softmax_(z, scratch) -> torch.Tensor:
     return sums
 
 
-def _full_chunk(scratch: _Scratch, student, teacher, bi, ti, kind: str, beta: float, want_grad: bool):
+def _full_chunk(
+    scratch: _Scratch,
+    student,
+    teacher,
+    bi,
+    ti,
+    kind: str,
+    beta: float,
+    want_grad: bool,
+    sink=None,
+    at: int = 0,
+):
     """Divergence [n] at a chunk of positions and, optionally, dD/dz_student [n, V] (a view of the scratch
-    buffers: consume it before the next chunk). Assumes finite logits (what language models produce)."""
+    buffers: consume it before the next chunk). A ``_ScanSink`` reads the chunk's log-probs on the way
+    (positions ``at`` onwards). Assumes finite logits (what language models produce)."""
     lp, lq, p = scratch.views(bi.numel())
     _log_softmax_(_logits_into(lq, *teacher, bi, ti), p)
     sums = _log_softmax_(_logits_into(lp, *student, bi, ti), p)
+    if sink is not None:
+        sink.add(at, lp, lq)
     if not (kind == "reverse_kl" or (kind == "jsd" and beta == 1.0)):
         return _divergence_rows(lp, lq, kind, beta, want_grad)
     p.div_(sums)
@@ -297,7 +311,7 @@ class _FullDivergenceMean(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, w, b, tx, tw, tb, bi, ti, kind, beta, chunk):
+    def forward(ctx, x, w, b, tx, tw, tb, bi, ti, kind, beta, chunk, sink):
         n = bi.numel()
         per_position = torch.empty(n, dtype=torch.float32, device=bi.device)
         want_grad = any(ctx.needs_input_grad[:3])
@@ -305,7 +319,7 @@ class _FullDivergenceMean(torch.autograd.Function):
         scratch = _Scratch(min(chunk, max(n, 1)), _vocab(x, w), x.device)
         for s in range(0, n, chunk):
             cb, ct = bi[s : s + chunk], ti[s : s + chunk]
-            d, dz = _full_chunk(scratch, (x, w, b), (tx, tw, tb), cb, ct, kind, beta, want_grad)
+            d, dz = _full_chunk(scratch, (x, w, b), (tx, tw, tb), cb, ct, kind, beta, want_grad, sink, s)
             per_position[s : s + chunk] = d
             if want_grad:
                 _route_grad(grads, x, w, b, cb, ct, dz.div_(max(n, 1)))
@@ -318,7 +332,7 @@ class _FullDivergenceMean(torch.autograd.Function):
         def scaled(g):
             return None if g is None else (g if float(grad_loss) == 1.0 else g * grad_loss.to(g.dtype))
 
-        return (*(scaled(g) for g in ctx.saved_tensors), None, None, None, None, None, None, None, None)
+        return (*(scaled(g) for g in ctx.saved_tensors), None, None, None, None, None, None, None, None, None)
 
 
 class _GatherLogprob(torch.autograd.Function):
@@ -422,6 +436,116 @@ def token_logprobs(logits_or_head, tokens: torch.Tensor, *, chunk_size: int | No
 
 
 # ---------------------------------------------------------------------------------------------------------
+# What the loss's pass over both heads can also read off for the diagnostics, so they cost no extra pass.
+
+
+@dataclass
+class TokenScan:
+    """Per-position quantities read off both heads' log-probs during the loss, ``[B, T, ...]`` (zero outside
+    ``mask``): enough for ``diagnostics.topk_diagnostics`` and ``sequence_reward`` without projecting either
+    head again. Token log-probs are None when the loss was given no tokens."""
+
+    mask: torch.Tensor
+    student_topk_ids: torch.Tensor
+    student_topk_logprobs: torch.Tensor
+    teacher_topk_ids: torch.Tensor
+    teacher_logprobs_at_student_topk: torch.Tensor
+    student_entropy: torch.Tensor
+    teacher_entropy: torch.Tensor
+    student_token_logprobs: torch.Tensor | None = None
+    teacher_token_logprobs: torch.Tensor | None = None
+
+    def diagnostics(self) -> dict[str, float]:
+        """``token_diagnostics`` of these positions (same keys and definitions)."""
+        from lyceum.train.diagnostics import topk_diagnostics
+
+        return topk_diagnostics(
+            self.student_topk_ids,
+            self.student_topk_logprobs,
+            self.teacher_topk_ids,
+            self.teacher_logprobs_at_student_topk,
+            self.student_entropy,
+            self.teacher_entropy,
+            self.mask,
+        )
+
+    def sequence_reward(self) -> torch.Tensor:
+        """r(y) = mean_t(log q - log p) per rollout, ``[B]``."""
+        from lyceum.train.diagnostics import sequence_reward
+
+        if self.student_token_logprobs is None:
+            raise ValueError("the scan has no token log-probs: the loss was called without tokens")
+        return sequence_reward(self.student_token_logprobs, self.teacher_token_logprobs, self.mask)
+
+
+def _entropy_rows(lp: torch.Tensor) -> torch.Tensor:
+    # -sum p log p as a batched dot product: one [n, V] temporary (exp), finite logits assumed
+    return -torch.bmm(lp.exp().unsqueeze(1), lp.unsqueeze(2)).view(-1)
+
+
+class _ScanSink:
+    """Collects ``TokenScan`` quantities chunk by chunk from the (log-softmaxed) logits the loss computes."""
+
+    def __init__(self, n: int, k: int, tokens: torch.Tensor | None, device):
+        self.k = k
+        self.tokens = tokens  # [n] sampled ids at the positions, or None
+        f32 = {"dtype": torch.float32, "device": device}
+        self.s_ids = torch.zeros(n, k, dtype=torch.long, device=device)
+        self.t_ids = torch.zeros(n, k, dtype=torch.long, device=device)
+        self.s_top, self.t_at_s = torch.zeros(n, k, **f32), torch.zeros(n, k, **f32)
+        self.s_ent, self.t_ent = torch.zeros(n, **f32), torch.zeros(n, **f32)
+        self.s_tok, self.t_tok = torch.zeros(n, **f32), torch.zeros(n, **f32)
+
+    def add(self, at: int, lp: torch.Tensor, lq: torch.Tensor) -> None:
+        """Positions ``at .. at + len(lp)``; lp, lq are their full log-softmaxes [m, V] (not modified)."""
+        e = at + lp.shape[0]
+        top = lp.topk(self.k, -1)
+        self.s_ids[at:e], self.s_top[at:e] = top.indices, top.values
+        self.t_ids[at:e] = lq.topk(self.k, -1).indices
+        self.t_at_s[at:e] = lq.gather(1, top.indices)
+        self.s_ent[at:e], self.t_ent[at:e] = _entropy_rows(lp), _entropy_rows(lq)
+        if self.tokens is not None:
+            y = self.tokens[at:e, None]
+            self.s_tok[at:e], self.t_tok[at:e] = lp.gather(1, y)[:, 0], lq.gather(1, y)[:, 0]
+
+    def result(self, bi, ti, mask: torch.Tensor) -> TokenScan:
+        B, T = mask.shape
+
+        def put(values):
+            out = values.new_zeros((B, T, *values.shape[1:]))
+            out[bi, ti] = values
+            return out
+
+        has_tokens = self.tokens is not None
+        return TokenScan(
+            mask,
+            put(self.s_ids),
+            put(self.s_top),
+            put(self.t_ids),
+            put(self.t_at_s),
+            put(self.s_ent),
+            put(self.t_ent),
+            put(self.s_tok) if has_tokens else None,
+            put(self.t_tok) if has_tokens else None,
+        )
+
+
+@torch.no_grad()
+def _joint_pass(student, teacher, bi, ti, chunk: int, k: int, sink: _ScanSink | None):
+    """One no-grad pass over both heads: each one's top-k ids [n, k] (k = 0: none) and, into ``sink``, the
+    diagnostics' quantities."""
+    s_ids = torch.empty((bi.numel(), k), dtype=torch.long, device=bi.device)
+    t_ids = torch.empty((bi.numel(), k), dtype=torch.long, device=bi.device)
+    chunks = zip(iter_chunk_logits(student, bi, ti, chunk), iter_chunk_logits(teacher, bi, ti, chunk))
+    for (s, e, zs), (_, _, zt) in chunks:
+        if k:
+            s_ids[s:e], t_ids[s:e] = zs.topk(k, -1).indices, zt.topk(k, -1).indices
+        if sink is not None:
+            sink.add(s, zs.log_softmax(-1), zt.log_softmax(-1))
+    return s_ids, t_ids
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Top-k supports.
 
 
@@ -509,42 +633,60 @@ class _PerToken:
     lp_bar: torch.Tensor | None = None  # top-k: renormalised log p [n, C]
     lq_bar: torch.Tensor | None = None  # top-k: renormalised log q [n, C]
     mean: torch.Tensor | None = None  # full with token_mean: the differentiable token mean of d
+    scan: TokenScan | None = None
 
 
 def _per_token(
-    student, teacher, tokens, mask, support, k, kind, beta, chunk_size, token_mean=False
+    student, teacher, tokens, mask, support, k, kind, beta, chunk_size, token_mean=False, scan_k=0
 ) -> _PerToken:
+    """The per-position divergence; with ``scan_k`` > 0 also a ``TokenScan`` (top-``scan_k`` diagnostics)
+    read off the same passes over the heads."""
     _check(support, kind, beta, k, student, teacher)
     x = _source(student)[0]
     B, T = x.shape[:2]
+    if mask is None:
+        mask = torch.ones((B, T), dtype=torch.bool, device=x.device)
     bi, ti = positions(mask, (B, T), x.device)
     V = vocab_size(student)
     chunk = chunk_rows(bi.numel(), V, chunk_size)
-    if support == "full" and token_mean:
+    y = tokens[bi, ti] if tokens is not None else None
+    sink = _ScanSink(bi.numel(), min(scan_k, V), y, x.device) if scan_k > 0 else None
+
+    def done(pt: _PerToken) -> _PerToken:
+        pt.scan = sink.result(bi, ti, mask) if sink is not None else None
+        return pt
+
+    if support == "full" and (token_mean or sink is not None):
         mean, d = _FullDivergenceMean.apply(
-            *_source(student), *_detached(teacher), bi, ti, kind, float(beta), chunk
+            *_source(student), *_detached(teacher), bi, ti, kind, float(beta), chunk, sink
         )
-        return _PerToken(d, bi, ti, chunk, mean=mean)
+        return done(_PerToken(d, bi, ti, chunk, mean=mean))
     if support == "full":
         d = _FullDivergence.apply(*_source(student), *_detached(teacher), bi, ti, kind, float(beta), chunk)
         return _PerToken(d, bi, ti, chunk)
     if support == "sampled":
         if tokens is None:
             raise UserError("support 'sampled' needs the sampled tokens")
-        y = tokens[bi, ti][:, None]
-        lp = logprobs_at(student, bi, ti, y, chunk=chunk)[:, 0]
-        lq = logprobs_at(teacher, bi, ti, y, chunk=chunk, grad=False)[:, 0]
-        return _PerToken(lp - lq, bi, ti, chunk, logp=lp, logq=lq)
+        lp = logprobs_at(student, bi, ti, y[:, None], chunk=chunk)[:, 0]
+        if sink is not None:
+            _joint_pass(student, teacher, bi, ti, chunk, 0, sink)
+            lq = sink.t_tok.clone()
+        else:
+            lq = logprobs_at(teacher, bi, ti, y[:, None], chunk=chunk, grad=False)[:, 0]
+        return done(_PerToken(lp - lq, bi, ti, chunk, logp=lp, logq=lq))
     k = min(k, V)
-    s_ids = topk_ids(student, bi, ti, k, chunk) if support != "teacher_topk" else None
-    t_ids = topk_ids(teacher, bi, ti, k, chunk) if support != "student_topk" else None
+    if sink is not None:
+        s_ids, t_ids = _joint_pass(student, teacher, bi, ti, chunk, k, sink)
+    else:
+        s_ids = topk_ids(student, bi, ti, k, chunk) if support != "teacher_topk" else None
+        t_ids = topk_ids(teacher, bi, ti, k, chunk) if support != "student_topk" else None
     cand, valid = support_candidates(
         s_ids if s_ids is not None else t_ids, t_ids if t_ids is not None else s_ids, support
     )
     lp_bar = _renormalised(logits_at(student, bi, ti, cand, chunk=chunk), valid)
     lq_bar = _renormalised(logits_at(teacher, bi, ti, cand, chunk=chunk, grad=False), valid)
     d = _support_divergence(lp_bar, lq_bar, valid, kind, float(beta))
-    return _PerToken(d, bi, ti, chunk, cand=cand, valid=valid, lp_bar=lp_bar, lq_bar=lq_bar)
+    return done(_PerToken(d, bi, ti, chunk, cand=cand, valid=valid, lp_bar=lp_bar, lq_bar=lq_bar))
 
 
 def _scatter(values: torch.Tensor, bi, ti, shape) -> torch.Tensor:
@@ -612,6 +754,44 @@ def opd_loss(
     Stats: loss, divergence (masked mean), tokens, and for top-k supports support_size / empty_support, for
     pg advantage / clip_fraction.
     """
+    loss, stats, _ = opd_loss_with_scan(
+        student_logits,
+        teacher_logits,
+        tokens,
+        mask,
+        support=support,
+        k=k,
+        kind=kind,
+        beta=beta,
+        mode=mode,
+        old_logprobs=old_logprobs,
+        clip=clip,
+        chunk_size=chunk_size,
+        diagnostics_k=0,
+    )
+    return loss, stats
+
+
+def opd_loss_with_scan(
+    student_logits,
+    teacher_logits,
+    tokens: torch.Tensor | None,
+    mask: torch.Tensor,
+    *,
+    support: str,
+    k: int = 16,
+    kind: str = "reverse_kl",
+    beta: float = 0.5,
+    mode: str = "direct",
+    old_logprobs: torch.Tensor | None = None,
+    clip: float = 0.2,
+    chunk_size: int | None = None,
+    diagnostics_k: int = 16,
+) -> tuple[torch.Tensor, dict[str, float], TokenScan | None]:
+    """``opd_loss`` plus a ``TokenScan`` of top-``diagnostics_k`` quantities (None when it is 0), read off the
+    same passes over the two heads as the loss, so ``scan.diagnostics()`` and ``scan.sequence_reward()`` cost
+    no extra projection of either head (with ``sampled`` the teacher's pass is shared, the student's is not).
+    """
     if mode not in MODES:
         raise UserError(f"unknown update mode {mode!r}; choose one of {', '.join(MODES)}")
     if mode == "pg" and kind != "reverse_kl":
@@ -619,7 +799,9 @@ def opd_loss(
             f"the policy-gradient mode uses the reverse-KL advantage -(log p - log q), not {kind!r}"
         )
     mask = mask.bool()
-    pt = _per_token(student_logits, teacher_logits, tokens, mask, support, k, kind, beta, chunk_size, True)
+    pt = _per_token(
+        student_logits, teacher_logits, tokens, mask, support, k, kind, beta, chunk_size, True, diagnostics_k
+    )
     n = pt.d.numel()
     denom = max(n, 1)
     stats: dict[str, float] = {"tokens": float(n), "divergence": float(pt.d.detach().sum()) / denom}
@@ -636,7 +818,7 @@ def opd_loss(
         else:
             loss = pt.d.sum() / denom
         stats["loss"] = float(loss.detach())
-        return loss, stats
+        return loss, stats, pt.scan
 
     if support == "sampled":
         logp = pt.logp
@@ -660,4 +842,4 @@ def opd_loss(
     stats["loss"] = float(loss.detach())
     stats["advantage"] = float(_where0(valid, adv).sum()) / n_valid
     stats["clip_fraction"] = float((valid & (clipped < unclipped)).sum()) / n_valid
-    return loss, stats
+    return loss, stats, pt.scan
