@@ -3,8 +3,19 @@
 import pytest
 
 from lyceum.errors import UserError
-from lyceum.lab.tasks import (ALPHABET, Problem, detect_pattern, examples, extract_answer, is_correct,
-                              make_problems, parse_prompt, render_prompt, render_response, verify)
+from lyceum.lab.tasks import (
+    ALPHABET,
+    Problem,
+    detect_pattern,
+    examples,
+    extract_answer,
+    is_correct,
+    make_problems,
+    parse_prompt,
+    render_prompt,
+    render_response,
+    verify,
+)
 
 
 def test_pattern_r_works_right_to_left_with_explicit_carries():

@@ -1,0 +1,365 @@
+"""`lyceum lab reproduce`: the OPD paper's contrasts on the lab's tiny models, as a markdown report with plots.
+
+    report = reproduce("runs/lab-reproduce")                 # ~8 OPD runs of the demo recipe; see docs/lab.md
+    report = reproduce("/tmp/r", quick=True)                 # a few steps per arm: plumbing only
+
+Every arm is one ``lyceum.train.distill.distill`` run of the lab student against one teacher with the demo's
+recipe, changing one thing. Arms that coincide (the compatible teacher with the default support appears in
+every contrast) run once. The report states the paper's claim next to the measured numbers and says, by a
+rule written next to each claim, whether they agree; it never hides a disagreement.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lyceum.lab import models
+
+# Accuracy differences below this are treated as ties (200 held-out prompts: one standard error is ~3.5 points).
+TIE = 0.05
+
+
+@dataclass(frozen=True)
+class Arm:
+    label: str
+    teacher: str  # lab model name
+    overrides: tuple[tuple[str, Any], ...] = ()  # OPDConfig changes against the base recipe
+
+    @property
+    def key(self) -> str:
+        return self.teacher + "".join(f"-{k}={v}" for k, v in self.overrides)
+
+
+@dataclass
+class Contrast:
+    name: str
+    title: str
+    claim: str  # what the paper reports
+    arms: list[Arm]
+    judge: Callable[[dict[str, dict]], tuple[bool | None, str]]  # arm label -> outcome  =>  (agrees?, why)
+    plot_metric: tuple[str, str] = ("overlap_ratio", "overlap ratio (top-k, student states)")
+
+
+@dataclass
+class Outcome:
+    """What one arm measured."""
+
+    label: str
+    key: str
+    teacher: str
+    accuracy_before: float | None = None
+    accuracy_after: float | None = None
+    teacher_accuracy: float | None = None
+    gap_recovery: float | None = None
+    initial: dict = field(default_factory=dict)
+    final: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    run: str = ""
+    error: str | None = None
+
+    def as_dict(self) -> dict:
+        return dict(vars(self))
+
+
+# ------------------------------------------------------------------------------------------------ judging
+
+
+def _get(o: dict, key: str) -> float:
+    v = o.get(key)
+    return float("nan") if v is None else float(v)
+
+
+def _judge_patterns(out: dict[str, dict]) -> tuple[bool | None, str]:
+    c, i = out["compatible (pattern R)"], out["incompatible (pattern L)"]
+    ov_c, ov_i = c["initial"].get("overlap_ratio", math.nan), i["initial"].get("overlap_ratio", math.nan)
+    lower_overlap = ov_i < ov_c
+    worse = _get(i, "accuracy_after") < _get(c, "accuracy_after") - TIE
+    why = (f"initial overlap {ov_c:.3f} (R) vs {ov_i:.3f} (L); final accuracy {_get(c, 'accuracy_after'):.3f} vs "
+           f"{_get(i, 'accuracy_after'):.3f}; teachers {_get(c, 'teacher_accuracy'):.3f} vs "
+           f"{_get(i, 'teacher_accuracy'):.3f}")
+    return lower_overlap and worse, why
+
+
+def _judge_capability(out: dict[str, dict]) -> tuple[bool | None, str]:
+    n, b = out["new capability (R, harder data)"], out["bigger, student's data only"]
+    gn, gb = _get(n, "gap_recovery"), _get(b, "gap_recovery")
+    why = f"gap recovery {gn:.1%} (new capability) vs {gb:.1%} (bigger model, same data)"
+    if math.isnan(gn) or math.isnan(gb):
+        return None, why + " (undefined: a teacher is not above the student)"
+    return gn > gb + TIE, why
+
+
+def _judge_mechanism(out: dict[str, dict]) -> tuple[bool | None, str]:
+    full = out.get("student top-k")
+    inter = out.get("overlap only (intersection)")
+    sym = out.get("symmetric difference only")
+    if not sym or sym.get("error"):
+        return None, "the symmetric-difference support is not available in this build"
+    af, ai, asym = (_get(x, "accuracy_after") for x in (full, inter, sym))
+    why = f"final accuracy: top-k {af:.3f}, overlap only {ai:.3f}, symmetric difference only {asym:.3f}"
+    return abs(ai - af) <= TIE and asym < min(af, ai) - TIE, why
+
+
+def _judge_granularity(out: dict[str, dict]) -> tuple[bool | None, str]:
+    t1, tk, s = out["top-1"], out["top-k (k=8)"], out["sampled token"]
+    a1, ak, asamp = (_get(x, "accuracy_after") for x in (t1, tk, s))
+    why = f"final accuracy: top-1 {a1:.3f}, top-8 {ak:.3f}, sampled token {asamp:.3f}"
+    return abs(asamp - ak) <= TIE and a1 < min(ak, asamp) - TIE, why
+
+
+def contrasts() -> list[Contrast]:
+    base = Arm("compatible (pattern R)", "teacher")
+    return [
+        Contrast("patterns", "Compatible vs incompatible thinking pattern (teachers of similar accuracy)",
+                 "A teacher with similar scores but a different thinking pattern gives lower initial overlap and a "
+                 "worse student.",
+                 [base, Arm("incompatible (pattern L)", "teacher_l")], _judge_patterns),
+        Contrast("capability", "New capability vs a bigger model trained on the student's data",
+                 "Gap recovery is far higher from a teacher with genuinely new capability (58.6% for an RL-trained "
+                 "teacher) than from a same-family larger model (15.6%).",
+                 [Arm("new capability (R, harder data)", "teacher"), Arm("bigger, student's data only", "teacher_big")],
+                 _judge_capability, ("gap_recovery", "gap recovery")),
+        Contrast("mechanism", "Mechanism ablation: which part of the top-k support carries the signal",
+                 "Training only on the overlap of the two top-k sets is about as good as the full student top-k; "
+                 "training only on their symmetric difference is clearly worse.",
+                 [Arm("student top-k", "teacher"),
+                  Arm("overlap only (intersection)", "teacher", (("support", "intersection"),)),
+                  Arm("symmetric difference only", "teacher", (("support", "symmetric_difference"),))],
+                 _judge_mechanism),
+        Contrast("granularity", "Top-1 vs top-k vs the sampled token",
+                 "The sampled-token estimate is about as good as top-k (k = 4/16/64); top-1 is unstable.",
+                 [Arm("top-1", "teacher", (("k", 1),)), Arm("top-k (k=8)", "teacher"),
+                  Arm("sampled token", "teacher", (("support", "sampled"),))],
+                 _judge_granularity, ("grad_norm", "gradient norm")),
+    ]
+
+
+# ------------------------------------------------------------------------------------------------ running
+
+
+def base_config(quick: bool, steps: int | None, seed: int) -> dict:
+    """The demo's recipe (one recipe for demo and lab), shortened under ``quick``."""
+    from lyceum.train.demo import DEMO_CONFIG
+
+    cfg = {**DEMO_CONFIG, "seed": seed, "max_new_tokens": models.max_new_tokens(models.EVAL_DIGITS),
+           "checkpoint_every": 0}
+    if quick:
+        cfg.update(steps=2, prompts_per_step=4, n=2, eval_every=0, warmup_steps=0)
+    if steps is not None:
+        cfg["steps"] = steps
+    return cfg
+
+
+def run_arm(arm: Arm, student: Path, teacher: Path, rows: list[dict], evals: list[dict], out: Path,
+            cfg_values: dict) -> Outcome:
+    from lyceum.errors import UserError
+    from lyceum.train.config import OPDConfig
+    from lyceum.train.distill import distill
+
+    outcome = Outcome(arm.label, arm.key, arm.teacher, run=str(out))
+    started = time.time()
+    try:
+        cfg = OPDConfig(**{**cfg_values, **dict(arm.overrides)})
+        result = distill(student, teacher, rows, out, cfg, eval_rows=evals, resume=False, desc=arm.key)
+    except UserError as e:  # e.g. a support this build's losses do not have
+        outcome.error = str(e)
+        return outcome
+    outcome.seconds = round(time.time() - started, 1)
+    outcome.accuracy_before, outcome.accuracy_after = result.accuracy_before, result.accuracy_after
+    outcome.teacher_accuracy, outcome.gap_recovery = result.reference_accuracy, result.gap_recovery
+    outcome.initial, outcome.final = result.initial, result.final
+    return outcome
+
+
+def _metrics(run: str) -> list[dict]:
+    path = Path(run) / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def plot_contrast(c: Contrast, outcomes: dict[str, Outcome], path: Path) -> Path:
+    """Held-out accuracy over steps (teachers dashed) and one diagnostic over steps, one line per arm."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
+    metric, label = c.plot_metric
+    for arm in c.arms:
+        o = outcomes[arm.label]
+        rows = _metrics(o.run)
+        ev = [(r["step"], r["accuracy"]) for r in rows if r.get("event") == "eval"]
+        if ev:
+            (line,) = ax1.plot(*zip(*ev), marker="o", label=arm.label)
+            if o.teacher_accuracy is not None and c.name in ("patterns", "capability"):
+                ax1.axhline(o.teacher_accuracy, color=line.get_color(), linestyle="--", linewidth=1)
+        event = "eval" if metric == "gap_recovery" else "train"
+        pts = [(r["step"], r[metric]) for r in rows if r.get("event") == event and isinstance(r.get(metric), float)
+               and not math.isnan(r[metric])]
+        if pts:
+            xs, ys = zip(*pts)
+            ax2.plot(xs, _smooth(list(ys), 1 if event == "eval" else 5), label=arm.label,
+                     marker="o" if event == "eval" else None)
+    ax1.set(title="held-out accuracy (greedy); teachers dashed", xlabel="step", ylabel="accuracy", ylim=(0, 1.02))
+    ax2.set(title=label, xlabel="step")
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(c.title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _smooth(ys: list[float], width: int) -> list[float]:
+    return [sum(ys[max(0, i - width + 1): i + 1]) / len(ys[max(0, i - width + 1): i + 1]) for i in range(len(ys))]
+
+
+# ------------------------------------------------------------------------------------------------ the report
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}%"
+
+
+def _num(x: float | None) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
+
+
+def arm_table(c: Contrast, outcomes: dict[str, Outcome]) -> str:
+    lines = [("| arm | teacher | teacher acc | student before | student after | gap recovery | initial overlap | "
+             "final overlap | initial entropy gap | seconds |"), "|---|---|---|---|---|---|---|---|---|---|"]
+    for arm in c.arms:
+        o = outcomes[arm.label]
+        if o.error:
+            lines.append(f"| {arm.label} | {arm.teacher} | not run: {o.error} |||||||")
+            continue
+        lines.append(f"| {arm.label} | {arm.teacher} | {_pct(o.teacher_accuracy)} | {_pct(o.accuracy_before)} | "
+                     f"{_pct(o.accuracy_after)} | {_pct(o.gap_recovery)} | {_num(o.initial.get('overlap_ratio'))} | "
+                     f"{_num(o.final.get('overlap_ratio'))} | {_num(o.initial.get('entropy_gap'))} | {o.seconds:.0f} |")
+    return "\n".join(lines)
+
+
+def models_table(names: list[str], dirs: dict[str, Path]) -> str:
+    lines = ["| model | recipe | architecture | accuracy on 1-4 digit sums (by digits) |", "|---|---|---|---|"]
+    for name in names:
+        r = models.recipe(name)
+        m = (models.read_record(dirs[name]) or {}).get("measured", {})
+        by = ", ".join(f"{d}: {v:.2f}" for d, v in m.get("by_digits", {}).items())
+        lines.append(f"| {name} | {r.description} | {r.arch} h{r.hidden} L{r.layers}, pattern {r.pattern} | "
+                     f"{_pct(m.get('accuracy'))} ({by}) |")
+    return "\n".join(lines)
+
+
+def reproduce(out: str | Path, *, models_dir: Path | None = None, quick: bool = False, only: list[str] | None = None,
+              steps: int | None = None, seed: int = 0, log: Callable[[str], None] = print) -> Path:
+    """Run the contrasts (all, or ``only``), write ``<out>/report.md`` and plots; returns the report path."""
+    import torch
+
+    from lyceum.errors import UserError
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    chosen = contrasts()
+    extra_names = _extra_contrasts()
+    if only:
+        unknown = sorted(set(only) - {c.name for c in chosen} - set(extra_names))
+        if unknown:
+            raise UserError(f"unknown contrast(s) {', '.join(unknown)}; choose from "
+                            f"{', '.join([c.name for c in chosen] + list(extra_names))}")
+        chosen = [c for c in chosen if c.name in only]
+    started = time.time()
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), 8)))
+
+    from lyceum.train.demo import demo_setup
+
+    # the demo's student, teacher and prompts; the other teachers by name
+    setup = demo_setup(models_dir, train_prompts=32 if quick else 2000, eval_prompts=24 if quick else 200, log=log)
+    rows, evals = setup.train_rows, setup.eval_rows
+    needed = ["student"] + sorted({a.teacher for c in chosen for a in c.arms})
+    dirs = {"student": setup.student, "teacher": setup.teacher}
+    dirs.update({n: models.lab_model_dir(n, root=models_dir, log=log) for n in needed if n not in dirs})
+    cfg_values = base_config(quick, steps, seed)
+
+    outcomes: dict[str, Outcome] = {}  # by arm key: a coinciding arm runs once
+    for c in chosen:
+        for arm in c.arms:
+            if arm.key not in outcomes:
+                log(f"[{c.name}] {arm.label}: OPD from '{arm.teacher}' {dict(arm.overrides) or ''}")
+                outcomes[arm.key] = run_arm(arm, dirs["student"], dirs[arm.teacher], rows, evals,
+                                            out / "runs" / arm.key, cfg_values)
+                o = outcomes[arm.key]
+                log(f"  -> {o.error or f'accuracy {_pct(o.accuracy_before)} -> {_pct(o.accuracy_after)}'}")
+
+    sections, verdicts, numbers = [], [], {}
+    for c in chosen:
+        by_label = {a.label: _relabel(outcomes[a.key], a.label) for a in c.arms}
+        agrees, why = c.judge({k: v.as_dict() for k, v in by_label.items()}) if not quick else (None, "quick run")
+        verdict = "n/a" if agrees is None else ("agrees" if agrees else "does not agree")
+        verdicts.append(f"| {c.title} | {c.claim} | {why} | **{verdict}** |")
+        plot = plot_contrast(c, by_label, out / f"{c.name}.png")
+        numbers[c.name] = {k: v.as_dict() for k, v in by_label.items()}
+        sections += [f"## {c.title}", "", f"*Paper:* {c.claim}", "", arm_table(c, by_label), "",
+                     f"*Measured:* {why}. **{verdict.capitalize()}** with the paper.", "", f"![{c.name}]({plot.name})", ""]
+
+    extra_sections = _run_extra_contrasts(extra_names, only, models_dir, out, seed, quick, log)
+    (out / "numbers.json").write_text(json.dumps({"config": cfg_values, "quick": quick, "contrasts": numbers,
+                                                  "seconds": round(time.time() - started, 1)}, indent=2))
+    intro = [
+        "# The OPD paper's phenomena at lab scale", "",
+        (f"Tiny character-level models doing multi-digit addition with a scratchpad (lyceum.lab). The student "
+         f"was trained on 1-3 digit sums and glanced at 4-digit ones; every arm distils it on-policy on 4-digit sums "
+         f"with the demo's recipe ({cfg_values['steps']} steps x {cfg_values['prompts_per_step']} prompts x "
+         f"{cfg_values['n']} rollouts, {cfg_values['kind']} on the student's top-{cfg_values['k']}, lr "
+         f"{cfg_values['lr']}), changing one thing per arm. Accuracy is greedy on {len(evals)} held-out 4-digit sums; "
+         f"overlap/entropy are token means at student-visited states (top-{cfg_values['diagnostics_k']}), averaged "
+         f"over the first and last 5 steps. Differences under {TIE:.0%} count as ties. Wall time "
+         f"{time.time() - started:.0f} s." + (" **Quick run: a few steps per arm, the numbers mean nothing.**"
+                                                 if quick else "")), "",
+        "## Models", "", models_table(list(dirs), dirs), "",
+        "## Summary", "", "| contrast | paper | measured | verdict |", "|---|---|---|---|", *verdicts, "",
+    ]
+    report = out / "report.md"
+    report.write_text("\n".join(intro + sections + extra_sections))
+    log(f"wrote {report} ({time.time() - started:.0f} s)")
+    return report
+
+
+def _relabel(o: Outcome, label: str) -> Outcome:
+    d = o.as_dict()
+    d["label"] = label
+    return Outcome(**d)
+
+
+# ------------------------------------------------------------------------------------------------ issue-6 contrasts
+
+
+def _extra_contrasts() -> dict[str, Any]:
+    """The recipes' lab contrasts (cold start, prompt templates, curriculum), when that part is installed."""
+    try:
+        from lyceum.train.recipes.lab_contrasts import CONTRASTS
+    except ImportError:
+        return {}
+    return dict(CONTRASTS)
+
+
+def _run_extra_contrasts(names: dict[str, Any], only, models_dir, out: Path, seed: int, quick: bool,
+                         log: Callable[[str], None]) -> list[str]:
+    sections = []
+    for name, fn in names.items():
+        if only and name not in only:
+            continue
+        log(f"[{name}] running the recipe contrast")
+        result = fn(models_dir, out / name, seed=seed, quick=quick)
+        sections += [f"## {result.title}", "", result.markdown, ""]
+        sections += [f"![{p.stem}]({Path(p).relative_to(out) if Path(p).is_relative_to(out) else p})"
+                     for p in result.plots]
+        sections.append("")
+    return sections
