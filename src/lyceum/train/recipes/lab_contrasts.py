@@ -117,26 +117,21 @@ def _prompts(n: int, digits: tuple[int, int], seed: int, template: str = "qa") -
 
 
 # ---------------------------------------------------------------------------------------------------------
-# two extra lab models the template contrast needs, made by the lab's own recipe machinery
+# the extra lab model the template contrast needs, made by the lab's own recipe machinery
 
 
 def extra_recipes() -> dict[str, Any]:
-    """Two models for the template contrast, built like the lab's own (same base, same trainer):
+    """``teacher_add``: the lab's compatible teacher, except that its post-training (1-4 digit sums) used the
+    'add' prompt template: strong in its own template, while the lab student only ever saw the 'qa' one.
 
-    ``teacher_add``: the lab's compatible teacher, except that its post-training (1-4 digit sums) used the
-    'add' prompt template: strong in its own template, left with the base's 1-3 digit skill in 'qa'.
-    ``student_both``: the lab student after a short look at 1-3 digit sums in the 'add' template, so it can
-    read the add template at its own skill level (it forgets some of the qa one), before any distillation."""
+    (Measured on the way: a student taught to read both templates does not stay good at both at this size --
+    60 or 230 SFT steps on 'add' sums took the lab student's 4-digit 'qa' accuracy from 34% to 0% -- so the
+    contrast uses the lab student as it is.)"""
     from lyceum.lab.models import Recipe
 
-    return {
-        "teacher_add": Recipe("teacher_add", "the base post-trained on 1-4 digit sums in the 'add' template only",
-                              digits=(1, 4), template="add", init_from="base", steps=800, lr=1e-3,
-                              warmup_steps=10, seed=6),
-        "student_both": Recipe("student_both", "the lab student after 150 steps of 1-3 digit sums in the 'add' "
-                               "template", digits=(1, 3), template="add", init_from="student", steps=150,
-                               lr=1e-3, warmup_steps=10, seed=7),
-    }
+    return {"teacher_add": Recipe("teacher_add", "the base post-trained on 1-4 digit sums in the 'add' template only",
+                                  digits=(1, 4), template="add", init_from="base", steps=800, lr=1e-3,
+                                  warmup_steps=10, seed=6)}
 
 
 def extra_model_dir(name: str, *, root: Path | None = None, log: Callable[[str], None] = print) -> Path:
@@ -229,21 +224,24 @@ def cold_start_contrast(out: Path, *, root: Path | None = None, seed: int = 0, q
             ["accuracy before OPD", _fmt(n["plain_accuracy_before"], True), _fmt(n["cold_accuracy_after_sft"], True)],
             ["accuracy after OPD", _fmt(n["plain_accuracy_after"], True), _fmt(n["cold_accuracy_after"], True)],
             ["answers in pattern L after OPD", _fmt(plain_pl, True), _fmt(cold_pl, True)]]
-    agree_overlap = _gt(n["cold_overlap_initial"], n["plain_overlap_initial"])
-    agree_acc = _gt(n["cold_accuracy_after"], n["plain_accuracy_after"])
+    overlap = _compare(n["cold_overlap_initial"], n["plain_overlap_initial"], OVERLAP_TIE)
+    final = _compare(n["cold_accuracy_after"], n["plain_accuracy_after"], ACCURACY_TIE)
     md = "\n".join([
         (f"Student: {_describe('student')}. Teacher: {_describe('teacher_l')}; greedy accuracy "
-        f"{_fmt(n['teacher_accuracy'], True)} on the held-out sums ({n_eval} of {_eval_digits()} digits). Both arms: "
-        f"{steps} OPD steps x {settings['prompts_per_step']} prompts x {settings['n']} rollouts, "
-        f"{settings['kind']} on the student's top-{settings['k']}, lr {settings['lr']}. Cold start: the teacher "
-        f"answered {sample_prompts} prompts once (temperature 0.7), the verifier kept {cold.kept}/{cold.total} "
-        f"({_fmt(cold.kept_ratio, True)}); {sft_steps} SFT steps took the student's loss on them from "
-        f"{cold.sft_loss_before:.3f} to {cold.sft_loss_after:.3f}."), "",
+         f"{_fmt(n['teacher_accuracy'], True)} on the held-out sums ({n_eval} of {_eval_digits()} digits). Both "
+         f"arms: {steps} OPD steps x {settings['prompts_per_step']} prompts x {settings['n']} rollouts, "
+         f"{settings['kind']} on the student's top-{settings['k']}, lr {settings['lr']}. Cold start: the teacher "
+         f"answered {sample_prompts} prompts once (temperature 0.7), the verifier kept {cold.kept}/{cold.total} "
+         f"({_fmt(cold.kept_ratio, True)}); {sft_steps} SFT steps took the student's loss on them from "
+         f"{cold.sft_loss_before:.3f} to {cold.sft_loss_after:.3f}."), "",
         _table(["", "plain OPD", "cold start + OPD"], rows), "",
-        (f"Reading: the cold start {'raised' if agree_overlap else 'did not raise'} the initial overlap and "
-        f"{'improved' if agree_acc else 'did not improve'} the final accuracy over plain OPD "
-        f"({'agrees' if agree_overlap and agree_acc else 'does not fully agree'} with the paper's claim that a "
-        "cold start gives a higher initial overlap and ceiling).")])
+        (f"Reading: with the cold start the initial top-k overlap was {overlap} ({_fmt(n['cold_overlap_initial'])} "
+         f"vs {_fmt(n['plain_overlap_initial'])}) and the final accuracy {final} "
+         f"({_fmt(n['cold_accuracy_after'], True)} vs {_fmt(n['plain_accuracy_after'], True)}). Plain OPD took the "
+         f"student from {_fmt(n['plain_accuracy_before'], True)} to {_fmt(n['plain_accuracy_after'], True)}; the SFT "
+         f"stage alone took it to {_fmt(n['cold_accuracy_after_sft'], True)} and OPD after it to "
+         f"{_fmt(n['cold_accuracy_after'], True)}. The paper's claim (a cold start gives a higher initial overlap "
+         f"and a higher ceiling): {_agreement(overlap, final)}.")])
     return ContrastResult("cold_start", "Cold start vs plain OPD from an incompatible-pattern teacher", md,
                           {k: v for k, v in n.items() if v is not None}, plots)
 
@@ -261,8 +259,24 @@ def _eval_digits() -> str:
     return str(lo) if lo == hi else f"{lo}-{hi}"
 
 
-def _gt(a: float | None, b: float | None) -> bool:
-    return a is not None and b is not None and a > b
+# differences below these count as ties: 100 held-out prompts give accuracy a standard error of ~4-5 points
+ACCURACY_TIE = 0.05
+OVERLAP_TIE = 0.01
+
+
+def _compare(a: float | None, b: float | None, tie: float) -> str:
+    """'higher', 'lower' or 'about the same' for a against b (None when either is missing)."""
+    if a is None or b is None or math.isnan(a) or math.isnan(b):
+        return "not measured"
+    if abs(a - b) < tie:
+        return "about the same"
+    return "higher" if a > b else "lower"
+
+
+def _agreement(*verdicts: str) -> str:
+    """All claimed directions measured: agrees; none: does not agree; some: agrees in part."""
+    hits = sum(v == "higher" for v in verdicts)
+    return "agrees" if hits == len(verdicts) else "does not agree" if hits == 0 else "agrees in part"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -271,13 +285,13 @@ def _gt(a: float | None, b: float | None) -> bool:
 
 def prompt_template_contrast(out: Path, *, root: Path | None = None, seed: int = 0, quick: bool = False,
                              log: Callable[[str], None] = print) -> ContrastResult:
-    from lyceum.lab.models import eval_rows, max_new_tokens
+    from lyceum.lab.models import eval_rows, lab_model_dir, max_new_tokens
     from lyceum.train.config import OPDConfig
     from lyceum.train.distill import distill
     from lyceum.train.recipes.select_prompts import align_template
 
     out = Path(out)
-    student = extra_model_dir("student_both", root=root, log=log)
+    student = lab_model_dir("student", root=root, log=log)
     teacher = extra_model_dir("teacher_add", root=root, log=log)
     digits = (1, 4)
     steps, n_train, n_eval = (2, 8, 8) if quick else (60, 400, 100)
@@ -321,11 +335,11 @@ def prompt_template_contrast(out: Path, *, root: Path | None = None, seed: int =
              _fmt(n[f"{t}_accuracy_qa_after"], True)],
             ["accuracy after, 'add' prompts (teacher's)", _fmt(n[f"{s}_accuracy_add_after"], True),
              _fmt(n[f"{t}_accuracy_add_after"], True)]]
-    better_overlap = _gt(n[f"{t}_overlap_initial"], n[f"{s}_overlap_initial"])
-    better_acc = _gt(n[f"{t}_accuracy_qa_after"], n[f"{s}_accuracy_qa_after"])
+    overlap = _compare(n[f"{t}_overlap_initial"], n[f"{s}_overlap_initial"], OVERLAP_TIE)
+    acc_own = _compare(n[f"{t}_accuracy_qa_after"], n[f"{s}_accuracy_qa_after"], ACCURACY_TIE)
+    acc_teacher = _compare(n[f"{t}_accuracy_add_after"], n[f"{s}_accuracy_add_after"], ACCURACY_TIE)
     md = "\n".join([
-        (f"Student: {extra_recipes()['student_both'].description} (it reads both `Q: 12+34\\nA: ` and "
-        f"`add 12 and 34.\\n`); before OPD it "
+        (f"Student: {_describe('student')}, only ever in the 'qa' template (`Q: 12+34\\nA: `); before OPD it "
         f"scores {_fmt(n['student_accuracy_qa_before'], True)} on held-out {_eval_digits()}-digit 'qa' prompts and "
         f"{_fmt(n['student_accuracy_add_before'], True)} on the same sums in the 'add' template. Teacher: "
         f"{extra_recipes()['teacher_add'].description}: "
@@ -333,9 +347,10 @@ def prompt_template_contrast(out: Path, *, root: Path | None = None, seed: int =
         f"Same {len(own)} sums in both arms, re-wrapped by `align_template(rows, 'lab:add')` for the teacher-template "
         f"arm; {steps} OPD steps each, settings as in the cold-start contrast."), "",
         _table(["", "prompts in the student's template", "prompts in the teacher's template"], rows), "",
-        (f"Reading: teacher-template prompts {'gave' if better_overlap else 'did not give'} a higher initial overlap "
-        f"and {'a higher' if better_acc else 'no higher'} final accuracy on the student's own template "
-        f"({'agrees' if better_overlap and better_acc else 'does not fully agree'} with the paper's recipe).")])
+        (f"Reading: compared with prompts in the student's template, prompts in the teacher's template gave an "
+         f"initial overlap that was {overlap}, a final 'qa' accuracy that was {acc_own} and a final 'add' accuracy "
+         f"that was {acc_teacher}. The paper's recipe (the teacher's own template gives better distillation): "
+         f"{_agreement(overlap, 'higher' if 'higher' in (acc_own, acc_teacher) else acc_own)}.")])
     return ContrastResult("prompt_template", "Teacher-template vs student-template prompts for OPD", md,
                           {k: v for k, v in n.items() if v is not None}, plots)
 
@@ -344,10 +359,10 @@ def prompt_template_contrast(out: Path, *, root: Path | None = None, seed: int =
 # 3. curriculum vs uniform sampling for RL
 
 
-RL_SETTINGS = {"prompts_per_step": 16, "n": 8, "loss": "gspo", "lr": 3e-4, "warmup_steps": 0,
+RL_SETTINGS = {"prompts_per_step": 16, "n": 8, "loss": "gspo", "lr": 1e-4, "warmup_steps": 0,
                "lr_schedule": "constant", "max_grad_norm": 1.0, "micro_batch_size": 128, "diagnostics_every": 0,
                "checkpoint_every": 0, "verifier": "lab", "device": "cpu", "dtype": "fp32", "pass_rate_k": 8,
-               "max_pass_rate": 0.7, "difficulty_key": "digits", "thresholds": "0.6", "window": 3}
+               "max_pass_rate": 0.7, "difficulty_key": "digits", "thresholds": "0.8", "window": 3}
 
 
 def curriculum_contrast(out: Path, *, root: Path | None = None, seed: int = 0, quick: bool = False,
@@ -404,7 +419,7 @@ def curriculum_contrast(out: Path, *, root: Path | None = None, seed: int = 0, q
              _fmt(n["uniform_zero_variance_share"], True)],
             ["rollouts (RL steps x prompts x group)", f"{int(n['curriculum_rollouts'])}",
              f"{int(n['uniform_rollouts'])}"]]
-    better = _gt(n["curriculum_accuracy_after"], n["uniform_accuracy_after"])
+    final = _compare(n["curriculum_accuracy_after"], n["uniform_accuracy_after"], ACCURACY_TIE)
     md = "\n".join([
         (f"Student: {_describe('student')}. Pool: {n_pool} sums of 3-5 digits; the pass-rate filter "
         f"({settings['pass_rate_k']} rollouts each, identical in both arms) kept {f.get('kept', '-')} of "
@@ -416,9 +431,10 @@ def curriculum_contrast(out: Path, *, root: Path | None = None, seed: int = 0, q
         "generation length (enough for 5 digits), so the budgets match exactly."), "",
         _table(["", "curriculum", "uniform"], rows), "",
         "Curriculum stages:", "", stage_table(arms["curriculum"].curriculum.stage_summaries()), "",
-        (f"Reading: at equal rollout budget the curriculum {'beat' if better else 'did not beat'} uniform sampling "
-        f"on held-out accuracy ({'agrees' if better else 'does not agree'} with P1-VL's use of a curriculum; "
-        "at this scale the difference may be within run-to-run noise).")])
+        (f"Reading: at equal rollout budget the curriculum's final held-out accuracy was {final} "
+         f"({_fmt(n['curriculum_accuracy_after'], True)} vs {_fmt(n['uniform_accuracy_after'], True)}; differences "
+         f"under {100 * ACCURACY_TIE:.0f} points count as ties). P1-VL's use of a curriculum: "
+         f"{_agreement(final)}.")])
     return ContrastResult("curriculum", "Curriculum vs uniform sampling for RL at equal rollout budget", md,
                           {k: v for k, v in n.items() if v is not None}, plots)
 
