@@ -15,12 +15,19 @@ def test_the_three_contrasts_of_the_issue_are_registered():
     assert list(CONTRASTS) == ["cold_start", "prompt_template", "curriculum"]
 
 
-def test_the_template_teacher_is_the_lab_teacher_recipe_in_the_other_template():
+def test_template_models_are_the_lab_recipes_with_their_data_spread_over_templates():
     extra = extra_recipes()
-    teacher = extra["teacher_add"]
-    assert (teacher.init_from, teacher.template, teacher.digits) == ("base", "add", (1, 4))
-    # a recipe fingerprint of its own, so a lab model of another name is never mistaken for it
-    assert recipe_hash(teacher) not in {recipe_hash(r) for r in RECIPES.values()}
+    student, teacher = extra["student_qa"], extra["teacher_add"]
+    assert (student.recipe.init_from, student.recipe.steps) == (RECIPES["student"].init_from, RECIPES["student"].steps)
+    assert (teacher.recipe.init_from, teacher.recipe.steps) == (RECIPES["teacher"].init_from, RECIPES["teacher"].steps)
+    rows = teacher.rows()
+    assert len(rows) == teacher.recipe.rows
+    share_add = sum(r["prompt"].startswith("add ") for r in rows) / len(rows)
+    assert share_add == pytest.approx(0.9)
+    assert sum(r["prompt"].startswith("Q: ") for r in student.rows()) / len(rows) == pytest.approx(0.7)
+    # a fingerprint of its own, so a lab model is never mistaken for it
+    assert student.fingerprint() != teacher.fingerprint()
+    assert student.fingerprint().split("-")[0] not in {recipe_hash(r) for r in RECIPES.values()}
 
 
 def test_unknown_contrast_names_are_refused_before_anything_runs(tmp_path):

@@ -18,6 +18,7 @@ numbers mean nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -117,51 +118,89 @@ def _prompts(n: int, digits: tuple[int, int], seed: int, template: str = "qa") -
 
 
 # ---------------------------------------------------------------------------------------------------------
-# the extra lab model the template contrast needs, made by the lab's own recipe machinery
+# the template contrast's two models: the lab's student and teacher recipes with their SFT data spread over
+# both prompt templates. (Measured on the way: at this size a template is a separate skill -- 60 SFT steps on
+# 'add' sums took the lab student's 4-digit 'qa' accuracy from 34% to 0% -- so a student must have seen a
+# template to answer in it, and a teacher trained in one template only is useless in the other.)
 
 
-def extra_recipes() -> dict[str, Any]:
-    """``teacher_add``: the lab's compatible teacher, except that its post-training (1-4 digit sums) used the
-    'add' prompt template: strong in its own template, while the lab student only ever saw the 'qa' one.
+@dataclass(frozen=True)
+class MixedRecipe:
+    """A lab ``Recipe`` whose SFT rows are split over prompt templates by ``mix`` (template -> share)."""
 
-    (Measured on the way: a student taught to read both templates does not stay good at both at this size --
-    60 or 230 SFT steps on 'add' sums took the lab student's 4-digit 'qa' accuracy from 34% to 0% -- so the
-    contrast uses the lab student as it is.)"""
-    from lyceum.lab.models import Recipe
+    recipe: Any  # lyceum.lab.models.Recipe
+    mix: tuple[tuple[str, float], ...]
 
-    return {"teacher_add": Recipe("teacher_add", "the base post-trained on 1-4 digit sums in the 'add' template only",
-                                  digits=(1, 4), template="add", init_from="base", steps=800, lr=1e-3,
-                                  warmup_steps=10, seed=6)}
+    @property
+    def name(self) -> str:
+        return self.recipe.name
+
+    def fingerprint(self) -> str:
+        from lyceum.lab.models import recipe_hash
+
+        return f"{recipe_hash(self.recipe)}-" + "-".join(f"{t}{w:g}" for t, w in self.mix)
+
+    def rows(self) -> list[dict]:
+        from lyceum.lab import tasks
+
+        r = self.recipe
+        seed = r.seed if r.data_seed is None else r.data_seed
+        problems = tasks.make_problems(r.rows, digits=r.digits, operands=r.operands, seed=10_000 + seed)
+        out, at = [], 0
+        for i, (template, share) in enumerate(self.mix):
+            n = len(problems) - at if i == len(self.mix) - 1 else round(share * len(problems))
+            out += tasks.examples(problems[at:at + n], pattern=r.pattern, template=template)
+            at += n
+        return out
+
+
+def extra_recipes() -> dict[str, MixedRecipe]:
+    """``student_qa``: the lab student's recipe (base + a brief look at 1-4 digit sums) with 30% of that look in
+    the 'add' template: its own template is 'qa', and it can read 'add'. ``teacher_add``: the lab teacher's
+    recipe (base + longer training on 1-4 digit sums) with 90% of it in the 'add' template: its own template."""
+    from lyceum.lab.models import recipe
+
+    student, teacher = recipe("student"), recipe("teacher")
+    return {
+        "student_qa": MixedRecipe(dataclasses.replace(
+            student, name="student_qa", description="the lab student's recipe with 70% 'qa' / 30% 'add' prompts"),
+            (("qa", 0.7), ("add", 0.3))),
+        "teacher_add": MixedRecipe(dataclasses.replace(
+            teacher, name="teacher_add", description="the lab teacher's recipe with 90% 'add' / 10% 'qa' prompts"),
+            (("add", 0.9), ("qa", 0.1))),
+    }
 
 
 def extra_model_dir(name: str, *, root: Path | None = None, log: Callable[[str], None] = print) -> Path:
-    """The folder of an extra model (the lab's own when it has a recipe of that name); built once, then cached
-    next to the lab's models with the lab's recipe record, so a changed recipe is rebuilt."""
+    """The folder of an extra model: built once like the lab's own (its base model, its SFT trainer, one
+    thread), then cached next to the lab's models; a changed recipe is rebuilt."""
     import json
-    from dataclasses import asdict
 
-    from lyceum.lab.models import (
-        RECIPE_FILE,
-        RECIPES,
-        build_model,
-        cache_root,
-        is_current,
-        lab_model_dir,
-        measure,
-        recipe_hash,
-    )
+    import torch
 
-    if name in RECIPES:
-        return lab_model_dir(name, root=root, log=log)
-    r = extra_recipes()[name]
+    from lyceum.lab.models import cache_root, lab_model_dir, measure
+    from lyceum.lab.sft import SFTConfig, sft
+    from lyceum.models.local import load_local
+
+    m = extra_recipes()[name]
+    r = m.recipe
     path = (Path(root) if root else cache_root()) / name
-    if is_current(path, r):
+    record_file = path / "contrast_recipe.json"
+    if record_file.exists() and json.loads(record_file.read_text()).get("fingerprint") == m.fingerprint():
         return path
-    lm = build_model(r, root=root, log=log)
+    log(f"building extra lab model '{name}': {r.description} ({r.steps} SFT steps from '{r.init_from}')")
+    lm = load_local(lab_model_dir(r.init_from, root=root, log=log), device="cpu", dtype="fp32")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(r.seed)
+        sft(lm, m.rows(), SFTConfig(steps=r.steps, batch_size=r.batch_size, lr=r.lr, warmup_steps=r.warmup_steps,
+                                    seed=r.seed, log_every=max(1, r.steps // 4)), desc=f"sft {name}",
+            on_log=lambda rec: log(f"  {name} step {rec['step']}: loss {rec['loss']:.4f}"))
+    finally:
+        torch.set_num_threads(threads)
     lm.save(path)
-    record = {"name": name, "recipe": asdict(r), "recipe_hash": recipe_hash(r),
-              "history": getattr(lm, "history", []), "measured": measure(lm)}
-    (path / RECIPE_FILE).write_text(json.dumps(record, indent=2))
+    record_file.write_text(json.dumps({"name": name, "fingerprint": m.fingerprint(), "measured": measure(lm)}))
     return path
 
 
@@ -285,13 +324,13 @@ def _agreement(*verdicts: str) -> str:
 
 def prompt_template_contrast(out: Path, *, root: Path | None = None, seed: int = 0, quick: bool = False,
                              log: Callable[[str], None] = print) -> ContrastResult:
-    from lyceum.lab.models import eval_rows, lab_model_dir, max_new_tokens
+    from lyceum.lab.models import eval_rows, max_new_tokens
     from lyceum.train.config import OPDConfig
     from lyceum.train.distill import distill
     from lyceum.train.recipes.select_prompts import align_template
 
     out = Path(out)
-    student = lab_model_dir("student", root=root, log=log)
+    student = extra_model_dir("student_qa", root=root, log=log)
     teacher = extra_model_dir("teacher_add", root=root, log=log)
     digits = (1, 4)
     steps, n_train, n_eval = (2, 8, 8) if quick else (60, 400, 100)
@@ -339,10 +378,11 @@ def prompt_template_contrast(out: Path, *, root: Path | None = None, seed: int =
     acc_own = _compare(n[f"{t}_accuracy_qa_after"], n[f"{s}_accuracy_qa_after"], ACCURACY_TIE)
     acc_teacher = _compare(n[f"{t}_accuracy_add_after"], n[f"{s}_accuracy_add_after"], ACCURACY_TIE)
     md = "\n".join([
-        (f"Student: {_describe('student')}, only ever in the 'qa' template (`Q: 12+34\\nA: `); before OPD it "
+        (f"Student: {extra_recipes()['student_qa'].recipe.description} (`Q: 12+34\\nA: ` / `add 12 and "
+        f"34.\\n`); before OPD it "
         f"scores {_fmt(n['student_accuracy_qa_before'], True)} on held-out {_eval_digits()}-digit 'qa' prompts and "
         f"{_fmt(n['student_accuracy_add_before'], True)} on the same sums in the 'add' template. Teacher: "
-        f"{extra_recipes()['teacher_add'].description}: "
+        f"{extra_recipes()['teacher_add'].recipe.description}: "
         f"{_fmt(n['teacher_accuracy_add'], True)} on 'add', {_fmt(n['teacher_accuracy_qa'], True)} on 'qa'. "
         f"Same {len(own)} sums in both arms, re-wrapped by `align_template(rows, 'lab:add')` for the teacher-template "
         f"arm; {steps} OPD steps each, settings as in the cold-start contrast."), "",
