@@ -110,3 +110,29 @@ def test_readings_follow_the_documented_thresholds():
         "over-confident on the shared tokens (overlap advantage -0.30)"
     )
     assert "over-confident" not in read_diagnostics(diag(0.8, 0.1, adv=math.nan))
+
+
+def test_the_probe_ranks_a_compatible_teacher_above_an_incompatible_one():
+    # The lab's student answers in thinking pattern R (right-to-left carries). "teacher" is the same pattern
+    # trained further; "teacher_l" is as accurate but works left to right. Scored on the student's own
+    # rollouts, the pattern-R teacher must come first: higher top-k overlap and a higher sequence reward.
+    from lyceum.lab.models import eval_rows, load_model, max_new_tokens
+    from lyceum.lab.tasks import verify
+
+    student = load_model("student", build=False)
+    teachers = {
+        "pattern-L": load_model("teacher_l", build=False),
+        "pattern-R": load_model("teacher", build=False),
+    }
+    prompts = [r["prompt"] for r in eval_rows(8)]
+    results = probe(
+        student, teachers, prompts, n=2, max_new_tokens=max_new_tokens((3, 4)), k=4, verify=verify
+    )
+
+    compatible, incompatible = results
+    assert compatible.teacher == "pattern-R"
+    assert compatible.diagnostics["overlap_ratio"] > incompatible.diagnostics["overlap_ratio"] + 0.2
+    assert compatible.diagnostics["overlap_mass_student"] > incompatible.diagnostics["overlap_mass_student"]
+    assert compatible.reward_mean > incompatible.reward_mean
+    assert incompatible.reading.startswith("low overlap")
+    assert not compatible.reading.startswith("low overlap")
