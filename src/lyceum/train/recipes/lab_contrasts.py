@@ -171,9 +171,11 @@ def extra_recipes() -> dict[str, MixedRecipe]:
     }
 
 
-def extra_model_dir(name: str, *, root: Path | None = None, log: Callable[[str], None] = print) -> Path:
+def extra_model_dir(name: str, *, root: Path | None = None, quick: bool = False,
+                    log: Callable[[str], None] = print) -> Path:
     """The folder of an extra model: built once like the lab's own (its base model, its SFT trainer, one
-    thread), then cached next to the lab's models; a changed recipe is rebuilt."""
+    thread), then cached next to the lab's models; a changed recipe is rebuilt. ``quick``: a 3-step stand-in
+    (``<name>_quick``) for plumbing checks."""
     import json
 
     import torch
@@ -183,8 +185,10 @@ def extra_model_dir(name: str, *, root: Path | None = None, log: Callable[[str],
     from lyceum.models.local import load_local
 
     m = extra_recipes()[name]
+    if quick:
+        m = MixedRecipe(dataclasses.replace(m.recipe, name=f"{name}_quick", steps=3, warmup_steps=1), m.mix)
     r = m.recipe
-    path = (Path(root) if root else cache_root()) / name
+    path = (Path(root) if root else cache_root()) / r.name
     record_file = path / "contrast_recipe.json"
     if record_file.exists() and json.loads(record_file.read_text()).get("fingerprint") == m.fingerprint():
         return path
@@ -330,8 +334,8 @@ def prompt_template_contrast(out: Path, *, root: Path | None = None, seed: int =
     from lyceum.train.recipes.select_prompts import align_template
 
     out = Path(out)
-    student = extra_model_dir("student_qa", root=root, log=log)
-    teacher = extra_model_dir("teacher_add", root=root, log=log)
+    student = extra_model_dir("student_qa", root=root, quick=quick, log=log)
+    teacher = extra_model_dir("teacher_add", root=root, quick=quick, log=log)
     digits = (1, 4)
     steps, n_train, n_eval = (2, 8, 8) if quick else (60, 400, 100)
     own = _prompts(n_train, digits, seed=30_000 + seed, template="qa")
