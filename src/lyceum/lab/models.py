@@ -149,11 +149,11 @@ def build_model(name: str | Recipe, *, root: Path | None = None, log: Callable[[
     return lm
 
 
-def save_model(lm: Any, name: str, out: Path, *, measured: dict | None = None) -> Path:
+def save_model(lm: Any, name: str | Recipe, out: Path, *, measured: dict | None = None) -> Path:
     """Save weights + tokenizer + the recipe record (fingerprint, history, measured accuracy)."""
     path = lm.save(out)
     r = recipe(name)
-    record = {"name": name, "recipe": asdict(r), "recipe_hash": recipe_hash(r),
+    record = {"name": r.name, "recipe": asdict(r), "recipe_hash": recipe_hash(r),
               "history": getattr(lm, "history", []), "measured": measured or {}}
     (path / RECIPE_FILE).write_text(json.dumps(record, indent=2))
     return path
@@ -164,7 +164,7 @@ def read_record(path: Path) -> dict | None:
     return json.loads(f.read_text()) if f.exists() else None
 
 
-def is_current(path: Path, name: str) -> bool:
+def is_current(path: Path, name: str | Recipe) -> bool:
     """A checkpoint folder built from today's recipe for ``name``."""
     rec = read_record(path)
     return bool(rec) and rec.get("recipe_hash") == recipe_hash(recipe(name)) and (
@@ -177,22 +177,24 @@ def cache_root() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "lyceum" / "lab"
 
 
-def lab_model_dir(name: str, *, root: Path | None = None, build: bool = True,
+def lab_model_dir(name: str | Recipe, *, root: Path | None = None, build: bool = True,
                   log: Callable[[str], None] = print) -> Path:
     """The folder of lab model ``name``: under ``root`` if given, else shipped, else cached; built when absent.
 
     Stale folders (built from an older recipe) are rebuilt. With ``build=False`` a missing model is an error.
+    ``name`` may also be a ``Recipe`` of your own (it is stored under its ``name``).
     """
-    recipe(name)
+    r = recipe(name)
+    name = r.name
     candidates = [Path(root)] if root else [SHIPPED_DIR, cache_root()]
     for base in candidates:
-        if is_current(base / name, name):
+        if is_current(base / name, r):
             return base / name
     target = (Path(root) if root else cache_root()) / name
     if not build:
         raise UserError(f"lab model '{name}' is not built; run: lyceum lab make-models")
-    lm = build_model(name, root=root, log=log)
-    return save_model(lm, name, target, measured=measure(lm))
+    lm = build_model(r, root=root, log=log)
+    return save_model(lm, r, target, measured=measure(lm))
 
 
 def load_model(name: str, **kwargs: Any) -> Any:

@@ -59,6 +59,8 @@ class Outcome:
     gap_recovery: float | None = None
     initial: dict = field(default_factory=dict)
     final: dict = field(default_factory=dict)
+    loss_mean: float | None = None
+    grad_norm_mean: float | None = None
     seconds: float = 0.0
     run: str = ""
     error: str | None = None
@@ -107,9 +109,11 @@ def _judge_mechanism(out: dict[str, dict]) -> tuple[bool | None, str]:
 
 
 def _judge_granularity(out: dict[str, dict]) -> tuple[bool | None, str]:
-    t1, tk, s = out["top-1"], out["top-k (k=8)"], out["sampled token"]
+    t1, tk, s = out["top-1"], out["top-k"], out["sampled token"]
     a1, ak, asamp = (_get(x, "accuracy_after") for x in (t1, tk, s))
-    why = f"final accuracy: top-1 {a1:.3f}, top-8 {ak:.3f}, sampled token {asamp:.3f}"
+    why = f"final accuracy: top-1 {a1:.3f}, top-k {ak:.3f}, sampled token {asamp:.3f}"
+    if abs(_get(t1, "loss_mean")) < 1e-6:
+        why += " (top-1 renormalised on one token is a point mass on both sides: its loss and gradient are 0)"
     return abs(asamp - ak) <= TIE and a1 < min(ak, asamp) - TIE, why
 
 
@@ -134,7 +138,7 @@ def contrasts() -> list[Contrast]:
                  _judge_mechanism),
         Contrast("granularity", "Top-1 vs top-k vs the sampled token",
                  "The sampled-token estimate is about as good as top-k (k = 4/16/64); top-1 is unstable.",
-                 [Arm("top-1", "teacher", (("k", 1),)), Arm("top-k (k=8)", "teacher"),
+                 [Arm("top-1", "teacher", (("k", 1),)), Arm("top-k", "teacher"),
                   Arm("sampled token", "teacher", (("support", "sampled"),))],
                  _judge_granularity, ("grad_norm", "gradient norm")),
     ]
@@ -174,6 +178,10 @@ def run_arm(arm: Arm, student: Path, teacher: Path, rows: list[dict], evals: lis
     outcome.accuracy_before, outcome.accuracy_after = result.accuracy_before, result.accuracy_after
     outcome.teacher_accuracy, outcome.gap_recovery = result.reference_accuracy, result.gap_recovery
     outcome.initial, outcome.final = result.initial, result.final
+    train = [r for r in _metrics(str(out)) if r.get("event") == "train"]
+    if train:
+        outcome.loss_mean = sum(r.get("loss", 0.0) for r in train) / len(train)
+        outcome.grad_norm_mean = sum(r.get("grad_norm", 0.0) for r in train) / len(train)
     return outcome
 
 
@@ -234,16 +242,18 @@ def _num(x: float | None) -> str:
 
 
 def arm_table(c: Contrast, outcomes: dict[str, Outcome]) -> str:
-    lines = [("| arm | teacher | teacher acc | student before | student after | gap recovery | initial overlap | "
-             "final overlap | initial entropy gap | seconds |"), "|---|---|---|---|---|---|---|---|---|---|"]
+    header = ["arm", "teacher", "teacher acc", "student before", "student after", "gap recovery",
+              "initial overlap", "final overlap", "initial entropy gap", "mean loss", "mean grad norm", "seconds"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for arm in c.arms:
         o = outcomes[arm.label]
         if o.error:
-            lines.append(f"| {arm.label} | {arm.teacher} | not run: {o.error} |||||||")
+            lines.append(f"| {arm.label} | {arm.teacher} | not run: {o.error} |" + " |" * (len(header) - 3))
             continue
-        lines.append(f"| {arm.label} | {arm.teacher} | {_pct(o.teacher_accuracy)} | {_pct(o.accuracy_before)} | "
-                     f"{_pct(o.accuracy_after)} | {_pct(o.gap_recovery)} | {_num(o.initial.get('overlap_ratio'))} | "
-                     f"{_num(o.final.get('overlap_ratio'))} | {_num(o.initial.get('entropy_gap'))} | {o.seconds:.0f} |")
+        cells = [arm.label, arm.teacher, _pct(o.teacher_accuracy), _pct(o.accuracy_before), _pct(o.accuracy_after),
+                 _pct(o.gap_recovery), _num(o.initial.get("overlap_ratio")), _num(o.final.get("overlap_ratio")),
+                 _num(o.initial.get("entropy_gap")), _num(o.loss_mean), _num(o.grad_norm_mean), f"{o.seconds:.0f}"]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -357,7 +367,7 @@ def _run_extra_contrasts(names: dict[str, Any], only, models_dir, out: Path, see
         if only and name not in only:
             continue
         log(f"[{name}] running the recipe contrast")
-        result = fn(models_dir, out / name, seed=seed, quick=quick)
+        result = fn(out / name, root=models_dir, seed=seed, quick=quick, log=log)
         sections += [f"## {result.title}", "", result.markdown, ""]
         sections += [f"![{p.stem}]({Path(p).relative_to(out) if Path(p).is_relative_to(out) else p})"
                      for p in result.plots]
