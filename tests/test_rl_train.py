@@ -107,3 +107,13 @@ def test_length_schedule_sets_the_generation_length_per_step(tmp_path):
     rows = [r for r in result.run.read_metrics() if r.get("event") == "train"]
     assert [r["max_new_tokens"] for r in rows] == [1, 1, 3]
     assert max(r["response_length"] for r in rows[:2]) == 1.0
+
+
+def test_mixed_feedback_adds_the_teacher_term_and_its_diagnostics(tmp_path):
+    teacher = build_tiny("llama", tokenizer=char_tokenizer(ALPHABET), hidden=32, layers=1, heads=2, seed=3)
+    result = rl_train(tiny_student(), prompts(), tmp_path / "run", cfg(steps=2, k=4, diagnostics_k=4,
+                                                                       diagnostics_every=1, teacher_coef=0.5),
+                      teacher=teacher)
+    row = [r for r in result.run.read_metrics() if r.get("event") == "train"][0]
+    assert {"reward", "teacher_loss", "policy_loss", "overlap_ratio"} <= set(row)
+    assert row["loss"] == pytest.approx(row["policy_loss"] + 0.5 * row["teacher_loss"], rel=1e-4, abs=1e-6)

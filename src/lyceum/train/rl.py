@@ -108,8 +108,9 @@ def rl_objective(cfg: RLConfig, *, reference=None, vocab: int | None = None):
     def mixed(student, mb, signal):
         loss, stats = policy(student, mb, signal)
         t_loss, t_stats = opd(student, mb, signal)
-        return loss + cfg.teacher_coef * t_loss, {**stats, "teacher_loss": t_stats["loss"],
-                                                  "policy_loss": float(loss.detach())}
+        total = loss + cfg.teacher_coef * t_loss
+        return total, {**stats, "teacher_loss": t_stats["loss"], "policy_loss": float(loss.detach()),
+                       "loss": float(total.detach())}
 
     return mixed
 

@@ -106,6 +106,7 @@ def grpo_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tens
         loss = loss + kl_coef * kl
         metrics["kl_ref"] = float(kl.detach())
     metrics["pg_loss"] = float(_masked_mean(per_token.detach(), mask))
+    metrics["loss"] = float(loss.detach())
     return loss, metrics
 
 
@@ -132,6 +133,7 @@ def gspo_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tens
         loss = loss + kl_coef * kl
         metrics["kl_ref"] = float(kl.detach())
     metrics["pg_loss"] = float(per_seq.detach().mean())
+    metrics["loss"] = float(loss.detach())
     return loss, metrics
 
 
