@@ -114,6 +114,6 @@ def test_mixed_feedback_adds_the_teacher_term_and_its_diagnostics(tmp_path):
     result = rl_train(tiny_student(), prompts(), tmp_path / "run", cfg(steps=2, k=4, diagnostics_k=4,
                                                                        diagnostics_every=1, teacher_coef=0.5),
                       teacher=teacher)
-    row = [r for r in result.run.read_metrics() if r.get("event") == "train"][0]
+    row = next(r for r in result.run.read_metrics() if r.get("event") == "train")
     assert {"reward", "teacher_loss", "policy_loss", "overlap_ratio"} <= set(row)
     assert row["loss"] == pytest.approx(row["policy_loss"] + 0.5 * row["teacher_loss"], rel=1e-4, abs=1e-6)
