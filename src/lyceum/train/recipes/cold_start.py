@@ -170,10 +170,10 @@ def write_report(result: ColdStartResult) -> Path:
 
     parts = ["# Off-policy cold start, then on-policy distillation", "",
              "| stage | result |", "|---|---|",
-             f"| 1. teacher samples (rejection sampling) | kept {result.kept} of {result.total} "
-             f"({100 * result.kept_ratio:.1f}%) |",
-             f"| 2. SFT on the kept samples | response loss {result.sft_loss_before:.4f} -> "
-             f"{result.sft_loss_after:.4f} |",
+             (f"| 1. teacher samples (rejection sampling) | kept {result.kept} of {result.total} "
+             f"({100 * result.kept_ratio:.1f}%) |"),
+             (f"| 2. SFT on the kept samples | response loss {result.sft_loss_before:.4f} -> "
+             f"{result.sft_loss_after:.4f} |"),
              f"| 3. OPD from the SFT checkpoint | run folder `opd/` ({result.opd.steps} steps) |", "",
              "## OPD stage", "",
              markdown_table(summary_rows(result.opd), ("", "before / initial", "after / final")), ""]
