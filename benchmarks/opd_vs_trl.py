@@ -610,6 +610,7 @@ def markdown_table(records: list[dict], loss: dict | None) -> str:
         lines.append(f"- {rec['setting']}: vocabulary {w['vocab']:,}, Llama {w['layers']} layers x hidden "
                      f"{w['hidden']}; per step {w['batch']} prompts of {lo}-{hi} tokens, one rollout each of "
                      f"{w['max_new_tokens']} new tokens; {rec['steps']} timed steps after {rec['warmup']} warm-up, "
+                     f"best of {rec.get('rounds', 1)} round(s), "
                      f"{rec['threads']} torch thread(s); 1-minute load average {rec['machine']['load_avg_at_start'][0]} "
                      f"at the start, {rec.get('load_avg_at_end', [None])[0]} at the end ({rec['date']}).")
     if loss:
