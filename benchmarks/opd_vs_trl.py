@@ -1,6 +1,6 @@
 """On-policy distillation, lyceum vs TRL, side by side on identical inputs (CPU by default).
 
-    python benchmarks/opd_vs_trl.py                      # both settings (32k and 151k vocab), 4 timed steps each
+    python benchmarks/opd_vs_trl.py                      # both settings (32k, 151k vocab) + loss memory: ~25 min
     python benchmarks/opd_vs_trl.py --settings v32k --steps 2 --quick
     python benchmarks/opd_vs_trl.py --loss-memory-only   # only the full-vocabulary reverse-KL memory check
 
@@ -8,11 +8,11 @@ For every setting the parent process writes one tiny random-init Llama student/t
 tokenizer covering the whole vocabulary and a fixed batch of prompts into a work folder. Then each side runs in
 its own fresh subprocess (so peak resident memory is measured per side), one after the other, on those same
 files: 1 warm-up step, then ``--steps`` timed OPD steps (rollout -> teacher scoring -> reverse-KL loss ->
-AdamW step). The sides:
+AdamW step), ``--rounds`` times in alternating order, keeping each side's fastest round. The sides:
 
 - ``lyceum``: ``lyceum.train.engine.train`` (rollout, teacher feedback, ``opd_loss`` with support=full and
   kind=reverse_kl, clip, AdamW) with diagnostics off, fed by a schedule that repeats the prompt batch;
-- ``lyceum_diagnostics`` (optional, ``--sides``): the same with the paper's token diagnostics every step;
+- ``lyceum_diagnostics``: the same with the paper's token diagnostics every step (the ``OPDConfig`` default);
 - ``trl_distill``: TRL's ``DistillationTrainer`` (beta=1.0: reverse KL, on-policy);
 - ``trl_gkd``: TRL's ``GKDTrainer`` with lmbda=1.0 (always on-policy) and beta=1.0. In TRL's generalised JSD,
   beta=0 is forward KL(teacher || student) and beta=1 is ``F.kl_div(teacher_logp, student_logp)`` =
@@ -25,9 +25,9 @@ the same prompt batch every step, the same max_new_tokens.
 "Trained tokens" are the completion tokens that enter the loss in a step (generation stops at EOS; with random
 weights that almost never happens, so it is ~batch * max_new_tokens on every side). tokens/s = trained tokens of
 a timed step / its wall time, the median over the timed steps (one step slowed by another process does not move
-it); tokens/CPU-s uses the process's CPU time instead of wall time. Peak memory is the child's peak resident set size (``ru_maxrss``: imports,
-models, optimizer state and the steps); ``step_peak_rss_mb`` is the peak during the steps alone (the kernel's
-high-water mark reset just before the warm-up step).
+it); tokens/CPU-s uses the process's CPU time instead of wall time. Peak memory is the child's peak resident set
+size (``ru_maxrss``: imports, models, optimizer state and the steps); ``step_peak_rss_mb`` is the peak during the
+steps alone (the kernel's high-water mark reset just before the warm-up step).
 
 One JSON line per setting goes to stdout; ``benchmarks/results/<setting>.json`` and ``benchmarks/results/README.md``
 (a markdown table) are (re)written. Timings on a shared 2-core machine are noisy: run it when the machine is quiet.
@@ -50,8 +50,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-SIDES = ("lyceum", "trl_distill", "trl_gkd")
-OURS = ("lyceum", "lyceum_diagnostics")  # lyceum_diagnostics: optional, not in --sides by default
+SIDES = ("lyceum", "lyceum_diagnostics", "trl_distill", "trl_gkd")
+OURS = ("lyceum", "lyceum_diagnostics")
 
 PAD, EOS, BOS, UNK = 0, 1, 2, 3
 
@@ -646,7 +646,7 @@ def main(argv=None) -> int:
                    help=f"comma list of {list(RUNNERS)} (default: {','.join(SIDES)})")
     p.add_argument("--steps", type=int, default=4, help="timed OPD steps per side (after the warm-up)")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps first")
-    p.add_argument("--rounds", type=int, default=1,
+    p.add_argument("--rounds", type=int, default=2,
                    help="run the sides this many times (alternating order) and keep each side's fastest round")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads in every side (1 by default: stable numbers on a shared machine)")
