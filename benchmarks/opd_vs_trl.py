@@ -1,12 +1,12 @@
 """On-policy distillation, lyceum vs TRL, side by side on identical inputs (CPU by default).
 
-    python benchmarks/opd_vs_trl.py                      # both settings (32k, 151k vocab) + loss memory: ~25 min
+    python benchmarks/opd_vs_trl.py                      # 32k and 151k vocab + loss memory: ~25 min
     python benchmarks/opd_vs_trl.py --settings v32k --steps 2 --quick
     python benchmarks/opd_vs_trl.py --loss-memory-only   # only the full-vocabulary reverse-KL memory check
 
 For every setting the parent process writes one tiny random-init Llama student/teacher pair, a word-level
-tokenizer covering the whole vocabulary and a fixed batch of prompts into a work folder. Then each side runs in
-its own fresh subprocess (so peak resident memory is measured per side), one after the other, on those same
+tokenizer covering the whole vocabulary and a fixed batch of prompts into a work folder. Then each side runs
+in its own fresh subprocess (so peak resident memory is measured per side), one after the other, on those same
 files: 1 warm-up step, then ``--steps`` timed OPD steps (rollout -> teacher scoring -> reverse-KL loss ->
 AdamW step), ``--rounds`` times in alternating order, keeping each side's fastest round. The sides:
 
@@ -23,15 +23,15 @@ transformers default, fused) with the same constant learning rate and no weight 
 the same prompt batch every step, the same max_new_tokens.
 
 "Trained tokens" are the completion tokens that enter the loss in a step (generation stops at EOS; with random
-weights that almost never happens, so it is ~batch * max_new_tokens on every side). tokens/s = trained tokens of
-a timed step / its wall time, the median over the timed steps (one step slowed by another process does not move
-it); tokens/CPU-s uses the process's CPU time instead of wall time. Peak memory is the child's peak resident set
-size (``ru_maxrss``: imports, models, optimizer state and the steps); ``step_peak_rss_mb`` is the peak during the
-steps alone (the kernel's high-water mark reset just before the warm-up step).
+weights that almost never happens, so it is ~batch * max_new_tokens on every side). tokens/s = trained tokens
+of a timed step / its wall time, the median over the timed steps (one step slowed by another process does not
+move it); tokens/CPU-s uses the process's CPU time instead of wall time. Peak memory is the child's peak
+resident set size (``ru_maxrss``: imports, models, optimizer state and the steps); ``step_peak_rss_mb`` is the
+peak during the steps alone (the kernel's high-water mark reset just before the warm-up step).
 
-One JSON line per setting goes to stdout; ``benchmarks/results/<setting>.json`` and ``benchmarks/results/README.md``
-(a markdown table) are (re)written. Timings on a shared 2-core machine are noisy: run it when the machine is quiet.
-"""
+One JSON line per setting goes to stdout; ``benchmarks/results/<setting>.json`` and
+``benchmarks/results/README.md`` (a markdown table) are (re)written. Timings on a shared 2-core machine are
+noisy: run it when the machine is quiet."""
 
 from __future__ import annotations
 
@@ -611,7 +611,8 @@ def markdown_table(records: list[dict], loss: dict | None) -> str:
                      f"{w['hidden']}; per step {w['batch']} prompts of {lo}-{hi} tokens, one rollout each of "
                      f"{w['max_new_tokens']} new tokens; {rec['steps']} timed steps after {rec['warmup']} warm-up, "
                      f"best of {rec.get('rounds', 1)} round(s), "
-                     f"{rec['threads']} torch thread(s); 1-minute load average {rec['machine']['load_avg_at_start'][0]} "
+                     f"{rec['threads']} torch thread(s); 1-minute load average "
+                     f"{rec['machine']['load_avg_at_start'][0]} "
                      f"at the start, {rec.get('load_avg_at_end', [None])[0]} at the end ({rec['date']}).")
     if loss:
         m = loss["summary"]
@@ -685,7 +686,8 @@ def main(argv=None) -> int:
     for given, known in ((sides, RUNNERS), (settings, SETTINGS)):
         unknown = [x for x in given if x not in known]
         if unknown:
-            p.error(f"unknown {'side' if known is RUNNERS else 'setting'} {unknown[0]!r}; choose from {', '.join(known)}")
+            what = "side" if known is RUNNERS else "setting"
+            p.error(f"unknown {what} {unknown[0]!r}; choose from {', '.join(known)}")
     records = []
     if not args.loss_memory_only:
         for name in settings:

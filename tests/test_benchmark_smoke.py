@@ -12,7 +12,8 @@ def test_lyceum_side_runs_the_engine_and_writes_results(tmp_path):
     out = tmp_path / "results"
     proc = subprocess.run(
         [sys.executable, str(BENCH), "--settings", "tiny", "--sides", "lyceum", "--steps", "2", "--warmup", "1",
-         "--threads", "1", "--rounds", "1", "--no-loss-memory", "--work", str(tmp_path / "work"), "--out", str(out)],
+         "--threads", "1", "--rounds", "1", "--no-loss-memory",
+         "--work", str(tmp_path / "work"), "--out", str(out)],
         capture_output=True, text=True, timeout=240, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
