@@ -226,9 +226,9 @@ def rl_train(student: str | Path | Any, prompts: str | Path | list[dict], out: s
         pool = read_jsonl(pool_file)
         report = json.loads(filter_file.read_text()) if filter_file.exists() else None
     elif cfg.pass_rate_k:
-        first_len = (int(_floats(cfg.stage_max_new_tokens, "stage_max_new_tokens")[0])
-                     if cfg.stage_max_new_tokens else cfg.max_new_tokens)
-        rates = estimate_pass_rates(s, rows, verifier, k=cfg.pass_rate_k, max_new_tokens=first_len,
+        # the longest budget of the run, so a hard prompt is not judged unsolved for being cut short
+        longest = int(max(_floats(cfg.stage_max_new_tokens, "stage_max_new_tokens") or [cfg.max_new_tokens]))
+        rates = estimate_pass_rates(s, rows, verifier, k=cfg.pass_rate_k, max_new_tokens=longest,
                                     seed=cfg.seed, batch_size=cfg.eval_batch_size, autocast=autocast)
         pool, rep = filter_by_pass_rate(rows, rates, max_rate=cfg.max_pass_rate, drop_unsolved=cfg.drop_unsolved)
         report = {"kept": rep.kept, "too_easy": rep.too_easy, "unsolved": rep.unsolved, "total": rep.total,
