@@ -26,3 +26,14 @@ def test_lab_verifier_rewards_a_correct_scratchpad_in_either_pattern():
 def test_unknown_verifier_is_a_user_error():
     with pytest.raises(UserError, match="lab, olympiad"):
         get_verifier("judge")
+
+
+def test_olympiad_verifier_gives_partial_credit_per_sub_answer():
+    row = {"prompt": "...", "answer": ["3.00 \\times 10^{8}", "2 m g"],
+           "answer_type": ["Numerical Value", "Expression"]}
+    verifier = get_verifier("olympiad")
+    both = "so \\boxed{3.0 \\times 10^8} and \\boxed{2mg}"
+    first_only = "so \\boxed{2.999e8} and \\boxed{m g}"
+    assert verifier(row, both) == [True, True]
+    assert reward(verifier, row, first_only) == 0.5
+    assert reward(verifier, row, "no boxed answer") == 0.0

@@ -9,6 +9,7 @@ a rollout is the mean over its sub-answers (P1-VL: partial credit for multi-part
     register_verifier("mine", fn)                   # fn(row, response) -> float | list of verdicts
 
 A verifier returns a float (one answer) or a list of floats/bools (one per sub-answer).
+The olympiad verifier grades HiPhO-style rows: ``{"prompt": ..., "answers": [...], "answer_types": [...]}``.
 """
 
 from __future__ import annotations
@@ -41,31 +42,29 @@ def lab_verifier(row: dict, response: str) -> float:
     return verify(row["prompt"], response)
 
 
-def olympiad_verifier(row: dict, response: str) -> list[bool]:
-    """One verdict per gold sub-answer, by the olympiad grader (last N boxed answers vs the N golds).
+def _as_list(value) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
 
-    The row carries ``answers`` (gold strings) and optionally ``answer_types`` and ``units`` (lists aligned
-    with ``answers``; the loader of ``lyceum.olympiad`` produces such rows).
+
+def olympiad_verifier(row: dict, response: str) -> list[bool]:
+    """One verdict per gold sub-answer, by the olympiad grader (the last N boxed answers vs the N golds).
+
+    The row carries the gold sub-answers as ``answers`` (or HiPhO's ``answer``, a list or one string) and their
+    types as ``answer_types`` (or ``answer_type``; default "Numerical Value"). Units are ignored, as in HiPhO's
+    official answer-level grading.
     """
     from lyceum.olympiad import grade  # the olympiad part's grader; imported only when asked for
     from lyceum.olympiad.extract import extract_answers
 
-    golds = row.get("answers") or ([row["answer"]] if "answer" in row else [])
+    golds = [str(g) for g in _as_list(row.get("answers") or row.get("answer"))]
     if not golds:
         raise UserError("an olympiad prompt row needs 'answers' (the gold sub-answers) for the verifier")
-    golds = [str(g) for g in golds]
-    types = list(row.get("answer_types") or [])
-    units = list(row.get("units") or [])
+    types = [str(t) for t in _as_list(row.get("answer_types") or row.get("answer_type"))]
     preds = extract_answers(response, len(golds))  # the last N boxes, "" where missing
-    out = []
-    for i, (gold, pred) in enumerate(zip(golds, preds)):
-        if not pred:
-            out.append(False)
-            continue
-        kind = types[i] if i < len(types) else "numerical"
-        unit = units[i] if i < len(units) else None
-        out.append(bool(grade.check_answer(gold, pred, kind, unit)))
-    return out
+    return [bool(pred) and bool(grade.check_answer(gold, pred, types[i] if i < len(types) else "Numerical Value"))
+            for i, (gold, pred) in enumerate(zip(golds, preds))]
 
 
 VERIFIERS: dict[str, Verifier] = {"lab": lab_verifier, "olympiad": olympiad_verifier}
