@@ -12,6 +12,9 @@ sys.path.insert(0, str(Path(__file__).parent))  # so tests can `from chat_server
 
 from chat_server import ScriptedChatServer  # noqa: E402
 
+# The tests' models are tiny; on a loaded 2-core machine OpenMP threads make them far slower, not faster.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 # Tests must never reach a real endpoint or hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

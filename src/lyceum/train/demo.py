@@ -91,6 +91,11 @@ def run_demo(out: str | Path = "runs/demo", *, steps: int | None = None, seed: i
     from lyceum.train.distill import distill
     from lyceum.train.report import plot_run, reading, summary_rows, write_report
 
+    import torch
+
+    # The demo's models are tiny: OpenMP threads only add synchronisation. On this 2-core CPU under load, 10 demo
+    # steps took 8.7 s with one thread and 255 s with two.
+    torch.set_num_threads(1)
     console = console or Console()
     started = time.time()
     if setup is None:
