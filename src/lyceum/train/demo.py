@@ -22,10 +22,10 @@ from lyceum.train.config import OPDConfig
 # The demo's recipe. Tiny models and a 2-core CPU: a large learning rate, short responses, a small top-k
 # (a character vocabulary has only a handful of plausible next tokens at any step).
 DEMO_CONFIG = {
-    "steps": 160, "prompts_per_step": 16, "n": 4, "temperature": 1.0,
+    "steps": 200, "prompts_per_step": 16, "n": 4, "temperature": 1.0,
     "support": "student_topk", "k": 8, "kind": "reverse_kl", "mode": "direct",
     "lr": 1e-3, "warmup_steps": 5, "lr_schedule": "cosine", "max_grad_norm": 1.0, "micro_batch_size": 64,
-    "diagnostics_k": 4, "eval_every": 20, "checkpoint_every": 0, "verifier": "lab", "device": "cpu", "dtype": "fp32",
+    "diagnostics_k": 4, "eval_every": 25, "checkpoint_every": 0, "verifier": "lab", "device": "cpu", "dtype": "fp32",
 }
 
 
