@@ -93,7 +93,12 @@ def test_problem_score_is_the_max_of_answer_and_step_level(chat_server, tmp_path
 
 def test_judge_only_sub_answers_are_decided_by_the_judge(chat_server):
     p = problem(answers=(r"\boxed{$\Omega > \sqrt{2} k/a$}",), types=("Inequality",), marking=[])
-    chat_server.script(['{"equivalent": true, "reason": "same bound"}', '{"equivalent": false}'])
+    # Rows are judged concurrently, so the reply is chosen by the request rather than by arrival order.
+    def equivalent(request):
+        same = "1.414" in user_texts(request)
+        return '{"equivalent": true, "reason": "same bound"}' if same else '{"equivalent": false}'
+
+    chat_server.script([equivalent, equivalent])
     rows = [{"id": "P_1", "response": r"\boxed{\Omega > 1.414 k/a}"}, {"id": "P_1", "response": r"\boxed{\Omega < k}"}]
     grades = grade_rows(rows, {"P_1": p}, GradeSettings(workers=1), judge=Judge(client_for(chat_server)))
     assert [g.correct for g in grades] == [[True], [False]]
