@@ -322,9 +322,17 @@ def test_bad_names_and_mismatched_vocabularies_are_user_errors():
 
 _MEMORY_SCRIPT = textwrap.dedent(
     """
-    import resource, psutil, torch
+    import psutil, torch
     from lyceum.train.losses import divergence, opd_loss
     torch.set_num_threads(1)
+
+    def reset_peak():  # Linux: writing 5 to clear_refs resets the high-water mark (VmHWM) to the current RSS
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+
+    def peak():
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
     B, T, V = 4, 64, 32000
     s = torch.randn(B, T, V, requires_grad=True)
     t = torch.randn(B, T, V)
@@ -339,15 +347,16 @@ _MEMORY_SCRIPT = textwrap.dedent(
     def loss(s):  # the token-mean loss, gradient computed in its forward pass
         return opd_loss(s, t, None, torch.ones(s.shape[:2]), support="full", chunk_size=16)[0]
 
-    # The unchunked computation goes last: the high-water mark only rises, so each reading is the peak so far
-    # above the memory resident just before it (an upper bound for the chunked ones).
+    # Each reading is the peak resident memory of one forward + backward above the memory resident just before
+    # it; the high-water mark is reset first, so earlier transients (imports, the warm-up) are not counted.
     for fn in (chunked, loss, unchunked):
         fn(s[:, :1]).sum().backward()  # warm up kernels and allocator outside the measurement
         s.grad = None
+        reset_peak()
         before = psutil.Process().memory_info().rss
         fn(s).sum().backward()
         s.grad = None
-        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before)  # Linux reports KiB
+        print(peak() - before)
     """
 )
 
@@ -356,7 +365,9 @@ def test_chunked_full_divergence_peaks_far_below_the_unchunked_computation():
     # One [4, 64, 32000] float32 tensor is 33 MB. Forward + backward of the unchunked reverse KL holds several;
     # the chunked one holds the gradient (33 MB) plus a few [16, 32000] chunks. A fresh process, so the
     # high-water mark belongs to these computations alone; big buffers are mmapped so freed memory leaves.
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", OMP_NUM_THREADS="1")
+    # A clean environment: variables earlier tests leave in this process must not change the child's allocator.
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"),
+           "MALLOC_MMAP_THRESHOLD_": "65536", "OMP_NUM_THREADS": "1"}
     out = subprocess.run(
         [sys.executable, "-c", _MEMORY_SCRIPT], env=env, capture_output=True, text=True, check=True
     )
