@@ -12,8 +12,8 @@ from lyceum.models.local import build_tiny, load_local
 # Two tiny recipes, the second starting from the first, so a whole build takes seconds.
 TINY = models.Recipe("tiny_base", "test base", digits=(1, 2), hidden=32, layers=1, steps=6, batch_size=8,
                      rows=64, warmup_steps=2)
-TINY_CHILD = models.Recipe("tiny_child", "test child", digits=(1, 3), init_from="tiny_base", steps=4,
-                           batch_size=8, rows=64, warmup_steps=1, seed=1)
+TINY_CHILD = models.Recipe("tiny_child", "test child", digits=(1, 3), hidden=32, layers=1, init_from="tiny_base",
+                           steps=4, batch_size=8, rows=64, warmup_steps=1, seed=1)
 QUIET = {"log": lambda _: None}
 
 

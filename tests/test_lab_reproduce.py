@@ -18,26 +18,29 @@ def _arm(before, after, teacher, overlap=0.7):
 
 def test_pattern_verdict_needs_both_lower_overlap_and_a_worse_student():
     compatible, incompatible = "compatible (pattern R)", "incompatible (pattern L)"
-    agrees, why = reproduce._judge_patterns({compatible: _arm(0.3, 0.6, 0.99, 0.70),
-                                             incompatible: _arm(0.3, 0.1, 0.99, 0.55)})
-    assert agrees is True and "0.700 (R) vs 0.550 (L)" in why
-    agrees, _ = reproduce._judge_patterns({compatible: _arm(0.3, 0.6, 0.99, 0.70),
-                                           incompatible: _arm(0.3, 0.58, 0.99, 0.55)})
-    assert agrees is False  # a 2-point difference is a tie, not a worse student
+    verdict, why = reproduce._judge_patterns({compatible: _arm(0.3, 0.6, 0.99, 0.70),
+                                              incompatible: _arm(0.3, 0.1, 0.99, 0.55)})
+    assert verdict == "agrees" and "0.700 (R) vs 0.550 (L)" in why
+    verdict, _ = reproduce._judge_patterns({compatible: _arm(0.3, 0.6, 0.99, 0.70),
+                                            incompatible: _arm(0.3, 0.58, 0.99, 0.55)})
+    assert verdict == "partly agrees"  # lower overlap, but a 2-point difference is a tie, not a worse student
+    verdict, _ = reproduce._judge_patterns({compatible: _arm(0.3, 0.6, 0.99, 0.50),
+                                            incompatible: _arm(0.3, 0.58, 0.99, 0.55)})
+    assert verdict == "does not agree"
 
 
 def test_capability_verdict_compares_gap_recoveries():
     new, big = "new capability (R, harder data)", "bigger, student's data only"
-    agrees, why = reproduce._judge_capability({new: _arm(0.3, 0.7, 0.9), big: _arm(0.3, 0.35, 0.9)})
-    assert agrees is True and "66.7% (new capability) vs 8.3%" in why
-    agrees, _ = reproduce._judge_capability({new: _arm(0.3, 0.7, 0.9), big: _arm(0.3, 0.7, 0.9)})
-    assert agrees is False
+    verdict, why = reproduce._judge_capability({new: _arm(0.3, 0.7, 0.9), big: _arm(0.3, 0.35, 0.9)})
+    assert verdict == "agrees" and "66.7% (new capability) vs 8.3%" in why
+    assert reproduce._judge_capability({new: _arm(0.3, 0.7, 0.9), big: _arm(0.3, 0.7, 0.9)})[0] == "does not agree"
+    assert reproduce._judge_capability({new: _arm(0.3, 0.7, 0.9), big: _arm(0.3, 0.3, 0.3)})[0] == "n/a"
 
 
 def test_mechanism_verdict_is_undecided_without_the_symmetric_difference_support():
     arms = {"student top-k": _arm(0.3, 0.6, 0.99), "overlap only (intersection)": _arm(0.3, 0.6, 0.99),
             "symmetric difference only": {**_arm(0.3, 0.3, 0.99), "error": "unknown support"}}
-    assert reproduce._judge_mechanism(arms)[0] is None
+    assert reproduce._judge_mechanism(arms)[0] == "n/a"
 
 
 @pytest.mark.timeout(240)
@@ -48,13 +51,15 @@ def test_quick_reproduce_writes_the_report_plots_and_numbers(tmp_path):
         assert f"## {c.title}" in text
         assert (tmp_path / f"{c.name}.png").stat().st_size > 0
     numbers = json.loads((tmp_path / "numbers.json").read_text())
-    assert set(numbers["contrasts"]) == set(OWN)
-    patterns = numbers["contrasts"]["patterns"]
-    assert patterns["compatible (pattern R)"]["teacher"] == "teacher"
-    assert patterns["incompatible (pattern L)"]["teacher"] == "teacher_l"
-    # the compatible teacher with the default support is one run shared by all four contrasts
-    runs = {arm["run"] for c in numbers["contrasts"].values() for arm in c.values()}
-    assert len(runs) == 7
+    assert numbers["contrasts"] == OWN
+    # arms that coincide run once: the compatible teacher with the default support is in all four contrasts
+    assert sorted(numbers["outcomes"]) == sorted({a.key for c in reproduce.contrasts() for a in c.arms})
+    assert len(numbers["outcomes"]) == 7
+    assert numbers["outcomes"]["teacher_l"]["teacher"] == "teacher_l"
+    assert all(o["error"] is None and o["accuracy_before"] is not None for o in numbers["outcomes"].values())
+    # the report is a pure function of numbers.json and the run folders
+    before = text
+    assert reproduce.write_report(tmp_path).read_text() == before
     assert "Quick run" in text
 
 

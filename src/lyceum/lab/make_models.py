@@ -79,7 +79,7 @@ def _params(path: Path) -> str:
         from safetensors import safe_open
 
         with safe_open(str(path / "model.safetensors"), "pt") as f:
-            n = sum(_prod(f.get_slice(k).get_shape()) for k in f)
+            n = sum(_prod(f.get_slice(k).get_shape()) for k in f.keys())  # noqa: SIM118 (safe_open is not iterable)
         return f"{n / 1e6:.2f}M"
     except (OSError, ValueError):  # not saved yet or not safetensors
         return "?"

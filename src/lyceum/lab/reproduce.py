@@ -42,7 +42,7 @@ class Contrast:
     title: str
     claim: str  # what the paper reports
     arms: list[Arm]
-    judge: Callable[[dict[str, dict]], tuple[bool | None, str]]  # arm label -> outcome  =>  (agrees?, why)
+    judge: Callable[[dict[str, dict]], tuple[str, str]]  # arm label -> outcome  =>  (verdict, reading)
     plot_metric: tuple[str, str] = ("overlap_ratio", "overlap ratio (top-k, student states)")
 
 
@@ -70,6 +70,8 @@ class Outcome:
 
 
 # ------------------------------------------------------------------------------------------------ judging
+# Each judge takes {arm label: outcome dict} and returns (verdict, reading). A claim made of two parts gets
+# "partly agrees" when one part holds; "n/a" when the numbers cannot decide it.
 
 
 def _get(o: dict, key: str) -> float:
@@ -77,44 +79,48 @@ def _get(o: dict, key: str) -> float:
     return float("nan") if v is None else float(v)
 
 
-def _judge_patterns(out: dict[str, dict]) -> tuple[bool | None, str]:
+def _verdict(*parts: bool) -> str:
+    if all(parts):
+        return "agrees"
+    return "partly agrees" if any(parts) else "does not agree"
+
+
+def _judge_patterns(out: dict[str, dict]) -> tuple[str, str]:
     c, i = out["compatible (pattern R)"], out["incompatible (pattern L)"]
     ov_c, ov_i = c["initial"].get("overlap_ratio", math.nan), i["initial"].get("overlap_ratio", math.nan)
-    lower_overlap = ov_i < ov_c
-    worse = _get(i, "accuracy_after") < _get(c, "accuracy_after") - TIE
     why = (f"initial overlap {ov_c:.3f} (R) vs {ov_i:.3f} (L); final accuracy {_get(c, 'accuracy_after'):.3f} vs "
            f"{_get(i, 'accuracy_after'):.3f}; teachers {_get(c, 'teacher_accuracy'):.3f} vs "
            f"{_get(i, 'teacher_accuracy'):.3f}")
-    return lower_overlap and worse, why
+    return _verdict(ov_i < ov_c, _get(i, "accuracy_after") < _get(c, "accuracy_after") - TIE), why
 
 
-def _judge_capability(out: dict[str, dict]) -> tuple[bool | None, str]:
+def _judge_capability(out: dict[str, dict]) -> tuple[str, str]:
     n, b = out["new capability (R, harder data)"], out["bigger, student's data only"]
     gn, gb = _get(n, "gap_recovery"), _get(b, "gap_recovery")
     why = f"gap recovery {gn:.1%} (new capability) vs {gb:.1%} (bigger model, same data)"
     if math.isnan(gn) or math.isnan(gb):
-        return None, why + " (undefined: a teacher is not above the student)"
-    return gn > gb + TIE, why
+        return "n/a", why + " (undefined: a teacher is not above the student)"
+    return _verdict(gn > gb + TIE), why
 
 
-def _judge_mechanism(out: dict[str, dict]) -> tuple[bool | None, str]:
-    full = out.get("student top-k")
-    inter = out.get("overlap only (intersection)")
-    sym = out.get("symmetric difference only")
-    if not sym or sym.get("error"):
-        return None, "the symmetric-difference support is not available in this build"
+def _judge_mechanism(out: dict[str, dict]) -> tuple[str, str]:
+    full, inter = out["student top-k"], out["overlap only (intersection)"]
+    sym = out["symmetric difference only"]
+    if sym.get("error"):
+        return "n/a", "the symmetric-difference support is not available in this build"
     af, ai, asym = (_get(x, "accuracy_after") for x in (full, inter, sym))
     why = f"final accuracy: top-k {af:.3f}, overlap only {ai:.3f}, symmetric difference only {asym:.3f}"
-    return abs(ai - af) <= TIE and asym < min(af, ai) - TIE, why
+    return _verdict(abs(ai - af) <= TIE, asym < min(af, ai) - TIE), why
 
 
-def _judge_granularity(out: dict[str, dict]) -> tuple[bool | None, str]:
+def _judge_granularity(out: dict[str, dict]) -> tuple[str, str]:
     t1, tk, s = out["top-1"], out["top-k"], out["sampled token"]
     a1, ak, asamp = (_get(x, "accuracy_after") for x in (t1, tk, s))
     why = f"final accuracy: top-1 {a1:.3f}, top-k {ak:.3f}, sampled token {asamp:.3f}"
     if abs(_get(t1, "loss_mean")) < 1e-6:
-        why += " (top-1 renormalised on one token is a point mass on both sides: its loss and gradient are 0)"
-    return abs(asamp - ak) <= TIE and a1 < min(ak, asamp) - TIE, why
+        why += (" (top-1 renormalised on one token is a point mass on both sides, so its loss and gradient are 0: "
+                "the student never moves, rather than moving unstably)")
+    return _verdict(abs(asamp - ak) <= TIE, a1 < min(ak, asamp) - TIE), why
 
 
 def contrasts() -> list[Contrast]:
@@ -154,7 +160,7 @@ def base_config(quick: bool, steps: int | None, seed: int) -> dict:
     cfg = {**DEMO_CONFIG, "seed": seed, "max_new_tokens": models.max_new_tokens(models.EVAL_DIGITS),
            "checkpoint_every": 0}
     if quick:
-        cfg.update(steps=2, prompts_per_step=4, n=2, eval_every=0, warmup_steps=0)
+        cfg.update(steps=1, prompts_per_step=4, n=2, eval_every=0, warmup_steps=0, eval_batch_size=8)
     if steps is not None:
         cfg["steps"] = steps
     return cfg
@@ -268,12 +274,26 @@ def models_table(names: list[str], dirs: dict[str, Path]) -> str:
     return "\n".join(lines)
 
 
+def signature_table(c: Contrast, outcomes: dict[str, Outcome]) -> str:
+    """The paper's success signature per arm: first steps -> last steps of each diagnostic."""
+    keys = [("overlap_ratio", "overlap ratio"), ("overlap_mass_student", "overlap mass (student)"),
+            ("overlap_advantage", "overlap-token advantage"), ("entropy_gap", "entropy gap")]
+    lines = ["| arm | " + " | ".join(label for _, label in keys) + " |", "|" + "---|" * (len(keys) + 1)]
+    for arm in c.arms:
+        o = outcomes[arm.label]
+        if not o.error:
+            cells = [f"{_num(o.initial.get(k))} -> {_num(o.final.get(k))}" for k, _ in keys]
+            lines.append(f"| {arm.label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def reproduce(out: str | Path, *, models_dir: Path | None = None, quick: bool = False, only: list[str] | None = None,
               steps: int | None = None, seed: int = 0, log: Callable[[str], None] = print) -> Path:
-    """Run the contrasts (all, or ``only``), write ``<out>/report.md`` and plots; returns the report path."""
+    """Run the contrasts (all, or ``only``), write ``<out>/numbers.json``, then the report; returns its path."""
     import torch
 
     from lyceum.errors import UserError
+    from lyceum.train.demo import demo_rows
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -288,14 +308,10 @@ def reproduce(out: str | Path, *, models_dir: Path | None = None, quick: bool = 
     started = time.time()
     torch.set_num_threads(max(1, min(torch.get_num_threads(), 8)))
 
-    from lyceum.train.demo import demo_setup
-
-    # the demo's student, teacher and prompts; the other teachers by name
-    setup = demo_setup(models_dir, train_prompts=32 if quick else 2000, eval_prompts=24 if quick else 200, log=log)
-    rows, evals = setup.train_rows, setup.eval_rows
+    # the demo's prompts (4-digit sums, training and held-out disjoint); the models by name
+    rows, evals = demo_rows(16 if quick else 1000, 8 if quick else 200, seed=seed)
     needed = ["student"] + sorted({a.teacher for c in chosen for a in c.arms})
-    dirs = {"student": setup.student, "teacher": setup.teacher}
-    dirs.update({n: models.lab_model_dir(n, root=models_dir, log=log) for n in needed if n not in dirs})
+    dirs = {n: models.lab_model_dir(n, root=models_dir, log=log) for n in needed}
     cfg_values = base_config(quick, steps, seed)
 
     outcomes: dict[str, Outcome] = {}  # by arm key: a coinciding arm runs once
@@ -307,38 +323,49 @@ def reproduce(out: str | Path, *, models_dir: Path | None = None, quick: bool = 
                                             out / "runs" / arm.key, cfg_values)
                 o = outcomes[arm.key]
                 log(f"  -> {o.error or f'accuracy {_pct(o.accuracy_before)} -> {_pct(o.accuracy_after)}'}")
+    extra_sections = _run_extra_contrasts(extra_names, only, models_dir, out, seed, quick, log)
+    (out / "numbers.json").write_text(json.dumps({
+        "config": cfg_values, "quick": quick, "eval_prompts": len(evals), "seconds": round(time.time() - started, 1),
+        "models": {n: str(p) for n, p in dirs.items()}, "contrasts": [c.name for c in chosen],
+        "outcomes": {k: o.as_dict() for k, o in outcomes.items()}, "extra_sections": extra_sections}, indent=2))
+    report = write_report(out)
+    log(f"wrote {report} ({time.time() - started:.0f} s)")
+    return report
 
-    sections, verdicts, numbers = [], [], {}
-    for c in chosen:
+
+def write_report(out: str | Path) -> Path:
+    """``report.md`` and one PNG per contrast from ``<out>/numbers.json`` and the arms' run folders."""
+    out = Path(out)
+    data = json.loads((out / "numbers.json").read_text())
+    cfg, quick = data["config"], data["quick"]
+    outcomes = {k: Outcome(**v) for k, v in data["outcomes"].items()}
+    sections, verdicts = [], []
+    for c in [c for c in contrasts() if c.name in data["contrasts"]]:
         by_label = {a.label: _relabel(outcomes[a.key], a.label) for a in c.arms}
-        agrees, why = c.judge({k: v.as_dict() for k, v in by_label.items()}) if not quick else (None, "quick run")
-        verdict = "n/a" if agrees is None else ("agrees" if agrees else "does not agree")
+        verdict, why = c.judge({k: v.as_dict() for k, v in by_label.items()}) if not quick else ("n/a", "quick run")
         verdicts.append(f"| {c.title} | {c.claim} | {why} | **{verdict}** |")
         plot = plot_contrast(c, by_label, out / f"{c.name}.png")
-        numbers[c.name] = {k: v.as_dict() for k, v in by_label.items()}
         sections += [f"## {c.title}", "", f"*Paper:* {c.claim}", "", arm_table(c, by_label), "",
-                     f"*Measured:* {why}. **{verdict.capitalize()}** with the paper.", "", f"![{c.name}]({plot.name})", ""]
-
-    extra_sections = _run_extra_contrasts(extra_names, only, models_dir, out, seed, quick, log)
-    (out / "numbers.json").write_text(json.dumps({"config": cfg_values, "quick": quick, "contrasts": numbers,
-                                                  "seconds": round(time.time() - started, 1)}, indent=2))
+                     f"*Measured:* {why}. **{verdict.capitalize()}** with the paper.", "",
+                     ("Diagnostics, first 5 steps -> last 5 steps (the paper's success signature: overlap rising, "
+                     "overlap-token advantage towards 0, entropy gap shrinking):"), "", signature_table(c, by_label), "",
+                     f"![{c.name}]({plot.name})", ""]
+    dirs = {n: Path(p) for n, p in data["models"].items()}
     intro = [
         "# The OPD paper's phenomena at lab scale", "",
         (f"Tiny character-level models doing multi-digit addition with a scratchpad (lyceum.lab). The student "
          f"was trained on 1-3 digit sums and glanced at 4-digit ones; every arm distils it on-policy on 4-digit sums "
-         f"with the demo's recipe ({cfg_values['steps']} steps x {cfg_values['prompts_per_step']} prompts x "
-         f"{cfg_values['n']} rollouts, {cfg_values['kind']} on the student's top-{cfg_values['k']}, lr "
-         f"{cfg_values['lr']}), changing one thing per arm. Accuracy is greedy on {len(evals)} held-out 4-digit sums; "
-         f"overlap/entropy are token means at student-visited states (top-{cfg_values['diagnostics_k']}), averaged "
-         f"over the first and last 5 steps. Differences under {TIE:.0%} count as ties. Wall time "
-         f"{time.time() - started:.0f} s." + (" **Quick run: a few steps per arm, the numbers mean nothing.**"
-                                                 if quick else "")), "",
+         f"with the demo's recipe ({cfg['steps']} steps x {cfg['prompts_per_step']} prompts x {cfg['n']} rollouts, "
+         f"{cfg['kind']} on the student's top-{cfg['k']}, lr {cfg['lr']}, seed {cfg['seed']}), changing one thing per "
+         f"arm. Accuracy is greedy on {data['eval_prompts']} held-out 4-digit sums; overlap/entropy are token means "
+         f"at student-visited states (top-{cfg['diagnostics_k']}), averaged over the first and last 5 steps. "
+         f"Differences under {TIE:.0%} count as ties. Wall time {data['seconds']:.0f} s."
+         + (" **Quick run: a few steps per arm, the numbers mean nothing.**" if quick else "")), "",
         "## Models", "", models_table(list(dirs), dirs), "",
         "## Summary", "", "| contrast | paper | measured | verdict |", "|---|---|---|---|", *verdicts, "",
     ]
     report = out / "report.md"
-    report.write_text("\n".join(intro + sections + extra_sections))
-    log(f"wrote {report} ({time.time() - started:.0f} s)")
+    report.write_text("\n".join(intro + sections + data.get("extra_sections", [])))
     return report
 
 
