@@ -56,7 +56,9 @@ def test_quick_reproduce_writes_the_report_plots_and_numbers(tmp_path):
     assert sorted(numbers["outcomes"]) == sorted({a.key for c in reproduce.contrasts() for a in c.arms})
     assert len(numbers["outcomes"]) == 7
     assert numbers["outcomes"]["teacher_l"]["teacher"] == "teacher_l"
-    assert all(o["error"] is None and o["accuracy_before"] is not None for o in numbers["outcomes"].values())
+    for o in numbers["outcomes"].values():
+        assert o["error"] is None and o["accuracy_before"] is not None
+        assert abs(sum(o["patterns_after"].values()) - 1.0) < 1e-9  # the distilled student was graded too
     # the report is a pure function of numbers.json and the run folders
     before = text
     assert reproduce.write_report(tmp_path).read_text() == before

@@ -75,11 +75,16 @@ def test_prompts_in_every_template_parse_back_to_the_problem():
         assert parse_prompt(render_prompt(p, template)) == p
 
 
-def test_detect_pattern_tells_the_patterns_apart():
+def test_detect_pattern_reads_the_first_step():
     p = Problem((52, 78))
-    assert detect_pattern(render_response(p, "R")) == "R"
-    assert detect_pattern(render_response(p, "L")) == "L"
-    assert detect_pattern("#130") is None
+    prompt = render_prompt(p)
+    assert detect_pattern(prompt, render_response(p, "R")) == "R"
+    assert detect_pattern(prompt, render_response(p, "L")) == "L"
+    assert detect_pattern(prompt, "5+7=110|garbled") == "L"  # starts the L way, whatever follows
+    assert detect_pattern(prompt, "2+8+0=10|#130") == "R"
+    assert detect_pattern(prompt, "#130") is None
+    one_digit = render_prompt(Problem((3, 5)))
+    assert detect_pattern(one_digit, "3+5+0=8|#8") == "R" and detect_pattern(one_digit, "3+5=8:8|#8") == "L"
 
 
 def test_every_character_is_in_the_tokenizer_alphabet():

@@ -222,7 +222,7 @@ def accuracy(lm: Any, rows: list[dict], *, max_new: int | None = None, batch_siz
         s = lm.sample([r["prompt"] for r in chunk], max_new_tokens=max_new, temperature=temperature, seed=seed + a)
         for r, text in zip(chunk, s.texts):
             right.setdefault(r.get("digits", 0), []).append(tasks.verify(r["prompt"], text))
-            p = tasks.detect_pattern(text) or "other"
+            p = tasks.detect_pattern(r["prompt"], text) or "other"
             patterns[p] = patterns.get(p, 0) + 1
     flat = [v for vs in right.values() for v in vs]
     return {"accuracy": sum(flat) / len(flat), "n": len(flat),

@@ -59,6 +59,7 @@ class Outcome:
     gap_recovery: float | None = None
     initial: dict = field(default_factory=dict)
     final: dict = field(default_factory=dict)
+    patterns_after: dict = field(default_factory=dict)  # share of the final student's greedy answers per pattern
     loss_mean: float | None = None
     grad_norm_mean: float | None = None
     seconds: float = 0.0
@@ -184,11 +185,22 @@ def run_arm(arm: Arm, student: Path, teacher: Path, rows: list[dict], evals: lis
     outcome.accuracy_before, outcome.accuracy_after = result.accuracy_before, result.accuracy_after
     outcome.teacher_accuracy, outcome.gap_recovery = result.reference_accuracy, result.gap_recovery
     outcome.initial, outcome.final = result.initial, result.final
+    outcome.patterns_after = final_patterns(out, evals)
     train = [r for r in _metrics(str(out)) if r.get("event") == "train"]
     if train:
         outcome.loss_mean = sum(r.get("loss", 0.0) for r in train) / len(train)
         outcome.grad_norm_mean = sum(r.get("grad_norm", 0.0) for r in train) / len(train)
     return outcome
+
+
+def final_patterns(run: Path, evals: list[dict]) -> dict:
+    """Which thinking pattern the distilled student's greedy answers start in (share of R / L / other)."""
+    from lyceum.models.local import load_local
+
+    final = Path(run) / "checkpoint" / "model"  # where the engine leaves the student at the end of a run
+    if not final.exists():
+        return {}
+    return models.accuracy(load_local(final, device="cpu", dtype="fp32"), evals)["patterns"]
 
 
 def _metrics(run: str) -> list[dict]:
@@ -249,7 +261,8 @@ def _num(x: float | None) -> str:
 
 def arm_table(c: Contrast, outcomes: dict[str, Outcome]) -> str:
     header = ["arm", "teacher", "teacher acc", "student before", "student after", "gap recovery",
-              "initial overlap", "final overlap", "initial entropy gap", "mean loss", "mean grad norm", "seconds"]
+              "initial overlap", "final overlap", "initial entropy gap", "mean loss", "mean grad norm",
+              "final answers R / L / other", "seconds"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for arm in c.arms:
         o = outcomes[arm.label]
@@ -258,7 +271,9 @@ def arm_table(c: Contrast, outcomes: dict[str, Outcome]) -> str:
             continue
         cells = [arm.label, arm.teacher, _pct(o.teacher_accuracy), _pct(o.accuracy_before), _pct(o.accuracy_after),
                  _pct(o.gap_recovery), _num(o.initial.get("overlap_ratio")), _num(o.final.get("overlap_ratio")),
-                 _num(o.initial.get("entropy_gap")), _num(o.loss_mean), _num(o.grad_norm_mean), f"{o.seconds:.0f}"]
+                 _num(o.initial.get("entropy_gap")), _num(o.loss_mean), _num(o.grad_norm_mean),
+                 " / ".join(_pct(o.patterns_after.get(p, 0.0)) for p in ("R", "L", "other")) if o.patterns_after
+                 else "-", f"{o.seconds:.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

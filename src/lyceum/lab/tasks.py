@@ -155,13 +155,14 @@ def verify(prompt: str, response: str) -> float:
     return 1.0 if is_correct(parse_prompt(prompt), response) else 0.0
 
 
-def detect_pattern(response: str) -> str | None:
-    """Which thinking pattern a response follows ('R', 'L'), judged by its first step; None if neither."""
-    first = response.split("|", 1)[0]
-    if re.fullmatch(r"\d(\+\d)+=\d+", first):
-        return "R"
-    if re.fullmatch(r"\d(\+\d)*=\d+:\d+", first):
-        return "L"
+def detect_pattern(prompt: str, response: str) -> str | None:
+    """Which thinking pattern a response starts in ('R' or 'L'), or None: its first step's left-hand side
+    (the digits it adds first) is compared with each pattern's for this prompt's problem."""
+    problem = parse_prompt(prompt)
+    first = response.split("|", 1)[0].split("=", 1)[0]
+    for pattern in PATTERNS:
+        if first == render_response(problem, pattern).split("=", 1)[0]:
+            return pattern
     return None
 
 
