@@ -32,7 +32,7 @@ def register(verbs) -> None:
     p.add_argument("--digits", type=_range, default=(1, 3), help="digits per operand, e.g. 3 or 1-4 (default 1-3)")
     p.add_argument("--operands", type=_range, default=(2, 2), help="numbers per sum, e.g. 2 or 2-4 (chained sums)")
     p.add_argument("--pattern", choices=["R", "L"], default="R", help="thinking pattern of the responses")
-    p.add_argument("--template", default="qa", help="prompt template: qa or add (default qa)")
+    p.add_argument("--template", choices=["qa", "add"], default="qa", help="prompt template (default qa)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="write JSONL rows here instead of printing")
     p.set_defaults(func=_tasks)
@@ -93,7 +93,7 @@ def _models(args) -> int:
         rec = models.read_record(where) if where else None
         acc = rec["measured"].get("accuracy") if rec and rec.get("measured") else None
         print(f"{name:12s} {r.arch} h{r.hidden} L{r.layers}  pattern {r.pattern}  digits {r.digits[0]}-{r.digits[1]}"
-              f"  {r.steps} steps  held-out acc {'-' if acc is None else f'{acc:.2f}'}  "
+              f"  {r.steps} steps  acc on 1-4 digit sums {'-' if acc is None else f'{acc:.2f}'}  "
               f"{where or 'not built'}\n{'':12s} {r.description}")
     return 0
 
