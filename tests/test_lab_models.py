@@ -111,3 +111,18 @@ def test_every_recipe_repeats_its_parents_architecture():
         if r.init_from:
             parent = models.recipe(r.init_from)
             assert (r.arch, r.hidden, r.layers, r.heads) == (parent.arch, parent.hidden, parent.layers, parent.heads)
+
+
+def test_the_shipped_checkpoints_are_current_and_small():
+    for name in models.RECIPES:
+        assert models.is_current(models.SHIPPED_DIR / name, name), f"rebuild: lyceum lab make-models --out {models.SHIPPED_DIR}"
+    total = sum(f.stat().st_size for f in models.SHIPPED_DIR.rglob("*") if f.is_file())
+    assert total <= 20 * 2**20
+
+
+def test_the_shipped_student_is_weak_where_the_teachers_are_strong():
+    rows = models.eval_rows(100)  # held-out 4-digit sums
+    acc = {name: models.accuracy(load_local(models.SHIPPED_DIR / name), rows)["accuracy"]
+           for name in ("student", "teacher", "teacher_l", "teacher_big")}
+    assert acc["student"] < 0.5
+    assert min(acc["teacher"], acc["teacher_l"], acc["teacher_big"]) >= 0.95
