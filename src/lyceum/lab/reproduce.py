@@ -380,8 +380,8 @@ def write_report(out: str | Path) -> Path:
         "## Summary", "", "| contrast | paper | measured | verdict |", "|---|---|---|---|", *verdicts, "",
     ]
     if data.get("extra_sections"):
-        intro += ["The recovery-recipe and curriculum contrasts (lyceum.train.recipes) follow the four above, each "
-                  "with its own reading.", ""]
+        intro += [("The recovery-recipe and curriculum contrasts (lyceum.train.recipes) follow the four above, each "
+                  "with its own reading."), ""]
     report = out / "report.md"
     report.write_text("\n".join(intro + sections + data.get("extra_sections", [])))
     return report
