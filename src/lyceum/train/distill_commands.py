@@ -6,10 +6,10 @@ Nothing heavy is imported here; each handler imports torch/transformers when it 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 from lyceum.train.config import OPDConfig
+from lyceum.train.config_flags import add_config_flags, config_from_args
 
 # one line of help per config setting; the flags are generated from OPDConfig so they never drift apart
 HELP = {
@@ -37,24 +37,6 @@ HELP = {
 ALIASES = {"n": ["--rollouts-per-prompt"]}
 
 
-def _add_config_flags(p: argparse.ArgumentParser) -> None:
-    group = p.add_argument_group("training settings (override --config)")
-    for f in dataclasses.fields(OPDConfig):
-        kind = {int: int, float: float}.get(type(f.default), str)
-        group.add_argument("--" + f.name.replace("_", "-"), *ALIASES.get(f.name, []), dest=f"cfg_{f.name}", type=kind,
-                           default=argparse.SUPPRESS, metavar=f.name.upper(),
-                           help=f"{HELP.get(f.name, f.name)} (default: {f.default})")
-
-
-def config_from_args(args: argparse.Namespace) -> OPDConfig:
-    """Defaults, then the --config file, then explicit flags."""
-    from lyceum.runs import config_from_dict, load_config
-
-    data = load_config(args.config) if getattr(args, "config", None) else {}
-    data.update({k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_")})
-    return config_from_dict(OPDConfig, data)
-
-
 def register(verbs) -> None:
     p = verbs.add_parser("train", help="on-policy distillation of a local student from a local teacher",
                          description="Distil a teacher into a student on-policy: the student answers the prompts, "
@@ -68,7 +50,7 @@ def register(verbs) -> None:
     p.add_argument("--out", required=True, help="run folder, e.g. runs/my-run (an existing run resumes)")
     p.add_argument("--config", help="YAML/JSON file of training settings")
     p.add_argument("--restart", action="store_true", help="ignore a checkpoint in --out and start over")
-    _add_config_flags(p)
+    add_config_flags(p, OPDConfig, HELP, ALIASES)
     p.set_defaults(func=cmd_train)
 
     p = verbs.add_parser("probe", help="score student rollouts under each candidate teacher before training",
@@ -108,7 +90,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from lyceum.train.distill import distill
     from lyceum.train.report import markdown_table, plot_run, summary_rows, write_report
 
-    cfg = config_from_args(args)
+    cfg = config_from_args(args, OPDConfig)
     result = distill(args.student, args.teacher, args.prompts, args.out, cfg, eval_rows=args.eval_prompts,
                      resume=not args.restart)
     if not result.main:

@@ -22,9 +22,9 @@ COLD_START_HELP = {
 
 
 def register_recipes(verbs) -> None:
+    from lyceum.train.config_flags import add_config_flags
     from lyceum.train.distill_commands import HELP
     from lyceum.train.recipes.cold_start import ColdStartConfig
-    from lyceum.train.rl_commands import add_config_flags
 
     p = verbs.add_parser(
         "cold-start", help="recipe: SFT the student on verified teacher samples, then distil on-policy",
@@ -68,9 +68,9 @@ def register_recipes(verbs) -> None:
 
 
 def cmd_cold_start(args: argparse.Namespace) -> int:
+    from lyceum.train.config_flags import config_from_args
     from lyceum.train.recipes.cold_start import ColdStartConfig, cold_start
     from lyceum.train.report import markdown_table, summary_rows
-    from lyceum.train.rl_commands import config_from_args
 
     cfg = config_from_args(args, ColdStartConfig)
     result = cold_start(args.student, args.teacher, args.prompts, args.out, cfg, eval_rows=args.eval_prompts)

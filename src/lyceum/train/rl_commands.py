@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lyceum.train.config_flags import add_config_flags, config_from_args
+
 # help for the RL settings; the engine's settings take their help from distill_commands.HELP
 RL_HELP = {
     "loss": "grpo (token-level clipped ratio) or gspo (sequence-level, length-normalised ratio)",
@@ -31,36 +33,6 @@ RL_HELP = {
     "window": "steps of training reward averaged before a stage may advance",
     "verifier": "verifier that rewards answers: lab or olympiad",
 }
-
-
-def _bool(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
-def add_config_flags(p: argparse.ArgumentParser, cls, help_text: dict[str, str]) -> None:
-    """One --flag per field of the config dataclass ``cls`` (defaults stay in the dataclass)."""
-    import dataclasses
-
-    group = p.add_argument_group("settings (override --config)")
-    for f in dataclasses.fields(cls):
-        kind = {bool: _bool, int: int, float: float}.get(type(f.default), str)
-        group.add_argument("--" + f.name.replace("_", "-"), dest=f"cfg_{f.name}", type=kind,
-                           default=argparse.SUPPRESS, metavar=f.name.upper(),
-                           help=f"{help_text.get(f.name, f.name)} (default: {f.default})")
-
-
-def config_from_args(args: argparse.Namespace, cls):
-    """Defaults, then the --config file, then explicit flags."""
-    from lyceum.runs import config_from_dict, load_config
-
-    data = load_config(args.config) if getattr(args, "config", None) else {}
-    data.update({k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_")})
-    return config_from_dict(cls, data)
 
 
 def register(verbs) -> None:
