@@ -85,13 +85,12 @@ def _describe(setup: Any) -> str:
 def run_demo(out: str | Path = "runs/demo", *, steps: int | None = None, seed: int = 0, models: str | None = None,
              setup: Any = None, console=None):
     """Build or load the lab's demo models, distil, print the table; returns the ``TrainResult``."""
+    import torch
     from rich.console import Console
     from rich.table import Table
 
     from lyceum.train.distill import distill
     from lyceum.train.report import plot_run, reading, summary_rows, write_report
-
-    import torch
 
     # The demo's models are tiny: OpenMP threads only add synchronisation. On this 2-core CPU under load, 10 demo
     # steps took 8.7 s with one thread and 255 s with two.
