@@ -44,6 +44,14 @@ class ChatJSONError(UserError):
     """The model did not return JSON matching the schema, even after being asked again."""
 
 
+class ChatRequestFailed(UserError):
+    """One request failed on every attempt. A run records the item as an error row and goes on."""
+
+
+class ChatEndpointDown(ChatRequestFailed):
+    """The endpoint is unusable (unreachable from the start, or a long streak of consecutive failures): stop the run."""
+
+
 @dataclass
 class Usage:
     """Token account of one call site."""
@@ -167,6 +175,7 @@ class ChatClient:
         backoff: float = 0.5,
         max_backoff: float = 20.0,
         default_params: dict[str, Any] | None = None,
+        usage_log: str | Path | None = None,
     ):
         self.base_url = (base_url or _first_env(ENV_BASE_URL) or "").rstrip("/")
         self.model = model or _first_env(ENV_MODEL)
@@ -188,6 +197,9 @@ class ChatClient:
         self.default_params = dict(default_params or {})
         self.cache = cache if isinstance(cache, ChatCache) or cache is None else ChatCache(cache)
         self.usage: dict[str, Usage] = {}
+        # A JSONL ledger of every call, appended by every process of a run, so a resumed run reports the whole
+        # run's token use (usage_summary reads it back) rather than only its last process's.
+        self.usage_log = Path(usage_log) if usage_log is not None else None
         self._usage_lock = threading.Lock()
         # The SDK's async client and our semaphore belong to one event loop; sync calls make their own loops.
         self._per_loop: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Any, asyncio.Semaphore]]" = (
@@ -213,15 +225,38 @@ class ChatClient:
             u.retries += retries
             if cached:
                 u.cached_calls += 1
-                return
-            usage = usage or {}
-            u.prompt_tokens += int(usage.get("prompt_tokens") or 0)
-            u.completion_tokens += int(usage.get("completion_tokens") or 0)
+            else:
+                usage = usage or {}
+                u.prompt_tokens += int(usage.get("prompt_tokens") or 0)
+                u.completion_tokens += int(usage.get("completion_tokens") or 0)
+            if self.usage_log is not None:
+                row = {"site": site, "cached": cached, "retries": retries,
+                       "prompt_tokens": 0 if cached else int((usage or {}).get("prompt_tokens") or 0),
+                       "completion_tokens": 0 if cached else int((usage or {}).get("completion_tokens") or 0)}
+                append_private(self.usage_log, json.dumps(row) + "\n")
+
+    def _ledger_usage(self) -> dict[str, Usage]:
+        usage: dict[str, Usage] = {}
+        for line in self.usage_log.read_text().splitlines() if self.usage_log.exists() else []:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:  # a line cut short by a kill: that call is not counted
+                continue
+            u = usage.setdefault(row["site"], Usage())
+            u.calls += 1
+            u.cached_calls += int(bool(row.get("cached")))
+            u.retries += int(row.get("retries") or 0)
+            u.prompt_tokens += int(row.get("prompt_tokens") or 0)
+            u.completion_tokens += int(row.get("completion_tokens") or 0)
+        return usage
 
     def usage_summary(self) -> dict[str, dict[str, int]]:
-        """Per-site token use plus a 'total' row, ready for a summary.json."""
+        """Per-site token use plus a 'total' row, ready for a summary.json.
+
+        With ``usage_log`` it covers every process that wrote that ledger (the whole of a resumed run)."""
         with self._usage_lock:
-            rows = {site: {**asdict(u), "total_tokens": u.total_tokens} for site, u in sorted(self.usage.items())}
+            usage = self._ledger_usage() if self.usage_log is not None else self.usage
+            rows = {site: {**asdict(u), "total_tokens": u.total_tokens} for site, u in sorted(usage.items())}
         total = {k: sum(r[k] for r in rows.values()) for k in
                  ("calls", "cached_calls", "prompt_tokens", "completion_tokens", "retries", "total_tokens")}
         return {**rows, "total": total}
@@ -281,14 +316,14 @@ class ChatClient:
     def _as_user_error(self, err: Exception, attempts: int) -> UserError:
         import openai
 
-        if isinstance(err, openai.APIConnectionError) or isinstance(err, (ConnectionError, asyncio.TimeoutError)):
-            return UserError(f"cannot reach the chat endpoint {self.base_url} (gave up after {attempts + 1} attempts)")
-        if isinstance(err, openai.APITimeoutError):
-            return UserError(f"the chat endpoint {self.base_url} timed out {attempts + 1} times")
+        if isinstance(err, (openai.APITimeoutError, asyncio.TimeoutError)):
+            return ChatRequestFailed(f"the chat endpoint {self.base_url} timed out {attempts + 1} times")
+        if isinstance(err, openai.APIConnectionError) or isinstance(err, ConnectionError):
+            return ChatEndpointDown(f"cannot reach the chat endpoint {self.base_url} (gave up after {attempts + 1} attempts)")
         if isinstance(err, openai.APIStatusError):
             detail = str(getattr(err, "message", "") or err).splitlines()[0][:200]
-            return UserError(f"the chat endpoint answered HTTP {err.status_code} for model '{self.model}': {detail}")
-        return UserError(f"chat request failed: {type(err).__name__}: {str(err).splitlines()[0][:200]}")
+            return ChatRequestFailed(f"the chat endpoint answered HTTP {err.status_code} for model '{self.model}': {detail}")
+        return ChatRequestFailed(f"chat request failed: {type(err).__name__}: {str(err).splitlines()[0][:200]}")
 
     async def complete_json(
         self, messages: list[dict[str, Any]], schema: dict[str, Any] | None = None, *, site: str = "default",
@@ -318,6 +353,16 @@ class ChatClient:
 
     def complete_json_sync(self, messages: list[dict[str, Any]], schema: dict[str, Any] | None = None, **kw: Any) -> Any:
         return run_sync(self.complete_json(messages, schema, **kw))
+
+
+def append_private(path: Path, text: str) -> None:
+    """Append to a file readable by its owner only (it may hold prompts, replies or token counts)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
 
 
 def json_problem(text: str, schema: dict[str, Any] | None, jsonschema) -> str | None:
