@@ -69,6 +69,16 @@ class RunDir:
             logger.addHandler(handler)
         return cls(path=path, logger=logger)
 
+    @classmethod
+    def open(cls, out: str | Path, config: Any = None, *, fresh: bool = False) -> "RunDir":
+        """The run folder a command's ``--out`` names; ``fresh`` starts its metrics over (a restart, not a resume).
+
+        The one way commands open a run folder."""
+        out = Path(out)
+        if not out.name or out.name in (".", ".."):
+            raise UserError(f"--out must name a run folder, e.g. runs/my-run (got {str(out)!r})")
+        return cls.create(out.parent, out.name, config, resume=not fresh)
+
     def log(self, message: str) -> None:
         self.logger.info(message)
 
