@@ -1,23 +1,22 @@
-"""Run model-written Python in a separate process that cannot reach the network or damage anything.
+"""Run model-written Python in a bubblewrap sandbox that the kernel holds shut.
 
-    result = run_python("print(1 + 1)", workdir=Path("runs/x/attempt-1"))
-    result.ok, result.stdout, result.error_summary()
+    result = run_python("print(1 + 1)", workdir=Path("runs/x/attempt-1"), readable=[table_path])
+    result.ok, result.stdout, result.error_summary(), result.files
 
-Layers, strongest first (``result.isolation`` lists the ones that were active):
+The code runs under ``bwrap`` (bubblewrap) in its own user, pid, network, mount, IPC, UTS and cgroup
+namespaces, with no capabilities and no way to make further user namespaces. It sees a read-only root that
+holds only the Python installation (the interpreter, the standard library, the site-packages), the shared
+libraries, the data files named in ``readable`` (read-only, at their own paths), a fresh ``/proc``, a minimal
+``/dev`` and a size-capped tmpfs scratch folder mounted at ``workdir``; the files the code leaves there are
+copied back into ``workdir`` when it ends. There is no home folder, no project source, no host ``/tmp``, no
+network interface but its own loopback, and an environment built from an allow-list. rlimits cap address space,
+CPU time, file size, processes and open files; when the code ends (or its time is up) every process it started
+is killed, detached ones included. The supervisor inside is ``sandbox_runner.py``; docs/research.md ("The
+sandbox: threat model") says what this guarantees and what it does not.
 
-- ``netns``: the child runs in a fresh network namespace (``unshare -rn``) when the kernel allows it -- no
-  network interface exists, so even C libraries cannot connect anywhere;
-- ``rlimits``: address space (memory), CPU seconds, file size, core dumps; and a wall-clock timeout that kills
-  the whole process group (a runaway loop is stopped, not waited for);
-- ``audit-hook``: a Python audit hook installed before the code runs refuses sockets (connect, bind,
-  getaddrinfo...), new processes (subprocess, os.system, exec, fork), native library loading through ctypes,
-  importing network-capable native packages, and any write, delete or rename outside the scratch folder -- so
-  the data the code reads stays read-only;
-- ``scrubbed-env``: the child sees a minimal environment (no API keys, no proxies, HOME inside the scratch
-  folder) and runs with ``python -I`` (no user site, no PYTHON* variables).
-
-The audit hook is a guard rail for generated analysis code, not a boundary against a determined attacker; the
-namespace and the limits are the parts the kernel enforces.
+Where bubblewrap or user namespaces are unavailable, ``run_python`` refuses with one sentence, unless the user
+passed ``--unsafe-no-sandbox`` (``allow_unsandboxed()``): then the code runs as a plain child process guarded
+only by the audit hook, rlimits and, where the kernel allows, ``unshare -rn``.
 """
 
 from __future__ import annotations
@@ -28,20 +27,31 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 from lyceum.errors import UserError
 
+RUNNER = Path(__file__).with_name("sandbox_runner.py")
+INSIDE = "/sandbox"  # where the runner, its config and the support files are mounted read-only
+SMALL_TMPFS_MB = 16  # /tmp and /dev/shm inside: for libraries that insist on them; TMPDIR is in the scratch folder
+HOST_GRACE_S = 30.0  # beyond the code's own limit: start-up and copying files back, before the host kills it all
+
+_unsafe_allowed = False
+
 
 @dataclass
 class SandboxLimits:
     timeout_s: float = 30.0
-    memory_mb: int = 2048
-    max_file_mb: int = 64
+    memory_mb: int = 2048  # address space per process
+    max_file_mb: int = 64  # any one file the code writes, stdout and stderr included
     max_output_chars: int = 20_000
+    scratch_mb: int = 128  # everything the code may write, in total
+    max_processes: int = 64  # processes and threads together
+    max_open_files: int = 256
 
 
 @dataclass
@@ -77,86 +87,55 @@ class SandboxResult:
         return "\n".join(lines)[-max_chars:]
 
 
-# The first Python the child runs: limits the code's reach, then runs it as __main__.
-_RUNNER = r'''
-import json, os, sys
-cfg = json.load(open(sys.argv[1]))
-SCRATCH = os.path.realpath(cfg["scratch"])
-READABLE = [os.path.realpath(p) for p in cfg["readable"]]
-ALLOWED_WRITE = ("/dev/null", "/dev/stdout", "/dev/stderr")
-NET = {"socket.connect", "socket.connect_ex", "socket.bind", "socket.sendto", "socket.sendmsg",
-       "socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyname_ex", "socket.gethostbyaddr",
-       "socket.getnameinfo", "socket.__new__"}
-PROC = {"subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",
-        "os.startfile", "pty.spawn", "os.kill", "os.killpg"}
-PATH_EVENTS = {"os.remove", "os.unlink", "os.rename", "os.replace", "os.rmdir", "os.mkdir", "os.chmod",
-               "os.chown", "os.truncate", "os.link", "os.symlink", "os.utime", "shutil.rmtree", "shutil.move",
-               "shutil.copyfile", "shutil.copytree"}
-DENY_IMPORTS = {"duckdb", "pyarrow._s3fs", "pyarrow._gcsfs", "pyarrow._hdfs", "pyarrow._azurefs", "paramiko",
-                "ftplib", "smtplib", "telnetlib", "requests", "httpx", "urllib3", "aiohttp", "websockets"}
-opened = []
+# ---------------------------------------------------------------------------------------------------------------
+# Can we sandbox here?
 
-class SandboxRefusal(PermissionError):
-    pass
+_INSTALL = "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap)"
 
-def _inside(path):
+
+@lru_cache(maxsize=1)
+def sandbox_problem() -> str | None:
+    """Why generated code cannot be sandboxed on this machine (one sentence), or None when it can."""
+    if not sys.platform.startswith("linux"):
+        return (f"generated code cannot be sandboxed on {sys.platform}: the lyceum sandbox needs Linux with "
+                "bubblewrap; pass --unsafe-no-sandbox to run it without isolation")
+    exe = shutil.which("bwrap")
+    if not exe:
+        return (f"generated code cannot be sandboxed: bubblewrap (bwrap) is not installed; {_INSTALL}, or pass "
+                "--unsafe-no-sandbox to run it without isolation")
+    probe = [exe, *_NAMESPACES, "--ro-bind", "/", "/", "--proc", "/proc", "--", sys.executable, "-I", "-S", "-c", ""]
     try:
-        p = os.path.realpath(os.fsdecode(path) if not isinstance(path, int) else "")
-    except (TypeError, ValueError):
-        return True
-    return p == SCRATCH or p.startswith(SCRATCH + os.sep) or p in ALLOWED_WRITE
+        out = subprocess.run(probe, capture_output=True, text=True, timeout=30, check=False, env={})
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"generated code cannot be sandboxed: bubblewrap does not start ({e}); pass --unsafe-no-sandbox to run it without isolation"
+    if out.returncode != 0:
+        why = (out.stderr.strip().splitlines() or ["no message"])[-1]
+        return (f"generated code cannot be sandboxed: bubblewrap cannot create user namespaces here ({why}); allow "
+                "them (sysctl user.max_user_namespaces, kernel.unprivileged_userns_clone=1, or the AppArmor "
+                "userns restriction) or pass --unsafe-no-sandbox to run it without isolation")
+    return None
 
-def _writes(mode, flags):
-    if isinstance(mode, str) and any(c in mode for c in "wax+"):
-        return True
-    return isinstance(flags, int) and bool(flags & (os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC))
 
-def hook(event, args):
-    if event in NET:
-        raise SandboxRefusal(f"network access is disabled in the lyceum sandbox ({event})")
-    if event in PROC or event.startswith("os.exec") or event.startswith("os.spawn"):
-        raise SandboxRefusal(f"starting processes is disabled in the lyceum sandbox ({event})")
-    # `import ctypes` itself opens the main program (dlopen(None)); looking symbols up is what reaches libc.
-    if (event == "ctypes.dlopen" and args and args[0] is not None) or event in ("ctypes.dlsym", "ctypes.dlsym/handle"):
-        raise SandboxRefusal("calling native code through ctypes is disabled in the lyceum sandbox")
-    if event == "import" and args and args[0] in DENY_IMPORTS:
-        raise ImportError(f"the module '{args[0]}' is not available in the lyceum sandbox (it can reach the network)")
-    if event == "open" and args:
-        path, mode, flags = (list(args) + [None, None])[:3]
-        if isinstance(path, int):
-            return
-        if _writes(mode, flags) and not _inside(path):
-            raise SandboxRefusal(f"writing outside the scratch folder is not allowed: {os.fsdecode(path)}")
-        try:
-            real = os.path.realpath(os.fsdecode(path))
-        except (TypeError, ValueError):
-            return
-        if any(real == r or real.startswith(r + os.sep) for r in READABLE) and real not in opened:
-            opened.append(real)
-    elif event in PATH_EVENTS:
-        for path in args[:2]:
-            if isinstance(path, (str, bytes, os.PathLike)) and not _inside(path):
-                raise SandboxRefusal(f"changing files outside the scratch folder is not allowed: {os.fsdecode(path)}")
+def allow_unsandboxed(allowed: bool = True) -> None:
+    """``--unsafe-no-sandbox``: let this process run generated code without bubblewrap when it is unavailable."""
+    global _unsafe_allowed
+    _unsafe_allowed = allowed
 
-def _save_opened():
-    with open(os.path.join(SCRATCH, ".sandbox", "opened.json"), "w") as f:
-        json.dump(opened, f)
 
-import atexit
-atexit.register(_save_opened)
-sys.path.insert(0, os.path.join(SCRATCH, ".sandbox"))
-os.chdir(SCRATCH)
-sys.addaudithook(hook)
-del hook
-import runpy
-sys.argv = [cfg["script"]]
-runpy.run_path(cfg["script"], run_name="__main__")
-'''
+def require_sandbox(unsafe_no_sandbox: bool = False) -> None:
+    """Refuse early (a UserError) when generated code could not be sandboxed and the user did not opt out."""
+    allow_unsandboxed(unsafe_no_sandbox)
+    problem = sandbox_problem()
+    if problem and not unsafe_no_sandbox:
+        raise UserError(problem)
+    if problem:
+        print(f"warning: --unsafe-no-sandbox: {problem.split(';')[0]}; generated code runs unisolated",
+              file=sys.stderr)
 
 
 @lru_cache(maxsize=1)
 def network_namespace_prefix() -> tuple[str, ...]:
-    """``("unshare", "-rn")`` when this kernel lets us create a network namespace, else ``()``."""
+    """``("unshare", "-rn")`` when this kernel lets us create a network namespace, else ``()`` (unsafe mode only)."""
     exe = shutil.which("unshare")
     if not exe or not sys.platform.startswith("linux"):
         return ()
@@ -170,25 +149,189 @@ def network_namespace_prefix() -> tuple[str, ...]:
     return ()
 
 
-def _limit(limits: SandboxLimits):
-    def apply() -> None:  # runs in the child between fork and exec
-        import resource
+# ---------------------------------------------------------------------------------------------------------------
+# Running code
 
-        mem = limits.memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-        cpu = int(limits.timeout_s) + 5
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-        size = limits.max_file_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+def run_python(code: str, *, workdir: str | Path, readable: list[str | Path] = (), limits: SandboxLimits | None = None,
+               support_files: dict[str, str] | None = None, env: dict[str, str] | None = None,
+               unsafe_no_sandbox: bool | None = None) -> SandboxResult:
+    """Run ``code`` as a script whose working folder is ``workdir`` (created; the only place it may write).
 
-    return apply
+    ``readable``: data files or folders the code may read (mounted read-only; recorded in ``result.opened``).
+    ``support_files``: name -> source of helper modules the code can import (mounted read-only beside it).
+    ``unsafe_no_sandbox``: run without bubblewrap when it is unavailable (default: ``allow_unsandboxed()``'s).
+    """
+    limits = limits or SandboxLimits()
+    problem = sandbox_problem()
+    unsafe = _unsafe_allowed if unsafe_no_sandbox is None else unsafe_no_sandbox
+    if problem and not unsafe:
+        raise UserError(problem)
+    scratch = Path(workdir).resolve()
+    scratch.mkdir(parents=True, exist_ok=True)
+    box = scratch / ".sandbox"
+    stage = box / "in"  # what the supervisor reads; mounted read-only at INSIDE
+    shutil.rmtree(stage, ignore_errors=True)
+    (stage / "lib").mkdir(parents=True)
+    (stage / "mpl").mkdir()
+    _copy_font_cache(stage / "mpl")
+    for name, source in (support_files or {}).items():
+        (stage / "lib" / name).write_text(source)
+    (stage / "main.py").write_text(code)
+    shutil.copy2(RUNNER, stage / "sandbox_runner.py")
+    for stale in ("status.json", "opened.json", "outputs.tar"):
+        (box / stale).unlink(missing_ok=True)
+    readable = [str(Path(p).resolve()) for p in readable]
+    sandboxed = problem is None
+    where = Path(INSIDE) if sandboxed else stage
+    cfg = {"scratch": str(scratch), "readable": readable, "script_src": str(where / "main.py"),
+           "lib": str(where / "lib"), "fontcache": str(where / "mpl"), "timeout_s": limits.timeout_s,
+           "limits": asdict(limits), "pidns": sandboxed, "archive_fd": None}
+    child_env = _clean_env(scratch, env)
+    out_path, err_path = box / "stdout.txt", box / "stderr.txt"
+    archive_fd = None
+    if sandboxed:
+        archive_fd = os.open(box / "outputs.tar", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        cfg["archive_fd"] = archive_fd
+        _write_identity(stage, scratch)
+        (stage / "config.json").write_text(json.dumps(cfg))
+        cmd = bwrap_command(scratch, readable, stage, child_env, limits)
+        isolation = ["bwrap", "userns", "pidns", "netns", "mountns", "rlimits", "audit-hook", "scrubbed-env"]
+    else:
+        (stage / "config.json").write_text(json.dumps(cfg))
+        prefix = network_namespace_prefix()
+        cmd = [*prefix, sys.executable, "-I", "-B", str(stage / "sandbox_runner.py"), str(stage / "config.json")]
+        isolation = (["netns"] if prefix else []) + ["rlimits", "audit-hook", "scrubbed-env"]
+    before = set() if sandboxed else set(_listing(scratch))
+    start = time.monotonic()
+    host_killed = False
+    try:
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            try:
+                proc = subprocess.Popen(cmd, cwd=scratch, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                        env=child_env if not sandboxed else {}, start_new_session=True,
+                                        pass_fds=(archive_fd,) if archive_fd is not None else ())
+            except OSError as e:
+                raise UserError(f"cannot start the sandboxed Python ({e.strerror})") from e
+            try:
+                proc.wait(timeout=limits.timeout_s + HOST_GRACE_S)
+            except subprocess.TimeoutExpired:
+                # The supervisor inside did not end it in time (stopped or killed): kill bwrap itself; its
+                # --die-with-parent chain and the pid namespace take every process inside with it.
+                host_killed = True
+                _kill_group(proc)
+                proc.wait()
+    finally:
+        if archive_fd is not None:
+            os.close(archive_fd)
+    duration = time.monotonic() - start
+    if sandboxed:
+        files = _unpack(box / "outputs.tar", scratch, limits)
+    else:
+        files = sorted(set(_listing(scratch)) - before)
+    status = _read_json(box / "status.json") or {}
+    opened = [p for p in (_read_json(box / "opened.json") or []) if isinstance(p, str)]
+    returncode = status.get("returncode") if "returncode" in status else _exit_code(proc.returncode)
+    timed_out = bool(status.get("timed_out")) or host_killed
+    return SandboxResult(returncode=returncode, stdout=_read(out_path, limits), stderr=_read(err_path, limits),
+                         timed_out=timed_out, duration_s=float(status.get("duration_s") or duration),
+                         workdir=scratch, files=files, opened=opened, isolation=isolation)
+
+
+_NAMESPACES = ("--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
+               "--cap-drop", "ALL")
+
+
+def bwrap_command(scratch: Path, readable: list[str], stage: Path, env: dict[str, str],
+                  limits: SandboxLimits) -> list[str]:
+    """The bwrap command line: what the code can see, in mount order."""
+    cmd = [shutil.which("bwrap") or "bwrap", *_NAMESPACES, "--hostname", "sandbox", "--clearenv"]
+    for key, value in env.items():
+        cmd += ["--setenv", key, value]
+    for top in ("/lib", "/lib32", "/lib64", "/libx32"):  # merged-/usr systems link these into /usr
+        if os.path.islink(top):
+            cmd += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            cmd += ["--ro-bind", top, top]
+    binds = _python_paths() + [p for p in ("/usr/lib", "/usr/lib32", "/usr/lib64", "/usr/libx32",
+                                           "/usr/share/zoneinfo", "/usr/share/fonts") if os.path.isdir(p)]
+    for path in _outermost(binds):
+        cmd += ["--ro-bind", path, path]
+    for link, target in _python_links():
+        cmd += ["--symlink", target, link] if target else ["--ro-bind", link, link]
+    for path in ("/etc/ld.so.cache", "/etc/localtime"):
+        cmd += ["--ro-bind-try", path, path]
+    cmd += ["--ro-bind", str(stage / "passwd"), "/etc/passwd", "--ro-bind", str(stage / "group"), "/etc/group",
+            "--proc", "/proc", "--dev", "/dev",
+            "--size", str(SMALL_TMPFS_MB << 20), "--tmpfs", "/dev/shm", "--remount-ro", "/dev",
+            "--size", str(SMALL_TMPFS_MB << 20), "--tmpfs", "/tmp"]
+    # Data and scratch, parents before children, so a scratch folder inside a data folder (or the reverse) works.
+    mounts = [(p, ["--ro-bind", p, p]) for p in readable if os.path.exists(p)]
+    mounts.append((str(scratch), ["--size", str(limits.scratch_mb << 20), "--perms", "0755", "--tmpfs", str(scratch)]))
+    for _, args in sorted(mounts, key=lambda m: len(Path(m[0]).parts)):
+        cmd += args
+    cmd += ["--ro-bind", str(stage), INSIDE, "--remount-ro", "/", "--chdir", str(scratch),
+            "--", sys.executable, "-I", "-B", f"{INSIDE}/sandbox_runner.py", f"{INSIDE}/config.json"]
+    return cmd
+
+
+@lru_cache(maxsize=1)
+def _python_paths() -> list[str]:
+    """The folders this Python runs from: the venv, the base installation, site-packages; never project source."""
+    paths = []
+    for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}:
+        if prefix and os.path.realpath(prefix) not in ("/", "/usr"):  # a system Python: its lib folder is enough
+            paths.append(os.path.realpath(prefix))
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    for entry in sys.path:
+        real = os.path.realpath(entry) if entry else ""
+        name = os.path.basename(real)
+        if os.path.isdir(real) and (name in ("site-packages", "dist-packages", "lib-dynload", version)):
+            paths.append(real)
+    return sorted(set(paths))
+
+
+@lru_cache(maxsize=1)
+def _python_links() -> list[tuple[str, str]]:
+    """The interpreter's symlink chain (venv/bin/python -> /usr/bin/python3 -> python3.11), ending in the binary."""
+    links, path, seen = [], sys.executable, set()
+    while os.path.islink(path) and path not in seen:
+        seen.add(path)
+        target = os.readlink(path)
+        links.append((path, target))
+        path = os.path.normpath(os.path.join(os.path.dirname(path), target))
+    covered = _outermost(_python_paths() + ["/usr/lib"])
+    out = [(link, target) for link, target in links if not _under(link, covered)]
+    if not _under(path, covered):
+        out.append((path, ""))  # the real binary: bound below, not linked
+    return out
+
+
+def _under(path: str, roots: list[str]) -> bool:
+    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+
+
+def _outermost(paths: list[str]) -> list[str]:
+    out: list[str] = []
+    for p in sorted(set(paths), key=lambda x: (len(Path(x).parts), x)):
+        if not _under(p, out):
+            out.append(p)
+    return out
+
+
+def _write_identity(stage: Path, scratch: Path) -> None:
+    """A one-user /etc/passwd and /etc/group, so getpass and pwd work and nothing of the host's is shown."""
+    uid, gid = os.getuid(), os.getgid()
+    (stage / "passwd").write_text(f"sandbox:x:{uid}:{gid}:lyceum sandbox:{scratch}:/nonexistent\n")
+    (stage / "group").write_text(f"sandbox:x:{gid}:\n")
 
 
 def _clean_env(scratch: Path, extra: dict[str, str] | None) -> dict[str, str]:
+    """The code's whole environment: nothing is inherited from ours (no keys, no proxies, no PYTHON* variables)."""
     env = {
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
         "HOME": str(scratch),
+        "USER": "sandbox",
+        "LOGNAME": "sandbox",
         "TMPDIR": str(scratch / "tmp"),
         "LANG": "C.UTF-8",
         "LC_ALL": "C.UTF-8",
@@ -206,69 +349,67 @@ def _clean_env(scratch: Path, extra: dict[str, str] | None) -> dict[str, str]:
     return env
 
 
-def _copy_font_cache(dest: Path) -> None:
-    """Reuse this process's matplotlib font list so every run does not rebuild it (seconds each)."""
+@lru_cache(maxsize=1)
+def _font_cache_files() -> tuple[Path, ...]:
     try:
         import matplotlib
 
-        for f in Path(matplotlib.get_cachedir()).glob("fontlist-*.json"):
+        return tuple(Path(matplotlib.get_cachedir()).glob("fontlist-*.json"))
+    except Exception:  # noqa: BLE001 - the child can rebuild the cache, just slower
+        return ()
+
+
+def _copy_font_cache(dest: Path) -> None:
+    """Reuse this process's matplotlib font list so every run does not rebuild it (seconds each)."""
+    for f in _font_cache_files():
+        try:
             shutil.copy2(f, dest / f.name)
-    except Exception:  # noqa: BLE001, S110 - the child can rebuild the cache, just slower
-        pass
+        except OSError:
+            pass
 
 
-def run_python(code: str, *, workdir: str | Path, readable: list[str | Path] = (), limits: SandboxLimits | None = None,
-               support_files: dict[str, str] | None = None, env: dict[str, str] | None = None) -> SandboxResult:
-    """Run ``code`` as a script in ``workdir`` (created; the only place it may write) under the sandbox.
+def _unpack(archive: Path, scratch: Path, limits: SandboxLimits) -> list[str]:
+    """Copy the code's files back from the sandbox: regular files only, inside ``scratch``, within the cap."""
+    files: list[str] = []
+    try:
+        tar = tarfile.open(archive, "r:")
+    except (OSError, tarfile.TarError):
+        return files
+    budget = (limits.scratch_mb + 1) << 20
+    with tar:
+        members = []
+        try:
+            for m in tar:
+                if not m.isreg() or m.size > budget:
+                    continue
+                budget -= m.size
+                members.append(m)
+        except tarfile.TarError:
+            pass  # a stream cut short: keep what was whole
+        for m in members:
+            try:
+                tar.extract(m, scratch, filter="data")  # refuses absolute names, "..", and paths through links
+            except (OSError, tarfile.TarError):
+                continue
+            parts = Path(m.name).parts
+            if parts and parts[0] != ".sandbox":
+                files.append(Path(m.name).as_posix())
+    archive.unlink(missing_ok=True)
+    return sorted(files)
 
-    ``readable``: data files or folders the code is expected to read (recorded in ``result.opened``).
-    ``support_files``: name -> source of helper modules the code can import (placed beside the runner).
-    """
-    limits = limits or SandboxLimits()
-    scratch = Path(workdir).resolve()
-    scratch.mkdir(parents=True, exist_ok=True)
-    box = scratch / ".sandbox"
-    box.mkdir(exist_ok=True)
-    (scratch / "tmp").mkdir(exist_ok=True)
-    (box / "mpl").mkdir(exist_ok=True)
-    _copy_font_cache(box / "mpl")
-    for name, source in (support_files or {}).items():
-        (box / name).write_text(source)
-    script = scratch / "main.py"
-    script.write_text(code)
-    (box / "runner.py").write_text(_RUNNER)
-    cfg = {"scratch": str(scratch), "readable": [str(Path(p).resolve()) for p in readable], "script": str(script)}
-    (box / "config.json").write_text(json.dumps(cfg))
-    before = _listing(scratch)
-    prefix = network_namespace_prefix()
-    cmd = [*prefix, sys.executable, "-I", "-B", str(box / "runner.py"), str(box / "config.json")]
-    out_path, err_path = box / "stdout.txt", box / "stderr.txt"
-    start = time.monotonic()
-    timed_out = False
-    with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        try:
-            proc = subprocess.Popen(cmd, cwd=scratch, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                    env=_clean_env(scratch, env), start_new_session=True,
-                                    preexec_fn=_limit(limits))  # noqa: PLW1509 - only sets rlimits, no locks
-        except OSError as e:
-            raise UserError(f"cannot start the sandboxed Python ({e.strerror})") from e
-        try:
-            returncode = proc.wait(timeout=limits.timeout_s)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            _kill_group(proc)
-            returncode = proc.wait()
-    duration = time.monotonic() - start
-    opened = []
-    if (box / "opened.json").is_file():
-        try:
-            opened = json.loads((box / "opened.json").read_text())
-        except json.JSONDecodeError:
-            opened = []
-    files = sorted(set(_listing(scratch)) - set(before))
-    return SandboxResult(returncode=returncode, stdout=_read(out_path, limits), stderr=_read(err_path, limits),
-                         timed_out=timed_out, duration_s=duration, workdir=scratch, files=files, opened=opened,
-                         isolation=(["netns"] if prefix else []) + ["rlimits", "audit-hook", "scrubbed-env"])
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def _exit_code(code: int | None) -> int | None:
+    """bwrap reports a child killed by signal N as 128+N; subprocess reports our own kills as -N."""
+    if code is not None and code > 128 and code - 128 in signal.Signals._value2member_map_:
+        return -(code - 128)
+    return code
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -284,11 +425,13 @@ def _listing(root: Path) -> list[str]:
         rel = p.relative_to(root)
         if p.is_file() and rel.parts[0] not in (".sandbox", "tmp") and rel.as_posix() != "main.py":
             out.append(rel.as_posix())
-    return out
+    return sorted(out)
 
 
 def _read(path: Path, limits: SandboxLimits) -> str:
-    text = path.read_bytes()[-limits.max_output_chars * 4 :].decode("utf-8", errors="replace")
+    with open(path, "rb") as f:
+        f.seek(max(0, os.fstat(f.fileno()).st_size - limits.max_output_chars * 4))
+        text = f.read().decode("utf-8", errors="replace")
     if len(text) > limits.max_output_chars:
         text = "[... earlier output cut ...]\n" + text[-limits.max_output_chars :]
     return text

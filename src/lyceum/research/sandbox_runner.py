@@ -1,0 +1,284 @@
+"""The Python that runs inside the sandbox: a supervisor, and the generated code in a child process under it.
+
+    python -I -B sandbox_runner.py CONFIG.json
+
+The host (``sandbox.py``) starts this file inside bubblewrap; it is copied in, because the project's source is
+not visible in there, so it imports nothing but the standard library. The supervisor:
+
+1. puts hard rlimits on itself (inherited by everything it starts, and never raisable again without a
+   capability nobody in the sandbox has) and makes itself non-dumpable, so the code it runs cannot ptrace it
+   or open its file descriptors through /proc;
+2. forks the child, which lowers the limits to the code's own, installs the audit hook (defence in depth,
+   and the ``opened`` provenance record) and runs the code as ``__main__``;
+3. waits at most the wall-clock limit, then kills every other process in the sandbox's pid namespace --
+   detached (``setsid``) ones included -- and writes the scratch folder's files as a tar stream to a file
+   descriptor the host passed in; the host unpacks it with checks. The scratch folder itself is a size-capped
+   tmpfs that disappears with the sandbox.
+
+Without bubblewrap (``--unsafe-no-sandbox``) the same file runs on the host: the scratch folder is then the
+real work folder, there is no archive, and only the child's process group can be killed.
+"""
+
+import json
+import os
+import resource
+import signal
+import sys
+import time
+
+MB = 1024 * 1024
+
+
+def main() -> None:
+    with open(sys.argv[1]) as f:
+        cfg = json.load(f)
+    scratch = cfg["scratch"]
+    _harden(cfg)
+    box = os.path.join(scratch, ".sandbox")
+    os.makedirs(os.path.join(box, "mpl"), exist_ok=True)
+    os.makedirs(os.path.join(scratch, "tmp"), exist_ok=True)
+    for src, dest in ((cfg["script_src"], os.path.join(scratch, "main.py")),
+                      *((os.path.join(cfg["fontcache"], n), os.path.join(box, "mpl", n))
+                        for n in _names(cfg["fontcache"]))):
+        if os.path.abspath(src) != os.path.abspath(dest):
+            with open(src, "rb") as a, open(dest, "wb") as b:
+                b.write(a.read())
+    start = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        _child(cfg)  # runs the code; ends this process through SystemExit, never returns here
+    status, timed_out = _wait(pid, cfg["timeout_s"])
+    duration = time.monotonic() - start
+    _end_everything_else(cfg, pid)
+    returncode = None if status is None else os.waitstatus_to_exitcode(status)
+    with open(os.path.join(box, "status.json"), "w") as f:
+        json.dump({"returncode": returncode, "timed_out": timed_out, "duration_s": duration}, f)
+    if cfg.get("archive_fd") is not None:
+        _archive(scratch, cfg["archive_fd"])
+
+
+def _names(folder):
+    try:
+        return sorted(os.listdir(folder))
+    except OSError:
+        return []
+
+
+def _harden(cfg) -> None:
+    lim = cfg["limits"]
+    # The supervisor must be able to write the archive, so its file-size cap is the scratch size.
+    caps = {resource.RLIMIT_AS: lim["memory_mb"] * MB, resource.RLIMIT_NOFILE: lim["max_open_files"],
+            resource.RLIMIT_FSIZE: (lim["scratch_mb"] + 64) * MB, resource.RLIMIT_CORE: 0,
+            resource.RLIMIT_CPU: int(lim["timeout_s"]) + 10}
+    if cfg["pidns"]:
+        # Counted per user namespace: only the sandbox's own processes (bwrap's init, this one, the code's).
+        caps[resource.RLIMIT_NPROC] = lim["max_processes"] + 2
+    for what, value in caps.items():
+        _cap(what, value, value)
+    try:  # PR_SET_DUMPABLE = 4: no ptrace and no /proc/<pid>/fd for anyone without CAP_SYS_PTRACE
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _cap(what, soft, hard) -> None:
+    old_soft, old_hard = resource.getrlimit(what)
+    if old_hard != resource.RLIM_INFINITY:
+        hard = min(hard, old_hard)
+    resource.setrlimit(what, (min(soft, hard), hard))
+
+
+def _child(cfg) -> None:
+    lim = cfg["limits"]
+    os.closerange(3, 1 << 16)  # the archive descriptor and anything else the supervisor holds
+    if not cfg["pidns"]:
+        os.setsid()  # without a pid namespace a process group is all the host can kill
+    cpu = int(lim["timeout_s"]) + 5
+    _cap(resource.RLIMIT_CPU, cpu, cpu + 1)
+    _cap(resource.RLIMIT_FSIZE, lim["max_file_mb"] * MB, lim["max_file_mb"] * MB)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    run_code(cfg)
+    raise SystemExit(0)
+
+
+def _wait(pid, timeout):
+    """(wait status or None, timed out?) of the child, killing it after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    try:
+        import select
+
+        fd = os.pidfd_open(pid)
+        try:
+            ready, _, _ = select.select([fd], [], [], timeout)
+        finally:
+            os.close(fd)
+        if ready:
+            return os.waitpid(pid, 0)[1], False
+    except (AttributeError, OSError):
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return status, False
+            time.sleep(0.01)
+    _kill(pid)
+    return os.waitpid(pid, 0)[1], True
+
+
+def _kill(pid) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _end_everything_else(cfg, pid) -> None:
+    """Kill whatever the code left behind (detached daemons, forks) before its files are collected."""
+    if not cfg["pidns"]:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        return
+    # In our own pid namespace kill(-1) reaches every process but bwrap's init (pid 1) and this one. The pid
+    # check keeps a misconfigured run on the host from ever sending it there.
+    if os.getpid() > 3:
+        raise SystemExit("lyceum sandbox: the supervisor is not in a fresh pid namespace")
+    try:
+        os.kill(-1, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    me = os.getpid()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        while True:
+            try:
+                if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                    break
+            except ChildProcessError:
+                break
+        alive = [p for p in os.listdir("/proc") if p.isdigit() and int(p) not in (1, me)]
+        if not alive:
+            return
+        time.sleep(0.005)
+
+
+def _archive(scratch, fd) -> None:
+    """The scratch folder's regular files (no links, nothing on another mount, no tmp/) as an uncompressed tar."""
+    import stat
+    import tarfile
+
+    dev = os.stat(scratch).st_dev
+    keep_box = {"status.json", "opened.json"}
+    with os.fdopen(fd, "wb") as out, tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        for root, dirs, files in os.walk(scratch):
+            rel_root = os.path.relpath(root, scratch)
+            if rel_root == ".":
+                dirs[:] = [d for d in dirs if d != "tmp"]
+            for name in sorted(files):
+                rel = os.path.normpath(os.path.join(rel_root, name))
+                if rel == "main.py" or (rel.startswith(".sandbox" + os.sep) and rel[9:] not in keep_box):
+                    continue
+                path = os.path.join(root, name)
+                try:
+                    fh = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+                except OSError:
+                    continue
+                with os.fdopen(fh, "rb") as f:
+                    st = os.fstat(f.fileno())
+                    if not stat.S_ISREG(st.st_mode) or st.st_dev != dev:
+                        continue
+                    info = tarfile.TarInfo(rel)
+                    info.size, info.mode, info.mtime = st.st_size, 0o644, int(st.st_mtime)
+                    tar.addfile(info, f)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The child: the audit hook (defence in depth; the kernel holds the boundary) and the code itself
+
+ALLOWED_WRITE = ("/dev/null", "/dev/stdout", "/dev/stderr")
+NET = {"socket.connect", "socket.connect_ex", "socket.bind", "socket.sendto", "socket.sendmsg",
+       "socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyname_ex", "socket.gethostbyaddr",
+       "socket.getnameinfo", "socket.__new__"}
+PROC = {"subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",
+        "os.startfile", "pty.spawn", "os.kill", "os.killpg"}
+PATH_EVENTS = {"os.remove", "os.unlink", "os.rename", "os.replace", "os.rmdir", "os.mkdir", "os.chmod",
+               "os.chown", "os.truncate", "os.link", "os.symlink", "os.utime", "shutil.rmtree", "shutil.move",
+               "shutil.copyfile", "shutil.copytree"}
+DENY_IMPORTS = {"duckdb", "pyarrow._s3fs", "pyarrow._gcsfs", "pyarrow._hdfs", "pyarrow._azurefs", "paramiko",
+                "ftplib", "smtplib", "telnetlib", "requests", "httpx", "urllib3", "aiohttp", "websockets"}
+SCRATCH = ""
+READABLE = []
+opened = []
+
+
+class SandboxRefusal(PermissionError):
+    pass
+
+
+def _inside(path):
+    try:
+        p = os.path.realpath(os.fsdecode(path) if not isinstance(path, int) else "")
+    except (TypeError, ValueError):
+        return True
+    return p == SCRATCH or p.startswith(SCRATCH + os.sep) or p in ALLOWED_WRITE
+
+
+def _writes(mode, flags):
+    if isinstance(mode, str) and any(c in mode for c in "wax+"):
+        return True
+    return isinstance(flags, int) and bool(flags & (os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC))
+
+
+def audit_hook(event, args):
+    if event in NET:
+        raise SandboxRefusal(f"network access is disabled in the lyceum sandbox ({event})")
+    if event in PROC or event.startswith("os.exec") or event.startswith("os.spawn"):
+        raise SandboxRefusal(f"starting processes is disabled in the lyceum sandbox ({event})")
+    # `import ctypes` itself opens the main program (dlopen(None)); looking symbols up is what reaches libc.
+    if (event == "ctypes.dlopen" and args and args[0] is not None) or event in ("ctypes.dlsym", "ctypes.dlsym/handle"):
+        raise SandboxRefusal("calling native code through ctypes is disabled in the lyceum sandbox")
+    if event == "import" and args and args[0] in DENY_IMPORTS:
+        raise ImportError(f"the module '{args[0]}' is not available in the lyceum sandbox (it can reach the network)")
+    if event == "open" and args:
+        path, mode, flags = (list(args) + [None, None])[:3]
+        if isinstance(path, int):
+            return
+        if _writes(mode, flags) and not _inside(path):
+            raise SandboxRefusal(f"writing outside the scratch folder is not allowed: {os.fsdecode(path)}")
+        try:
+            real = os.path.realpath(os.fsdecode(path))
+        except (TypeError, ValueError):
+            return
+        if any(real == r or real.startswith(r + os.sep) for r in READABLE) and real not in opened:
+            opened.append(real)
+    elif event in PATH_EVENTS:
+        for path in args[:2]:
+            if isinstance(path, (str, bytes, os.PathLike)) and not _inside(path):
+                raise SandboxRefusal(f"changing files outside the scratch folder is not allowed: {os.fsdecode(path)}")
+
+
+def _save_opened():
+    with open(os.path.join(SCRATCH, ".sandbox", "opened.json"), "w") as f:
+        json.dump(opened, f)
+
+
+def run_code(cfg) -> None:
+    global SCRATCH, READABLE
+    import atexit
+    import runpy
+
+    SCRATCH = os.path.realpath(cfg["scratch"])
+    READABLE = [os.path.realpath(p) for p in cfg["readable"]]
+    atexit.register(_save_opened)
+    sys.path.insert(0, cfg["lib"])
+    os.chdir(SCRATCH)
+    script = os.path.join(SCRATCH, "main.py")
+    sys.argv = [script]
+    sys.addaudithook(audit_hook)
+    runpy.run_path(script, run_name="__main__")
+
+
+if __name__ == "__main__":
+    main()
