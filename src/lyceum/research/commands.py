@@ -63,6 +63,8 @@ def _agent_args(p: argparse.ArgumentParser, add_endpoint_args) -> None:
     p.add_argument("--critique-rounds", type=int, default=3, help="figure critique rounds by the vision model")
     p.add_argument("--sandbox-timeout", type=float, default=30.0, help="seconds per generated-code run")
     p.add_argument("--sandbox-memory-mb", type=int, default=2048)
+    p.add_argument("--unsafe-no-sandbox", action="store_true",
+                   help="run generated code without isolation where bubblewrap is unavailable (unsafe)")
     p.add_argument("--max-tables", type=int, default=3, help="tables per analysis")
 
 
@@ -78,6 +80,9 @@ def _config(args, question: str):
             raise UserError(f"--{name.replace('_', '-')} cannot be negative")
     if args.sandbox_timeout <= 0 or args.sandbox_memory_mb < 256:
         raise UserError("--sandbox-timeout must be positive and --sandbox-memory-mb at least 256")
+    from lyceum.research.sandbox import require_sandbox
+
+    require_sandbox(unsafe_no_sandbox=args.unsafe_no_sandbox)
     if args.tables and not Path(args.tables).is_dir():
         raise UserError(f"tables folder not found: {args.tables}")
     if args.docs and not Path(args.docs).is_dir():

@@ -37,7 +37,8 @@ from lyceum.errors import UserError
 
 RUNNER = Path(__file__).with_name("sandbox_runner.py")
 INSIDE = "/sandbox"  # where the runner, its config and the support files are mounted read-only
-SMALL_TMPFS_MB = 16  # /tmp and /dev/shm inside: for libraries that insist on them; TMPDIR is in the scratch folder
+SMALL_TMPFS_MB = 16  # /dev/shm inside (POSIX semaphores); /tmp is read-only and TMPDIR is in the scratch folder
+MAX_FILES = 10_000  # files copied back from one run
 HOST_GRACE_S = 30.0  # beyond the code's own limit: start-up and copying files back, before the host kills it all
 
 _unsafe_allowed = False
@@ -65,6 +66,7 @@ class SandboxResult:
     files: list[str] = field(default_factory=list)  # files the code created, relative to workdir
     opened: list[str] = field(default_factory=list)  # readable data files the code opened
     isolation: list[str] = field(default_factory=list)
+    stopped_by: str = ""  # "time" or "processes" when the supervisor ended the run for a limit
 
     @property
     def ok(self) -> bool:
@@ -74,6 +76,8 @@ class SandboxResult:
         """What went wrong, short enough to feed back to the model that wrote the code."""
         if self.timed_out:
             return f"the code was stopped after {self.duration_s:.0f} s (time limit); it must finish faster"
+        if self.stopped_by == "processes":
+            return "the code was stopped for starting too many processes or threads (process limit)"
         if self.returncode is not None and self.returncode < 0:
             sig = -self.returncode
             name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
@@ -234,11 +238,23 @@ def run_python(code: str, *, workdir: str | Path, readable: list[str | Path] = (
     timed_out = bool(status.get("timed_out")) or host_killed
     return SandboxResult(returncode=returncode, stdout=_read(out_path, limits), stderr=_read(err_path, limits),
                          timed_out=timed_out, duration_s=float(status.get("duration_s") or duration),
-                         workdir=scratch, files=files, opened=opened, isolation=isolation)
+                         workdir=scratch, files=files, opened=opened, isolation=isolation,
+                         stopped_by=str(status.get("stopped_by") or ("time" if host_killed else "")))
 
 
 _NAMESPACES = ("--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
-               "--cap-drop", "ALL")
+               "--cap-drop", "ALL", "--as-pid-1")
+# Run by root, the code is uid 0 in the kernel's eyes (without capabilities): what procfs lets uid 0 write
+# without a capability check (sysctls, sysrq, irq affinities...) is made read-only or hidden, as Docker does.
+def _proc_hardening() -> list[str]:
+    args = []
+    for p in ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs"):
+        if os.path.exists(p):
+            args += ["--ro-bind", p, p]
+    for p in ("/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug", "/proc/latency_stats"):
+        if os.path.exists(p):
+            args += ["--ro-bind", "/dev/null", p]
+    return args
 
 
 def bwrap_command(scratch: Path, readable: list[str], stage: Path, env: dict[str, str],
@@ -261,9 +277,8 @@ def bwrap_command(scratch: Path, readable: list[str], stage: Path, env: dict[str
     for path in ("/etc/ld.so.cache", "/etc/localtime"):
         cmd += ["--ro-bind-try", path, path]
     cmd += ["--ro-bind", str(stage / "passwd"), "/etc/passwd", "--ro-bind", str(stage / "group"), "/etc/group",
-            "--proc", "/proc", "--dev", "/dev",
-            "--size", str(SMALL_TMPFS_MB << 20), "--tmpfs", "/dev/shm", "--remount-ro", "/dev",
-            "--size", str(SMALL_TMPFS_MB << 20), "--tmpfs", "/tmp"]
+            "--proc", "/proc", *_proc_hardening(), "--dev", "/dev",
+            "--size", str(SMALL_TMPFS_MB << 20), "--tmpfs", "/dev/shm", "--remount-ro", "/dev", "--dir", "/tmp"]
     # Data and scratch, parents before children, so a scratch folder inside a data folder (or the reverse) works.
     mounts = [(p, ["--ro-bind", p, p]) for p in readable if os.path.exists(p)]
     mounts.append((str(scratch), ["--size", str(limits.scratch_mb << 20), "--perms", "0755", "--tmpfs", str(scratch)]))
@@ -380,8 +395,11 @@ def _unpack(archive: Path, scratch: Path, limits: SandboxLimits) -> list[str]:
         members = []
         try:
             for m in tar:
-                if not m.isreg() or m.size > budget:
+                parts = Path(m.name).parts
+                if not m.isreg() or m.size > budget or not parts or m.name.startswith("/") or ".." in parts:
                     continue
+                if len(members) >= MAX_FILES:
+                    break
                 budget -= m.size
                 members.append(m)
         except tarfile.TarError:

@@ -10,8 +10,8 @@ not visible in there, so it imports nothing but the standard library. The superv
    or open its file descriptors through /proc;
 2. forks the child, which lowers the limits to the code's own, installs the audit hook (defence in depth,
    and the ``opened`` provenance record) and runs the code as ``__main__``;
-3. waits at most the wall-clock limit, then kills every other process in the sandbox's pid namespace --
-   detached (``setsid``) ones included -- and writes the scratch folder's files as a tar stream to a file
+3. runs as pid 1 of the sandbox's pid namespace (nothing inside can signal it); waits at most the wall-clock
+   limit, then kills every other process in the namespace -- detached (``setsid``) ones included -- and writes the scratch folder's files as a tar stream to a file
    descriptor the host passed in; the host unpacks it with checks. The scratch folder itself is a size-capped
    tmpfs that disappears with the sandbox.
 
@@ -47,12 +47,13 @@ def main() -> None:
     pid = os.fork()
     if pid == 0:
         _child(cfg)  # runs the code; ends this process through SystemExit, never returns here
-    status, timed_out = _wait(pid, cfg["timeout_s"])
+    status, stopped = _wait(cfg, pid)
     duration = time.monotonic() - start
     _end_everything_else(cfg, pid)
-    returncode = None if status is None else os.waitstatus_to_exitcode(status)
+    returncode = os.waitstatus_to_exitcode(status)
     with open(os.path.join(box, "status.json"), "w") as f:
-        json.dump({"returncode": returncode, "timed_out": timed_out, "duration_s": duration}, f)
+        json.dump({"returncode": returncode, "timed_out": stopped == "time", "stopped_by": stopped,
+                   "duration_s": duration}, f)
     if cfg.get("archive_fd") is not None:
         _archive(scratch, cfg["archive_fd"])
 
@@ -71,8 +72,8 @@ def _harden(cfg) -> None:
             resource.RLIMIT_FSIZE: (lim["scratch_mb"] + 64) * MB, resource.RLIMIT_CORE: 0,
             resource.RLIMIT_CPU: int(lim["timeout_s"]) + 10}
     if cfg["pidns"]:
-        # Counted per user namespace: only the sandbox's own processes (bwrap's init, this one, the code's).
-        caps[resource.RLIMIT_NPROC] = lim["max_processes"] + 2
+        # Counted per user namespace: only the sandbox's own tasks (this one and the code's).
+        caps[resource.RLIMIT_NPROC] = lim["max_processes"] + 1
     for what, value in caps.items():
         _cap(what, value, value)
     try:  # PR_SET_DUMPABLE = 4: no ptrace and no /proc/<pid>/fd for anyone without CAP_SYS_PTRACE
@@ -103,27 +104,58 @@ def _child(cfg) -> None:
     raise SystemExit(0)
 
 
-def _wait(pid, timeout):
-    """(wait status or None, timed out?) of the child, killing it after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    try:
-        import select
+def _wait(cfg, pid):
+    """(wait status, why it was stopped or "") of the child: the time limit, or too many processes.
 
-        fd = os.pidfd_open(pid)
-        try:
-            ready, _, _ = select.select([fd], [], [], timeout)
-        finally:
-            os.close(fd)
-        if ready:
-            return os.waitpid(pid, 0)[1], False
-    except (AttributeError, OSError):
-        while time.monotonic() < deadline:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                return status, False
-            time.sleep(0.01)
+    The supervisor is pid 1 of the sandbox's pid namespace: signals from inside cannot stop or kill it, and
+    it reaps the orphans the code leaves. It also counts the namespace's tasks, because the kernel exempts
+    uid 0 -- which the code is, when the host runs us as root -- from RLIMIT_NPROC.
+    """
+    deadline = time.monotonic() + cfg["timeout_s"]
+    most = cfg["limits"]["max_processes"] + 1
+    while True:
+        status = _reap(pid)
+        if status is not None:
+            return status, ""
+        if time.monotonic() >= deadline:
+            why = "time"
+            break
+        if cfg["pidns"] and _tasks() > most:
+            why = "processes"
+            break
+        time.sleep(0.005)
     _kill(pid)
-    return os.waitpid(pid, 0)[1], True
+    while True:
+        status = _reap(pid)
+        if status is not None:
+            return status, why
+        time.sleep(0.005)
+
+
+def _reap(pid):
+    """Reap every exited child (orphans are ours as pid 1); the code's wait status once it has exited."""
+    found = None
+    while True:
+        try:
+            done, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return found
+        if done == 0:
+            return found
+        if done == pid:
+            found = status
+
+
+def _tasks():
+    """Threads and processes in this pid namespace, this one included."""
+    n = 0
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                n += len(os.listdir(f"/proc/{p}/task"))
+            except OSError:
+                pass
+    return n
 
 
 def _kill(pid) -> None:
@@ -141,27 +173,20 @@ def _end_everything_else(cfg, pid) -> None:
         except (ProcessLookupError, PermissionError):
             pass
         return
-    # In our own pid namespace kill(-1) reaches every process but bwrap's init (pid 1) and this one. The pid
-    # check keeps a misconfigured run on the host from ever sending it there.
-    if os.getpid() > 3:
-        raise SystemExit("lyceum sandbox: the supervisor is not in a fresh pid namespace")
+    # As pid 1 of our own pid namespace, kill(-1) reaches every other process in it and nothing outside.
+    # The pid check keeps a misconfigured run on the host from ever sending it there.
+    if os.getpid() != 1:
+        raise SystemExit("lyceum sandbox: the supervisor is not pid 1 of a fresh pid namespace")
     try:
         os.kill(-1, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    me = os.getpid()
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
-        while True:
-            try:
-                if os.waitpid(-1, os.WNOHANG)[0] == 0:
-                    break
-            except ChildProcessError:
-                break
-        alive = [p for p in os.listdir("/proc") if p.isdigit() and int(p) not in (1, me)]
-        if not alive:
+        _reap(pid)
+        if not [p for p in os.listdir("/proc") if p.isdigit() and p != "1"]:
             return
-        time.sleep(0.005)
+        time.sleep(0.002)
 
 
 def _archive(scratch, fd) -> None:
@@ -181,8 +206,10 @@ def _archive(scratch, fd) -> None:
                 if rel == "main.py" or (rel.startswith(".sandbox" + os.sep) and rel[9:] not in keep_box):
                     continue
                 path = os.path.join(root, name)
-                try:
-                    fh = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+                try:  # O_NONBLOCK: a FIFO left there must not hang the way home
+                    if not stat.S_ISREG(os.lstat(path).st_mode):
+                        continue
+                    fh = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
                 except OSError:
                     continue
                 with os.fdopen(fh, "rb") as f:
