@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 TORCH := torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv lint bench clean browser
+.PHONY: demo test venv lint bench clean browser sandbox
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -20,7 +20,7 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/lyceum distill demo
 
-test: $(STAMP) browser
+test: $(STAMP) browser sandbox
 	$(BIN)/python -m pytest -q
 
 # The HTML-report tests render in headless Chromium. Install it from the system package manager when we can
@@ -29,6 +29,13 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || echo "chromium not installed: the HTML rendering tests will be skipped"; }
+
+# Generated analysis code runs under bubblewrap (docs/research.md, "The sandbox: threat model"). Installed the
+# same way; without it the sandbox tests skip and `research run` refuses unless given --unsafe-no-sandbox.
+sandbox:
+	@command -v bwrap >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null) \
+	  || echo "bubblewrap not installed: the sandbox tests will be skipped"; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -1,4 +1,7 @@
-"""The sandbox for generated code: no network, no processes, read-only data, limits, a scrubbed environment."""
+"""The sandbox for generated code: no network, no processes, read-only data, limits, a scrubbed environment.
+
+The attacks live in test_sandbox_redteam.py; these are the everyday behaviours and the refusal without bubblewrap.
+"""
 
 import json
 import subprocess
@@ -6,19 +9,64 @@ import sys
 
 import pytest
 
-from lyceum.research.sandbox import SandboxLimits, network_namespace_prefix, run_python
+from lyceum.errors import UserError
+from lyceum.research import sandbox
+from lyceum.research.sandbox import SandboxLimits, network_namespace_prefix, run_python, sandbox_problem
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the sandbox relies on Linux rlimits")
+needs_bwrap = pytest.mark.skipif(sandbox_problem() is not None,
+                                 reason=f"no bubblewrap sandbox here ({sandbox_problem()}); `make test` installs it")
 
 
+@pytest.fixture
+def no_bwrap(tmp_path, monkeypatch):
+    """A machine where bubblewrap is not installed: PATH without it."""
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    sandbox.sandbox_problem.cache_clear()
+    yield
+    monkeypatch.undo()
+    sandbox.sandbox_problem.cache_clear()
+    sandbox.allow_unsandboxed(False)
+
+
+def test_without_bubblewrap_generated_code_is_refused_in_one_sentence(tmp_path, no_bwrap):
+    with pytest.raises(UserError) as e:
+        run_python("print(1)", workdir=tmp_path / "box")
+    msg = str(e.value)
+    assert "bubblewrap (bwrap) is not installed" in msg and "apt-get install bubblewrap" in msg
+    assert "--unsafe-no-sandbox" in msg and "\n" not in msg
+    assert not (tmp_path / "box" / "main.py").exists()
+
+
+def test_unsafe_no_sandbox_runs_it_without_isolation(tmp_path, no_bwrap):
+    r = run_python("open('out.txt', 'w').write('hi')\nprint(6 * 7)", workdir=tmp_path / "box", unsafe_no_sandbox=True)
+    assert r.ok and r.stdout.strip() == "42" and r.files == ["out.txt"]
+    assert "bwrap" not in r.isolation and "audit-hook" in r.isolation
+
+
+def test_research_run_refuses_without_bubblewrap_and_exits_2(tmp_path, no_bwrap, capsys):
+    from lyceum.cli import main
+
+    tables = tmp_path / "tables"
+    tables.mkdir()
+    (tables / "t.csv").write_text("year,value\n2020,1\n")
+    assert main(["research", "run", "q?", "--tables", str(tables), "--out", str(tmp_path / "r"), "--offline"]) == 2
+    assert "bubblewrap (bwrap) is not installed" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+@needs_bwrap
 def test_plain_code_runs_and_its_files_are_listed(tmp_path):
     r = run_python("open('out.txt', 'w').write('hi')\nprint(6 * 7)", workdir=tmp_path / "box")
     assert r.ok and r.stdout.strip() == "42"
     assert r.files == ["out.txt"]
     assert (tmp_path / "box" / "out.txt").read_text() == "hi"
-    assert "audit-hook" in r.isolation and "rlimits" in r.isolation
+    assert "audit-hook" in r.isolation and "rlimits" in r.isolation and "bwrap" in r.isolation
 
 
+@needs_bwrap
 def test_network_access_is_refused(tmp_path, chat_server):
     # A real server is listening on localhost; the code knows its address and still cannot reach it.
     code = f"""
@@ -36,6 +84,7 @@ print("reached the server")
     assert chat_server.requests == []
 
 
+@needs_bwrap
 def test_raw_sockets_and_native_calls_are_refused(tmp_path, chat_server):
     code = f"""
 import socket
@@ -67,6 +116,7 @@ def test_the_network_namespace_alone_has_no_route_out(chat_server):
     assert out.stdout.startswith("failed"), out.stdout + out.stderr
 
 
+@needs_bwrap
 def test_a_runaway_loop_is_stopped(tmp_path):
     r = run_python("while True:\n    pass\n", workdir=tmp_path / "box", limits=SandboxLimits(timeout_s=1.5))
     assert r.timed_out and not r.ok
@@ -74,6 +124,7 @@ def test_a_runaway_loop_is_stopped(tmp_path):
     assert r.error_summary().startswith("the code was stopped after")
 
 
+@needs_bwrap
 def test_memory_is_limited(tmp_path):
     r = run_python("x = bytearray(3 * 1024 ** 3)\nprint('allocated')", workdir=tmp_path / "box",
                    limits=SandboxLimits(memory_mb=512))
@@ -81,6 +132,7 @@ def test_memory_is_limited(tmp_path):
     assert "MemoryError" in r.error_summary()
 
 
+@needs_bwrap
 def test_data_is_read_only_and_nothing_outside_the_scratch_folder_changes(tmp_path):
     data = tmp_path / "data.csv"
     data.write_text("a,b\n1,2\n")
@@ -105,6 +157,7 @@ for action in ("append", "delete", "rename"):
     assert r.opened == [str(data.resolve())]
 
 
+@needs_bwrap
 def test_starting_processes_is_refused(tmp_path):
     code = ("import os, subprocess\nfor f in (lambda: subprocess.run(['true']), lambda: os.system('true')):\n"
             "    try:\n        f(); print('allowed')\n    except PermissionError:\n        print('refused')\n")
@@ -113,6 +166,7 @@ def test_starting_processes_is_refused(tmp_path):
     assert r.stdout.split() == ["refused", "refused"]
 
 
+@needs_bwrap
 def test_the_environment_is_scrubbed(tmp_path, monkeypatch):
     monkeypatch.setenv("LYCEUM_API_KEY", "secret-key")
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
@@ -122,6 +176,7 @@ def test_the_environment_is_scrubbed(tmp_path, monkeypatch):
     assert env["HOME"] == str((tmp_path / "box").resolve())
 
 
+@needs_bwrap
 def test_errors_are_summarised_for_the_coder(tmp_path):
     r = run_python("import pandas\nx = {}\nprint(x['missing'])", workdir=tmp_path / "box")
     summary = r.error_summary()
