@@ -19,12 +19,16 @@ from pathlib import Path
 
 import pytest
 
-from lyceum.research.sandbox import SandboxLimits, run_python, sandbox_problem
+from lyceum.research.sandbox import SandboxLimits, _root_user_namespaces, run_python, sandbox_problem
 
 pytestmark = pytest.mark.skipif(sandbox_problem() is not None,
                                 reason=f"no bubblewrap sandbox here ({sandbox_problem()}); `make test` installs it")
 
 REPO = Path(__file__).resolve().parents[1]
+# Whether the code runs as an unprivileged uid (always, unless we are root and could not build the namespaces
+# that map it to nobody): then the kernel also refuses by permission (EACCES) and counts processes (NPROC).
+UNPRIVILEGED = os.geteuid() != 0 or _root_user_namespaces() is not None
+WRITE_REFUSED = (errno.EROFS, errno.EACCES, errno.EPERM)
 
 PRELUDE = r'''
 import errno, gc, json, os, sys
@@ -58,10 +62,12 @@ def fork_exec(argv):
     except TypeError:
         pid = _posixsubprocess.fork_exec(*args)
     os.close(w)
-    failure = os.read(r, 1000).decode()
+    failure = b""
+    while chunk := os.read(r, 1000):  # until the child's exec closes the pipe (or its error is all written)
+        failure += chunk
     os.close(r)
     status = os.waitpid(pid, 0)[1]
-    return failure, os.waitstatus_to_exitcode(status)
+    return failure.decode(), os.waitstatus_to_exitcode(status)
 
 print(json.dumps({"label": "pidns", "ok": True, "value": os.readlink("/proc/self/ns/pid")}), flush=True)
 '''
@@ -105,7 +111,10 @@ class Host:
         return out
 
     def unchanged(self) -> bool:
-        return self.snapshot() == self.before
+        now = self.snapshot()
+        changed = {k: (self.before.get(k), now.get(k)) for k in set(now) | set(self.before) if now.get(k) != self.before.get(k)}
+        assert not changed, changed
+        return True
 
     def run(self, code: str, **limits):
         limits = {"timeout_s": 20.0, "memory_mb": 2048, **limits}
@@ -119,8 +128,16 @@ class Host:
         return r
 
 
+@pytest.fixture(scope="session")
+def font_cache():
+    """Find matplotlib's font list once, under the real HOME, before any test plants a fake one."""
+    from lyceum.research.sandbox import _font_cache_files
+
+    return _font_cache_files()
+
+
 @pytest.fixture
-def host(tmp_path, monkeypatch):
+def host(tmp_path, monkeypatch, font_cache):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("LYCEUM_API_KEY", "sk-redteam-host-secret")
     return Host(tmp_path)
@@ -264,8 +281,8 @@ def test_open_with_dir_fd_cannot_truncate_the_data(host):
     r = host.run(f"d = os.open({str(host.data_dir)!r}, os.O_RDONLY)\n"
                  "attempt('truncate', lambda: os.open('brent.parquet', os.O_WRONLY | os.O_TRUNC, dir_fd=d))\n"
                  "attempt('create', lambda: os.open('new.csv', os.O_WRONLY | os.O_CREAT, dir_fd=d))")
-    refused_by_kernel(r, "truncate", errno.EROFS)
-    refused_by_kernel(r, "create", errno.EROFS)
+    refused_by_kernel(r, "truncate", *WRITE_REFUSED)
+    refused_by_kernel(r, "create", *WRITE_REFUSED)
     assert host.unchanged()
 
 
@@ -281,7 +298,7 @@ def test_unlink_with_dir_fd_cannot_delete_the_data(host):
 def test_a_monkeypatched_realpath_cannot_open_the_data_for_writing(host):
     r = host.run("import os.path\nos.path.realpath = lambda p, **k: os.getcwd()\n"
                  f"attempt('write', lambda: open({str(host.csv)!r}, 'w').write('pwned'))")
-    refused_by_kernel(r, "write", errno.EROFS)
+    refused_by_kernel(r, "write", *WRITE_REFUSED)
     assert host.unchanged()
 
 
@@ -327,10 +344,10 @@ def test_rename_replace_and_links_cannot_move_the_data(host):
                  f"attempt('replace', lambda: os.replace('mine.txt', {str(host.csv)!r}))\n"
                  f"attempt('link', lambda: os.link({str(host.csv)!r}, 'hard.csv'))\n"
                  f"attempt('symlink', lambda: os.symlink('/etc/passwd', {str(host.data_dir / 'evil')!r}))")
-    refused_by_kernel(r, "rename", errno.EXDEV, errno.EROFS)
-    refused_by_kernel(r, "replace", errno.EXDEV, errno.EROFS)
-    refused_by_kernel(r, "link", errno.EXDEV, errno.EROFS)
-    refused_by_kernel(r, "symlink", errno.EROFS)
+    refused_by_kernel(r, "rename", errno.EXDEV, *WRITE_REFUSED)
+    refused_by_kernel(r, "replace", errno.EXDEV, *WRITE_REFUSED)
+    refused_by_kernel(r, "link", errno.EXDEV, *WRITE_REFUSED)
+    refused_by_kernel(r, "symlink", *WRITE_REFUSED)
     assert host.unchanged()
 
 
@@ -340,7 +357,7 @@ def test_truncate_chmod_utime_and_xattr_cannot_change_the_data(host):
                  f"attempt('chmod', lambda: os.chmod({p!r}, 0o777))\nattempt('utime', lambda: os.utime({p!r}, (0, 0)))\n"
                  f"attempt('xattr', lambda: os.setxattr({p!r}, 'user.x', b'1'))")
     for label in ("truncate", "chmod", "utime", "xattr"):
-        refused_by_kernel(r, label, errno.EROFS)
+        refused_by_kernel(r, label, *WRITE_REFUSED)
     assert host.unchanged()
 
 
@@ -352,7 +369,7 @@ def test_rmtree_cannot_delete_the_data_folder(host):
 
 def test_mmap_cannot_write_the_data(host):
     r = host.run(f"unhook()\nattempt('mmap', lambda: open({str(host.csv)!r}, 'r+b'))")
-    refused_by_kernel(r, "mmap", errno.EROFS)
+    refused_by_kernel(r, "mmap", *WRITE_REFUSED)
     assert host.unchanged()
 
 
@@ -361,8 +378,8 @@ def test_files_outside_every_mount_cannot_be_created(host):
                  f"attempt('mkdir', lambda: os.mkdir({str(host.root / 'newdir')!r}))\n"
                  "attempt('root', lambda: open('/pwned', 'w'))")
     refused_by_kernel(r, "victim", errno.ENOENT)
-    refused_by_kernel(r, "mkdir", errno.EROFS)
-    refused_by_kernel(r, "root", errno.EROFS)
+    refused_by_kernel(r, "mkdir", *WRITE_REFUSED)
+    refused_by_kernel(r, "root", *WRITE_REFUSED)
     assert host.unchanged() and not (host.root / "newdir").exists()
 
 
@@ -370,7 +387,7 @@ def test_tmp_is_read_only_and_not_the_host_one(host):
     name = f"/tmp/lyceum-redteam-{uuid.uuid4().hex}"
     r = host.run(f"unhook()\nattempt('tmp', lambda: open({name!r}, 'w').write('x'))\n"
                  "import tempfile\nattempt('tempfile', lambda: tempfile.mkstemp()[1])")
-    refused_by_kernel(r, "tmp", errno.EROFS)
+    refused_by_kernel(r, "tmp", *WRITE_REFUSED)
     assert not os.path.exists(name)
     assert r.attempts["tempfile"]["value"].strip("'").startswith(str(host.work / "tmp") + "/")  # TMPDIR: in the scratch folder
 
@@ -382,16 +399,16 @@ def test_the_python_installation_cannot_be_backdoored(host):
     target = os.path.join(site_dir, f"zz_redteam_{uuid.uuid4().hex}.pth")
     r = host.run(f"unhook()\nattempt('pth', lambda: open({target!r}, 'w').write('import os'))\n"
                  f"attempt('stdlib', lambda: open(os.__file__, 'a').write('#'))")
-    refused_by_kernel(r, "pth", errno.EROFS)
-    refused_by_kernel(r, "stdlib", errno.EROFS)
+    refused_by_kernel(r, "pth", *WRITE_REFUSED)
+    refused_by_kernel(r, "stdlib", *WRITE_REFUSED)
     assert not os.path.exists(target)
 
 
 def test_the_runner_and_its_support_files_are_read_only(host):
     r = host.run("unhook()\nattempt('runner', lambda: open('/sandbox/sandbox_runner.py', 'a').write('#'))\n"
                  "attempt('config', lambda: open('/sandbox/config.json', 'w'))")
-    refused_by_kernel(r, "runner", errno.EROFS)
-    refused_by_kernel(r, "config", errno.EROFS)
+    refused_by_kernel(r, "runner", *WRITE_REFUSED)
+    refused_by_kernel(r, "config", *WRITE_REFUSED)
 
 
 def test_kernel_settings_cannot_be_written(host):
@@ -399,10 +416,10 @@ def test_kernel_settings_cannot_be_written(host):
     r = host.run("unhook()\n"
                  "for p in ('/proc/sys/kernel/core_pattern', '/proc/sys/vm/drop_caches', '/proc/sysrq-trigger'):\n"
                  "    if os.path.exists(p):\n        attempt(p, lambda: os.open(p, os.O_WRONLY))\n")
-    refused_by_kernel(r, "/proc/sys/kernel/core_pattern", errno.EACCES, errno.EROFS)
-    refused_by_kernel(r, "/proc/sys/vm/drop_caches", errno.EACCES, errno.EROFS)
+    refused_by_kernel(r, "/proc/sys/kernel/core_pattern", *WRITE_REFUSED)
+    refused_by_kernel(r, "/proc/sys/vm/drop_caches", *WRITE_REFUSED)
     if "/proc/sysrq-trigger" in r.attempts:
-        refused_by_kernel(r, "/proc/sysrq-trigger", errno.EACCES, errno.EROFS)
+        refused_by_kernel(r, "/proc/sysrq-trigger", *WRITE_REFUSED)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -425,7 +442,7 @@ def test_widening_scratch_in_the_runner_frame_globals(host):
                  "    if 'SCRATCH' in f.f_globals:\n        f.f_globals['SCRATCH'] = ''\n"
                  "    f = f.f_back\n"
                  f"attempt('write', lambda: open({str(host.csv)!r}, 'w').write('pwned'))")
-    refused_by_kernel(r, "write", errno.EROFS)
+    refused_by_kernel(r, "write", *WRITE_REFUSED)
     assert host.unchanged()
 
 
@@ -465,7 +482,7 @@ def test_ctypes_memmove_then_libc_open_cannot_truncate_the_data(host):
                  "libc = ctypes.CDLL(None, use_errno=True)\n"
                  f"fd = libc.open({str(host.parquet).encode()!r}, os.O_WRONLY | os.O_TRUNC)\n"
                  "attempt('open', lambda: (_ for _ in ()).throw(OSError(ctypes.get_errno(), 'open')) if fd < 0 else fd)")
-    refused_by_kernel(r, "open", errno.EROFS)
+    refused_by_kernel(r, "open", *WRITE_REFUSED)
     assert host.unchanged()
 
 
@@ -584,7 +601,7 @@ def test_a_fork_bomb_is_bounded_by_the_process_limit(host):
                  "        if os.fork() == 0:\n            time.sleep(30); os._exit(0)\n"
                  "        n += 1\n"
                  "attempt('bomb', bomb)\nattempt('forks', lambda: n)", max_processes=16)
-    if os.getuid() != 0:
+    if UNPRIVILEGED:
         refused_by_kernel(r, "bomb", errno.EAGAIN)  # RLIMIT_NPROC, per user namespace
         assert int(r.attempts["forks"]["value"]) <= 16
     else:  # the kernel exempts uid 0 from RLIMIT_NPROC; the supervisor (pid 1) counts and ends the run
@@ -599,7 +616,7 @@ def test_a_thread_bomb_is_bounded_too(host):
                  "    while len(ts) < 500:\n"
                  "        t = threading.Thread(target=time.sleep, args=(5,), daemon=True); t.start(); ts.append(t)\n"
                  "attempt('threads', bomb)\nattempt('count', lambda: len(ts))\nos._exit(0)", max_processes=16)
-    if os.getuid() != 0:
+    if UNPRIVILEGED:
         assert r.attempts["threads"]["type"] == "RuntimeError"  # can't start new thread
         assert int(r.attempts["count"]["value"]) <= 16
     else:
@@ -653,9 +670,9 @@ def test_shm_is_capped_and_tmp_and_dev_are_read_only(host):
                  "        for _ in range(64):\n            f.write(b'x' * (1 << 20))\n"
                  "attempt('tmp', lambda: fill('/tmp/fill'))\nattempt('shm', lambda: fill('/dev/shm/fill'))\n"
                  "attempt('dev', lambda: fill('/dev/fill'))")
-    refused_by_kernel(r, "tmp", errno.EROFS)
+    refused_by_kernel(r, "tmp", *WRITE_REFUSED)
     refused_by_kernel(r, "shm", errno.ENOSPC)
-    refused_by_kernel(r, "dev", errno.EROFS)
+    refused_by_kernel(r, "dev", *WRITE_REFUSED)
 
 
 def test_one_file_is_capped_by_the_file_size_limit(host):

@@ -137,6 +137,77 @@ def require_sandbox(unsafe_no_sandbox: bool = False) -> None:
               file=sys.stderr)
 
 
+# Run by root, bwrap's own user namespace maps the code to uid 0, and the kernel treats uid 0 specially even
+# without capabilities (RLIMIT_NPROC does not apply to it; root-owned procfs files are writable). So as root we
+# build two user namespaces ourselves and hand them to bwrap (--userns / --userns2): it sets up the mounts as
+# root in the first, then starts the supervisor in the second with only CAP_SETUID/SETGID/SETPCAP there, which it
+# uses once to become that namespace's uid 0 -- the host's nobody (65534) -- losing every capability. The first
+# may hold no more user namespaces than that one, so the code cannot make new ones (checked by bwrap).
+NOBODY = 65534
+_USERNS_HELPER = r"""
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+def child(then):
+    # fork; the child makes a user namespace, says so, waits until its maps are written, then runs then()
+    up_r, up_w = os.pipe()
+    go_r, go_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(up_r); os.close(go_w)
+        if libc.unshare(0x10000000) != 0:
+            os._exit(1)
+        os.write(up_w, b"x")
+        if os.read(go_r, 1) == b"g":
+            then()
+        os._exit(0)
+    os.close(up_w); os.close(go_r)
+    if os.read(up_r, 1) != b"x":
+        raise SystemExit("no user namespace")
+    return pid, go_w
+def maps(pid, uid_text):
+    for name in ("uid_map", "gid_map"):
+        with open(f"/proc/{pid}/{name}", "w") as f:
+            f.write(uid_text)
+def first():  # in U1: uid 0 = host root (for the mounts), uid 1 = host nobody
+    inner, go = child(lambda: os.read(0, 1))
+    maps(inner, "0 1 1\n")
+    os.write(go, b"g")
+    with open("/proc/sys/user/max_user_namespaces", "w") as f:
+        f.write("1")  # U2 is the one; the code cannot make another
+    print("inner", inner, flush=True)
+    os.read(0, 1)
+outer, go = child(first)
+maps(outer, "0 0 1\n1 %d 1\n" % int(sys.argv[1]))
+os.write(go, b"g")
+print("outer", outer, flush=True)
+os.read(0, 1)
+"""
+
+
+@lru_cache(maxsize=1)
+def _root_user_namespaces() -> tuple[int, int] | None:
+    """(fd of the set-up namespace, fd of the code's namespace) when we are root and can make them, else None."""
+    if os.geteuid() != 0 or not sys.platform.startswith("linux"):
+        return None
+    try:
+        helper = subprocess.Popen([sys.executable, "-I", "-S", "-c", _USERNS_HELPER, str(NOBODY)],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={},
+                                  text=True)
+    except OSError:
+        return None
+    try:
+        pids = dict(helper.stdout.readline().split() for _ in range(2))
+        inner, outer = int(pids["inner"]), int(pids["outer"])
+        fds = (os.open(f"/proc/{outer}/ns/user", os.O_RDONLY | os.O_CLOEXEC),
+               os.open(f"/proc/{inner}/ns/user", os.O_RDONLY | os.O_CLOEXEC))
+    except (OSError, ValueError, KeyError):
+        fds = None
+    finally:
+        helper.stdin.close()  # the helpers read EOF and exit; the namespaces live on through our fds
+        helper.wait(timeout=10)
+    return fds
+
+
 @lru_cache(maxsize=1)
 def network_namespace_prefix() -> tuple[str, ...]:
     """``("unshare", "-rn")`` when this kernel lets us create a network namespace, else ``()`` (unsafe mode only)."""
@@ -198,13 +269,18 @@ def run_python(code: str, *, workdir: str | Path, readable: list[str | Path] = (
         cfg["archive_fd"] = archive_fd
         _write_identity(stage, scratch)
         (stage / "config.json").write_text(json.dumps(cfg))
-        cmd = bwrap_command(scratch, readable, stage, child_env, limits)
+        userns = _root_user_namespaces()
+        cfg["become_nobody"] = userns is not None
+        (stage / "config.json").write_text(json.dumps(cfg))
+        cmd = bwrap_command(scratch, readable, stage, child_env, limits, userns)
+        pass_fds = (archive_fd, *(userns or ()))
         isolation = ["bwrap", "userns", "pidns", "netns", "mountns", "rlimits", "audit-hook", "scrubbed-env"]
     else:
         (stage / "config.json").write_text(json.dumps(cfg))
         prefix = network_namespace_prefix()
         cmd = [*prefix, sys.executable, "-I", "-B", str(stage / "sandbox_runner.py"), str(stage / "config.json")]
         isolation = (["netns"] if prefix else []) + ["rlimits", "audit-hook", "scrubbed-env"]
+        pass_fds = ()
     before = set() if sandboxed else set(_listing(scratch))
     start = time.monotonic()
     host_killed = False
@@ -213,7 +289,7 @@ def run_python(code: str, *, workdir: str | Path, readable: list[str | Path] = (
             try:
                 proc = subprocess.Popen(cmd, cwd=scratch, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
                                         env=child_env if not sandboxed else {}, start_new_session=True,
-                                        pass_fds=(archive_fd,) if archive_fd is not None else ())
+                                        pass_fds=pass_fds)
             except OSError as e:
                 raise UserError(f"cannot start the sandboxed Python ({e.strerror})") from e
             try:
@@ -258,11 +334,18 @@ def _proc_hardening() -> list[str]:
 
 
 def bwrap_command(scratch: Path, readable: list[str], stage: Path, env: dict[str, str],
-                  limits: SandboxLimits) -> list[str]:
-    """The bwrap command line: what the code can see, in mount order."""
-    cmd = [shutil.which("bwrap") or "bwrap", *_NAMESPACES, "--hostname", "sandbox", "--clearenv"]
+                  limits: SandboxLimits, userns: tuple[int, int] | None = None) -> list[str]:
+    """The bwrap command line: what the code can see, in mount order. ``userns``: see _root_user_namespaces."""
+    if userns:
+        spaces = ["--userns", str(userns[0]), "--userns2", str(userns[1]), "--assert-userns-disabled",
+                  "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
+                  *_NAMESPACES[3:], "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP"]
+    else:
+        spaces = list(_NAMESPACES)
+    head = [shutil.which("bwrap") or "bwrap", *spaces, "--hostname", "sandbox", "--clearenv"]
     for key, value in env.items():
-        cmd += ["--setenv", key, value]
+        head += ["--setenv", key, value]
+    cmd: list[str] = []
     for top in ("/lib", "/lib32", "/lib64", "/libx32"):  # merged-/usr systems link these into /usr
         if os.path.islink(top):
             cmd += ["--symlink", os.readlink(top), top]
@@ -278,15 +361,41 @@ def bwrap_command(scratch: Path, readable: list[str], stage: Path, env: dict[str
         cmd += ["--ro-bind-try", path, path]
     cmd += ["--ro-bind", str(stage / "passwd"), "/etc/passwd", "--ro-bind", str(stage / "group"), "/etc/group",
             "--proc", "/proc", *_proc_hardening(), "--dev", "/dev",
-            "--size", str(SMALL_TMPFS_MB << 20), "--tmpfs", "/dev/shm", "--remount-ro", "/dev", "--dir", "/tmp"]
+            "--size", str(SMALL_TMPFS_MB << 20), "--perms", "1777", "--tmpfs", "/dev/shm", "--remount-ro", "/dev", "--dir", "/tmp"]
     # Data and scratch, parents before children, so a scratch folder inside a data folder (or the reverse) works.
     mounts = [(p, ["--ro-bind", p, p]) for p in readable if os.path.exists(p)]
-    mounts.append((str(scratch), ["--size", str(limits.scratch_mb << 20), "--perms", "0755", "--tmpfs", str(scratch)]))
+    mounts.append((str(scratch), ["--size", str(limits.scratch_mb << 20), "--perms", "0777", "--tmpfs", str(scratch)]))
     for _, args in sorted(mounts, key=lambda m: len(Path(m[0]).parts)):
         cmd += args
-    cmd += ["--ro-bind", str(stage), INSIDE, "--remount-ro", "/", "--chdir", str(scratch),
+    cmd += ["--ro-bind", str(stage), INSIDE, "--remount-ro", "/", "--chdir", str(scratch)]
+    return [*head, *_skeleton(cmd), *cmd,
             "--", sys.executable, "-I", "-B", f"{INSIDE}/sandbox_runner.py", f"{INSIDE}/config.json"]
-    return cmd
+
+
+_MOUNTS = {"--ro-bind": 2, "--ro-bind-try": 2, "--bind": 2, "--tmpfs": 1, "--proc": 1, "--dev": 1}
+_OTHERS = {"--symlink": 2, "--dir": 1, "--size": 1, "--perms": 1, "--remount-ro": 1, "--chdir": 1}
+
+
+def _skeleton(ops: list[str]) -> list[str]:
+    """``--dir`` (mode 0755) for every folder above a mount point that no mount provides: left to itself bwrap
+    makes them 0700, which the unprivileged code could not walk through."""
+    dests, mounted, i = [], set(), 0
+    while i < len(ops):
+        n = _MOUNTS.get(ops[i]) or _OTHERS.get(ops[i], 0)
+        if n:
+            dests.append(ops[i + n])
+            if ops[i] in _MOUNTS:
+                mounted.add(ops[i + n])
+        i += n + 1
+    dirs: list[str] = []
+    for dest in dests:
+        for parent in reversed(Path(dest).parents):
+            p = str(parent)
+            if _under(p, sorted(mounted)):
+                break
+            if p != "/" and p not in dirs:
+                dirs.append(p)
+    return [a for d in dirs for a in ("--dir", d)]
 
 
 @lru_cache(maxsize=1)

@@ -33,6 +33,12 @@ def main() -> None:
     with open(sys.argv[1]) as f:
         cfg = json.load(f)
     scratch = cfg["scratch"]
+    keep = cfg.get("archive_fd")
+    if keep is not None:  # bwrap passes on whatever it was given (the user-namespace fds): hold only the archive's
+        os.closerange(3, keep)
+        os.closerange(keep + 1, 1 << 16)
+    if cfg.get("become_nobody"):
+        _become_nobody()
     _harden(cfg)
     box = os.path.join(scratch, ".sandbox")
     os.makedirs(os.path.join(box, "mpl"), exist_ok=True)
@@ -63,6 +69,32 @@ def _names(folder):
         return sorted(os.listdir(folder))
     except OSError:
         return []
+
+
+def _become_nobody() -> None:
+    """Run by root, bwrap starts us as the host's uid 0 holding CAP_SETUID/SETGID/SETPCAP only in a namespace
+    whose uid 0 is the host's nobody: switch to that uid, empty the bounding set (so no exec can bring a
+    capability back) and drop the rest. From then on the kernel limits us like any unprivileged user."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    os.setgroups([])
+    os.setresgid(0, 0, 0)
+    os.setresuid(0, 0, 0)
+    for cap in range(64):
+        libc.prctl(24, cap, 0, 0, 0)  # PR_CAPBSET_DROP; EINVAL past the last capability
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+    libc.capset(ctypes.byref(Header(0x20080522, 0)), (Data * 2)())  # _LINUX_CAPABILITY_VERSION_3: all zero
+    with open("/proc/self/status") as f:
+        status = dict(line.split(":", 1) for line in f if ":" in line)
+    if any(int(status[k], 16) for k in ("CapEff", "CapPrm", "CapBnd", "CapInh")) or status["Uid"].split()[0] != "0":
+        raise SystemExit("lyceum sandbox: could not drop to the unprivileged user")
 
 
 def _harden(cfg) -> None:
