@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import lyceum.research.sandbox as sandbox
+from lyceum.research import sandbox
 from lyceum.research.sandbox import run_python, sandbox_problem
 
 

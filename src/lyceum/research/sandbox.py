@@ -27,7 +27,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tarfile
 import time
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -253,7 +252,7 @@ def run_python(code: str, *, workdir: str | Path, readable: list[str | Path] = (
         (stage / "lib" / name).write_text(source)
     (stage / "main.py").write_text(code)
     shutil.copy2(RUNNER, stage / "sandbox_runner.py")
-    for stale in ("status.json", "opened.json", "outputs.tar"):
+    for stale in ("status.json", "opened.json", "outputs.stream"):
         (box / stale).unlink(missing_ok=True)
     readable = [str(Path(p).resolve()) for p in readable]
     sandboxed = problem is None
@@ -265,7 +264,7 @@ def run_python(code: str, *, workdir: str | Path, readable: list[str | Path] = (
     out_path, err_path = box / "stdout.txt", box / "stderr.txt"
     archive_fd = None
     if sandboxed:
-        archive_fd = os.open(box / "outputs.tar", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        archive_fd = os.open(box / "outputs.stream", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         cfg["archive_fd"] = archive_fd
         _write_identity(stage, scratch)
         (stage / "config.json").write_text(json.dumps(cfg))
@@ -305,7 +304,7 @@ def run_python(code: str, *, workdir: str | Path, readable: list[str | Path] = (
             os.close(archive_fd)
     duration = time.monotonic() - start
     if sandboxed:
-        files = _unpack(box / "outputs.tar", scratch, limits)
+        files = _unpack(box / "outputs.stream", scratch, limits)
     else:
         files = sorted(set(_listing(scratch)) - before)
     status = _read_json(box / "status.json") or {}
@@ -493,36 +492,79 @@ def _copy_font_cache(dest: Path) -> None:
 
 
 def _unpack(archive: Path, scratch: Path, limits: SandboxLimits) -> list[str]:
-    """Copy the code's files back from the sandbox: regular files only, inside ``scratch``, within the cap."""
+    """Copy the code's files back from the supervisor's stream: per file a JSON line {"name", "size"}, then the
+    bytes. Written by what ran inside, so read as hostile: plain relative names only, never through a link,
+    only regular files, within the scratch size and MAX_FILES."""
     files: list[str] = []
-    try:
-        tar = tarfile.open(archive, "r:")
-    except (OSError, tarfile.TarError):
-        return files
     budget = (limits.scratch_mb + 1) << 20
-    with tar:
-        members = []
-        try:
-            for m in tar:
-                parts = Path(m.name).parts
-                if not m.isreg() or m.size > budget or not parts or m.name.startswith("/") or ".." in parts:
-                    continue
-                if len(members) >= MAX_FILES:
-                    break
-                budget -= m.size
-                members.append(m)
-        except tarfile.TarError:
-            pass  # a stream cut short: keep what was whole
-        for m in members:
+    try:
+        stream = open(archive, "rb")  # noqa: SIM115 - closed below
+    except OSError:
+        return files
+    root = os.open(scratch, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        while len(files) < MAX_FILES:
+            line = stream.readline(8192)
             try:
-                tar.extract(m, scratch, filter="data")  # refuses absolute names, "..", and paths through links
-            except (OSError, tarfile.TarError):
+                head = json.loads(line)
+                name, size = head["name"], head["size"]
+            except (ValueError, TypeError, KeyError):
+                break  # the end, or a stream cut short
+            if not isinstance(name, str) or not isinstance(size, int) or not 0 <= size <= budget:
+                break
+            budget -= size
+            parts = name.split("/")
+            if not _plain(parts) or not _write_under(root, parts, stream, size):
+                stream.seek(size, os.SEEK_CUR)
                 continue
-            parts = Path(m.name).parts
-            if parts and parts[0] != ".sandbox":
-                files.append(Path(m.name).as_posix())
-    archive.unlink(missing_ok=True)
+            if parts[0] != ".sandbox":
+                files.append(name)
+    finally:
+        os.close(root)
+        stream.close()
+        archive.unlink(missing_ok=True)
     return sorted(files)
+
+
+def _plain(parts: list[str]) -> bool:
+    return bool(parts) and all(p not in ("", ".", "..") and "\0" not in p for p in parts) and len(parts) <= 32
+
+
+def _write_under(root: int, parts: list[str], stream, size: int) -> bool:
+    """Write ``size`` bytes from ``stream`` to root/parts, refusing links, odd files and hard-linked targets.
+
+    Returns False (and leaves the stream where it was) when the file cannot be written safely."""
+    import stat
+
+    fd = os.dup(root)
+    try:
+        for part in parts[:-1]:
+            try:
+                os.mkdir(part, 0o755, dir_fd=fd)
+            except FileExistsError:
+                pass
+            sub = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            os.close(fd)
+            fd = sub
+        out = os.open(parts[-1], os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644,
+                      dir_fd=fd)
+    except OSError:
+        os.close(fd)
+        return False
+    os.close(fd)
+    with os.fdopen(out, "wb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
+            return False
+        f.truncate(0)
+        left = size
+        while left > 0:
+            chunk = stream.read(min(left, 1 << 20))
+            if not chunk:
+                break
+            f.write(chunk)
+            left -= len(chunk)
+    return True
 
 
 def _read_json(path: Path):

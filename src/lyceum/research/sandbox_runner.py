@@ -27,6 +27,7 @@ import sys
 import time
 
 MB = 1024 * 1024
+MAX_FILES = 10_000  # files copied back from one run (the host enforces it too)
 
 
 def main() -> None:
@@ -117,7 +118,7 @@ def _harden(cfg) -> None:
 
 
 def _cap(what, soft, hard) -> None:
-    old_soft, old_hard = resource.getrlimit(what)
+    _, old_hard = resource.getrlimit(what)
     if old_hard != resource.RLIM_INFINITY:
         hard = min(hard, old_hard)
     resource.setrlimit(what, (min(soft, hard), hard))
@@ -222,13 +223,14 @@ def _end_everything_else(cfg, pid) -> None:
 
 
 def _archive(scratch, fd) -> None:
-    """The scratch folder's regular files (no links, nothing on another mount, no tmp/) as an uncompressed tar."""
+    """The scratch folder's regular files (no links, nothing on another mount, no tmp/) as a stream the host
+    reads back: per file a JSON line {"name", "size"} and then exactly that many bytes."""
     import stat
-    import tarfile
 
     dev = os.stat(scratch).st_dev
     keep_box = {"status.json", "opened.json"}
-    with os.fdopen(fd, "wb") as out, tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+    count = 0
+    with os.fdopen(fd, "wb") as out:
         for root, dirs, files in os.walk(scratch):
             rel_root = os.path.relpath(root, scratch)
             if rel_root == ".":
@@ -248,9 +250,15 @@ def _archive(scratch, fd) -> None:
                     st = os.fstat(f.fileno())
                     if not stat.S_ISREG(st.st_mode) or st.st_dev != dev:
                         continue
-                    info = tarfile.TarInfo(rel)
-                    info.size, info.mode, info.mtime = st.st_size, 0o644, int(st.st_mtime)
-                    tar.addfile(info, f)
+                    out.write(json.dumps({"name": rel.replace(os.sep, "/"), "size": st.st_size}).encode() + b"\n")
+                    left = st.st_size
+                    while left > 0:
+                        chunk = f.read(min(left, 1 << 20)) or b"\0" * min(left, 1 << 20)
+                        out.write(chunk)
+                        left -= len(chunk)
+                count += 1
+                if count >= MAX_FILES:
+                    return
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -293,7 +301,7 @@ def _writes(mode, flags):
 def audit_hook(event, args):
     if event in NET:
         raise SandboxRefusal(f"network access is disabled in the lyceum sandbox ({event})")
-    if event in PROC or event.startswith("os.exec") or event.startswith("os.spawn"):
+    if event in PROC or event.startswith(("os.exec", "os.spawn")):
         raise SandboxRefusal(f"starting processes is disabled in the lyceum sandbox ({event})")
     # `import ctypes` itself opens the main program (dlopen(None)); looking symbols up is what reaches libc.
     if (event == "ctypes.dlopen" and args and args[0] is not None) or event in ("ctypes.dlsym", "ctypes.dlsym/handle"):
