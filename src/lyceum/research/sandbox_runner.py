@@ -144,8 +144,14 @@ def _wait(cfg, pid):
     it reaps the orphans the code leaves. It also counts the namespace's tasks, because the kernel exempts
     uid 0 -- which the code is, when the host runs us as root -- from RLIMIT_NPROC.
     """
+    import select
+
     deadline = time.monotonic() + cfg["timeout_s"]
     most = cfg["limits"]["max_processes"] + 1
+    try:
+        exited = os.pidfd_open(pid)  # readable the moment the code exits: no polling delay
+    except (AttributeError, OSError):
+        exited = None
     while True:
         status = _reap(pid)
         if status is not None:
@@ -156,7 +162,10 @@ def _wait(cfg, pid):
         if cfg["pidns"] and _tasks() > most:
             why = "processes"
             break
-        time.sleep(0.005)
+        if exited is None:
+            time.sleep(0.005)
+        else:
+            select.select([exited], [], [], 0.005)
     _kill(pid)
     while True:
         status = _reap(pid)
