@@ -113,6 +113,9 @@ def sandbox_problem() -> str | None:
         return f"generated code cannot be sandboxed: bubblewrap does not start ({e}); pass --unsafe-no-sandbox to run it without isolation"
     if out.returncode != 0:
         why = (out.stderr.strip().splitlines() or ["no message"])[-1]
+        if "nknown option" in why:
+            return (f"generated code cannot be sandboxed: this bubblewrap is too old ({why}); {_INSTALL} at version "
+                    "0.8 or later, or pass --unsafe-no-sandbox to run it without isolation")
         return (f"generated code cannot be sandboxed: bubblewrap cannot create user namespaces here ({why}); allow "
                 "them (sysctl user.max_user_namespaces, kernel.unprivileged_userns_clone=1, or the AppArmor "
                 "userns restriction) or pass --unsafe-no-sandbox to run it without isolation")
@@ -204,6 +207,17 @@ def _root_user_namespaces() -> tuple[int, int] | None:
     finally:
         helper.stdin.close()  # the helpers read EOF and exit; the namespaces live on through our fds
         helper.wait(timeout=10)
+    if fds is not None:  # the bwrap here must take them (--userns2, --assert-userns-disabled: bubblewrap >= 0.8)
+        probe = [shutil.which("bwrap") or "bwrap", *_userns_flags(fds), "--ro-bind", "/", "/", "--proc", "/proc",
+                 "--", sys.executable, "-I", "-S", "-c", ""]
+        try:
+            ok = subprocess.run(probe, capture_output=True, timeout=30, check=False, env={}, pass_fds=fds).returncode == 0
+        except (OSError, subprocess.TimeoutExpired):
+            ok = False
+        if not ok:
+            for fd in fds:
+                os.close(fd)
+            fds = None
     return fds
 
 
@@ -335,12 +349,7 @@ def _proc_hardening() -> list[str]:
 def bwrap_command(scratch: Path, readable: list[str], stage: Path, env: dict[str, str],
                   limits: SandboxLimits, userns: tuple[int, int] | None = None) -> list[str]:
     """The bwrap command line: what the code can see, in mount order. ``userns``: see _root_user_namespaces."""
-    if userns:
-        spaces = ["--userns", str(userns[0]), "--userns2", str(userns[1]), "--assert-userns-disabled",
-                  "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
-                  *_NAMESPACES[3:], "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP"]
-    else:
-        spaces = list(_NAMESPACES)
+    spaces = _userns_flags(userns) if userns else list(_NAMESPACES)
     head = [shutil.which("bwrap") or "bwrap", *spaces, "--hostname", "sandbox", "--clearenv"]
     for key, value in env.items():
         head += ["--setenv", key, value]
@@ -369,6 +378,14 @@ def bwrap_command(scratch: Path, readable: list[str], stage: Path, env: dict[str
     cmd += ["--ro-bind", str(stage), INSIDE, "--remount-ro", "/", "--chdir", str(scratch)]
     return [*head, *_skeleton(cmd), *cmd,
             "--", sys.executable, "-I", "-B", f"{INSIDE}/sandbox_runner.py", f"{INSIDE}/config.json"]
+
+
+def _userns_flags(userns: tuple[int, int]) -> list[str]:
+    """Namespaces when we bring the user namespaces (run by root); the supervisor uses the three capabilities
+    once, to become nobody, and drops them with the bounding set."""
+    return ["--userns", str(userns[0]), "--userns2", str(userns[1]), "--assert-userns-disabled",
+            "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
+            *_NAMESPACES[3:], "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP"]
 
 
 _MOUNTS = {"--ro-bind": 2, "--ro-bind-try": 2, "--bind": 2, "--tmpfs": 1, "--proc": 1, "--dev": 1}
