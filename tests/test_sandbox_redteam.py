@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from lyceum.research.sandbox import SandboxLimits, _root_user_namespaces, run_python, sandbox_problem
+from lyceum.research.sandbox import SandboxLimits, run_python, sandbox_problem
+from lyceum.research.sandbox_bwrap import root_user_namespaces
 
 pytestmark = pytest.mark.skipif(sandbox_problem() is not None,
                                 reason=f"no bubblewrap sandbox here ({sandbox_problem()}); `make test` installs it")
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.skipif(sandbox_problem() is not None,
 REPO = Path(__file__).resolve().parents[1]
 # Whether the code runs as an unprivileged uid (always, unless we are root and could not build the namespaces
 # that map it to nobody): then the kernel also refuses by permission (EACCES) and counts processes (NPROC).
-UNPRIVILEGED = os.geteuid() != 0 or _root_user_namespaces() is not None
+UNPRIVILEGED = os.geteuid() != 0 or root_user_namespaces() is not None
 WRITE_REFUSED = (errno.EROFS, errno.EACCES, errno.EPERM)
 
 PRELUDE = r'''
