@@ -207,6 +207,7 @@ def run_python(code: str, *, workdir: str | Path, readable: list[str | Path] = (
         (stage / "config.json").write_text(json.dumps(cfg))
         userns = root_user_namespaces()
         cfg["become_nobody"] = userns is not None
+        cfg["count_tasks"] = os.geteuid() == 0 and userns is None  # uid 0 inside: RLIMIT_NPROC does not apply
         (stage / "config.json").write_text(json.dumps(cfg))
         cmd = bwrap_command(scratch, readable, stage, child_env, limits.scratch_mb, userns)
         pass_fds = (archive_fd, *(userns or ()))

@@ -141,8 +141,9 @@ def _wait(cfg, pid):
     """(wait status, why it was stopped or "") of the child: the time limit, or too many processes.
 
     The supervisor is pid 1 of the sandbox's pid namespace: signals from inside cannot stop or kill it, and
-    it reaps the orphans the code leaves. It also counts the namespace's tasks, because the kernel exempts
-    uid 0 -- which the code is, when the host runs us as root -- from RLIMIT_NPROC.
+    it reaps the orphans the code leaves. With ``count_tasks`` it also counts the namespace's tasks, because
+    the kernel exempts uid 0 -- which the code is when run by root without the nobody namespaces -- from
+    RLIMIT_NPROC.
     """
     import select
 
@@ -159,7 +160,7 @@ def _wait(cfg, pid):
         if time.monotonic() >= deadline:
             why = "time"
             break
-        if cfg["pidns"] and _tasks() > most:
+        if cfg.get("count_tasks") and _tasks() > most:
             why = "processes"
             break
         if exited is None:
