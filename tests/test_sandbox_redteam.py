@@ -11,6 +11,7 @@ import errno
 import hashlib
 import json
 import os
+import platform
 import socket
 import sys
 import uuid
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from lyceum.research.sandbox import SandboxLimits, run_python, sandbox_problem
-from lyceum.research.sandbox_bwrap import root_user_namespaces
+from lyceum.research.sandbox_bwrap import root_user_namespaces, seccomp_filter
 
 pytestmark = pytest.mark.skipif(sandbox_problem() is not None,
                                 reason=f"no bubblewrap sandbox here ({sandbox_problem()}); `make test` installs it")
@@ -513,6 +514,22 @@ def test_ptrace_and_proc_fd_of_the_supervisor_are_refused(host):
     fd = r.attempts["fd"]
     assert fd["value"] == "'none visible'" if fd["ok"] else fd["errno"] in (errno.EACCES, errno.EPERM), fd
     refused_by_kernel(r, "mem", errno.EACCES, errno.EPERM)
+
+
+@pytest.mark.skipif(seccomp_filter() is None, reason="no seccomp table for this architecture")
+def test_kernel_attack_surface_is_closed_by_seccomp(host):
+    nr = {"x86_64": {"keyctl": 250, "bpf": 321, "io_uring_setup": 425, "perf_event_open": 298, "userfaultfd": 323,
+                     "x32_getpid": 0x40000000 | 39},
+          "aarch64": {"keyctl": 219, "bpf": 280, "io_uring_setup": 425, "perf_event_open": 241,
+                      "userfaultfd": 282}}[platform.machine()]
+    r = host.run("unhook()\nimport ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+                 "def sc(n, *a):\n    if libc.syscall(n, *a) < 0:\n"
+                 "        e = ctypes.get_errno(); raise OSError(e, os.strerror(e))\n"
+                 f"for name, n in {nr!r}.items():\n    attempt(name, lambda: sc(n, 0, 0, 0, 0, 0))\n"
+                 "attempt('getpid', lambda: os.getpid())")
+    for name in nr:
+        refused_by_kernel(r, name, errno.EPERM)
+    assert r.attempts["getpid"]["ok"]
 
 
 # ---------------------------------------------------------------------------------------------------------------

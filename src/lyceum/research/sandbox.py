@@ -38,6 +38,7 @@ from lyceum.research.sandbox_bwrap import (
     NAMESPACES,
     bwrap_command,
     root_user_namespaces,
+    seccomp_filter,
     write_identity,
 )
 
@@ -199,7 +200,7 @@ def run_python(code: str, *, workdir: str | Path, readable: list[str | Path] = (
            "limits": asdict(limits), "pidns": sandboxed, "archive_fd": None}
     child_env = _clean_env(scratch, env)
     out_path, err_path = box / "stdout.txt", box / "stderr.txt"
-    archive_fd = None
+    archive_fd = seccomp_fd = None
     if sandboxed:
         archive_fd = os.open(box / "outputs.stream", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         cfg["archive_fd"] = archive_fd
@@ -209,8 +210,12 @@ def run_python(code: str, *, workdir: str | Path, readable: list[str | Path] = (
         cfg["become_nobody"] = userns is not None
         cfg["count_tasks"] = os.geteuid() == 0 and userns is None  # uid 0 inside: RLIMIT_NPROC does not apply
         (stage / "config.json").write_text(json.dumps(cfg))
-        cmd = bwrap_command(scratch, readable, stage, child_env, limits.scratch_mb, userns)
-        pass_fds = (archive_fd, *(userns or ()))
+        seccomp_fd = None
+        if seccomp_filter() is not None:
+            (stage / "seccomp.bpf").write_bytes(seccomp_filter())
+            seccomp_fd = os.open(stage / "seccomp.bpf", os.O_RDONLY | os.O_CLOEXEC)
+        cmd = bwrap_command(scratch, readable, stage, child_env, limits.scratch_mb, userns, seccomp_fd)
+        pass_fds = (archive_fd, *(userns or ()), *(() if seccomp_fd is None else (seccomp_fd,)))
         isolation = ["bwrap", "userns", "pidns", "netns", "mountns", "rlimits", "audit-hook", "scrubbed-env"]
     else:
         (stage / "config.json").write_text(json.dumps(cfg))
@@ -238,8 +243,9 @@ def run_python(code: str, *, workdir: str | Path, readable: list[str | Path] = (
                 _kill_group(proc)
                 proc.wait()
     finally:
-        if archive_fd is not None:
-            os.close(archive_fd)
+        for fd in (archive_fd, seccomp_fd):
+            if fd is not None:
+                os.close(fd)
     duration = time.monotonic() - start
     if sandboxed:
         files = _unpack(box / "outputs.stream", scratch, limits)

@@ -9,7 +9,9 @@ nobody. ``sandbox.py`` runs it; docs/research.md ("The sandbox: threat model") e
 from __future__ import annotations
 
 import os
+import platform
 import shutil
+import struct
 import subprocess
 import sys
 from functools import lru_cache
@@ -116,10 +118,13 @@ def _proc_hardening() -> list[str]:
 
 
 def bwrap_command(scratch: Path, readable: list[str], stage: Path, env: dict[str, str], scratch_mb: int,
-                  userns: tuple[int, int] | None = None) -> list[str]:
-    """The bwrap command line: what the code can see, in mount order. ``userns``: see root_user_namespaces."""
+                  userns: tuple[int, int] | None = None, seccomp_fd: int | None = None) -> list[str]:
+    """The bwrap command line: what the code can see, in mount order. ``userns``: see root_user_namespaces;
+    ``seccomp_fd``: a file descriptor holding ``seccomp_filter()``."""
     spaces = _userns_flags(userns) if userns else list(NAMESPACES)
     head = [shutil.which("bwrap") or "bwrap", *spaces, "--hostname", "sandbox", "--clearenv"]
+    if seccomp_fd is not None:
+        head += ["--seccomp", str(seccomp_fd)]
     for key, value in env.items():
         head += ["--setenv", key, value]
     cmd: list[str] = []
@@ -232,3 +237,51 @@ def write_identity(stage: Path, scratch: Path) -> None:
     uid, gid = os.getuid(), os.getgid()
     (stage / "passwd").write_text(f"sandbox:x:{uid}:{gid}:lyceum sandbox:{scratch}:/nonexistent\n")
     (stage / "group").write_text(f"sandbox:x:{gid}:\n")
+
+
+# System calls analysis code never needs and kernel exploits often do: debugging other processes, kernel
+# modules, keyrings, eBPF, perf, io_uring, userfaultfd, namespaces and mounts, file handles, clocks, reboot.
+# They fail with EPERM. Numbers from the kernel's unistd tables (x86_64; aarch64 uses the generic table).
+_DENIED = {
+    "x86_64": (0xC000003E, {
+        "ptrace": 101, "process_vm_readv": 310, "process_vm_writev": 311, "kexec_load": 246, "kexec_file_load": 320,
+        "init_module": 175, "finit_module": 313, "delete_module": 176, "mount": 165, "umount2": 166,
+        "pivot_root": 155, "swapon": 167, "swapoff": 168, "reboot": 169, "acct": 163, "syslog": 103, "keyctl": 250,
+        "add_key": 248, "request_key": 249, "bpf": 321, "perf_event_open": 298, "userfaultfd": 323, "unshare": 272,
+        "setns": 308, "open_by_handle_at": 304, "name_to_handle_at": 303, "fsopen": 430, "fsconfig": 431,
+        "fsmount": 432, "fspick": 433, "move_mount": 429, "open_tree": 428, "mount_setattr": 442,
+        "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427, "chroot": 161, "quotactl": 179,
+        "settimeofday": 164, "clock_settime": 227, "adjtimex": 159, "clock_adjtime": 305, "iopl": 172,
+        "ioperm": 173, "uselib": 134, "lookup_dcookie": 212}),
+    "aarch64": (0xC00000B7, {
+        "ptrace": 117, "process_vm_readv": 270, "process_vm_writev": 271, "kexec_load": 104, "kexec_file_load": 294,
+        "init_module": 105, "finit_module": 273, "delete_module": 106, "mount": 40, "umount2": 39,
+        "pivot_root": 41, "swapon": 224, "swapoff": 225, "reboot": 142, "acct": 89, "syslog": 116, "keyctl": 219,
+        "add_key": 217, "request_key": 218, "bpf": 280, "perf_event_open": 241, "userfaultfd": 282, "unshare": 97,
+        "setns": 268, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433, "move_mount": 429,
+        "open_tree": 428, "mount_setattr": 442, "io_uring_setup": 425, "io_uring_enter": 426,
+        "io_uring_register": 427, "chroot": 51, "quotactl": 60, "settimeofday": 170, "clock_settime": 112,
+        "adjtimex": 171, "clock_adjtime": 266, "lookup_dcookie": 18}),
+}
+
+
+@lru_cache(maxsize=1)
+def seccomp_filter() -> bytes | None:
+    """A classic-BPF seccomp program for bwrap --seccomp, or None on an architecture we have no table for.
+
+    Any other ABI (i386 through int 0x80, x32) is refused whole, so the table cannot be sidestepped."""
+    arch = _DENIED.get(platform.machine())
+    if arch is None:
+        return None
+    audit_arch, numbers = arch
+    eperm = 0x00050000 | 1  # SECCOMP_RET_ERRNO | EPERM
+    nrs = sorted(set(numbers.values()))
+    deny = 4 + len(nrs) + 1  # index of the final "ret EPERM"
+    prog = [(0x20, 0, 0, 4),  # A = seccomp_data.arch
+            (0x15, 0, deny - 2, audit_arch),  # another ABI: refuse
+            (0x20, 0, 0, 0),  # A = seccomp_data.nr
+            (0x35, deny - 4, 0, 0x40000000)]  # x32 system calls: refuse
+    for i, nr in enumerate(nrs):
+        prog.append((0x15, deny - (4 + i) - 1, 0, nr))
+    prog += [(0x06, 0, 0, 0x7FFF0000), (0x06, 0, 0, eperm)]  # allow / refuse
+    return b"".join(struct.pack("<HBBI", *ins) for ins in prog)
