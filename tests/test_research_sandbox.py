@@ -4,6 +4,7 @@ The attacks live in test_sandbox_redteam.py; these are the everyday behaviours a
 """
 
 import json
+import os
 import subprocess
 import sys
 
@@ -12,6 +13,7 @@ import pytest
 from lyceum.errors import UserError
 from lyceum.research import sandbox
 from lyceum.research.sandbox import SandboxLimits, network_namespace_prefix, run_python, sandbox_problem
+from lyceum.research.sandbox_bwrap import root_user_namespaces
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the sandbox relies on Linux rlimits")
 needs_bwrap = pytest.mark.skipif(sandbox_problem() is not None,
@@ -182,3 +184,17 @@ def test_errors_are_summarised_for_the_coder(tmp_path):
     summary = r.error_summary()
     assert summary.startswith("Traceback (most recent call last):")
     assert summary.rstrip().endswith("KeyError: 'missing'")
+
+
+@needs_bwrap
+@pytest.mark.skipif(os.geteuid() != 0 or root_user_namespaces() is None,
+                    reason="only run by root is the code mapped to nobody")
+def test_run_by_root_data_only_root_can_read_is_refused_in_one_sentence(tmp_path):
+    data = tmp_path / "private.csv"
+    data.write_text("a\n1\n")
+    data.chmod(0o600)
+    with pytest.raises(UserError, match=r"not readable by other users \(mode 600\).*chmod o\+r"):
+        run_python("print(1)", workdir=tmp_path / "box", readable=[data])
+    data.chmod(0o644)
+    r = run_python(f"print(open({str(data)!r}).read().split()[1])", workdir=tmp_path / "box", readable=[data])
+    assert r.ok and r.stdout.strip() == "1"

@@ -202,15 +202,14 @@ def run_python(code: str, *, workdir: str | Path, readable: list[str | Path] = (
     out_path, err_path = box / "stdout.txt", box / "stderr.txt"
     archive_fd = seccomp_fd = None
     if sandboxed:
-        archive_fd = os.open(box / "outputs.stream", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        cfg["archive_fd"] = archive_fd
-        write_identity(stage, scratch)
-        (stage / "config.json").write_text(json.dumps(cfg))
         userns = root_user_namespaces()
-        cfg["become_nobody"] = userns is not None
-        cfg["count_tasks"] = os.geteuid() == 0 and userns is None  # uid 0 inside: RLIMIT_NPROC does not apply
+        if userns is not None:
+            _check_readable_by_others(readable)
+        archive_fd = os.open(box / "outputs.stream", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        cfg.update(archive_fd=archive_fd, become_nobody=userns is not None,
+                   count_tasks=os.geteuid() == 0 and userns is None)  # uid 0 inside: RLIMIT_NPROC does not apply
         (stage / "config.json").write_text(json.dumps(cfg))
-        seccomp_fd = None
+        write_identity(stage, scratch)
         if seccomp_filter() is not None:
             (stage / "seccomp.bpf").write_bytes(seccomp_filter())
             seccomp_fd = os.open(stage / "seccomp.bpf", os.O_RDONLY | os.O_CLOEXEC)
@@ -259,6 +258,22 @@ def run_python(code: str, *, workdir: str | Path, readable: list[str | Path] = (
                          timed_out=timed_out, duration_s=float(status.get("duration_s") or duration),
                          workdir=scratch, files=files, opened=opened, isolation=isolation,
                          stopped_by=str(status.get("stopped_by") or ("time" if host_killed else "")))
+
+
+def _check_readable_by_others(paths: list[str]) -> None:
+    """Run by root, the code is nobody: data it may read must be readable by other users (the default umask)."""
+    import stat
+
+    for p in paths:
+        try:
+            mode = os.stat(p).st_mode
+        except OSError:
+            continue
+        need = stat.S_IROTH | (stat.S_IXOTH if stat.S_ISDIR(mode) else 0)
+        if mode & need != need:
+            raise UserError(f"{p} is not readable by other users (mode {stat.S_IMODE(mode):o}), and run by root the "
+                            "generated code runs as nobody: make it readable (chmod o+r) or run lyceum as a "
+                            "regular user")
 
 
 def _clean_env(scratch: Path, extra: dict[str, str] | None) -> dict[str, str]:

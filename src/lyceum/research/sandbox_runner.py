@@ -11,12 +11,14 @@ not visible in there, so it imports nothing but the standard library. The superv
 2. forks the child, which lowers the limits to the code's own, installs the audit hook (defence in depth,
    and the ``opened`` provenance record) and runs the code as ``__main__``;
 3. runs as pid 1 of the sandbox's pid namespace (nothing inside can signal it); waits at most the wall-clock
-   limit, then kills every other process in the namespace -- detached (``setsid``) ones included -- and writes the scratch folder's files as a tar stream to a file
-   descriptor the host passed in; the host unpacks it with checks. The scratch folder itself is a size-capped
-   tmpfs that disappears with the sandbox.
+   limit, then kills every other process in the namespace -- detached (``setsid``) ones included -- and
+   writes the scratch folder's files as a stream to a file descriptor the host passed in; the host writes
+   them back with checks. The scratch folder itself is a size-capped tmpfs that disappears with the sandbox.
+
+Run by root, it first becomes the host's ``nobody`` (see ``sandbox_bwrap.root_user_namespaces``).
 
 Without bubblewrap (``--unsafe-no-sandbox``) the same file runs on the host: the scratch folder is then the
-real work folder, there is no archive, and only the child's process group can be killed.
+real work folder, nothing is streamed back, and only the child's process group can be killed.
 """
 
 import json
