@@ -133,7 +133,7 @@ class ServingServer:
 
     # ---- control
 
-    def start(self) -> "ServingServer":
+    def start(self) -> ServingServer:
         self._thread.start()
         return self
 
@@ -141,7 +141,7 @@ class ServingServer:
         self._httpd.shutdown()
         self._httpd.server_close()
 
-    def inject(self, *faults: dict[str, Any]) -> "ServingServer":
+    def inject(self, *faults: dict[str, Any]) -> ServingServer:
         with self._lock:
             self._faults.extend(faults)
         return self

@@ -11,15 +11,23 @@ from pathlib import Path
 
 import pytest
 import torch
+from serving_server import ServingServer
 
 import lyceum
 from lyceum.errors import UserError
 from lyceum.models.chat import ChatEndpointDown, ChatRequestFailed
 from lyceum.models.local import load_local
-from lyceum.models.served import (SGLangServer, VLLMServer, VLLMWeightTransfer, dense_teacher_logits,
-                                  served_diagnostics, served_scores, teacher_request, to_samples)
+from lyceum.models.served import (
+    SGLangServer,
+    VLLMServer,
+    VLLMWeightTransfer,
+    dense_teacher_logits,
+    served_diagnostics,
+    served_scores,
+    teacher_request,
+    to_samples,
+)
 from lyceum.train.losses import opd_loss
-from serving_server import ServingServer
 
 CHECKPOINTS = Path(lyceum.__file__).parent / "lab" / "checkpoints"
 K = 8

@@ -28,8 +28,9 @@ installed, so it is documented in docs/serving.md and not wrapped here.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from lyceum.errors import UserError
 from lyceum.models.served.sampling import Completion

@@ -48,9 +48,8 @@ class ServedEndpoint:
     _per_loop: Any = field(default_factory=weakref.WeakKeyDictionary, repr=False)
 
     def __post_init__(self):
-        self.base_url = self.base_url.rstrip("/")
-        if self.base_url.endswith("/v1"):  # users paste the OpenAI base URL; the native routes live above it
-            self.base_url = self.base_url[: -len("/v1")]
+        # users paste the OpenAI base URL; the native routes (/generate, /update_weights...) live above it
+        self.base_url = self.base_url.rstrip("/").removesuffix("/v1")
         if not re.match(r"^https?://", self.base_url):
             raise UserError(f"the server URL must start with http:// or https://, got '{self.base_url}'")
         if self.concurrency < 1:

@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from lyceum.errors import UserError
 from lyceum.models.served.sampling import Completion
