@@ -192,7 +192,8 @@ def test_served_samples_logprobs_equal_a_fresh_forward_pass(kind, student, stude
     assert s.prompt_index.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
     ids, mask, start = s.sequences()
     fresh = student.score(ids, mask, start=start)
-    assert close(s.logprobs, fresh.logprobs, s.mask) < 1e-5
+    # the tolerance of the local sampler's own check (test_models_local): KV-cached decode vs one full pass
+    assert torch.allclose(s.logprobs, fresh.logprobs * s.mask, atol=1e-5)
     for i, reason in enumerate(s.finish_reasons):
         n = int(s.lengths[i])
         assert (s.tokens[i, n - 1].item() in student.stop_ids) == (reason == "stop")
