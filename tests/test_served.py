@@ -18,6 +18,7 @@ from lyceum.errors import UserError
 from lyceum.models.chat import ChatEndpointDown, ChatRequestFailed
 from lyceum.models.local import load_local
 from lyceum.models.served import (
+    ServedSampler,
     SGLangServer,
     VLLMServer,
     VLLMWeightTransfer,
@@ -283,3 +284,48 @@ def test_an_unreachable_server_raises_endpoint_down(rollouts):
     with pytest.raises(ChatEndpointDown, match="cannot reach"):
         asyncio.run(served_scores(SGLangServer(f"http://127.0.0.1:{port}", max_retries=1, backoff=0.01),
                                   ids, mask, start=start))
+
+
+# --------------------------------------------------------------------------------------------------- sampler
+
+
+@pytest.mark.parametrize("kind", ["vllm", "sglang"])
+def test_served_sampler_returns_what_the_local_sampler_returns(kind, student, student_server):
+    sampler = ServedSampler(client(kind, student_server.url), student)
+    served = sampler.sample(PROMPTS, max_new_tokens=10, n=2, seed=0)
+    local = student.sample(PROMPTS, max_new_tokens=10, n=2, seed=0)
+    assert served.prompt_index.tolist() == local.prompt_index.tolist()
+    assert torch.equal(served.prompt_ids, local.prompt_ids) and torch.equal(served.prompt_mask, local.prompt_mask)
+    assert served.texts == [student.decode(served.tokens[i, : int(n)].tolist()) for i, n in enumerate(served.lengths)]
+    assert served.prompts == PROMPTS
+
+
+def test_after_a_push_served_rollouts_carry_the_trainers_new_logprobs(student, student_server, tmp_path):
+    trainer = copy.deepcopy(student)
+    sampler = ServedSampler(client("sglang", student_server.url), trainer, weights_dir=tmp_path)
+    with torch.no_grad():
+        g = torch.Generator().manual_seed(1)
+        for p in trainer.model.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
+    sampler.push_weights("step-1")
+    s = sampler.sample(PROMPTS, max_new_tokens=10, n=2)
+    ids, mask, start = s.sequences()
+    assert torch.allclose(s.logprobs, trainer.score(ids, mask, start=start).logprobs * s.mask, atol=1e-5)
+    assert not torch.allclose(s.logprobs, student.score(ids, mask, start=start).logprobs * s.mask, atol=1e-3)
+    assert sampler.version == student_server.weight_version == "step-1"
+
+
+def test_a_sampler_without_a_weight_route_says_so(student, student_server):
+    with pytest.raises(UserError, match="no weight route"):
+        ServedSampler(client("vllm", student_server.url), student).push_weights("1")
+
+
+def test_a_bad_request_is_not_retried(student_server):
+    with pytest.raises(ChatRequestFailed, match="HTTP 404"):
+        asyncio.run(client("vllm", student_server.url).load_lora_adapter("a", "/nowhere"))
+    assert student_server.paths() == ["/v1/load_lora_adapter"]
+
+
+def test_a_server_url_must_be_http():
+    with pytest.raises(UserError, match="http://"):
+        SGLangServer("localhost:30000")

@@ -6,6 +6,8 @@
     sampler = VLLMServer("http://gpu0:8000", "student")
     rows = run_sync(sampler.sample(prompt_ids, n=4, max_new_tokens=512))   # token ids + sampled log-probs
     samples = to_samples(prompts, prompt_ids, rows, pad_id)           # the local sampler's Samples record
+    sampler = ServedSampler(SGLangServer("http://gpu0:30000"), student_lm, weights_dir="/shared/ckpt")
+    samples = sampler.sample(prompts, max_new_tokens=512, n=4); sampler.push_weights("12")   # LocalLM.sample's twin
 
 docs/serving.md has the wire formats, the commands to start the servers, and what is wired into the CLI.
 """
@@ -19,6 +21,7 @@ _EXPORTS = {
     "VLLMServer": "lyceum.models.served.vllm",
     "VLLMWeightTransfer": "lyceum.models.served.vllm",
     "SGLangServer": "lyceum.models.served.sglang",
+    "ServedSampler": "lyceum.models.served.sampler",
     "Completion": "lyceum.models.served.sampling",
     "to_samples": "lyceum.models.served.sampling",
     "TeacherRequest": "lyceum.models.served.teacher",

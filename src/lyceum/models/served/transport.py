@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from lyceum.errors import UserError
-from lyceum.models.chat import ChatEndpointDown, ChatRequestFailed, run_sync
+from lyceum.models.chat import ChatEndpointDown, ChatRequestFailed
 
 
 class _Retryable(Exception):
@@ -117,17 +117,6 @@ class ServedEndpoint:
 
     def get(self, path: str):
         return self.request("GET", path)
-
-    def sync(self, coro):
-        """Run one of the coroutines above from plain code (each call gets a fresh connection pool)."""
-
-        async def run():
-            try:
-                return await coro
-            finally:
-                await self.aclose()
-
-        return run_sync(run())
 
 
 def _detail(response: httpx.Response) -> str:
