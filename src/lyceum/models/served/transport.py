@@ -105,7 +105,7 @@ class ServedEndpoint:
             raise _Retryable("status", f"HTTP {status}: {_detail(response)}")
         if status >= 400:
             raise ChatRequestFailed(f"{url} answered HTTP {status}: {_detail(response)}")
-        if "json" not in response.headers.get("content-type", "") and not response.content.lstrip()[:1] in (b"{", b"["):
+        if "json" not in response.headers.get("content-type", "") and response.content.lstrip()[:1] not in (b"{", b"["):
             return response.text  # vLLM's /v1/load_lora_adapter answers plain text
         try:
             return response.json()
