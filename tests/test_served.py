@@ -187,6 +187,7 @@ def test_served_diagnostics_leave_out_what_needs_the_full_distribution():
 
 @pytest.mark.parametrize("kind", ["vllm", "sglang"])
 def test_served_samples_logprobs_equal_a_fresh_forward_pass(kind, student, student_server):
+    torch.manual_seed(0)  # the server runs in this process: SGLang's unseeded draws become reproducible
     prompt_ids = student.encode(PROMPTS)
     rows = asyncio.run(client(kind, student_server.url).sample(prompt_ids, n=3, max_new_tokens=10))
     s = to_samples(PROMPTS, prompt_ids, rows, student.pad_id, decode=student.decode)
@@ -251,13 +252,14 @@ def test_vllm_weight_transfer_sends_its_control_plane_in_order(student_server):
 
 def test_timeouts_5xx_and_malformed_bodies_are_retried_without_losing_a_request(teacher, teacher_server, rollouts):
     ids, mask, start = rollouts
-    teacher_server.inject({"status": 503}, {"delay": 1.5}, {"status": 500}, {"garbage": True})
-    sglang = SGLangServer(teacher_server.url, batch_size=2, timeout=0.5, backoff=0.01)
+    teacher_server.inject({"status": 503}, {"delay": 3.0}, {"status": 500}, {"garbage": True})
+    sglang = SGLangServer(teacher_server.url, batch_size=2, timeout=1.5, backoff=0.01)
     served = asyncio.run(served_scores(sglang, ids, mask, start=start))
     local = teacher.score(ids, mask, start=start)
     assert close(served.logprobs, local.logprobs, local.mask) < 1e-5
-    assert sglang.endpoint.retries == 4
-    assert teacher_server.paths() == ["/generate"] * (3 + 4)  # 3 batches, each fault answered by one resend
+    # each fault cost one resend (a busy machine may add a timeout of its own: counted the same way)
+    assert sglang.endpoint.retries >= 4
+    assert teacher_server.paths() == ["/generate"] * (3 + sglang.endpoint.retries)
 
 
 def test_vllm_rollouts_survive_5xx_and_every_prompt_gets_its_samples(student, student_server):
@@ -308,6 +310,7 @@ def test_after_a_push_served_rollouts_carry_the_trainers_new_logprobs(student, s
         for p in trainer.model.parameters():
             p.add_(0.05 * torch.randn(p.shape, generator=g))
     sampler.push_weights("step-1")
+    torch.manual_seed(0)
     s = sampler.sample(PROMPTS, max_new_tokens=10, n=2)
     ids, mask, start = s.sequences()
     assert torch.allclose(s.logprobs, trainer.score(ids, mask, start=start).logprobs * s.mask, atol=1e-5)
