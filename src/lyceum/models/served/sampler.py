@@ -1,0 +1,57 @@
+"""A served student sampler with the local sampler's call and record: ``LocalLM.sample`` -> ``Samples``.
+
+    sampler = ServedSampler(SGLangServer("http://gpu0:30000"), student, weights_dir="/shared/ckpt")
+    samples = sampler.sample(prompts, max_new_tokens=512, n=4)     # Samples, as student.sample(...) returns
+    sampler.push_weights(version="12")                              # the trainer's current weights -> the server
+
+The trainer keeps its ``LocalLM`` (tokenizer, pad and stop ids, the weights it trains); the server draws the
+tokens. Log-probs are the server's, i.e. the sampling policy's, which is what importance sampling corrects for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from lyceum.errors import UserError
+from lyceum.models.chat import run_sync
+from lyceum.models.served.sampling import to_samples
+
+
+class ServedSampler:
+    def __init__(self, server, lm, *, weights_dir: str | Path | None = None, push=None):
+        """``server``: a ``VLLMServer`` or ``SGLangServer`` serving the student; ``lm``: the trainer's student.
+
+        Weight pushes: with SGLang, ``weights_dir`` (a folder the server can read) for update_weights_from_disk;
+        with vLLM, ``push(lm, version)``: a callable doing the GPU-only NCCL/IPC transfer (``VLLMWeightTransfer``).
+        """
+        self.server, self.lm = server, lm
+        self.weights_dir = Path(weights_dir) if weights_dir is not None else None
+        self._push = push
+        self.version: str | None = None
+
+    def sample(self, prompts: Sequence[str] | Sequence[Sequence[int]], max_new_tokens: int = 256, *,
+               temperature: float = 1.0, top_p: float = 1.0, n: int = 1, seed: int | None = None,
+               stop_ids: Sequence[int] | None = None):
+        """``LocalLM.sample`` with the draws made by the server: same arguments (``seed`` reaches vLLM only;
+        SGLang's ``/generate`` is not seeded here), same ``Samples`` record, rows prompt-major."""
+        if max_new_tokens < 1 or n < 1:
+            raise UserError(f"need max_new_tokens >= 1 and n >= 1, got {max_new_tokens} and {n}")
+        prompt_ids = self.lm.encode(prompts)
+        stops = list(stop_ids) if stop_ids is not None else self.lm.stop_ids
+        kw = {"seed": seed} if self.server.kind == "vllm" else {}
+        rows = run_sync(self.server.sample(prompt_ids, n=n, max_new_tokens=max_new_tokens, temperature=temperature,
+                                           top_p=top_p, stop_ids=stops, **kw))
+        return to_samples(list(prompts), prompt_ids, rows, self.lm.pad_id, decode=self.lm.decode)
+
+    def push_weights(self, version: str) -> None:
+        """Send the trainer's current weights to the server, tagged ``version``."""
+        if self._push is not None:
+            self._push(self.lm, version)
+        elif self.server.kind == "sglang" and self.weights_dir is not None:
+            run_sync(self.server.push_from_disk(self.lm, self.weights_dir / f"weights-{version}",
+                                                weight_version=version))
+        else:
+            raise UserError("this served sampler has no weight route: give weights_dir (SGLang "
+                            "update_weights_from_disk) or push= (vLLM's NCCL/IPC transfer, GPU only)")
+        self.version = version

@@ -1,0 +1,351 @@
+"""A real local HTTP server that speaks vLLM's and SGLang's wire formats, backed by a local model.
+
+Tests point the real served clients (``lyceum.models.served``) at it, so token-id prompts, log-prob nesting,
+batching, retries and weight pushes all go over a socket in the servers' own JSON shapes. The model behind it is
+a ``lyceum.models.local.LocalLM``: its sampler draws the completions, one plain forward pass gives every log-prob.
+
+Routes and shapes, with the source they follow (vLLM and SGLang main as of 2026):
+- vLLM ``POST /v1/completions``: ``vllm/entrypoints/openai/completion/protocol.py`` (``CompletionRequest``,
+  ``CompletionResponse``, ``CompletionResponseChoice``, ``CompletionLogProbs``) and ``.../completion/serving.py``
+  (``request_output_to_completion_response``, ``_create_completion_logprobs``): token-id prompts, ``n``,
+  ``logprobs`` (the sampled token plus the top ``logprobs`` per step, keys ``"token_id:{id}"`` under
+  ``return_tokens_as_token_ids``), ``prompt_logprobs`` (``None`` at position 0, then ``{id: {"logprob", "rank",
+  "decoded_token"}}`` holding the realised token with its true rank and the top k), ``token_ids`` /
+  ``prompt_token_ids`` under ``return_token_ids``, choices prompt-major. Sampled log-probs are the model's own at
+  temperature 1 (vLLM's default ``--logprobs-mode raw_logprobs``).
+- vLLM weight-transfer control plane: ``vllm/entrypoints/serve/dev/rlhf/api_router.py`` (``/pause``,
+  ``/resume``, ``/init_weight_transfer_engine``, ``/start_weight_update``, ``/update_weights``,
+  ``/finish_weight_update``, ``/get_world_size``, ``/weight_info``). The tensors travel over NCCL / CUDA IPC on a
+  real server; this server has no data plane, it answers and records the control calls only.
+- vLLM ``POST /v1/load_lora_adapter`` is not served (no peft here): the route answers 404, as a vLLM started
+  without ``--enable-lora`` does.
+- SGLang ``POST /generate``: ``python/sglang/srt/managers/io_struct.py`` (``GenerateReqInput``),
+  ``tokenizer_manager.py`` (``add_logprob_to_meta_info``: ``[logprob, token_id, null]`` triples) and
+  ``scheduler_output_processor_mixin.py`` (input entries aligned with ``input_ids[logprob_start_len:]``, entry 0
+  None; ``logprob_start_len = -1`` means ``len(input_ids) - 1``). A single request with ``n`` > 1 or a batch of
+  ``input_ids`` answers a list.
+- SGLang ``POST /update_weights_from_disk`` (``UpdateWeightFromDiskReqInput`` -> ``{"success", "message",
+  "num_paused_requests"}``, HTTP 400 when it fails): loads the folder with ``load_local`` and serves it.
+
+Faults (for retry tests): ``server.inject({"status": 503})``, ``{"delay": 2.0}`` (answers late, after the client
+timed out), ``{"garbage": True}`` (a 200 with a body that is not JSON); optionally ``"path": "/generate"``. Each
+injected fault is used by one request; the request is then answered normally when sent again.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import torch
+
+from lyceum.models.local import LocalLM, load_local
+
+
+class ServingServer:
+    def __init__(self, lm: LocalLM, model_name: str = "tiny"):
+        self.lm, self.model_name = lm, model_name
+        self.weight_version: str | None = None
+        self.requests: list[tuple[str, dict[str, Any]]] = []  # (path, body) of every POST, in arrival order
+        self.answered: dict[str, int] = {}  # path -> requests answered with 200
+        self.in_flight = self.max_in_flight = 0
+        self._faults: deque = deque()
+        self._lock = threading.Lock()
+        self._model_lock = threading.Lock()  # one forward pass at a time (torch on 2 shared cores)
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def send_json(self, status: int, body: Any) -> None:
+                self.send_raw(status, json.dumps(body).encode(), "application/json")
+
+            def send_raw(self, status: int, data: bytes, ctype: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                try:
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):  # the client timed out and left
+                    pass
+
+            def do_GET(self):
+                path = self.path.split("?")[0].rstrip("/")
+                if path == "/v1/models":
+                    self.send_json(200, {"object": "list", "data": [{"id": server.model_name, "object": "model"}]})
+                elif path in ("/health", "/health_generate"):
+                    self.send_json(200, {})
+                elif path == "/get_world_size":
+                    self.send_json(200, {"world_size": 1})
+                elif path == "/weight_info":
+                    self.send_json(200, {"weight_version": server.weight_version})
+                else:
+                    self.send_json(404, {"detail": "Not Found"})
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length", 0))
+                raw = self.rfile.read(length) if length else b""
+                path = self.path.split("?")[0].rstrip("/")
+                try:
+                    body = json.loads(raw) if raw else {}
+                except json.JSONDecodeError:
+                    self.send_json(400, {"detail": "Invalid JSON format"})
+                    return
+                with server._lock:
+                    server.requests.append((self.path, body))
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                    fault = server._take_fault(path)
+                try:
+                    if fault is not None:
+                        if fault.get("delay"):
+                            time.sleep(fault["delay"])
+                        elif fault.get("garbage"):
+                            self.send_raw(200, b"<html>upstream hiccup</html>", "application/json")
+                            return
+                        else:
+                            status = fault.get("status", 500)
+                            self.send_json(status, {"object": "error", "message": f"injected HTTP {status}",
+                                                    "type": "InternalServerError", "code": status})
+                            return
+                    status, reply = server._route(path, body, self.path)
+                    if status == 200:
+                        with server._lock:
+                            server.answered[path] = server.answered.get(path, 0) + 1
+                    self.send_json(status, reply)
+                finally:
+                    with server._lock:
+                        server.in_flight -= 1
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self.port = self._httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+
+    # ---- control
+
+    def start(self) -> ServingServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def inject(self, *faults: dict[str, Any]) -> ServingServer:
+        with self._lock:
+            self._faults.extend(faults)
+        return self
+
+    def _take_fault(self, path: str) -> dict[str, Any] | None:
+        for f in list(self._faults):
+            if f.get("path") in (None, path):
+                self._faults.remove(f)
+                return f
+        return None
+
+    def paths(self) -> list[str]:
+        return [p for p, _ in self.requests]
+
+    # ---- routing
+
+    def _route(self, path: str, body: dict[str, Any], full_path: str) -> tuple[int, Any]:
+        if path == "/v1/completions":
+            return self._vllm_completions(body)
+        if path == "/generate":
+            return self._sglang_generate(body)
+        if path == "/update_weights_from_disk":
+            return self._update_from_disk(body)
+        control = {"/pause": {"status": "paused"}, "/resume": {"status": "resumed"},
+                   "/init_weight_transfer_engine": {"message": "Weight transfer initialized"},
+                   "/start_weight_update": {"message": "Weight update started"},
+                   "/update_weights": {"message": "Weights updated"},
+                   "/finish_weight_update": {"message": "Weight update finished"}}
+        if path in control:
+            if path == "/init_weight_transfer_engine" and "init_info" not in body:
+                return 400, {"detail": "Missing 'init_info' in request body"}
+            if path == "/update_weights" and "update_info" not in body:
+                return 400, {"detail": "Missing 'update_info' in request body"}
+            if path == "/finish_weight_update":
+                self.weight_version = body.get("weight_version")
+            return 200, control[path]
+        return 404, {"detail": "Not Found"}
+
+    # ---- the model
+
+    @torch.no_grad()
+    def _logprobs(self, ids: list[int]) -> torch.Tensor:
+        """log p(. | ids[:t+1]) for every t: ``[len(ids), V]`` from one forward pass of the unpadded sequence."""
+        with self._model_lock:
+            x = torch.tensor([ids], device=self.lm.device)
+            hidden = self.lm.hidden_states(x)
+            return self.lm.logits(hidden)[0].float().log_softmax(-1).cpu()
+
+    def _sample(self, ids: list[int], n: int, max_new: int, temperature: float, top_p: float, seed, stops):
+        with self._model_lock:
+            stop_ids = list(self.lm.stop_ids) + [int(s) for s in stops or [] if int(s) not in self.lm.stop_ids]
+            s = self.lm.sample([ids], max_new_tokens=max_new, n=n, temperature=temperature, top_p=top_p,
+                               seed=seed, stop_ids=stop_ids)
+        rows = []
+        for r in range(n):
+            L = int(s.lengths[r])
+            rows.append((s.tokens[r, :L].tolist(), s.logprobs[r, :L].tolist(), s.finish_reasons[r]))
+        return rows
+
+    def _decode(self, t: int) -> str:
+        tok = self.lm.tokenizer
+        return tok.convert_ids_to_tokens(int(t)) if tok is not None else str(t)
+
+    # ---- vLLM
+
+    def _vllm_completions(self, body: dict[str, Any]) -> tuple[int, Any]:
+        prompt = body.get("prompt")
+        if not isinstance(prompt, list) or not prompt:
+            return 400, {"object": "error", "message": "this test server takes token-id prompts", "code": 400}
+        prompts = [prompt] if isinstance(prompt[0], int) else prompt
+        if body.get("echo"):
+            return 400, {"object": "error", "message": "echo is not served by this test server", "code": 400}
+        n, max_tokens = int(body.get("n", 1)), int(body.get("max_tokens") or 16)
+        temperature = 1.0 if body.get("temperature") is None else float(body["temperature"])
+        top_p = 1.0 if body.get("top_p") is None else float(body["top_p"])
+        k_out, k_prompt = body.get("logprobs"), body.get("prompt_logprobs")
+        as_ids, want_ids = bool(body.get("return_tokens_as_token_ids")), bool(body.get("return_token_ids"))
+        choices, completion_tokens, prompt_tokens = [], 0, 0
+        for p_idx, ids in enumerate(prompts):
+            ids = [int(t) for t in ids]
+            prompt_tokens += len(ids)
+            seed = body.get("seed")
+            rows = self._sample(ids, n, max_tokens, temperature, top_p, seed, body.get("stop_token_ids"))
+            prompt_lp = self._prompt_logprobs(ids, int(k_prompt)) if k_prompt is not None else None
+            for toks, lps, reason in rows:
+                completion_tokens += len(toks)
+                logprobs = None
+                if k_out is not None:
+                    full = self._logprobs(ids + toks)[len(ids) - 1: len(ids) - 1 + len(toks)]
+                    raw = temperature != 1.0 or top_p != 1.0  # raw_logprobs: the model's, before sampling params
+                    logprobs = self._completion_logprobs(toks, full, lps, int(k_out), as_ids, raw)
+                choices.append({
+                    "index": len(choices), "text": "".join(self._decode(t) for t in toks),
+                    "logprobs": logprobs, "finish_reason": reason, "stop_reason": None,
+                    "token_ids": toks if want_ids else None, "prompt_logprobs": prompt_lp,
+                    "prompt_token_ids": ids if want_ids else None,
+                })
+        return 200, {"id": f"cmpl-{len(self.requests)}", "object": "text_completion", "created": int(time.time()),
+                     "model": body.get("model") or self.model_name, "choices": choices,
+                     "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                               "total_tokens": prompt_tokens + completion_tokens}}
+
+    def _completion_logprobs(self, toks, full, sampled_lps, k, as_ids, raw):
+        def name(t):
+            return f"token_id:{t}" if as_ids else self._decode(t)
+
+        tokens, token_lps, top, offsets, offset = [], [], [], [], 0
+        for j, t in enumerate(toks):
+            lp = float(full[j, t]) if raw else float(sampled_lps[j])
+            tokens.append(name(t))
+            token_lps.append(max(lp, -9999.0))
+            step = {name(t): max(float(full[j, t]), -9999.0)}  # the sampled token first, then the top k
+            if k > 0:
+                v, i = full[j].topk(k)
+                for val, tid in zip(v.tolist(), i.tolist()):
+                    step.setdefault(name(tid), max(val, -9999.0))
+            top.append(step)
+            offsets.append(offset)
+            offset += len(name(t))
+        return {"text_offset": offsets, "token_logprobs": token_lps, "tokens": tokens, "top_logprobs": top}
+
+    def _prompt_logprobs(self, ids: list[int], k: int):
+        full = self._logprobs(ids)
+        out: list[Any] = [None]
+        for j in range(1, len(ids)):
+            row, t = full[j - 1], ids[j]
+            entry = {str(t): {"logprob": float(row[t]), "rank": int((row > row[t]).sum()) + 1,
+                              "decoded_token": self._decode(t)}}
+            kk = row.numel() if k == -1 else k
+            if kk > 0:
+                v, i = row.topk(kk)
+                for r, (val, tid) in enumerate(zip(v.tolist(), i.tolist())):
+                    entry.setdefault(str(tid), {"logprob": val, "rank": r + 1, "decoded_token": self._decode(tid)})
+            out.append(entry)
+        return out
+
+    # ---- SGLang
+
+    def _sglang_generate(self, body: dict[str, Any]) -> tuple[int, Any]:
+        inp = body.get("input_ids")
+        if not isinstance(inp, list) or not inp:
+            return 400, {"object": "error", "message": "this test server takes input_ids", "code": 400}
+        single = isinstance(inp[0], int)
+        batch = [inp] if single else inp
+
+        def per(name, default):
+            v = body.get(name, default)
+            return [v] * len(batch) if single or not isinstance(v, list) else v
+
+        params = body.get("sampling_params") or {}
+        n, max_new = int(params.get("n", 1)), int(params.get("max_new_tokens", 128))
+        temperature, top_p = float(params.get("temperature", 1.0)), float(params.get("top_p", 1.0))
+        want = bool(body.get("return_logprob"))
+        starts = per("logprob_start_len", -1)
+        tops = per("top_logprobs_num", 0)
+        given = body.get("token_ids_logprob")
+        givens = [given] if single else (given or [None] * len(batch))
+        outs = []
+        for b, ids in enumerate(batch):
+            ids = [int(t) for t in ids]
+            start = len(ids) - 1 if starts[b] is None or starts[b] == -1 else int(starts[b])
+            rows = (self._sample(ids, n, max_new, temperature, top_p, None, params.get("stop_token_ids"))
+                    if max_new > 0 else [([], [], "length")] * n)
+            for toks, lps, reason in rows:
+                finish = ({"type": "stop", "matched": toks[-1]} if reason == "stop"
+                          else {"type": "length", "length": max_new})
+                meta: dict[str, Any] = {"id": f"req-{len(self.requests)}-{len(outs)}", "finish_reason": finish,
+                                        "prompt_tokens": len(ids), "completion_tokens": len(toks),
+                                        "cached_tokens": 0, "weight_version": self.weight_version, "e2e_latency": 0.0}
+                if want:
+                    meta.update(self._sglang_logprobs(ids, toks, lps, start, int(tops[b] or 0), givens[b]))
+                outs.append({"text": "".join(self._decode(t) for t in toks), "output_ids": toks, "meta_info": meta})
+        return 200, outs[0] if single and n == 1 else outs
+
+    def _sglang_logprobs(self, ids, toks, lps, start, k, given):
+        full = self._logprobs(ids + toks) if toks else self._logprobs(ids)
+
+        def triples(row, id_list):
+            return [[float(row[t]), int(t), None] for t in id_list]
+
+        meta: dict[str, Any] = {
+            "input_token_logprobs": [[None, ids[start], None]] + [[float(full[j - 1, ids[j]]), ids[j], None]
+                                                                  for j in range(start + 1, len(ids))],
+            "output_token_logprobs": [[float(lp), int(t), None] for t, lp in zip(toks, lps)],
+        }
+        out_rows = [full[len(ids) - 1 + j] for j in range(len(toks))]
+        if k > 0:
+            def top(row):
+                v, i = row.topk(k)
+                return [[val, tid, None] for val, tid in zip(v.tolist(), i.tolist())]
+
+            meta["input_top_logprobs"] = [None] + [top(full[j - 1]) for j in range(start + 1, len(ids))]
+            meta["output_top_logprobs"] = [top(r) for r in out_rows]
+        if given is not None:
+            meta["input_token_ids_logprobs"] = [None] + [triples(full[j - 1], given) for j in range(start + 1, len(ids))]
+            meta["output_token_ids_logprobs"] = [triples(r, given) for r in out_rows]
+        return meta
+
+    def _update_from_disk(self, body: dict[str, Any]) -> tuple[int, Any]:
+        try:
+            new = load_local(body.get("model_path", ""))
+        except Exception as e:  # noqa: BLE001 - answered as SGLang does: success false, HTTP 400
+            return 400, {"success": False, "message": f"Failed to update weights: {e}", "num_paused_requests": 0}
+        with self._model_lock:
+            self.lm.model = new.model.to(self.lm.device)
+        self.weight_version = body.get("weight_version", self.weight_version)
+        return 200, {"success": True, "message": "Succeeded to update model weights.", "num_paused_requests": 0}
