@@ -79,7 +79,7 @@ class ScriptedChatServer:
                     with server._lock:
                         server.in_flight -= 1
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = _Server(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
@@ -105,7 +105,7 @@ class ScriptedChatServer:
         content = reply["content"]
         n = int(body.get("n") or 1)
         prompt_tokens = _count_tokens(body.get("messages", []))
-        completion_tokens = len(content.split())
+        completion_tokens = len((content or "").split())  # content may be null (a cut-off reasoning model)
         handler._send(200, {
             "id": f"chatcmpl-{len(self.requests)}",
             "object": "chat.completion",
@@ -136,6 +136,10 @@ class ScriptedChatServer:
     def stop(self) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 1024  # a listen backlog like real servers'; the default 5 drops concurrent connections
 
 
 def user_texts(request: dict[str, Any]) -> str:
