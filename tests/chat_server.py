@@ -17,8 +17,9 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 
 def _count_tokens(messages: list[dict[str, Any]]) -> int:
@@ -117,7 +118,7 @@ class ScriptedChatServer:
                       "total_tokens": prompt_tokens + completion_tokens * n},
         })
 
-    def script(self, replies: list[Any] | Any) -> "ScriptedChatServer":
+    def script(self, replies: list[Any] | Any) -> ScriptedChatServer:
         """Append replies to the script (a single reply or a list)."""
         if not isinstance(replies, list):
             replies = [replies]
@@ -129,7 +130,7 @@ class ScriptedChatServer:
     def remaining(self) -> int:
         return len(self._script)
 
-    def start(self) -> "ScriptedChatServer":
+    def start(self) -> ScriptedChatServer:
         self._thread.start()
         return self
 

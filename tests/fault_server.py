@@ -23,6 +23,7 @@ Fault kinds (every one the issue names):
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import socket
@@ -93,7 +94,7 @@ class FaultServer:
                                         daemon=True)
 
     # -- control ------------------------------------------------------------------------------------------
-    def start(self) -> "FaultServer":
+    def start(self) -> FaultServer:
         self._thread.start()
         return self
 
@@ -241,7 +242,7 @@ def retry_after_gaps(server: FaultServer) -> list[tuple[float, float]]:
     gaps = []
     for attempts in by_prompt.values():
         attempts.sort(key=lambda a: a.attempt)
-        for a, b in zip(attempts, attempts[1:]):
+        for a, b in itertools.pairwise(attempts):
             if a.kind in ("429", "429ms"):
                 gaps.append((server.retry_after, b.arrived - a.done))
     return gaps

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from fault_server import KINDS, FaultServer, drive, expected_answer, retry_after_gaps, tally
+
 from lyceum.models.chat import ChatCache, ChatClient, ChatEndpointDown, ChatRequestFailed, user_message
 
 TIMEOUT = 1.5  # the client's timeout; a "hang" lasts longer
@@ -65,7 +65,7 @@ def test_no_answer_goes_to_the_wrong_request(mix):
 
 
 def test_retry_after_is_respected_in_the_mix(mix):
-    server, _, t = mix
+    server, _, _ = mix
     gaps = retry_after_gaps(server)
     assert len(gaps) >= 10
     assert min(waited - asked for asked, waited in gaps) >= 0

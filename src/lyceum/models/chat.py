@@ -36,9 +36,10 @@ import threading
 import time
 import warnings
 import weakref
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from lyceum.errors import UserError
 
@@ -116,7 +117,7 @@ def system_message(text: str) -> dict[str, Any]:
 def parse_json_reply(text: str) -> Any:
     """Parse a JSON value from a model reply, tolerating ```json fences and prose around one object."""
     t = text.strip()
-    fence = re.search(r"```(?:json)?\s*(.*?)```", t, re.S)
+    fence = re.search(r"```(?:json)?\s*(.*?)```", t, re.DOTALL)
     if fence:
         t = fence.group(1).strip()
     try:
@@ -334,7 +335,7 @@ class ChatClient:
         self._cooldown_until = 0.0
         self._cache_warned = False
         # The SDK's async client and our semaphore belong to one event loop; sync calls make their own loops.
-        self._per_loop: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Any, asyncio.Semaphore]]" = (
+        self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Any, asyncio.Semaphore]] = (
             weakref.WeakKeyDictionary()
         )
 
@@ -572,13 +573,11 @@ def _ends_without_newline(path: Path) -> bool:
 
 def append_private(path: Path, text: str) -> None:
     """Append to a file readable by its owner only (it may hold prompts, replies or token counts)."""
+    from lyceum.runs import append_private as append
+
     if not path.parent.exists():
         path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        os.write(fd, text.encode())
-    finally:
-        os.close(fd)
+    append(path, text)
 
 
 def json_problem(text: str, schema: dict[str, Any] | None, jsonschema) -> str | None:
