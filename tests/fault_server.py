@@ -228,7 +228,10 @@ def drive(client, prompts: list[str]) -> list[Outcome]:
             return Outcome(p, error=e)
 
     async def all_of_them():
-        return await asyncio.gather(*[one(p) for p in prompts])
+        try:
+            return await asyncio.gather(*[one(p) for p in prompts])
+        finally:
+            await client.aclose()
 
     return asyncio.run(all_of_them())
 

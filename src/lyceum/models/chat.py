@@ -554,12 +554,25 @@ class ChatClient:
             raise ChatJSONError(f"the model's reply at '{site}' was not valid JSON for the schema twice ({problem})")
         return parse_json_reply(again.text)
 
+    async def aclose(self) -> None:
+        """Close this event loop's HTTP connections (call it at the end of an ``asyncio.run``), so they are not
+        left for the garbage collector to close on a loop that no longer runs."""
+        state = self._per_loop.pop(asyncio.get_running_loop(), None)
+        if state is not None:
+            await state[0].close()
+
     # -- sync twins -------------------------------------------------------------------------------------
     def complete_sync(self, messages: list[dict[str, Any]], **kw: Any) -> ChatResult:
-        return run_sync(self.complete(messages, **kw))
+        return run_sync(self._then_close(self.complete(messages, **kw)))
 
     def complete_json_sync(self, messages: list[dict[str, Any]], schema: dict[str, Any] | None = None, **kw: Any) -> Any:
-        return run_sync(self.complete_json(messages, schema, **kw))
+        return run_sync(self._then_close(self.complete_json(messages, schema, **kw)))
+
+    async def _then_close(self, coro):
+        try:
+            return await coro
+        finally:
+            await self.aclose()
 
 
 def _ends_without_newline(path: Path) -> bool:
