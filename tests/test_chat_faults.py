@@ -149,18 +149,19 @@ def test_retry_after_is_waited_for(kind):
 
 
 def test_a_429_holds_back_the_other_requests(server):
-    """The slot the rate-limited request frees is not taken by another request until the cool-down ends."""
-    server.retry_after = 0.5
+    """While one request waits out its 429, the requests in the other slot wait too, not only its own retry."""
+    server.retry_after, server.slow_s = 0.6, 0.3
     server.force("limited", ["429", "ok"])
-    client = client_for(server, concurrency=1, backoff=0.01)
+    server.force("other 0", ["slow"])  # in flight beside the 429; answered after the client has read the 429
+    client = client_for(server, concurrency=2, backoff=0.01)
 
-    async def run():  # the semaphore is first come, first served: "limited" goes first, the others queue
-        await asyncio.gather(*[client.complete([user_message(p)]) for p in ["limited"] + [f"other {i}" for i in range(4)]])
+    async def run():  # the semaphore is first come, first served: "limited" and "other 0" go first
+        await asyncio.gather(*[client.complete([user_message(p)]) for p in ["limited"] + [f"other {i}" for i in range(5)]])
 
     asyncio.run(run())
     limited = server.attempts("limited")[0]
-    others = [a.arrived - limited.done for a in server.log if a.prompt.startswith("other")]
-    assert len(others) == 4 and min(others) >= 0.5, others
+    later = [a.arrived - limited.done for a in server.log if a.prompt.startswith("other") and a.prompt != "other 0"]
+    assert len(later) == 4 and min(later) >= 0.6, later
 
 
 # ------------------------------------------------------------------------------------- a dead endpoint

@@ -475,11 +475,11 @@ class ChatClient:
         sdk, sem = self._loop_state()
         spent = {"prompt_tokens": 0, "completion_tokens": 0}  # includes replies thrown away as malformed
         faults: list[Fault] = []
-        while True:
-            await self._hold_back()
-            async with sem:
-                if self._cooldown_until > time.monotonic():
-                    continue  # a 429 arrived while this request queued for a slot
+        # A request keeps its slot through its retries: a retry is not sent to the back of a long queue, and a
+        # struggling server sees fewer requests at once. Every attempt first waits out a 429's cool-down.
+        async with sem:
+            while True:
+                await self._hold_back()
                 try:
                     raw = await sdk.chat.completions.with_raw_response.create(**request)
                     self._answered = True
@@ -492,18 +492,17 @@ class ChatClient:
                     fault, cause = self._fault(err), err
                     if fault.kind in ("status", "malformed"):
                         self._answered = True
-            faults.append(fault)
-            asked_too_long = fault.retry_after is not None and fault.retry_after > MAX_RETRY_AFTER_S
-            if not fault.retryable or len(faults) > self.max_retries or asked_too_long:
-                raise self._give_up(faults) from cause
-            delay = self._delay(fault, len(faults) - 1)
-            if fault.rate_limited or fault.retry_after is not None:
-                self._cooldown_until = max(self._cooldown_until, time.monotonic() + delay)
-            await asyncio.sleep(delay)
+                faults.append(fault)
+                asked_too_long = fault.retry_after is not None and fault.retry_after > MAX_RETRY_AFTER_S
+                if not fault.retryable or len(faults) > self.max_retries or asked_too_long:
+                    raise self._give_up(faults) from cause
+                delay = self._delay(fault, len(faults) - 1)
+                if fault.rate_limited or fault.retry_after is not None:
+                    self._cooldown_until = max(self._cooldown_until, time.monotonic() + delay)
+                await asyncio.sleep(delay)
         self._failed_in_a_row = 0
         for k in spent:
-            usage_k = int(usage.get(k) or 0)
-            spent[k] += usage_k
+            spent[k] += int(usage.get(k) or 0)
         account = {**usage, **spent}
         result = ChatResult(text=texts[0], finish_reason=finish_reason, usage=usage, texts=texts)
         self._account(site, cached=False, usage=account, retries=len(faults))
