@@ -270,6 +270,7 @@ def tally(server: FaultServer, outcomes: list[Outcome], max_retries: int) -> dic
         "failed_with_an_attempt_left": sum(
             len(attempts.get(o.prompt, [])) != max_retries + 1
             or any(a.kind in (OK, "slow") for a in attempts.get(o.prompt, [])) for o in failed),
+        "retry_after_asked": server.retry_after,
         "retry_after_gaps": len(gaps),
         "retry_after_too_early": sum(waited < asked for asked, waited in gaps),
         "retry_after_median_wait": round(statistics.median(w for _, w in gaps), 3) if gaps else None,
@@ -290,14 +291,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--concurrency", type=int, default=64)
     p.add_argument("--max-retries", type=int, default=6)
     p.add_argument("--timeout", type=float, default=2.0)
-    p.add_argument("--retry-after", type=float, default=0.05)
+    p.add_argument("--retry-after", type=float, default=0.5, help="seconds a 429 asks the client to wait")
+    p.add_argument("--backoff", type=float, default=None, help="the client's first back-off (default: its own)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     server = FaultServer(fault_rate=args.faults, seed=args.seed, retry_after=args.retry_after,
                          hang_s=args.timeout + 0.5).start()
     try:
+        backoff = {} if args.backoff is None else {"backoff": args.backoff}
         client = ChatClient(base_url=server.base_url, model="faulty", concurrency=args.concurrency,
-                            timeout=args.timeout, max_retries=args.max_retries, backoff=0.05, max_backoff=0.5)
+                            timeout=args.timeout, max_retries=args.max_retries, **backoff)
         t0 = time.monotonic()
         outcomes = drive(client, [f"question {i}" for i in range(args.requests)])
         result = {**tally(server, outcomes, args.max_retries), "seconds": round(time.monotonic() - t0, 1)}

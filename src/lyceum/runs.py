@@ -143,7 +143,8 @@ class RunDir:
         (those steps run again, so none is duplicated or lost). ``None``: no checkpoint, starting over: all their
         rows are dropped. Rows this process wrote since it opened the run (e.g. a teacher evaluation) stay."""
         path = self.path / "metrics.jsonl"
-        lines = path.read_text(encoding="utf-8").splitlines(keepends=True) if path.exists() else []
+        text = path.read_text(encoding="utf-8") if path.exists() else ""
+        lines = [line + "\n" for line in text.split("\n")[:-1]]  # rows end in "\n" (a torn tail was cut at open)
         earlier, ours = lines[: self.inherited_rows], lines[self.inherited_rows:]
         kept = [line for line in earlier if step is not None and _row_step(line) is not None
                 and _row_step(line) <= step]
@@ -154,8 +155,7 @@ class RunDir:
         if step is not None:
             message = f"resuming at step {step} from {checkpoint or 'the checkpoint'}"
         elif self.rerun:
-            message = "starting over (no checkpoint to resume from" + (
-                f"; {dropped} metrics rows of the interrupted run dropped)" if dropped else ")")
+            message = "starting over" + (f" ({dropped} metrics rows of the earlier run dropped)" if dropped else "")
         else:
             return
         self.log(f"resumed from {checkpoint} at step {step}" if step is not None else message)
