@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import yaml
 
@@ -38,8 +38,8 @@ def _jsonable(x: Any) -> Any:
     if hasattr(x, "item") and callable(x.item):  # numpy / torch scalars
         try:
             return x.item()
-        except Exception:
-            pass
+        except (TypeError, ValueError, RuntimeError):  # not a one-element scalar: keep it as it is
+            return x
     return x
 
 
@@ -274,7 +274,7 @@ class ProgressBar:
                                  TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"))
             self._task = self._bar.add_task(desc, total=total, completed=completed, info="")
 
-    def __enter__(self) -> ProgressBar:
+    def __enter__(self) -> Self:
         if self._bar:
             self._bar.start()
         return self
