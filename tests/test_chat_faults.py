@@ -9,6 +9,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -310,3 +311,15 @@ def test_tokens_of_discarded_replies_are_counted(server):
     result = client.complete_sync([user_message("q")], site="s")
     assert result.usage["completion_tokens"] == 3
     assert client.usage["s"].completion_tokens == 6 and client.usage["s"].retries == 1
+
+
+def test_retry_after_is_read_in_every_form_servers_send():
+    from email.utils import formatdate
+
+    from lyceum.models.chat import parse_retry_after
+
+    assert parse_retry_after({"retry-after-ms": "250", "retry-after": "9"}) == 0.25  # the precise one wins
+    assert parse_retry_after({"retry-after": "2"}) == 2.0
+    assert parse_retry_after({"retry-after": "1.5"}) == 1.5
+    assert 25 < parse_retry_after({"retry-after": formatdate(time.time() + 30, usegmt=True)}) <= 30
+    assert parse_retry_after({"retry-after": "soon"}) is None and parse_retry_after({}) is None
