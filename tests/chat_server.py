@@ -17,8 +17,9 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 
 def _count_tokens(messages: list[dict[str, Any]]) -> int:
@@ -79,7 +80,7 @@ class ScriptedChatServer:
                     with server._lock:
                         server.in_flight -= 1
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = _Server(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
@@ -105,7 +106,7 @@ class ScriptedChatServer:
         content = reply["content"]
         n = int(body.get("n") or 1)
         prompt_tokens = _count_tokens(body.get("messages", []))
-        completion_tokens = len(content.split())
+        completion_tokens = len((content or "").split())  # content may be null (a cut-off reasoning model)
         handler._send(200, {
             "id": f"chatcmpl-{len(self.requests)}",
             "object": "chat.completion",
@@ -117,7 +118,7 @@ class ScriptedChatServer:
                       "total_tokens": prompt_tokens + completion_tokens * n},
         })
 
-    def script(self, replies: list[Any] | Any) -> "ScriptedChatServer":
+    def script(self, replies: list[Any] | Any) -> ScriptedChatServer:
         """Append replies to the script (a single reply or a list)."""
         if not isinstance(replies, list):
             replies = [replies]
@@ -129,13 +130,17 @@ class ScriptedChatServer:
     def remaining(self) -> int:
         return len(self._script)
 
-    def start(self) -> "ScriptedChatServer":
+    def start(self) -> ScriptedChatServer:
         self._thread.start()
         return self
 
     def stop(self) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 1024  # a listen backlog like real servers'; the default 5 drops concurrent connections
 
 
 def user_texts(request: dict[str, Any]) -> str:

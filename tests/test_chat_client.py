@@ -5,8 +5,8 @@ import base64
 import socket
 
 import pytest
-
 from chat_server import user_texts
+
 from lyceum.errors import UserError
 from lyceum.models.chat import ChatClient, ChatJSONError, user_message
 

@@ -8,12 +8,13 @@
 from __future__ import annotations
 
 import json
-import logging
+import os
 import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, TypeVar
+from typing import Any, Self, TypeVar
 
 import yaml
 
@@ -37,40 +38,82 @@ def _jsonable(x: Any) -> Any:
     if hasattr(x, "item") and callable(x.item):  # numpy / torch scalars
         try:
             return x.item()
-        except Exception:
-            pass
+        except (TypeError, ValueError, RuntimeError):  # not a one-element scalar: keep it as it is
+            return x
     return x
+
+
+def write_private(path: str | Path, text: str) -> Path:
+    """Write a file readable by its owner only (0600), atomically: a kill leaves the old file or the new one."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def append_private(path: str | Path, text: str) -> None:
+    """Append to a file readable by its owner only (0600); one write call, so a row lands whole or not at all."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, text.encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a last line a killed process left unfinished (no newline), so the next row starts on its own line."""
+    try:
+        with open(path, "rb+") as f:
+            data = f.read()
+            if data and not data.endswith(b"\n"):
+                f.truncate(data.rfind(b"\n") + 1)
+    except FileNotFoundError:
+        pass
 
 
 @dataclass
 class RunDir:
-    """One run's folder: ``config.yaml``, ``metrics.jsonl``, ``run.log`` and whatever outputs the run writes."""
+    """One run's folder: ``config.yaml``, ``metrics.jsonl``, ``run.log`` and whatever outputs the run writes.
+
+    The folder is created 0700 and the files RunDir writes 0600: they hold prompts, replies and settings.
+    ``run.log`` is appended to, with a header each time a process opens the run.
+    """
 
     path: Path
-    logger: logging.Logger = field(repr=False)
+    inherited_rows: int = 0  # metrics rows earlier processes left in metrics.jsonl when this one opened it
+    rerun: bool = False  # the folder already held a run's metrics or log when it was opened
 
     @classmethod
-    def create(cls, root: str | Path, name: str, config: Any = None, *, resume: bool = True) -> "RunDir":
+    def create(cls, root: str | Path, name: str, config: Any = None, *, resume: bool = True) -> RunDir:
         path = Path(root) / name
         try:
-            path.mkdir(parents=True, exist_ok=True)
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.mkdir(mode=0o700, exist_ok=True)
         except OSError as e:
             raise UserError(f"cannot create the run folder {path}: {e.strerror}") from e
+        metrics = path / "metrics.jsonl"
+        rerun = metrics.exists() or (path / "run.log").exists()
         if config is not None:
-            (path / "config.yaml").write_text(yaml.safe_dump(_jsonable(config), sort_keys=False))
-        if not resume and (path / "metrics.jsonl").exists():
-            (path / "metrics.jsonl").unlink()
-        logger = logging.getLogger(f"lyceum.run.{path.resolve()}")
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
-        if not logger.handlers:
-            handler = logging.FileHandler(path / "run.log")
-            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-            logger.addHandler(handler)
-        return cls(path=path, logger=logger)
+            write_private(path / "config.yaml", yaml.safe_dump(_jsonable(config), sort_keys=False))
+        if not resume and metrics.exists():
+            metrics.unlink()
+        _drop_torn_tail(metrics)
+        inherited = metrics.read_bytes().count(b"\n") if metrics.exists() else 0
+        run = cls(path=path, inherited_rows=inherited, rerun=rerun)
+        argv = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv and sys.argv[0] else "python"
+        run._append_log(f"==== process {os.getpid()} opened this run ({argv}) ====")
+        return run
 
     @classmethod
-    def open(cls, out: str | Path, config: Any = None, *, fresh: bool = False) -> "RunDir":
+    def open(cls, out: str | Path, config: Any = None, *, fresh: bool = False) -> RunDir:
         """The run folder a command's ``--out`` names; ``fresh`` starts its metrics over (a restart, not a resume).
 
         The one way commands open a run folder."""
@@ -79,26 +122,59 @@ class RunDir:
             raise UserError(f"--out must name a run folder, e.g. runs/my-run (got {str(out)!r})")
         return cls.create(out.parent, out.name, config, resume=not fresh)
 
+    def _append_log(self, line: str) -> None:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        append_private(self.path / "run.log", f"{stamp} {line}\n")
+
     def log(self, message: str) -> None:
-        self.logger.info(message)
+        self._append_log(f"INFO {message}")
 
     def log_metrics(self, record: dict[str, Any]) -> None:
         record = {"time": round(time.time(), 3), **_jsonable(record)}
-        with open(self.path / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
+        append_private(self.path / "metrics.jsonl", json.dumps(record) + "\n")
 
     def read_metrics(self) -> list[dict[str, Any]]:
         return read_jsonl(self.path / "metrics.jsonl") if (self.path / "metrics.jsonl").exists() else []
 
+    def continue_from(self, step: int | None, *, checkpoint: str | Path | None = None) -> None:
+        """Make ``metrics.jsonl`` agree with where training continues, and say so on screen and in run.log.
+
+        ``step``: resuming from a checkpoint at that step: the earlier processes' rows after it are dropped
+        (those steps run again, so none is duplicated or lost). ``None``: no checkpoint, starting over: all their
+        rows are dropped. Rows this process wrote since it opened the run (e.g. a teacher evaluation) stay."""
+        path = self.path / "metrics.jsonl"
+        text = path.read_text(encoding="utf-8") if path.exists() else ""
+        lines = [line + "\n" for line in text.split("\n")[:-1]]  # rows end in "\n" (a torn tail was cut at open)
+        earlier, ours = lines[: self.inherited_rows], lines[self.inherited_rows:]
+        kept = [line for line in earlier if step is not None and _row_step(line) is not None
+                and _row_step(line) <= step]
+        if len(kept) != len(earlier):
+            write_private(path, "".join(kept + ours))
+            self.inherited_rows = len(kept)
+        dropped = len(earlier) - len(kept)
+        if step is not None:
+            message = f"resuming at step {step} from {checkpoint or 'the checkpoint'}"
+        elif self.rerun:
+            message = "starting over" + (f" ({dropped} metrics rows of the earlier run dropped)" if dropped else "")
+        else:
+            return
+        self.log(f"resumed from {checkpoint} at step {step}" if step is not None else message)
+        print(f"{self.path}: {message}", file=sys.stderr, flush=True)
+
     def write_json(self, name: str, obj: Any) -> Path:
-        p = self.path / name
-        p.write_text(json.dumps(_jsonable(obj), indent=2, ensure_ascii=False))
-        return p
+        return write_private(self.path / name, json.dumps(_jsonable(obj), indent=2, ensure_ascii=False))
 
     def write_text(self, name: str, text: str) -> Path:
-        p = self.path / name
-        p.write_text(text)
-        return p
+        return write_private(self.path / name, text)
+
+
+def _row_step(line: str) -> int | None:
+    """The step of one metrics row (0 when it has none); None for a line that is not a JSON object."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return int(row.get("step", 0) or 0) if isinstance(row, dict) else None
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
@@ -119,9 +195,8 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps(_jsonable(r), ensure_ascii=False) + "\n")
+    """Write rows as JSONL, 0600 and atomically (a kill leaves the old file or the new one)."""
+    write_private(path, "".join(json.dumps(_jsonable(r), ensure_ascii=False) + "\n" for r in rows))
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -160,7 +235,14 @@ def progress(items: Iterable[T], *, total: int | None = None, desc: str = "") ->
     if not is_interactive():
         yield from items
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     if total is None and hasattr(items, "__len__"):
         total = len(items)  # type: ignore[arg-type]
@@ -179,13 +261,20 @@ class ProgressBar:
     def __init__(self, total: int, desc: str = "", completed: int = 0):
         self._bar = None
         if is_interactive():
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
 
             self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"))
             self._task = self._bar.add_task(desc, total=total, completed=completed, info="")
 
-    def __enter__(self) -> "ProgressBar":
+    def __enter__(self) -> Self:
         if self._bar:
             self._bar.start()
         return self

@@ -3,12 +3,17 @@
     <run>/checkpoint/model/           the student (save_pretrained + tokenizer): loadable with load_local
     <run>/checkpoint/trainer.pt       step, optimizer, LR schedule, RNG states, prompt-schedule state, extras
 
-A checkpoint is written to a temporary folder and then renamed over the old one, so an interrupted save never
-leaves a half-written checkpoint behind.
+Saving is crash-safe. The new checkpoint is written to ``checkpoint.tmp`` (``trainer.pt`` last, through a
+rename, and everything fsynced), then ``checkpoint`` becomes ``checkpoint.old``, ``checkpoint.tmp`` becomes
+``checkpoint``, and ``checkpoint.old`` is removed. A kill at any point leaves one complete checkpoint among the
+three names, and ``recover_checkpoint`` (run by ``has_checkpoint``, ``load_checkpoint`` and every save) puts
+it back under ``checkpoint``: the current one if complete, else the finished ``.tmp`` (a kill between the two
+renames), else ``.old``. A folder is complete when it holds ``trainer.pt``.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 from pathlib import Path
@@ -37,26 +42,97 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _siblings(path: Path) -> tuple[Path, Path]:
+    return path.with_name(path.name + ".tmp"), path.with_name(path.name + ".old")
+
+
+def _complete(folder: Path) -> bool:
+    return (folder / STATE_FILE).is_file()
+
+
+def _remove(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Flush a folder's files and the folder entries to disk, so the renames after it never expose empty files."""
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            fd = os.open(os.path.join(root, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(Path(root))
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems cannot sync a directory
+        pass
+    finally:
+        os.close(fd)
+
+
+def recover_checkpoint(path: str | Path) -> str | None:
+    """Settle what an interrupted save left: afterwards only ``path`` remains (or nothing).
+
+    Returns what happened ("kept", "recovered .tmp", "recovered .old", "removed an unfinished save") or None
+    when there was nothing to do. Safe to call from several processes at once (a lost race is re-checked)."""
+    path = Path(path)
+    tmp, old = _siblings(path)
+    if not tmp.exists() and not old.exists():
+        return None
+    if _complete(path):
+        _remove(tmp)
+        _remove(old)
+        return "kept"
+    for candidate, what in ((tmp, "recovered .tmp"), (old, "recovered .old")):
+        if _complete(candidate):
+            if path.exists():  # never complete here: a stray folder without trainer.pt
+                _remove(path)
+            try:
+                candidate.rename(path)
+            except OSError:  # another process of the run got there first
+                if not _complete(path):
+                    raise
+            _fsync_dir(path.parent)
+            _remove(tmp)
+            _remove(old)
+            return what
+    _remove(tmp)  # a first save that never finished, and no older checkpoint
+    return "removed an unfinished save"
+
+
 def save_checkpoint(path: str | Path, *, student: LocalLM, optimizer, scheduler, step: int,
                     extra: dict[str, Any]) -> Path:
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    tmp, old = _siblings(path)
+    recover_checkpoint(path)
+    _remove(tmp)
     student.save(tmp / "model")
+    part = tmp / (STATE_FILE + ".part")
     torch.save({"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "rng": rng_state(), "extra": extra}, tmp / STATE_FILE)
-    old = path.with_name(path.name + ".old")
+                "rng": rng_state(), "extra": extra}, part)
+    part.rename(tmp / STATE_FILE)  # last: its presence marks the folder complete
+    _fsync_tree(tmp)
     if path.exists():
         path.rename(old)
-    tmp.rename(path)
-    if old.exists():
-        shutil.rmtree(old)
+    tmp.rename(path)  # the commit point; a kill before it leaves .old (and a complete .tmp) to recover
+    _fsync_dir(path.parent)
+    _remove(old)
     return path
 
 
 def has_checkpoint(path: str | Path) -> bool:
-    return (Path(path) / STATE_FILE).is_file()
+    """Whether a complete checkpoint is there, after recovering one an interrupted save left under another name."""
+    recover_checkpoint(path)
+    return _complete(Path(path))
 
 
 def load_checkpoint(path: str | Path, *, student: LocalLM, optimizer, scheduler) -> tuple[int, dict[str, Any]]:
@@ -64,6 +140,7 @@ def load_checkpoint(path: str | Path, *, student: LocalLM, optimizer, scheduler)
     from transformers import AutoModelForCausalLM
 
     path = Path(path)
+    recover_checkpoint(path)
     saved = AutoModelForCausalLM.from_pretrained(path / "model", local_files_only=True)
     student.model.load_state_dict(saved.state_dict())
     state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=False)

@@ -32,7 +32,7 @@ import torch
 
 from lyceum.errors import UserError
 from lyceum.models.local import LocalLM
-from lyceum.runs import ProgressBar, RunDir, write_jsonl
+from lyceum.runs import ProgressBar, RunDir
 from lyceum.train.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from lyceum.train.config import OPDConfig
 from lyceum.train.feedback import Feedback, Signal, head_source, verifier_rewards
@@ -262,11 +262,8 @@ def train(student: LocalLM, feedback: Feedback, schedule: PromptSchedule, cfg: O
         schedule.load_state_dict(extra.get("schedule", {}))
         evals, history = extra.get("evals", []), extra.get("history", [])
         reference_accuracy = extra.get("reference_accuracy", reference_accuracy)
-        if dist.main:
-            # drop what the interrupted run logged after its last checkpoint: those steps run again
-            kept = [r for r in run.read_metrics() if r.get("step", 0) <= start]
-            write_jsonl(run.path / "metrics.jsonl", kept)
-            run.log(f"resumed from {ckpt} at step {start}")
+    if dist.main:  # metrics keep only the steps up to `start`; says "resuming at step N" or "starting over"
+        run.continue_from(start or None, checkpoint=ckpt)
     result = TrainResult(run, start, evals, reference_accuracy=reference_accuracy)
     eval_tokens = cfg.eval_max_new_tokens or cfg.max_new_tokens
 
