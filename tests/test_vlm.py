@@ -6,11 +6,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
-from PIL import Image, ImageDraw  # noqa: E402
+from PIL import Image, ImageDraw
 
-from lyceum.errors import UserError  # noqa: E402
-from lyceum.models.local import position_ids_from_mask  # noqa: E402
-from lyceum.models.vlm import (  # noqa: E402
+from lyceum.errors import UserError
+from lyceum.models.local import position_ids_from_mask
+from lyceum.models.vlm import (
     TINY_ARCHS,
     VisionLM,
     build_tiny_vlm,
@@ -78,6 +78,14 @@ def test_sampled_logprobs_equal_score_in_a_left_padded_batch_with_images(arch):
     assert len(set(s.lengths.tolist())) > 2
     sc = lm.score(ids, mask, start=start, images=s.row_images())
     assert torch.allclose(sc.logprobs * s.mask, s.logprobs, atol=1e-5)
+
+
+def test_selected_sample_rows_keep_their_images(vlm):
+    s = vlm.sample(mixed_prompts(), max_new_tokens=3, n=2, seed=0)
+    picked = s.select([5, 0])
+    assert picked.prompt_index.tolist() == [2, 0]
+    assert [im is None for im in picked.row_images()] == [False, True]
+    assert picked.row_images()[0] is s.images[2]
 
 
 def test_score_equals_the_models_own_forward_pass(vlm):

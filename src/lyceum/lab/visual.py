@@ -20,6 +20,7 @@ import argparse
 import json
 import math
 import random
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,8 +54,9 @@ def make_visual_problems(n: int, *, digits: int = 1, seed: int = 0) -> list[Visu
     return [VisualProblem(rng.randint(0, top), rng.randint(0, top)) for _ in range(n)]
 
 
-def render_image(problem: VisualProblem, *, seed: int = 0):
-    """The two numbers in black on white, one per half, each shifted by a few random pixels (``seed``)."""
+def render_image(problem: VisualProblem, *, seed: int = 0, jitter: bool = True):
+    """The two numbers in black on white, one per half, each shifted by a few random pixels (``seed``; with
+    ``jitter=False`` each number sits at the top left of its half)."""
     from PIL import Image, ImageDraw, ImageFont
 
     rng = random.Random(seed * 1_000_003 + problem.a * 101 + problem.b)
@@ -66,13 +68,14 @@ def render_image(problem: VisualProblem, *, seed: int = 0):
         left, top, right, bottom = draw.textbbox((0, 0), str(value), font=font)
         room_x = max(0, w // 2 - (right - left))
         room_y = max(0, h - (bottom - top))
-        x = i * (w // 2) + rng.randint(0, room_x) - left
-        y = rng.randint(0, room_y) - top
+        x = i * (w // 2) + (rng.randint(0, room_x) if jitter else 0) - left
+        y = (rng.randint(0, room_y) if jitter else 0) - top
         draw.text((x, y), str(value), font=font, fill=(0, 0, 0))
     return im
 
 
-def visual_rows(problems: list[VisualProblem], *, mode: str = "image", seed: int = 0) -> list[dict[str, Any]]:
+def visual_rows(problems: list[VisualProblem], *, mode: str = "image", seed: int = 0,
+                jitter: bool = True) -> list[dict[str, Any]]:
     """Prompt rows: ``image`` mode carries the rendered image (a PIL image), ``text`` mode writes the numbers."""
     if mode not in ("image", "text"):
         raise UserError(f"unknown visual task mode {mode!r}; use image or text")
@@ -80,7 +83,7 @@ def visual_rows(problems: list[VisualProblem], *, mode: str = "image", seed: int
     for i, p in enumerate(problems):
         row = {"response": f"{ANSWER_MARK}{p.answer}", "answer": p.answer}
         if mode == "image":
-            row.update(prompt=IMAGE_PROMPT, images=[render_image(p, seed=seed + i)])
+            row.update(prompt=IMAGE_PROMPT, images=[render_image(p, seed=seed + i, jitter=jitter)])
         else:
             row.update(prompt=TEXT_PROMPT.format(a=p.a, b=p.b))
         rows.append(row)
@@ -145,7 +148,7 @@ def sft_vlm(vlm: Any, rows: list[dict], *, steps: int = 300, batch_size: int = 3
     """Train ``vlm`` (a ``VisionLM``) in place on prompt/response rows with images; returns per-step loss rows.
 
     Warm-up then cosine decay, AdamW, gradient clipping at 1. ``time_limit`` (seconds) stops early; ``on_step``
-    is called as ``on_step(step, vlm)`` after each step (for held-out checks).
+    is called as ``on_step(record, vlm)`` after each step with its history row (for held-out checks).
     """
     import torch
 
@@ -178,7 +181,7 @@ def sft_vlm(vlm: Any, rows: list[dict], *, steps: int = 300, batch_size: int = 3
             history.append({"step": step + 1, "loss": float(loss.detach()), "seconds": time.monotonic() - t0})
             if on_step is not None:
                 vlm.model.eval()
-                on_step(step + 1, vlm)
+                on_step(history[-1], vlm)
                 vlm.model.train()
             if time_limit is not None and time.monotonic() - t0 > time_limit:
                 break
@@ -201,9 +204,36 @@ def greedy_accuracy(vlm: Any, rows: list[dict], *, batch_size: int = 64, max_new
 # ------------------------------------------------------------------------------------------------- measurement
 
 
+def train_arm(vlm: Any, rows: list[dict], test: list[dict], *, label: str, minutes: float, lr: float,
+              seed: int, eval_every: int) -> dict:
+    """SFT for ``minutes``, checking held-out greedy accuracy every ``eval_every`` steps."""
+    curve = [{"step": 0, "accuracy": greedy_accuracy(vlm, test), "seconds": 0.0}]
+    t0 = time.monotonic()
+    losses: list[float] = []
+
+    def check(record: dict, model: Any) -> None:
+        losses.append(record["loss"])
+        if record["step"] % eval_every == 0:
+            recent = losses[-eval_every:]
+            curve.append({"step": record["step"], "accuracy": greedy_accuracy(model, test),
+                          "train_loss": round(sum(recent) / len(recent), 4),
+                          "seconds": round(time.monotonic() - t0, 1)})
+            print(f"{label} step {record['step']}: held-out accuracy {curve[-1]['accuracy']:.3f}, train loss "
+                  f"{curve[-1]['train_loss']:.3f} ({curve[-1]['seconds']:.0f} s)", flush=True)
+
+    hist = sft_vlm(vlm, rows, steps=100_000, lr=lr, time_limit=minutes * 60, seed=seed, on_step=check)
+    final = greedy_accuracy(vlm, test)
+    print(f"{label}: {len(hist)} steps, held-out accuracy {final:.3f}", flush=True)
+    return {"steps": len(hist), "final_accuracy": final, "final_loss": hist[-1]["loss"],
+            "seconds": round(time.monotonic() - t0, 1), "curve": curve}
+
+
 def measure(*, minutes: float = 3.0, digits: int = 1, train: int = 2000, held_out: int = 200,
-            arch: str = "qwen2_vl", eval_every: int = 50, seed: int = 0, out: Path | None = None) -> dict:
-    """Train one tiny VLM per arm (image, text) for ``minutes`` each from the same init; held-out accuracy curve."""
+            arch: str = "qwen2_vl", eval_every: int = 50, seed: int = 0, lr: float = 3e-3,
+            vision_hidden: int = 32, vision_layers: int = 1, arms: tuple[str, ...] = ("image", "text"),
+            jitter: bool = True, out: Path | None = None) -> dict:
+    """Train one tiny VLM per arm (image, text) for ``minutes`` each from the same init; held-out accuracy curve
+    (with the mean training loss since the previous check)."""
     import torch
 
     from lyceum.models.vlm import build_tiny_vlm
@@ -211,26 +241,15 @@ def measure(*, minutes: float = 3.0, digits: int = 1, train: int = 2000, held_ou
     torch.manual_seed(seed)
     problems = make_visual_problems(train + held_out, digits=digits, seed=seed)
     result: dict[str, Any] = {"minutes_per_arm": minutes, "digits": digits, "train_rows": train,
-                              "held_out_rows": held_out, "arch": arch, "arms": {}}
-    for mode in ("image", "text"):
-        rows = visual_rows(problems[:train], mode=mode, seed=seed)
-        test = visual_rows(problems[train:], mode=mode, seed=seed + 10_000)
-        vlm = build_tiny_vlm(arch, seed=seed, max_pixels=IMAGE_SIZE[0] * IMAGE_SIZE[1])
-        curve = [{"step": 0, "accuracy": greedy_accuracy(vlm, test), "seconds": 0.0}]
-        t0 = time.monotonic()
-
-        def check(step: int, model: Any) -> None:
-            if step % eval_every == 0:
-                curve.append({"step": step, "accuracy": greedy_accuracy(model, test),
-                              "seconds": round(time.monotonic() - t0, 1)})
-                print(f"{mode} step {step}: held-out accuracy {curve[-1]['accuracy']:.3f} "
-                      f"({curve[-1]['seconds']:.0f} s)", flush=True)
-
-        hist = sft_vlm(vlm, rows, steps=100_000, time_limit=minutes * 60, on_step=check, seed=seed)
-        final = greedy_accuracy(vlm, test)
-        result["arms"][mode] = {"steps": len(hist), "final_accuracy": final, "final_loss": hist[-1]["loss"],
-                                "seconds": round(time.monotonic() - t0, 1), "curve": curve}
-        print(f"{mode}: {len(hist)} steps, held-out accuracy {final:.3f}", flush=True)
+                              "held_out_rows": held_out, "arch": arch, "lr": lr, "vision_hidden": vision_hidden,
+                              "vision_layers": vision_layers, "jitter": jitter, "arms": {}}
+    for mode in arms:
+        rows = visual_rows(problems[:train], mode=mode, seed=seed, jitter=jitter)
+        test = visual_rows(problems[train:], mode=mode, seed=seed + 10_000, jitter=jitter)
+        vlm = build_tiny_vlm(arch, seed=seed, max_pixels=IMAGE_SIZE[0] * IMAGE_SIZE[1],
+                             vision_hidden=vision_hidden, vision_layers=vision_layers)
+        result["arms"][mode] = train_arm(vlm, rows, test, label=mode, minutes=minutes, lr=lr, seed=seed,
+                                         eval_every=eval_every)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "visual_measurement.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
@@ -244,10 +263,21 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--arch", default="qwen2_vl")
     ap.add_argument("--eval-every", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--vision-hidden", type=int, default=32)
+    ap.add_argument("--vision-layers", type=int, default=1)
+    ap.add_argument("--arms", default="image,text", help="comma-separated: image, text")
+    ap.add_argument("--no-jitter", action="store_true", help="every number at a fixed place in its half")
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args(argv)
     # the warm-up is a fixed 20 steps; the cosine runs over a nominal 100k steps, so the rate stays near its peak
-    measure(minutes=a.minutes, digits=a.digits, arch=a.arch, eval_every=a.eval_every, seed=a.seed, out=a.out)
+    try:
+        measure(minutes=a.minutes, digits=a.digits, arch=a.arch, eval_every=a.eval_every, seed=a.seed, lr=a.lr,
+            vision_hidden=a.vision_hidden, vision_layers=a.vision_layers, arms=tuple(a.arms.split(",")),
+                jitter=not a.no_jitter, out=a.out)
+    except UserError as e:  # one sentence and exit 2, like every lyceum command
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

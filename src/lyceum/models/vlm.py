@@ -115,7 +115,7 @@ def open_image(image: Any, base: Path | None = None):
     text = str(image)
     if re.match(r"(?i)^(https?|data):", text):
         raise UserError(f"image {text[:60]!r} is a URL; lyceum reads images from local files only")
-    path = Path(text[7:] if text.startswith("file://") else text)
+    path = Path(text.removeprefix("file://"))
     if not path.is_absolute() and base is not None:
         path = base / path
     if not path.is_file():
@@ -500,6 +500,16 @@ def freeze_vision(model: Any, frozen: bool = True, *, train_projector: bool = Tr
 # --------------------------------------------------------------------------------------------------- loading
 
 
+def check_transformers() -> None:
+    """The multimodal positions need transformers 5 (``get_rope_index`` takes ``mm_token_type_ids``)."""
+    import transformers
+
+    major = int(transformers.__version__.split(".")[0])
+    if major < 5:
+        raise UserError(f"vision-language models need transformers 5 or newer (installed: "
+                        f"{transformers.__version__}); pip install -U 'transformers>=5'")
+
+
 def is_vision_model(path: str | Path) -> bool:
     """Whether a model folder's config.json describes an image-text-to-text model (it has a vision config)."""
     cfg = Path(path) / "config.json"
@@ -524,7 +534,7 @@ def load_processor_parts(path: str | Path) -> tuple[Any, Any, str | None]:
         tok, imp = getattr(proc, "tokenizer", None), getattr(proc, "image_processor", None)
         if tok is not None and imp is not None:
             return tok, imp, getattr(proc, "chat_template", None) or getattr(tok, "chat_template", None)
-    except Exception:  # noqa: BLE001 - without torchvision AutoProcessor fails in several ways; the fallback is exact
+    except Exception:  # noqa: BLE001, S110 - without torchvision AutoProcessor fails in several ways; the fallback is exact
         pass
     try:
         tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
@@ -553,6 +563,7 @@ def load_vlm(path: str | Path, device: str | torch.device | None = None,
         raise UserError(f"{path} is a file; give the directory that holds the model's config.json")
     if not (path / "config.json").exists():
         raise UserError(f"{path} is not a Hugging Face model directory (no config.json)")
+    check_transformers()
     from transformers import AutoModelForImageTextToText
 
     quiet_transformers()
@@ -611,10 +622,11 @@ def build_tiny_vlm(arch: str = "qwen2_vl", *, tokenizer: Any = None, alphabet: s
         raise UserError(f"unknown tiny vision architecture {arch!r}; use one of {', '.join(TINY_ARCHS)}")
     if hidden % heads or vision_hidden % vision_heads:
         raise UserError("hidden sizes must be divisible by their numbers of heads")
+    check_transformers()
     import transformers
 
     if tokenizer is None:
-        from lyceum.lab.tasks import ALPHABET  # noqa: PLC0415 - only the default alphabet comes from the lab
+        from lyceum.lab.tasks import ALPHABET
 
         tokenizer = vision_char_tokenizer(alphabet or ALPHABET)
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in VISION_TOKENS}
@@ -622,13 +634,14 @@ def build_tiny_vlm(arch: str = "qwen2_vl", *, tokenizer: Any = None, alphabet: s
         raise UserError(f"the tokenizer needs the vision tokens {', '.join(VISION_TOKENS)}")
     head_dim = hidden // heads
     half = head_dim // 2
-    text = dict(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=intermediate or 4 * hidden,
-                num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads or heads,
-                max_position_embeddings=max_positions, pad_token_id=tokenizer.pad_token_id,
-                bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    text = {"vocab_size": len(tokenizer), "hidden_size": hidden, "intermediate_size": intermediate or 4 * hidden,
+            "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": kv_heads or heads,
+            "max_position_embeddings": max_positions, "pad_token_id": tokenizer.pad_token_id,
+            "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id}
     # the multimodal rotary embedding splits each head's frequencies into (temporal, height, width) sections
     sections = [half - 2 * (half // 3), half // 3, half // 3]
-    common_vision = dict(in_channels=3, patch_size=patch_size, spatial_merge_size=merge_size, temporal_patch_size=2)
+    common_vision = {"in_channels": 3, "patch_size": patch_size, "spatial_merge_size": merge_size,
+                     "temporal_patch_size": 2}
     if arch == "qwen2_vl":
         cfg_cls, model_cls = transformers.Qwen2VLConfig, transformers.Qwen2VLForConditionalGeneration
         text["rope_parameters"] = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": sections}

@@ -19,6 +19,8 @@ judge-only parts then count as wrong).
 from __future__ import annotations
 
 import argparse
+import functools
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,6 +104,16 @@ def hipho_prompt_rows(data_dir: str | Path, exams: list[str] | str | None = None
     return rows, report
 
 
+@functools.cache
+def warm_grader() -> None:
+    """Run every grading stage once without a time limit, so its first-time imports (sympy, math-verify,
+    latex2sympy) finish. A time-limited check that interrupts a first import leaves a half-imported module
+    behind, and in a training process that breaks later imports (torch and transformers use sympy)."""
+    check_answer("x^2 + 1", "x*x + 2", "Expression", timeout=None)
+    check_answer("y = 2x", "y - 3x = 0", "Equation", timeout=None)
+    check_answer("2.0", "2.1", "Numerical Value", timeout=None)
+
+
 def hipho_verdicts(row: dict, response: str) -> list[bool]:
     """One verdict per gold sub-answer: the last N boxed answers of ``response`` against the N golds.
 
@@ -114,6 +126,7 @@ def hipho_verdicts(row: dict, response: str) -> list[bool]:
     if len(types) != len(golds):
         raise UserError(f"row {row.get('id', '?')} has {len(golds)} answers but {len(types)} answer types")
     preds = extract_answers(response, len(golds))
+    warm_grader()
     return [bool(pred) and not is_judge_only(kind) and check_answer(gold, pred, kind)
             for gold, pred, kind in zip(golds, preds, types)]
 
@@ -140,8 +153,9 @@ def main(argv: list[str] | None = None) -> None:
         rows, report = hipho_prompt_rows(a.data_dir, a.exams, modalities=a.modality, fields=a.field,
                                          images=not a.no_images, only_with_images=a.only_with_images,
                                          include_judge_only=a.include_judge_only)
-    except UserError as e:
-        raise SystemExit(f"error: {e}") from None
+    except UserError as e:  # one sentence and exit 2, like every lyceum command
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     write_jsonl(a.out, rows)
     kinds = Counter(answer_kind(t) for r in rows for t in r["answer_types"])
     print(f"{report.summary()} -> {a.out}; sub-answers: "

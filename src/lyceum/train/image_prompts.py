@@ -36,7 +36,7 @@ def _resolve(ref: Any, base: Path, where: str) -> str:
         raise UserError(f"{where}: an image must be given as a file path")
     if re.match(r"(?i)^(https?|data):", ref):
         raise UserError(f"{where}: image {ref[:60]!r} is a URL; give a local file path (nothing is downloaded)")
-    path = Path(ref[7:] if ref.startswith("file://") else ref)
+    path = Path(ref.removeprefix("file://"))
     if not path.is_absolute():
         path = base / path
     if not path.is_file():
