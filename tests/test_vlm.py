@@ -154,6 +154,26 @@ def test_chat_messages_place_each_image_where_its_part_is(vlm):
     assert toks[-2:] == ["<|vision_end|>", "c"]
 
 
+CHAT_TEMPLATE = (
+    "{% for m in messages %}{{ m['role'][0] }}: {% if m['content'] is string %}{{ m['content'] }}{% else %}"
+    "{% for p in m['content'] %}{% if p['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% else %}{{ p['text'] }}{% endif %}{% endfor %}{% endif %}{{ '\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}a: {% endif %}")
+
+
+def test_a_saved_chat_template_renders_messages_with_image_parts(tmp_path):
+    lm = build_tiny_vlm("qwen2_vl", seed=0)
+    lm.chat_template = CHAT_TEMPLATE
+    loaded = load_vlm(lm.save(tmp_path / "m"))
+    assert loaded.chat_template == CHAT_TEMPLATE
+    msg = {"messages": [{"role": "user", "content": [{"type": "image", "image": picture(16, 16)},
+                                                      {"type": "text", "text": "sum?"}]}]}
+    prompt = loaded.prepare([msg])[0]
+    text = loaded.tokenizer.decode(prompt.ids, skip_special_tokens=True)
+    assert text == "u: sum?\na: "
+    assert prompt.ids.count(loaded.image_token_id) == prompt.images.tokens(loaded.merge_size) == 4
+
+
 # ----------------------------------------------------------------------------- the OPD divergence with images
 
 

@@ -231,7 +231,7 @@ def train_arm(vlm: Any, rows: list[dict], test: list[dict], *, label: str, minut
 def measure(*, minutes: float = 3.0, digits: int = 1, train: int = 2000, held_out: int = 200,
             arch: str = "qwen2_vl", eval_every: int = 50, seed: int = 0, lr: float = 3e-3,
             vision_hidden: int = 32, vision_layers: int = 1, arms: tuple[str, ...] = ("image", "text"),
-            jitter: bool = True, out: Path | None = None) -> dict:
+            jitter: bool = True, patch_size: int = 4, out: Path | None = None) -> dict:
     """Train one tiny VLM per arm (image, text) for ``minutes`` each from the same init; held-out accuracy curve
     (with the mean training loss since the previous check)."""
     import torch
@@ -242,12 +242,13 @@ def measure(*, minutes: float = 3.0, digits: int = 1, train: int = 2000, held_ou
     problems = make_visual_problems(train + held_out, digits=digits, seed=seed)
     result: dict[str, Any] = {"minutes_per_arm": minutes, "digits": digits, "train_rows": train,
                               "held_out_rows": held_out, "arch": arch, "lr": lr, "vision_hidden": vision_hidden,
-                              "vision_layers": vision_layers, "jitter": jitter, "arms": {}}
+                              "vision_layers": vision_layers, "jitter": jitter, "patch_size": patch_size,
+                              "arms": {}}
     for mode in arms:
         rows = visual_rows(problems[:train], mode=mode, seed=seed, jitter=jitter)
         test = visual_rows(problems[train:], mode=mode, seed=seed + 10_000, jitter=jitter)
         vlm = build_tiny_vlm(arch, seed=seed, max_pixels=IMAGE_SIZE[0] * IMAGE_SIZE[1],
-                             vision_hidden=vision_hidden, vision_layers=vision_layers)
+                             vision_hidden=vision_hidden, vision_layers=vision_layers, patch_size=patch_size)
         result["arms"][mode] = train_arm(vlm, rows, test, label=mode, minutes=minutes, lr=lr, seed=seed,
                                          eval_every=eval_every)
     if out is not None:
@@ -268,13 +269,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--vision-layers", type=int, default=1)
     ap.add_argument("--arms", default="image,text", help="comma-separated: image, text")
     ap.add_argument("--no-jitter", action="store_true", help="every number at a fixed place in its half")
+    ap.add_argument("--patch-size", type=int, default=4, help="vision patch size in pixels")
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args(argv)
     # the warm-up is a fixed 20 steps; the cosine runs over a nominal 100k steps, so the rate stays near its peak
     try:
         measure(minutes=a.minutes, digits=a.digits, arch=a.arch, eval_every=a.eval_every, seed=a.seed, lr=a.lr,
             vision_hidden=a.vision_hidden, vision_layers=a.vision_layers, arms=tuple(a.arms.split(",")),
-                jitter=not a.no_jitter, out=a.out)
+                jitter=not a.no_jitter, patch_size=a.patch_size, out=a.out)
     except UserError as e:  # one sentence and exit 2, like every lyceum command
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None

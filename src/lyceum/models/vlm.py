@@ -547,9 +547,14 @@ def load_processor_parts(path: str | Path) -> tuple[Any, Any, str | None]:
         except (OSError, ValueError, KeyError, ImportError) as e:
             raise UserError(f"cannot load the image processor of {path}: {str(e).strip().splitlines()[0]}") from e
     template = getattr(tok, "chat_template", None)
-    jinja = Path(path) / "chat_template.jinja"
+    jinja, as_json = Path(path) / "chat_template.jinja", Path(path) / "chat_template.json"
     if template is None and jinja.is_file():
         template = jinja.read_text(encoding="utf-8")
+    if template is None and as_json.is_file():  # the processor's file in older Qwen-VL checkpoints
+        try:
+            template = json.loads(as_json.read_text(encoding="utf-8")).get("chat_template")
+        except (OSError, json.JSONDecodeError, AttributeError):
+            template = None
     return tok, imp, template
 
 
