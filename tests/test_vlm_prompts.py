@@ -178,6 +178,15 @@ def test_visual_task_image_rows_hide_the_numbers_from_the_text(tmp_path):
     assert len(rows) == 5 and all(len(r["images"]) == 1 for r in rows)
 
 
+def test_the_digit_probe_shows_one_digit_and_asks_for_it():
+    from lyceum.lab.visual import digit_rows, verify_visual
+
+    rows = digit_rows(30, seed=0)
+    assert {r["answer"] for r in rows} <= set(range(10)) and len({r["answer"] for r in rows}) > 5
+    assert all(r["images"][0].size == (24, 24) and r["prompt"] == "<image>\nread=" for r in rows)
+    assert verify_visual(rows[0], rows[0]["response"]) == 1.0
+
+
 def test_visual_sft_lowers_the_loss_through_the_vision_tower():
     pytest.importorskip("torch")
     from lyceum.lab.visual import make_visual_problems, sft_vlm, visual_rows

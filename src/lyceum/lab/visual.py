@@ -90,6 +90,27 @@ def visual_rows(problems: list[VisualProblem], *, mode: str = "image", seed: int
     return rows
 
 
+DIGIT_SIZE = 24  # the one-digit probe's square image
+DIGIT_PROMPT = "<image>\nread="
+
+
+def digit_rows(n: int, *, seed: int = 0) -> list[dict[str, Any]]:
+    """The reading probe: one digit at a random place (0-4 px shift) in a 24 x 24 image; the answer is it."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    rng = random.Random(seed)
+    font = ImageFont.load_default(size=FONT_SIZE)
+    rows = []
+    for _ in range(n):
+        d = rng.randint(0, 9)
+        im = Image.new("RGB", (DIGIT_SIZE, DIGIT_SIZE), (255, 255, 255))
+        draw = ImageDraw.Draw(im)
+        left, top, _, _ = draw.textbbox((0, 0), str(d), font=font)
+        draw.text((4 + rng.randint(0, 4) - left, 4 + rng.randint(0, 4) - top), str(d), font=font, fill=(0, 0, 0))
+        rows.append({"prompt": DIGIT_PROMPT, "images": [im], "response": f"{ANSWER_MARK}{d}", "answer": d})
+    return rows
+
+
 def write_visual_prompts(out: str | Path, n: int, *, digits: int = 1, seed: int = 0) -> Path:
     """Write ``n`` image rows as PNG files and a ``prompts.jsonl`` whose rows name them (relative paths)."""
     out = Path(out)
@@ -231,9 +252,10 @@ def train_arm(vlm: Any, rows: list[dict], test: list[dict], *, label: str, minut
 def measure(*, minutes: float = 3.0, digits: int = 1, train: int = 2000, held_out: int = 200,
             arch: str = "qwen2_vl", eval_every: int = 50, seed: int = 0, lr: float = 3e-3,
             vision_hidden: int = 32, vision_layers: int = 1, arms: tuple[str, ...] = ("image", "text"),
-            jitter: bool = True, patch_size: int = 4, out: Path | None = None) -> dict:
+            jitter: bool = True, patch_size: int = 4, task: str = "sum", out: Path | None = None) -> dict:
     """Train one tiny VLM per arm (image, text) for ``minutes`` each from the same init; held-out accuracy curve
-    (with the mean training loss since the previous check)."""
+    (with the mean training loss since the previous check). ``task="digit"`` runs the one-digit reading probe
+    instead (image arm only)."""
     import torch
 
     from lyceum.models.vlm import build_tiny_vlm
@@ -243,7 +265,16 @@ def measure(*, minutes: float = 3.0, digits: int = 1, train: int = 2000, held_ou
     result: dict[str, Any] = {"minutes_per_arm": minutes, "digits": digits, "train_rows": train,
                               "held_out_rows": held_out, "arch": arch, "lr": lr, "vision_hidden": vision_hidden,
                               "vision_layers": vision_layers, "jitter": jitter, "patch_size": patch_size,
-                              "arms": {}}
+                              "task": task, "arms": {}}
+    if task == "digit":
+        vlm = build_tiny_vlm(arch, seed=seed, max_pixels=DIGIT_SIZE**2, vision_hidden=vision_hidden,
+                             vision_layers=vision_layers, patch_size=patch_size)
+        rows = digit_rows(train + held_out, seed=seed)
+        result["arms"]["image"] = train_arm(vlm, rows[:train], rows[train:], label="digit", minutes=minutes, lr=lr,
+                                            seed=seed, eval_every=eval_every)
+        arms = ()
+    elif task != "sum":
+        raise UserError(f"unknown visual task {task!r}; use sum or digit")
     for mode in arms:
         rows = visual_rows(problems[:train], mode=mode, seed=seed, jitter=jitter)
         test = visual_rows(problems[train:], mode=mode, seed=seed + 10_000, jitter=jitter)
@@ -270,13 +301,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--arms", default="image,text", help="comma-separated: image, text")
     ap.add_argument("--no-jitter", action="store_true", help="every number at a fixed place in its half")
     ap.add_argument("--patch-size", type=int, default=4, help="vision patch size in pixels")
+    ap.add_argument("--task", default="sum", help="sum (two numbers, the default) or digit (read one digit)")
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args(argv)
     # the warm-up is a fixed 20 steps; the cosine runs over a nominal 100k steps, so the rate stays near its peak
     try:
         measure(minutes=a.minutes, digits=a.digits, arch=a.arch, eval_every=a.eval_every, seed=a.seed, lr=a.lr,
             vision_hidden=a.vision_hidden, vision_layers=a.vision_layers, arms=tuple(a.arms.split(",")),
-                jitter=not a.no_jitter, patch_size=a.patch_size, out=a.out)
+                jitter=not a.no_jitter, patch_size=a.patch_size, task=a.task, out=a.out)
     except UserError as e:  # one sentence and exit 2, like every lyceum command
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
