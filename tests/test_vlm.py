@@ -119,8 +119,11 @@ def test_text_only_rows_get_plain_positions(vlm):
 
 def test_scoring_needs_the_images_of_image_prompts(vlm):
     prompt = vlm.prepare(mixed_prompts()[1:2])[0]
+    ids = torch.tensor([prompt.ids + [10]])
     with pytest.raises(ValueError, match="image tokens but its images need"):
-        vlm.score(torch.tensor([prompt.ids + [10]]), images=[vlm.prepare(mixed_prompts()[2:])[0].images])
+        vlm.score(ids, images=[vlm.prepare(mixed_prompts()[2:])[0].images])
+    with pytest.raises(ValueError, match="pass images="):
+        vlm.score(ids)
 
 
 def test_a_response_that_emits_an_image_placeholder_scores_exactly():

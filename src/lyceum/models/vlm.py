@@ -294,6 +294,10 @@ class VisionLM(LocalLM):
         one) are text: they are fed as the pad id with the placeholder's embedding put back by ``_literal``.
         """
         B = input_ids.shape[0]
+        if images is None:  # no images given at all: refuse ids that hold an image block rather than misread it
+            start = getattr(self.model.config, "vision_start_token_id", None)
+            if start is not None and ((input_ids[:, :-1] == start) & (input_ids[:, 1:] == self.image_token_id)).any():
+                raise ValueError("these ids hold images; pass images= (one entry per row, None for text rows)")
         images = list(images) if images is not None else [None] * B
         if len(images) != B:
             raise ValueError(f"{len(images)} image entries for {B} rows")
