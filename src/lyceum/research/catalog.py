@@ -367,6 +367,27 @@ def _package_for(path: Path, root: Path, cache: dict[Path, PackageMeta]) -> tupl
     return cache[folder], folder
 
 
+def _first_line(e: Exception) -> str:
+    return (str(e).splitlines() or [type(e).__name__])[0][:200]
+
+
+def _refuse_to_overwrite(db_path: Path) -> None:
+    """``--db`` may replace an older catalog, never a file that is something else (a typo must not destroy data)."""
+    import duckdb
+
+    if db_path.is_dir():
+        raise UserError(f"--db {db_path} is a folder; give a catalog file path")
+    try:
+        con = duckdb.connect(str(db_path), read_only=True)
+        try:
+            con.execute("SELECT count(*) FROM _catalog WHERE key = 'meta'").fetchone()
+        finally:
+            con.close()
+    except duckdb.Error:
+        raise UserError(f"{db_path} exists and is not a lyceum table catalog; refusing to overwrite it "
+                        f"(choose another --db path or delete the file)") from None
+
+
 class Catalog:
     """Profiles and search over a folder of tables, backed by a DuckDB file holding the cleaned data."""
 
@@ -400,9 +421,14 @@ class Catalog:
             db_path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise UserError(f"cannot create the catalog folder {db_path.parent}: {e.strerror}") from e
+        if db_path.exists():
+            _refuse_to_overwrite(db_path)
         tmp = db_path.with_name(db_path.name + f".tmp{os.getpid()}")
-        tmp.unlink(missing_ok=True)
-        con = duckdb.connect(str(tmp))
+        try:
+            tmp.unlink(missing_ok=True)
+            con = duckdb.connect(str(tmp))
+        except (OSError, duckdb.Error) as e:
+            raise UserError(f"cannot write the catalog {db_path}: {_first_line(e)}") from e
         packages: dict[Path, PackageMeta] = {}
         profiles: list[TableProfile] = []
         reports: list[FileReport] = []
@@ -448,7 +474,11 @@ class Catalog:
         rows += [("report", json.dumps(asdict(r))) for r in reports]
         con.executemany("INSERT INTO _catalog VALUES (?, ?)", rows)
         con.close()
-        os.replace(tmp, db_path)
+        try:
+            os.replace(tmp, db_path)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise UserError(f"cannot write the catalog {db_path}: {e.strerror}") from e
         cat = cls(db_path, root, profiles, reports)
         cat.meta = meta
         return cat
