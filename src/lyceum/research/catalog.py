@@ -23,9 +23,11 @@ from typing import Any
 
 from lyceum.errors import UserError
 from lyceum.research.bm25 import BM25, STOPWORDS, tokenize
+from lyceum.research.concepts import available as concepts_available
+from lyceum.research.concepts import query_concepts
 from lyceum.research.ingest import TABLE_SUFFIXES, PackageMeta, ResourceMeta, package_metadata, read_table
 
-CATALOG_VERSION = 4
+CATALOG_VERSION = 5
 _SKIP_NAMES = {"datapackage.json", "package.json", "readme.md", "readme.txt", "readme", "license", "license.md",
                "provenance", "changelog.md"}
 # Words that name a sampling frequency: tables that differ only by them hold the same series.
@@ -179,14 +181,30 @@ def _name_words(table_id: str) -> list[str]:
 
 
 def build_search_text(p: TableProfile, pkg: PackageMeta, res: ResourceMeta | None) -> str:
-    """The text BM25 indexes for a table; the name, titles and column names count more than long descriptions."""
+    """The text BM25 indexes for a table: everything the data says about itself.
+
+    The name, titles and column names count more than long descriptions; then the descriptions, column
+    descriptions and units, and samples of the text values (categories, entities) the table holds. A text that
+    appears twice (a package with one table often repeats its description) is counted once.
+    """
     name = " ".join(p.name_words + list(p.name_aliases.values()) + ([res.name] if res and res.name else []))
-    titles = " ".join([pkg.title, p.title, *(res.views if res else [])])
+    titles = " ".join(_unique([pkg.title, p.title, *(res.views if res else [])]))
     columns = " ".join(c.name for c in p.columns)
-    column_notes = " ".join(c.description for c in p.columns if c.description)
-    parts = [name] * 3 + [titles] * 2 + [columns] * 2 + [p.description, pkg.description, " ".join(pkg.keywords),
-                                                         column_notes, pkg.name.replace("-", " ")]
+    column_notes = " ".join(_unique([c.description for c in p.columns] + [c.unit for c in p.columns]))
+    values = " ".join(_unique(p.entities[:30] + [str(v) for c in p.columns if c.type == "text" for v in c.examples]))
+    parts = [name] * 3 + [titles] * 2 + [columns] * 2 + _unique([p.description, pkg.description]) + \
+        [" ".join(pkg.keywords), column_notes, values, pkg.name.replace("-", " ")]
     return "\n".join(x for x in parts if x)
+
+
+def _unique(texts: list[str]) -> list[str]:
+    seen, out = set(), []
+    for t in texts:
+        key = (t or "").strip().lower()
+        if key and key not in seen:
+            seen.add(key)
+            out.append(t.strip())
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -547,14 +565,21 @@ class Catalog:
             self._con = None
 
     # -- search -----------------------------------------------------------------------------------------------
-    def search(self, query: str, k: int = 5, *, embed=None, weight: float = 0.5) -> list[tuple[TableProfile, float]]:
+    def search(self, query: str, k: int = 5, *, embed=None, weight: float = 0.5,
+               expand: bool = True) -> list[tuple[TableProfile, float]]:
         """Tables ranked by BM25 over their descriptions, plus a bonus for entities the query names.
+
+        With ``expand`` (the default) the query also counts, at lower weights, the words WordNet relates to its
+        own (see ``concepts.py``), so a question can find a table that describes itself in other words.
 
         With ``embed`` (texts -> vectors, see ``embeddings.py``) the BM25 score is blended with the cosine
         similarity between the query and each table's title and description.
         """
         terms = tokenize(query)
-        scores = self._index.scores(terms)
+        if expand and concepts_available():
+            scores = self._index.concept_scores(query_concepts(query))
+        else:
+            scores = self._index.scores(terms)
         if embed is not None:
             from lyceum.research.embeddings import cosine, hybrid
 

@@ -145,11 +145,15 @@ def cmd_bench(args) -> int:
     if args.judge_base_url:
         from lyceum.models.chat import ChatClient
 
-        cache = Path(args.out) / "judge-cache.sqlite"
-        judge = ChatClient(args.judge_base_url, args.judge_model, args.judge_api_key, cache=cache)
+        cache, ledger = Path(args.out) / "judge-cache.sqlite", Path(args.out) / "usage.jsonl"
+        judge = ChatClient(args.judge_base_url, args.judge_model, args.judge_api_key, cache=cache, usage_log=ledger)
         if args.vision_judge_model:
-            vision = ChatClient(args.judge_base_url, args.vision_judge_model, args.judge_api_key, cache=cache)
+            vision = ChatClient(args.judge_base_url, args.vision_judge_model, args.judge_api_key, cache=cache,
+                                usage_log=ledger)
     summary = run_bench(questions, cfg, args.out, judge=judge, vision_judge=vision, repeats=args.repeats)
     print(format_summary(summary))
+    if summary.means.get("errors"):
+        print(f"{summary.means['errors']} question(s) failed after every attempt (error rows in scores.jsonl); "
+              f"run the same command again to retry them")
     print(f"scores: {Path(args.out) / 'scores.jsonl'}")
     return 0

@@ -108,11 +108,20 @@ def run_research(cfg: ResearchConfig, out_dir: str | Path, *, catalog=None, docs
     from lyceum.research.writer import report_summary
 
     paths = write_report(final, run.path)
+    if cfg.use_agents():
+        _make_private(run.path)
     summary = {**report_summary(final), **extra, "seconds": round(time.time() - start, 2)}
     run.write_json("summary.json", summary)
     run.log_metrics({"event": "report", **{k: v for k, v in summary.items() if isinstance(v, (int, float))}})
     run.log(f"report written: {paths['markdown']}")
     return ResearchResult(run_dir=run.path, paths=paths, summary=summary)
+
+
+def _make_private(folder: Path) -> None:
+    """An agent run's files hold prompts and model replies (reports, provenance, caches): owner-only."""
+    os.chmod(folder, 0o700)
+    for path in folder.rglob("*"):
+        os.chmod(path, 0o700 if path.is_dir() else 0o600)
 
 
 def _run_rule_based(cfg: ResearchConfig, catalog, docs, run):
