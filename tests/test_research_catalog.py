@@ -264,3 +264,42 @@ def test_index_replaces_an_older_catalog(tmp_path):
     db = tmp_path / "c.duckdb"
     Catalog.build(tmp_path / "tables", db)
     assert len(Catalog.build(tmp_path / "tables", db).profiles) == 1
+
+
+def test_embed_url_serves_embeddings_without_a_chat_endpoint(catalog):
+    """--embed-url: a real OpenAI-compatible /v1/embeddings server blends meaning into the rule-based search."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from lyceum.research.pipeline import ResearchConfig
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+            vectors = [[1.0, 0.0] if any(w in t.lower() for w in ("carbon dioxide", "co2", "greenhouse")) else [0.0, 1.0]
+                       for t in texts]
+            data = json.dumps({"object": "list", "model": body["model"], "usage": {"prompt_tokens": 1, "total_tokens": 1},
+                               "data": [{"object": "embedding", "index": i, "embedding": v}
+                                        for i, v in enumerate(vectors)]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        cfg = ResearchConfig(question="-", embed_url=f"http://127.0.0.1:{server.server_address[1]}/v1",
+                             embed_model="toy")
+        assert not cfg.use_agents()
+        hits = catalog.search("greenhouse gas levels", k=1, embed=cfg.embedder(), expand=False)
+        assert hits[0][0].dataset == "co2-ppm"
+    finally:
+        server.shutdown()
+    with pytest.raises(UserError, match="--embed-url needs --embed-model"):
+        ResearchConfig(question="-", embed_url="http://127.0.0.1:1/v1").embedder()

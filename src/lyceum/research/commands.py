@@ -56,6 +56,8 @@ def _agent_args(p: argparse.ArgumentParser, add_endpoint_args) -> None:
     p.add_argument("--vision-model", help="model that critiques figures (default: --model)")
     p.add_argument("--writer-model", help="model that writes sections (default: --model)")
     p.add_argument("--embed-model", help="embedding model at the endpoint, blended into table search (optional)")
+    p.add_argument("--embed-url", help="OpenAI-compatible endpoint serving /v1/embeddings for --embed-model, when it "
+                                       "is not --base-url (usable without a chat endpoint)")
     p.add_argument("--offline", action="store_true", help="ignore any endpoint and run the rule-based mode")
     p.add_argument("--max-subtasks", type=int, default=5)
     p.add_argument("--tool-budget", type=int, default=30, help="tool calls per subtask")
@@ -87,6 +89,7 @@ def _config(args, question: str):
                          search_provider=args.search_provider, max_tables=args.max_tables, base_url=base_url,
                          model=args.model, api_key=args.api_key, coder_model=args.coder_model,
                          vision_model=args.vision_model, writer_model=args.writer_model, embed_model=args.embed_model,
+                         embed_url=args.embed_url,
                          max_subtasks=args.max_subtasks, tool_budget=args.tool_budget, max_repairs=args.max_repairs,
                          critique_rounds=args.critique_rounds, sandbox_timeout_s=args.sandbox_timeout,
                          sandbox_memory_mb=args.sandbox_memory_mb, offline=args.offline)

@@ -34,10 +34,11 @@ MAX_HYPONYMS = 25  # a synset with more direct hyponyms is too general to expand
 _POS_FILES = {"n": "noun", "v": "verb", "a": "adj", "r": "adv"}
 _RELATED = {"@", "@i", "+", "&", "\\", "=", "<"}  # hypernym, derivation, similar-to, pertainym, attribute
 _HYPONYM = {"~", "~i"}
-# Words too general to carry meaning in a question about data ("data", "number", "level", "change"...).
-_GENERIC = frozenset("""data dataset table number value values level levels amount change changes measure measured
-measurement measurements rate rates show shows many much year years time times relate related relationship
-depend depends depending effect affect given get use used kind type different several whether""".split())
+# Words that frame a question about data rather than name its subject ("how does X depend on Y", "the number
+# of", "the effect of"): they are not concepts to search for.
+_GENERIC = frozenset("""data dataset datasets table tables number numbers value values show shows many much relate
+related relationship depend depends depending effect effects affect given get use used kind type different several
+whether""".split())
 
 
 def wordnet_dir() -> Path | None:
@@ -227,7 +228,7 @@ def query_concepts(text: str) -> list[dict[str, float]]:
     concepts: list[dict[str, float]] = []
     seen: set[str] = set()
     for unit in units:
-        own = tokenize(unit.replace("_", " "))
+        own = [t for t in tokenize(unit.replace("_", " ")) if t not in _GENERIC_STEMS]
         if not own or all(t in seen for t in own):
             continue
         seen.update(own)

@@ -36,6 +36,7 @@ class ResearchConfig:
     vision_model: str | None = None
     writer_model: str | None = None
     embed_model: str | None = None  # blend embeddings into table search (needs an endpoint)
+    embed_url: str | None = None  # the /v1/embeddings endpoint, when not the chat endpoint (base_url)
     max_subtasks: int = 5
     tool_budget: int = 30
     max_repairs: int = 5
@@ -47,12 +48,16 @@ class ResearchConfig:
     offline: bool = False  # force the rule-based mode even when an endpoint is configured
 
     def embedder(self):
-        """The table-search embedder, when ``embed_model`` is set (at ``base_url`` or $LYCEUM_BASE_URL)."""
-        if not self.embed_model:
+        """The table-search embedder, when ``embed_model`` is set (at ``embed_url``, else ``base_url`` or
+        $LYCEUM_BASE_URL). It works in the rule-based mode too: embeddings need no chat model."""
+        if not self.embed_model and not self.embed_url:
             return None
         from lyceum.research.embeddings import endpoint_embedder
 
-        base = self.base_url or os.environ.get("LYCEUM_BASE_URL") or os.environ.get("OPENAI_BASE_URL") or ""
+        base = self.embed_url or self.base_url or os.environ.get("LYCEUM_BASE_URL") or \
+            os.environ.get("OPENAI_BASE_URL") or ""
+        if not self.embed_model:
+            raise UserError("--embed-url needs --embed-model (the embedding model's name at that endpoint)")
         return endpoint_embedder(base, self.embed_model, self.api_key or os.environ.get("LYCEUM_API_KEY"))
 
     def use_agents(self) -> bool:
