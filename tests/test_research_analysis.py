@@ -123,3 +123,26 @@ def test_last_years_window_uses_complete_years_and_marks_the_partial_one(catalog
     assert "| 2026 (partial year) |" in levels.tables[0].markdown
     unusual = next(f for f in findings if f.kind == "unusual")
     assert "The 4-year move of +91.2% for Gold (2021 to 2025)" in unusual.sentences[0]
+
+
+def test_labels_of_two_peaks_on_the_same_day_do_not_overprint():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lyceum.research.charts import separate_labels
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ax.plot([0, 1, 2], [100, 145.3, 90])
+    ax.plot([0, 1, 2], [98, 143.9, 88])
+    labels = [ax.annotate(text, (1, y), textcoords="offset points", xytext=(8, 0), va="center", fontsize=8)
+              for text, y in (("WTI high 145.31", 145.31), ("Brent high 143.95", 143.95))]
+    fig.tight_layout()
+    separate_labels(fig, ax, labels)
+    renderer = fig.canvas.get_renderer()
+    a, b = (t.get_window_extent(renderer) for t in labels)
+    frame = ax.get_window_extent(renderer)
+    assert not a.overlaps(b)
+    assert all(frame.y0 <= box.y0 and box.y1 <= frame.y1 and box.x1 <= frame.x1 for box in (a, b))
+    plt.close(fig)

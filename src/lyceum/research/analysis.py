@@ -286,6 +286,12 @@ def yearly(panel: Panel, years: list[int]):
     return table.reindex(columns=[e for e in panel.entities if e in table.columns])
 
 
+def _of_entities(names: list[str]) -> str:
+    """" of Brent and WTI" for a title naming what is drawn; nothing for one unnamed or many series."""
+    names = [n for n in names if n and n != "value"]
+    return f" of {_join(names)}" if 1 <= len(names) <= 3 else ""
+
+
 def _in_window(panel: Panel, w: Window, include_partial: bool = True):
     last = w.partial if (include_partial and w.partial) else w.end
     return panel.data[(panel.data["year"] >= w.start) & (panel.data["year"] <= last)]
@@ -351,14 +357,14 @@ def levels_finding(panel: Panel, w: Window, sink: FigureSink) -> Finding:
     marks = []
     if not panel.is_change and len(series) <= 3:
         for e, g in d.groupby("entity"):
-            hi = g.loc[g["value"].idxmax()]
-            marks.append((hi["time"], hi["value"] / div, f"{e} high {fmt(hi['value'] / div)}"))
-            lo = g.loc[g["value"].idxmin()]
-            marks.append((lo["time"], lo["value"] / div, f"{e} low {fmt(lo['value'] / div)}"))
+            for kind, row in (("high", g.loc[g["value"].idxmax()]), ("low", g.loc[g["value"].idxmin()])):
+                when = f" ({row['time']:%b %Y})" if hasattr(row["time"], "strftime") and panel.frequency != "annual" else ""
+                marks.append((row["time"], row["value"] / div, f"{e} {kind} {fmt(row['value'] / div)}{when}"))
     freq = panel.frequency if panel.frequency != "irregular" else ""
     last = w.partial or w.end
     fig_path = charts.line_chart(series, sink.path(f"levels-{panel.measure}"),
-                                 title=f"{panel.measure}, {w.start}–{last} ({freq} data)".replace(" ( data)", ""),
+                                 title=f"{panel.measure}{_of_entities(list(series))}, {w.start}–{last} "
+                                       f"({freq} data)".replace(" ( data)", ""),
                                  ylabel=unit or panel.measure, marks=marks, zero_line=panel.is_change)
     figure = Figure(fig_path, f"{panel.measure} of {_join(list(series))} from {w.start} to {last} "
                               f"({freq or 'as published'} observations" + ("; highs and lows marked)" if marks else ")"),
