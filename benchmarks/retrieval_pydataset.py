@@ -49,18 +49,18 @@ def _text(fragment: str) -> str:
 
 def parse_r_doc(page: str) -> dict:
     """Title, sections and column descriptions of one R documentation page."""
-    title = _text((re.search(r"<h2>(.*?)</h2>", page, re.S) or re.search(r"<title>R: (.*?)</title>", page, re.S)
+    title = _text((re.search(r"<h2>(.*?)</h2>", page, re.DOTALL) or re.search(r"<title>R: (.*?)</title>", page, re.DOTALL)
                    or [None, ""])[1])
     sections = {}
-    for m in re.finditer(r"<h3>(.*?)</h3>(.*?)(?=<h3>|</body>)", page, re.S):
+    for m in re.finditer(r"<h3>(.*?)</h3>(.*?)(?=<h3>|</body>)", page, re.DOTALL):
         sections[_text(m.group(1)).lower()] = m.group(2)
     fields = {}
     for block in (sections.get("format", ""), sections.get("details", "")):
-        for m in re.finditer(r"<dt>(.*?)</dt>\s*<dd>(.*?)</dd>", block, re.S):
+        for m in re.finditer(r"<dt>(.*?)</dt>\s*<dd>(.*?)</dd>", block, re.DOTALL):
             name = _text(m.group(1)).strip("` ")
             if name and len(name) < 60:
                 fields[name] = _text(m.group(2))
-        for m in re.finditer(r"<li>(.*?)</li>", block, re.S):  # "<li> price. price in US dollars"
+        for m in re.finditer(r"<li>(.*?)</li>", block, re.DOTALL):  # "<li> price. price in US dollars"
             item = _text(m.group(1))
             m2 = re.match(r"^([\w.]+?)[.:]\s+(.*)$", item)
             if m2:

@@ -5,9 +5,10 @@ import pytest
 
 from lyceum.research.analysis import largest_fall, swings
 from lyceum.research.bm25 import BM25, tokenize
-from lyceum.research.numbers import extract_numbers, fmt, fmt_scaled, stated
+from lyceum.research.numbers import extract_numbers, fmt_scaled, stated
 from lyceum.research.question import parse_question
 from lyceum.research.writer import check_numbers, is_supported
+from lyceum.tables import fmt
 
 
 def test_question_scope():

@@ -24,6 +24,7 @@ from typing import Any
 from lyceum.research import prompts
 from lyceum.research.records import Figure, Finding, Note, Provenance, Table
 
+
 @dataclass
 class Roles:
     planner: Any

@@ -26,13 +26,11 @@ from lyceum.research.bm25 import BM25, STOPWORDS, tokenize
 from lyceum.research.concepts import available as concepts_available
 from lyceum.research.concepts import query_concepts
 from lyceum.research.ingest import TABLE_SUFFIXES, PackageMeta, ResourceMeta, package_metadata, read_table
+from lyceum.research.selection import GRANULARITY_WORDS, select_tables
 
 CATALOG_VERSION = 5
 _SKIP_NAMES = {"datapackage.json", "package.json", "readme.md", "readme.txt", "readme", "license", "license.md",
                "provenance", "changelog.md"}
-# Words that name a sampling frequency: tables that differ only by them hold the same series.
-GRANULARITY_WORDS = {"daily", "day", "weekly", "week", "monthly", "month", "quarterly", "quarter", "annual",
-                     "annually", "yearly", "year", "processed", "raw", "clean", "data"}
 
 
 @dataclass
@@ -599,8 +597,6 @@ class Catalog:
 
     def select(self, question: str, *, max_tables: int = 3, embed=None) -> list[TableProfile]:
         """The tables a rule-based analysis should use; see ``lyceum.research.selection``."""
-        from lyceum.research.selection import select_tables
-
         return select_tables(self, question, max_tables=max_tables, embed=embed)
 
 

@@ -36,9 +36,7 @@ _RELATED = {"@", "@i", "+", "&", "\\", "=", "<"}  # hypernym, derivation, simila
 _HYPONYM = {"~", "~i"}
 # Words that frame a question about data rather than name its subject ("how does X depend on Y", "the number
 # of", "the effect of"): they are not concepts to search for.
-_GENERIC = frozenset("""data dataset datasets table tables number numbers value values show shows many much relate
-related relationship depend depends depending effect effects affect given get use used kind type different several
-whether""".split())
+_GENERIC = frozenset(["data", "dataset", "datasets", "table", "tables", "number", "numbers", "value", "values", "show", "shows", "many", "much", "relate", "related", "relationship", "depend", "depends", "depending", "effect", "effects", "affect", "given", "get", "use", "used", "kind", "type", "different", "several", "whether"])
 
 
 def wordnet_dir() -> Path | None:

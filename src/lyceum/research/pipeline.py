@@ -97,8 +97,7 @@ def run_research(cfg: ResearchConfig, out_dir: str | Path, *, catalog=None, docs
     if not cfg.question or not cfg.question.strip():
         raise UserError("the question is empty")
     out = Path(out_dir)
-    run = RunDir.create(out.parent if str(out.parent) else ".", out.name,
-                        {k: v for k, v in vars(cfg).items() if k != "api_key"})
+    run = RunDir.open(out, {k: v for k, v in vars(cfg).items() if k != "api_key"})
     start = time.time()
     if catalog is None and docs is None:
         catalog, docs = open_sources(cfg)

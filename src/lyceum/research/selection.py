@@ -19,9 +19,16 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lyceum.research.bm25 import tokenize
-from lyceum.research.catalog import GRANULARITY_WORDS, Catalog, TableProfile
+
+if TYPE_CHECKING:  # selection works on profiles; the catalog calls it, never the other way round
+    from lyceum.research.catalog import Catalog, TableProfile
+
+# Words that name a sampling frequency: tables that differ only by them hold the same series.
+GRANULARITY_WORDS = {"daily", "day", "weekly", "week", "monthly", "month", "quarterly", "quarter", "annual",
+                     "annually", "yearly", "year", "processed", "raw", "clean", "data"}
 
 _FREQ_RANK = {"daily": 0, "weekly": 1, "monthly": 2, "quarterly": 3, "annual": 4, "irregular": 5, None: 6}
 _CHANGE_COLUMN = re.compile(r"\b(increase|growth|changes?|difference|delta|returns?)\b", re.IGNORECASE)
