@@ -253,3 +253,47 @@ def expand_terms(text: str) -> dict[str, float]:
 
 
 _GENERIC_STEMS = frozenset(stem(w) for w in _GENERIC)
+
+
+@functools.lru_cache(maxsize=4096)
+def synonyms(word: str) -> frozenset[str]:
+    """The word's dictionary forms, the members of its common synsets and, for an adjective, the noun it
+    pertains to ("Japanese" -> "Japan"); never broader or narrower words, so a gold table does not "cover" the
+    yen through the yen's hypernym "monetary unit"."""
+    wn = _wordnet()
+    word = word.lower()
+    out = {word}
+    if wn is None:
+        return frozenset(out)
+    senses = []
+    for pos in ("n", "v", "a"):
+        lemma = wn.lemma(word, pos)
+        if lemma is None:
+            continue
+        out.add(lemma.replace("_", " "))
+        senses += [(pos, offset, wn.tag_count(lemma, pos, offset)) for offset in wn.synsets(lemma, pos)]
+    total = sum(c + 0.5 for *_, c in senses)
+    for pos, offset, count in senses:
+        if (count + 0.5) / total >= MIN_SENSE_SHARE:
+            words, pointers = wn.synset(offset, pos)
+            out |= {w.lower().replace("_", " ") for w in words}
+            # An adjective of a country or a people ("Japanese") means the country: its pertainym.
+            out |= {w.lower().replace("_", " ") for sym, t, tp in pointers if sym == "\\"
+                    for w in wn.synset(t, tp)[0]}
+    return frozenset(out)
+
+
+@functools.lru_cache(maxsize=4096)
+def antonyms(word: str) -> frozenset[str]:
+    """Direct antonyms of the word's common senses ("inflation" -> "deflation")."""
+    wn = _wordnet()
+    if wn is None:
+        return frozenset()
+    out: set[str] = set()
+    for pos in ("n", "v", "a"):
+        lemma = wn.lemma(word.lower(), pos)
+        for offset in wn.synsets(lemma, pos)[:3] if lemma else []:
+            for sym, t, tp in wn.synset(offset, pos)[1]:
+                if sym == "!":
+                    out |= {w.lower().replace("_", " ") for w in wn.synset(t, tp)[0]}
+    return frozenset(out)

@@ -147,5 +147,8 @@ def _run_rule_based(cfg: ResearchConfig, catalog, docs, run):
 
     quoted = [n.value for note in notes for n in extract_numbers(note.text)]  # backed by the documents
     final = finalize(draft, supported_values(findings, profile_values(tables) + quoted))
-    return final, {"tables_used": sorted({t for f in findings for t in f.sources}),
+    check = draft.answer_check
+    return final, {"answer_check": {"parts": check.parts, "subjects": check.subjects, "not_covered": check.missing,
+                                    "answered": check.answered},
+                   "tables_used": sorted({t for f in findings for t in f.sources}),
                    "documents_used": sorted({n.source_id for n in notes})}

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from lyceum.research.answer_check import check_answer
 from lyceum.research.catalog import TableProfile
 from lyceum.research.numbers import StatedNumber, extract_numbers
 from lyceum.research.records import Figure, Finding, Note, Table
@@ -50,6 +51,7 @@ class Draft:
     tables: dict[str, Table] = field(default_factory=dict)
     sources: dict[str, Source] = field(default_factory=dict)
     label: str = ""
+    answer_check: Any = None  # answer_check.AnswerCheck of a rule-based draft
 
 
 @dataclass
@@ -101,8 +103,15 @@ def compose_rule_based(question: str, findings: list[Finding], profiles: list[Ta
         draft.sections.append(("What the documents say", _notes_body(notes)))
     key = _key_sentences(findings, question)
     cites = "".join(f"[@table:{p.id}]" for p in used)
-    draft.abstract = " ".join(key[:4]) + (f" {cites}" if key else "") if key else (
-        "No table in the catalog matched the question well enough to analyse.")
+    # The abstract opens with the direct answer to each part of the question, or says what the data cannot
+    # answer (a report on gold in dollars must not pass for one on gold in yen).
+    check = check_answer(question, findings, used if findings else [])
+    draft.answer_check = check
+    opening = check.opening()
+    rest = [s for s in key[:4] if s not in check.answers]
+    draft.abstract = " ".join([opening] + rest) + (f" {cites}" if key else "") if key else (
+        "No table in the catalog matched the question well enough to analyse." +
+        (f" {opening}" if check.missing else ""))
     draft.introduction = _introduction(question, used, notes, findings)
     draft.conclusion = _conclusion(key, used, notes)
     return draft
