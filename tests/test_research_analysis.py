@@ -147,3 +147,44 @@ def test_labels_of_two_peaks_on_the_same_day_do_not_overprint():
     assert not a.overlaps(b)
     assert all(frame.y0 <= box.y0 and box.y1 <= frame.y1 and box.x1 <= frame.x1 for box in (a, b))
     plt.close(fig)
+
+
+def test_a_fall_ends_at_the_trough_that_follows_its_peak():
+    # Peak 145 falls to 31, the market recovers most of it (a new cycle), then 76 falls to -37: two falls, not
+    # one from 145 to -37; the deepest is the second, which went below zero and is not read as a percentage.
+    t = list(range(9))
+    fall = largest_fall(t, [100, 145, 31, 110, 26, 76, -37, 40, 60])
+    assert (fall["peak"], fall["trough"], fall["below_zero"]) == (76, -37, True)
+    first = largest_fall(t[:4], [100, 145, 31, 110])
+    assert (first["peak"], first["trough"]) == (145, 31)
+
+
+def test_captions_keep_their_acronyms_inside_a_sentence():
+    from lyceum.research.writer import lower_first
+
+    assert lower_first("Annual GDP of China") == "annual GDP of China"
+    assert lower_first("GDP of China") == "GDP of China"
+    assert lower_first("CO2 at Mauna Loa") == "CO2 at Mauna Loa"
+
+
+def test_each_table_cites_its_own_series_sources():
+    from lyceum.research.catalog import TableProfile
+    from lyceum.research.writer import own_sources
+
+    sources = [{"title": f"{f} {s} Spot Price", "path": f"https://x/{code}{f[0].lower()}.xls"}
+               for s, code in (("Europe Brent", "RBRTE"), ("Cushing, OK WTI", "RWTC"))
+               for f in ("Daily", "Weekly")]
+    wti = TableProfile(id="oil/data/wti-daily.csv", sql_name="t", path="", dataset="oil", title="WTI daily",
+                       sources=sources, name_words=["wti", "daily"])
+    assert [s["title"] for s in own_sources(wti)] == ["Daily Cushing, OK WTI Spot Price"]
+
+
+def test_reports_state_decade_paces_in_order_without_a_ratio_of_paces(catalog, tmp_path):
+    from lyceum.research.pipeline import ResearchConfig, run_research
+
+    q = "How did crude oil prices (Brent and WTI) evolve from 2000 to 2025, and what were the major price shocks?"
+    md = (run_research(ResearchConfig(question=q), tmp_path / "oil", catalog=catalog).run_dir / "report.md").read_text()
+    assert "times the earlier pace" not in md
+    assert ("The average yearly change of Brent was 3.68 USD/bbl in the 2000s (2001–2009), 0.256 USD/bbl in the "
+            "2010s and 0.807 USD/bbl in the 2020s (2020–2025): slower in the latest decade than in the first.") in md
+    assert "-125" not in md and "that took it below zero" in md

@@ -180,13 +180,13 @@ def change_finding(panel: Panel, w: Window, scope: Scope, sink: FigureSink) -> F
         full = [(d, ys, m) for d, ys, m in ms if len(ys) >= 5] or ms
         if len(full) >= 2:
             (d0, ys0, m0), (d1, ys1, m1) = full[0], full[-1]
-            text = (f"For {e}, the average {what} {'rose' if m1 > m0 else 'fell'} from {fmt(m0 / div)}{unit_after_number(unit)} in "
-                    f"the {decade_label(d0, ys0)} to {fmt(m1 / div)}{unit_after_number(unit)} in the {decade_label(d1, ys1)}")
-            if m0 > 0 and m1 > 0:
-                text += f", {fmt(m1 / m0)} times the earlier pace"
-                numbers[f"{e} decade pace ratio"] = m1 / m0
-            middle = [f"{fmt(m / div)} in the {decade_label(d, ys)}" for d, ys, m in full[1:-1]]
-            sentences.append(text + (f" ({'; '.join(middle)})" if middle else "") + ".")
+            # Decade by decade, in order, as a reader would say it; the comparison is in words, not as a ratio
+            # of two paces (which reads as a riddle when either is small or negative).
+            parts = [f"{fmt(m / div)}{unit_after_number(unit)} in the {decade_label(d, ys)}" for d, ys, m in full]
+            faster = "faster" if m1 > m0 else "slower"
+            listed = ", ".join(parts[:-1]) + f" and {parts[-1]}"
+            sentences.append(f"The average {what} of {e} was {listed}: {faster} in the latest decade than in the "
+                             f"first.")
         series = values[e].dropna()
         if len(series) < 3:
             continue
@@ -269,21 +269,33 @@ def swings(times: list, values: list[float], threshold: float = 0.4) -> list[dic
 
 
 def largest_fall(times: list, values: list[float]) -> dict[str, Any] | None:
-    """The deepest peak-to-trough fall, and when (if ever) the series climbed back to that peak."""
-    best, peak_i, pair = 0.0, 0, None
+    """The deepest fall from a peak to the trough that follows it, and when (if ever) that peak was regained.
+
+    A fall ends at its trough once the series has climbed back at least half of what it lost: a new cycle has
+    begun, so a fall never spans several boom-bust cycles (2008 peak -> 2020 trough). Percentages are against
+    the peak; a trough below zero (a price that went negative) is flagged rather than read as a percentage.
+    """
+    episodes, peak_i, trough_i = [], 0, None
     for i, v in enumerate(values):
-        if v > values[peak_i]:
+        if trough_i is not None and values[peak_i] > values[trough_i] and \
+                v - values[trough_i] >= 0.5 * (values[peak_i] - values[trough_i]):
+            episodes.append((peak_i, trough_i))
+            peak_i, trough_i = i, None
+        if v >= values[peak_i] and trough_i is None:
             peak_i = i
-        if values[peak_i] > 0:
-            fall = v / values[peak_i] - 1
-            if fall < best:
-                best, pair = fall, (peak_i, i)
-    if pair is None:
+        elif v > values[peak_i] and values[trough_i] >= values[peak_i]:
+            peak_i, trough_i = i, None
+        elif trough_i is None or v < values[trough_i]:
+            trough_i = i
+    if trough_i is not None and values[peak_i] > values[trough_i]:
+        episodes.append((peak_i, trough_i))
+    episodes = [(p, t) for p, t in episodes if values[p] > 0]
+    if not episodes:
         return None
-    p, t = pair
+    p, t = min(episodes, key=lambda e: values[e[1]] / values[e[0]])
     recovered = next((times[i] for i in range(t + 1, len(values)) if values[i] >= values[p]), None)
     return {"peak_time": times[p], "peak": values[p], "trough_time": times[t], "trough": values[t],
-            "pct": best * 100, "recovered_time": recovered}
+            "pct": (values[t] / values[p] - 1) * 100, "below_zero": values[t] < 0, "recovered_time": recovered}
 
 
 def extremes_finding(panel: Panel, w: Window, scope: Scope) -> Finding | None:
@@ -310,9 +322,11 @@ def extremes_finding(panel: Panel, w: Window, scope: Scope) -> Finding | None:
         numbers.update({f"{e} high": float(hi["value"]), f"{e} low": float(lo["value"])})
         dd = largest_fall(g["time"].tolist(), g["value"].astype(float).tolist())
         if dd is not None and dd["pct"] <= -10:
+            size = (f"a fall of {with_unit(dd['peak'] - dd['trough'], panel.unit)} that took it below zero"
+                    if dd["below_zero"] else fmt_pct(dd["pct"]))
             text = (f"{possessive(e)} largest fall in the period ran from {with_unit(dd['peak'], panel.unit)} "
                     f"({date_text(dd['peak_time'], panel)}) to {with_unit(dd['trough'], panel.unit)} "
-                    f"({date_text(dd['trough_time'], panel)}), {fmt_pct(dd['pct'])}; ")
+                    f"({date_text(dd['trough_time'], panel)}), {size}; ")
             last = float(g["value"].iloc[-1])
             gap = (last / dd["peak"] - 1) * 100
             side = f"{fmt_pct(abs(gap), signed=False)} {'above' if gap >= 0 else 'below'}"
