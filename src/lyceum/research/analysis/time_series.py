@@ -179,7 +179,7 @@ def change_finding(panel: Panel, w: Window, scope: Scope, sink: FigureSink) -> F
     for e, ms in dec_means.items():
         full = [(d, ys, m) for d, ys, m in ms if len(ys) >= 5] or ms
         if len(full) >= 2:
-            (d0, ys0, m0), (d1, ys1, m1) = full[0], full[-1]
+            m0, m1 = full[0][2], full[-1][2]
             # Decade by decade, in order, as a reader would say it; the comparison is in words, not as a ratio
             # of two paces (which reads as a riddle when either is small or negative).
             parts = [f"{fmt(m / div)}{unit_after_number(unit)} in the {decade_label(d, ys)}" for d, ys, m in full]
