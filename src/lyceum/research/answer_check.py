@@ -122,6 +122,8 @@ def check_answer(question: str, findings, profiles) -> AnswerCheck:
     parts = question_parts(question) or [question]
     subjects = question_subjects(question)
     vocab = _vocabulary(profiles)
+    # Measures derived from the tables ("GDP per capita") answer for their own names.
+    vocab |= {t for f in findings for t in tokenize(f.title)}
     missing = [s for s in subjects if not covers(s, vocab)] if profiles else subjects
     answers = []
     used: set[str] = set()

@@ -622,6 +622,13 @@ def matched_entities(question: str, entities: list[str]) -> list[str]:
     text = question
     for short, full in _ALIASES.items():
         text = re.sub(rf"(?<![A-Za-z]){re.escape(short)}(?![A-Za-z])", full, text)
+    # "Japanese", "Chinese", "German": an adjective of a country names the country (WordNet's pertainym).
+    from lyceum.research.concepts import pertainyms
+
+    for word in set(re.findall(r"\b[A-Z][a-z]{3,}\b", text)):
+        names = sorted(pertainyms(word))
+        if names:
+            text += " " + " ".join(n.title() for n in names)
     low = " " + re.sub(r"[^a-z0-9&]+", " ", text.lower()) + " "
     found = []
     for e in entities:

@@ -229,13 +229,21 @@ def query_concepts(text: str) -> list[dict[str, float]]:
         own = [t for t in tokenize(unit.replace("_", " ")) if t not in _GENERIC_STEMS]
         if not own or all(t in seen for t in own):
             continue
+        new = [t for t in own if t not in seen]  # "United States ... United Kingdom": "united" counts once
         seen.update(own)
-        concept = {t: 1.0 for t in own}
+        related: dict[str, float] = {}
         for phrase, w in expand_word(unit):
             for term in tokenize(phrase):
-                if term not in _GENERIC_STEMS and concept.get(term, 0.0) < w:
-                    concept[term] = w
-        concepts.append(concept)
+                if term not in _GENERIC_STEMS and term not in own and related.get(term, 0.0) < w:
+                    related[term] = w
+        if "_" in unit:
+            # A two-word term: each of its words counts in full where the text says them, and the term's
+            # meaning (its synonyms and kinds) is one more concept.
+            concepts += [{t: 1.0} for t in new]
+            if related:
+                concepts.append(related)
+        else:
+            concepts.append({**related, **{t: 1.0 for t in own}})
     return concepts
 
 
@@ -296,4 +304,19 @@ def antonyms(word: str) -> frozenset[str]:
             for sym, t, tp in wn.synset(offset, pos)[1]:
                 if sym == "!":
                     out |= {w.lower().replace("_", " ") for w in wn.synset(t, tp)[0]}
+    return frozenset(out)
+
+
+@functools.lru_cache(maxsize=4096)
+def pertainyms(word: str) -> frozenset[str]:
+    """The nouns an adjective pertains to: "japanese" -> {"japan"}, "french" -> {"france"}; empty for others."""
+    wn = _wordnet()
+    lemma = wn.lemma(word.lower(), "a") if wn is not None else None
+    if lemma is None:
+        return frozenset()
+    out: set[str] = set()
+    for offset in wn.synsets(lemma, "a")[:2]:
+        for sym, t, tp in wn.synset(offset, "a")[1]:
+            if sym == "\\":
+                out |= {w.lower().replace("_", " ") for w in wn.synset(t, tp)[0]}
     return frozenset(out)

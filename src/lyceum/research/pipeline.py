@@ -141,6 +141,9 @@ def _run_rule_based(cfg: ResearchConfig, catalog, docs, run):
     })
     run.log(f"tables selected: {[p.id for p in tables]}")
     findings = analyze_tables(catalog, tables, cfg.question, run.path) if tables else []
+    # A derived measure may draw on a table the search did not select (population for a per-capita question).
+    tables = tables + [catalog.by_id[t] for t in dict.fromkeys(s for f in findings for s in f.sources)
+                       if t in catalog.by_id and all(t != p.id for p in tables)]
     notes: list[Note] = docs.search(cfg.question, k=cfg.doc_notes) if docs is not None else []
     draft = compose_rule_based(cfg.question, findings, tables, notes)
     from lyceum.research.numbers import extract_numbers

@@ -31,6 +31,7 @@ class Scope:
     end_year: int | None = None
     last_years: int | None = None
     intents: set[str] = field(default_factory=set)
+    years_named: list[int] = field(default_factory=list)
 
     def describe(self) -> str:
         if self.last_years:
@@ -55,6 +56,12 @@ def parse_question(question: str) -> Scope:
         scope.end_year = int(m.group(1))
     elif (m := re.search(rf"\bin\s+{_YEAR}\b", q)):
         scope.start_year = scope.end_year = int(m.group(1))
+    # Every year the question names is shown ("in 2010 and 2020", "the 2008 and 2014 crashes"), and the period
+    # stretches to cover them all.
+    scope.years_named = sorted({int(y) for y in re.findall(rf"(?<!\d){_YEAR}(?!\d)", q)})
+    if scope.years_named and scope.start_year is not None and scope.end_year is not None:
+        scope.start_year = min(scope.start_year, scope.years_named[0])
+        scope.end_year = max(scope.end_year, scope.years_named[-1])
     m = re.search(r"\b(?:last|past|recent|previous)\s+(\d+|" + "|".join(_NUMBER_WORDS) + r")\s+(years?|decades?)", q)
     if m:
         n = int(m.group(1)) if m.group(1).isdigit() else _NUMBER_WORDS[m.group(1)]

@@ -36,6 +36,7 @@ class Panel:
     tables: list[str]
     is_change: bool
     entities: list[str] = field(default_factory=list)
+    formula: str = ""  # for a measure derived from several tables: how it was computed (into provenance)
 
     @property
     def label(self) -> str:

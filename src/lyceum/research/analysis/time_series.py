@@ -40,7 +40,7 @@ from lyceum.tables import fmt, markdown_table
 
 def analyze_panel(panel: Panel, scope: Scope, sink: FigureSink) -> list[Finding]:
     w = choose_window(panel, scope)
-    out = [] if panel.is_change else [levels_finding(panel, w, sink)]
+    out = [] if panel.is_change else [levels_finding(panel, w, sink, scope.years_named)]
     out.append(change_finding(panel, w, scope, sink))
     if not panel.is_change:
         out.append(extremes_finding(panel, w, scope))
@@ -48,14 +48,24 @@ def analyze_panel(panel: Panel, scope: Scope, sink: FigureSink) -> list[Finding]
         out.append(comparison_finding(panel, w, scope, sink))
     if not panel.is_change and ("unusual" in scope.intents or scope.last_years):
         out.append(unusual_finding(panel, w, sink))
-    return [f for f in out if f is not None]
+    out = [f for f in out if f is not None]
+    if panel.formula:
+        # A derived measure says how it was computed, next to its numbers and in every figure's and table's
+        # provenance (report.html, provenance.json).
+        for f in out:
+            for item in [*f.figures, *f.tables]:
+                item.provenance.method += f"; derived measure: {panel.formula}"
+        if out:
+            out[0].sentences.append(f"{panel.measure[:1].upper()}{panel.measure[1:]} is not published as such; "
+                                    f"it is computed here as {panel.formula}.")
+    return out
 
 
-def levels_finding(panel: Panel, w: Window, sink: FigureSink) -> Finding:
+def levels_finding(panel: Panel, w: Window, sink: FigureSink, named_years: list[int] = ()) -> Finding:
     ann = yearly(panel, w.years() + ([w.partial] if w.partial else []))
     complete = ann.loc[[y for y in ann.index if y <= w.end]]
     div, _, unit = panel_scale(panel, ann.values.ravel())
-    keep = set()
+    keep = set(named_years)  # every year the question names is shown
     for e in complete.columns:
         s = complete[e].dropna()
         if not s.empty:
