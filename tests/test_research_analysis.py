@@ -188,3 +188,25 @@ def test_reports_state_decade_paces_in_order_without_a_ratio_of_paces(catalog, t
     assert ("The average yearly change of Brent was 3.68 USD/bbl in the 2000s (2001–2009), 0.256 USD/bbl in the "
             "2010s and 0.807 USD/bbl in the 2020s (2020–2025): slower in the latest decade than in the first.") in md
     assert "-125" not in md and "that took it below zero" in md
+
+
+def test_a_ranking_question_ranks_the_year_it_names_and_the_group_size_it_asks(catalog, tmp_path):
+    from lyceum.research.pipeline import ResearchConfig, run_research
+
+    scope = parse_question("What share did the top 5 economies hold in 2015?")
+    assert (scope.top_n, scope.years_named) == (5, [2015])
+    result = run_research(ResearchConfig(question="What share of world GDP did the top 5 economies hold in 2015?"),
+                          tmp_path / "top5", catalog=catalog)
+    md = (result.run_dir / "report.md").read_text()
+    assert "## Ranking in 2015" in md
+    assert "The top 5 in 2015 (United States, China, Japan, Germany and United Kingdom) account for" in md
+
+
+def test_entity_codes_take_the_descriptions_spelling_and_long_form():
+    from lyceum.research.analysis.panels import abbreviation_definitions, written_as
+
+    text = ("Data are included from the GISS Surface Temperature (GISTEMP) analysis and the global component of "
+            "Climate at a Glance (GCAG). Two datasets are provided.")
+    assert written_as("gcag", text) == "GCAG" and written_as("China", text) == "China"
+    assert abbreviation_definitions(["GISTEMP", "GCAG"], text) == {
+        "GISTEMP": "GISS Surface Temperature", "GCAG": "global component of Climate at a Glance"}

@@ -27,7 +27,9 @@ _NOT_SUBJECTS = re.compile(
     r"time|times|today|now|current|currently|ago|early|late|mid|first|second|third|major|main|big|overall|"
     r"evolve[ds]?|evolving|compare[ds]?|comparing|during|between|across|within|each|every|per|versus|vs|"
     r"one|two|three|four|five|six|seven|eight|nine|ten|twenty|fifty|hundred|much|many|terms?|data|value|values|"
-    r"level|levels|number|numbers|amount|happen(ed|s)?|look|looked|show|shows|explain|describe|there|term)$")
+    r"level|levels|number|numbers|amount|happen(ed|s)?|look|looked|show|shows|explain|describe|there|term|"
+    r"hold|holds|held|take|takes|took|make|makes|made|give|gives|gave|come|came|reach|reached|account|"
+    r"accounts|accounted|stand|stood|get|got|put|see|seen|saw|go|went|gone|become|became|remain|remained)$")
 
 
 @dataclass

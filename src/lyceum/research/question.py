@@ -32,6 +32,7 @@ class Scope:
     last_years: int | None = None
     intents: set[str] = field(default_factory=set)
     years_named: list[int] = field(default_factory=list)
+    top_n: int | None = None  # "the top 5", "the ten largest"
 
     def describe(self) -> str:
         if self.last_years:
@@ -68,6 +69,10 @@ def parse_question(question: str) -> Scope:
         scope.last_years = n * (10 if m.group(2).startswith("decade") else 1)
     elif re.search(r"\b(?:last|past)\s+decade\b", q):
         scope.last_years = 10
+    n = r"(\d+|" + "|".join(_NUMBER_WORDS) + r")"
+    if (m := re.search(rf"\btop[ -]{n}\b|\b{n} (?:largest|biggest|leading|richest|top)\b", q)):
+        word = m.group(1) or m.group(2)
+        scope.top_n = int(word) if word.isdigit() else _NUMBER_WORDS[word]
     for intent, pattern in INTENT_WORDS.items():
         if re.search(pattern, q):
             scope.intents.add(intent)

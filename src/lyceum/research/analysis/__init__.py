@@ -43,7 +43,9 @@ def analyze_tables(catalog: Catalog, tables: list[TableProfile], question: str, 
     for t in tables:
         if t.time_column and t.entity_column and len(t.entities) > MAX_ENTITIES and {"rank", "share"} & scope.intents \
                 and not matched_entities(question, t.entities):
-            f = latest_ranking_finding(catalog.frame(t.id), t, pick_measure(t, question), sink)
+            named = [y for y in scope.years_named if t.time_start and int(t.time_start[:4]) <= y]
+            f = latest_ranking_finding(catalog.frame(t.id), t, pick_measure(t, question), sink,
+                                       year=named[-1] if named else None, top_n=scope.top_n)
             if f is not None:
                 findings.insert(0, f)
     for t in tables:

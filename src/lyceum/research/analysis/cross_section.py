@@ -48,8 +48,10 @@ def analyze_cross_section(frame, t: TableProfile, question: str, scope: Scope, s
     return out
 
 
-def latest_ranking_finding(frame, t: TableProfile, measure: str | None, sink: FigureSink) -> Finding | None:
-    """For "which are the largest" questions on a panel: rank the entities in the latest year with data."""
+def latest_ranking_finding(frame, t: TableProfile, measure: str | None, sink: FigureSink, *,
+                           year: int | None = None, top_n: int | None = None) -> Finding | None:
+    """For "which are the largest" questions on a panel: rank the entities in ``year`` (a year the question
+    names) or else the latest year with data; ``top_n`` is the size of the group the question asks about."""
     if measure is None:
         return None
     d = frame.dropna(subset=[measure])
@@ -58,7 +60,8 @@ def latest_ranking_finding(frame, t: TableProfile, measure: str | None, sink: Fi
     else:
         d = d.assign(_year=d[t.time_column].astype(int))
     counts = d.groupby("_year")[t.entity_column].nunique()
-    year = int(counts[counts >= 0.8 * counts.max()].index.max())  # the latest year most entities report
+    if year is None or year not in counts.index:
+        year = int(counts[counts >= 0.8 * counts.max()].index.max())  # the latest year most entities report
     latest = d[d["_year"] == year].groupby(t.entity_column)[measure].mean()
     groups = latest[[is_aggregate(str(e)) for e in latest.index]]
     latest = latest[[not is_aggregate(str(e)) for e in latest.index]].sort_values(ascending=False)
@@ -85,6 +88,11 @@ def latest_ranking_finding(frame, t: TableProfile, measure: str | None, sink: Fi
     sentences = [(f"In {year}, the largest were {join_names([f'{n} ({with_unit(top[n], unit)})' for n in names])}; together "
                   f"the top three account for {fmt_pct(top.head(3).sum() / total * 100, signed=False)} of {base}.")]
     numbers["top3 share"] = float(top.head(3).sum() / total * 100)
+    if top_n and top_n != 3 and top_n <= len(latest):
+        share = float(latest.head(top_n).sum() / total * 100)
+        sentences.append(f"The top {top_n} in {year} ({join_names([str(k) for k in latest.index[:top_n]])}) account "
+                         f"for {fmt_pct(share, signed=False)} of {base}.")
+        numbers[f"top{top_n} share"] = share
     return Finding(title=f"Ranking in {year}", sentences=sentences,
                    figures=[Figure(fig_path, f"The 10 largest by {lower_words(measure_label(t, measure))} in {year}",
                                    Provenance(tables=[t.id], method="bar chart of the latest ranking"))],

@@ -37,6 +37,7 @@ class Panel:
     is_change: bool
     entities: list[str] = field(default_factory=list)
     formula: str = ""  # for a measure derived from several tables: how it was computed (into provenance)
+    definitions: dict[str, str] = field(default_factory=dict)  # entity codes the tables spell out: GCAG -> ...
 
     @property
     def label(self) -> str:
@@ -150,6 +151,10 @@ def build_panels(catalog: Catalog, tables: list[TableProfile], question: str, sc
                 named = matched_entities(question, t.entities)
                 names = named or default_entities(frame, t, measure)
                 ent = frame[t.entity_column].astype(str)
+                # Codes the description spells differently ("gcag" is "GCAG" there) take its spelling.
+                spelled = {n: written_as(n, t.description) for n in names}
+                ent = ent.replace(spelled)
+                names = [spelled[n] for n in names]
             else:
                 dataset_tables = [p for p in catalog.profiles if p.dataset == t.dataset]
                 names = [series_label(t, [m[0] for m in members], tables, dataset_tables, measure)]
@@ -161,7 +166,10 @@ def build_panels(catalog: Catalog, tables: list[TableProfile], question: str, sc
         if data.empty:
             continue
         first = members[0][0]
-        panels.append(Panel(measure=measure_label(first, members[0][1]), unit=unit,
+        present = [e for e in entities if e in set(data["entity"])]
+        definitions = abbreviation_definitions([e for e in present if e.isupper()],
+                                               " ".join(m[0].description for m in members))
+        panels.append(Panel(measure=measure_label(first, members[0][1]), unit=unit, definitions=definitions,
                             frequency=first.frequency or "irregular", data=data, tables=[m[0].id for m in members],
                             is_change=change, entities=[e for e in entities if e in set(data["entity"])]))
     return sorted(panels, key=lambda p: p.is_change)
@@ -173,6 +181,40 @@ AGGREGATE = re.compile(
     r"arab world|european union|heavily indebted|least developed|demographic|eastern and southern|"
     r"western and central|pacific|caribbean|blend|only|classified|upper middle|lower middle|\(.*\))\b|&",
     re.IGNORECASE)
+
+
+def written_as(value: str, text: str) -> str:
+    """An entity code as the table's own description writes it ("gcag" -> "GCAG"), else unchanged."""
+    if not value or not value.isalnum():
+        return value
+    m = re.search(rf"(?<![A-Za-z0-9]){re.escape(value)}(?![A-Za-z0-9])", text, re.IGNORECASE)
+    return m.group(0) if m and m.group(0) != value and m.group(0).isupper() else value
+
+
+def abbreviation_definitions(names: list[str], text: str) -> dict[str, str]:
+    """Long forms the text gives for abbreviations, written "long form (ABBR)" (Schwartz and Hearst's rule:
+    the long form is the shortest run of words before the parenthesis holding the abbreviation's letters in
+    order, the first letter starting a word)."""
+    out = {}
+    for name in names:
+        m = re.search(rf"((?:[\w-]+\s+){{1,{min(len(name) + 5, 10)}}})\({re.escape(name)}\)", text)
+        if not m or len(name) < 2:
+            continue
+        words = m.group(1).split()
+        for start in range(len(words) - 1, -1, -1):
+            candidate = " ".join(words[start:])
+            if candidate[0].lower() == name[0].lower() and _letters_in_order(name.lower(), candidate.lower()):
+                out[name] = candidate
+                break
+    return out
+
+
+def _letters_in_order(abbr: str, text: str) -> bool:
+    i = 0
+    for ch in text:
+        if i < len(abbr) and ch == abbr[i]:
+            i += 1
+    return i == len(abbr)
 
 
 def is_aggregate(name: str) -> bool:

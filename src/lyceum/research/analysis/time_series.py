@@ -49,6 +49,8 @@ def analyze_panel(panel: Panel, scope: Scope, sink: FigureSink) -> list[Finding]
     if not panel.is_change and ("unusual" in scope.intents or scope.last_years):
         out.append(unusual_finding(panel, w, sink))
     out = [f for f in out if f is not None]
+    if out and panel.definitions:
+        out[0].sentences.append(" ".join(f"{k} is the {v}." for k, v in panel.definitions.items()))
     if panel.formula:
         # A derived measure says how it was computed, next to its numbers and in every figure's and table's
         # provenance (report.html, provenance.json).
