@@ -111,3 +111,32 @@ def test_verified_recall_on_new_questions_is_at_least_80_percent(tables_dir, tmp
             else:
                 missed.append((question, entity, year, round(value, 3)))
     assert hits / total >= 0.8, (hits, total, missed)
+
+
+def test_a_price_index_published_as_yearly_changes_is_chained_before_deflating():
+    from lyceum.research.analysis.derived import index_levels
+
+    changes = pd.Series([10.0, 0.0, 5.0], index=[2004, 2005, 2006])
+    levels, how = index_levels(changes, "The reference year is 2005 (meaning the value of CPI is 100)")
+    assert levels.round(6).tolist() == [100.0, 100.0, 105.0] and how.startswith("yearly percentage changes")
+    published = pd.Series([95.0, 100.0, 104.0], index=[2004, 2005, 2006])
+    assert index_levels(published, "base year 2005 = 100")[0] is published
+
+
+def test_gold_in_real_terms_is_deflated_by_the_us_cpi(tables_dir, tmp_path, tmp_path_factory):
+    from lyceum.research.catalog import Catalog
+    from lyceum.research.pipeline import ResearchConfig, run_research
+
+    gold = annual_mean(tables_dir / "gold-prices/data/monthly.csv", "Date", "Price")
+    cpi = pd.read_csv(tables_dir / "cpi/data/cpi.csv")
+    us = cpi[cpi["Country"] == "United States"].set_index("Year")["CPI"].sort_index()
+    chained = (1 + us / 100).cumprod()
+    real_1980 = gold[1980] * chained[2024] / chained[1980]
+
+    catalog = Catalog.open_or_build(tables_dir, tmp_path_factory.getbasetemp() / "research-catalog.duckdb")
+    run = run_research(ResearchConfig(question="How has the price of gold changed in real terms since 1980?"),
+                       tmp_path / "real", catalog=catalog)
+    report = (run.run_dir / "report.md").read_text()
+    assert "## Levels of price in constant 2024 USD" in report
+    assert verified(report, "Gold", 1980, real_1980)
+    assert "read as yearly percentage changes (though described as an index)" in report

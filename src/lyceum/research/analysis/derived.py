@@ -1,6 +1,7 @@
 """Measures derived from two tables: a panel joined with another table on entity and year.
 
-Per capita: "GDP per capita in India and China" has no table of its own; it is GDP (one table) divided by
+Real terms: a money series divided by its country's consumer price index (a currency's country for a series
+without entities: gold in USD uses the United States' CPI), in the prices of the latest year. Per capita: "GDP per capita in India and China" has no table of its own; it is GDP (one table) divided by
 population (another), joined on country and year. The derived panel carries the formula, both tables and both
 columns in its provenance, and then goes through the same analyses as any panel (levels, changes, peaks,
 comparisons), so every number it produces is traceable to the two published series.
@@ -81,4 +82,96 @@ def per_capita_panels(catalog: Catalog, panels: list[Panel], question: str) -> l
                          data=joined[["time", "year", "entity", "value"]], tables=[*panel.tables, pop_table.id],
                          is_change=False, entities=[e for e in panel.entities if e in set(joined["entity"])],
                          formula=formula))
+    return out
+
+
+REAL_TERMS = re.compile(r"\breal terms\b|\bin real\b|inflation[- ]adjusted|adjust(?:ed|ing)? for inflation|"
+                        r"relative to inflation|\bdeflated\b|constant (?:prices|dollars)|after inflation", re.IGNORECASE)
+_CURRENCY_COUNTRY = {"USD": "United States", "GBP": "United Kingdom", "JPY": "Japan", "CNY": "China",
+                     "INR": "India", "CAD": "Canada", "AUD": "Australia", "CHF": "Switzerland"}
+
+
+def asks_real_terms(question: str) -> bool:
+    return bool(REAL_TERMS.search(question))
+
+
+def price_index(catalog: Catalog) -> tuple[TableProfile, str] | None:
+    """The catalog's consumer price index table (per country and year): (profile, measure column)."""
+    for p, _ in catalog.search("consumer price index CPI inflation", k=10, expand=False):
+        text = f"{p.title} {p.description}".lower()
+        if p.time_column and p.entity_column and "consumer price" in text:
+            cols = [c.name for c in p.numeric_columns if not re.search(r"code", c.name, re.IGNORECASE)]
+            if cols:
+                return p, cols[0]
+    return None
+
+
+def index_levels(values, description: str) -> tuple[object, str]:
+    """A price index as levels, and how it was read.
+
+    A table described as an index ("2005 = 100") whose values are nowhere near 100 in that year, and small
+    (a median under 30), holds yearly percentage changes (the World Bank's FP.CPI.TOTL.ZG is published under
+    the index's name); those are chained into an index, and the report says so.
+    """
+    m = re.search(r"(?:reference|base) year is (\d{4})|(\d{4}) ?= ?100|base year (\d{4})", description, re.IGNORECASE)
+    base = int(next(g for g in m.groups() if g)) if m else None
+    if base in values.index and 50 <= values[base] <= 150:
+        return values, f"index levels ({base} = 100)"
+    if values.abs().median() < 30:
+        chained = (1 + values / 100).cumprod()
+        chained = chained / chained[base] * 100 if base in chained.index else chained / chained.iloc[-1] * 100
+        return chained, ("yearly percentage changes (though described as an index), chained into an index"
+                         + (f" with {base} = 100" if base in chained.index else ""))
+    return values, "index levels"
+
+
+def deflated_panels(catalog: Catalog, panels: list[Panel], question: str) -> list[Panel]:
+    """For a real-terms question, each money panel divided by its country's CPI, in the latest year's prices."""
+    import pandas as pd
+
+    if not asks_real_terms(question):
+        return []
+    found = price_index(catalog)
+    if found is None:
+        return []
+    cpi_table, cpi_col = found
+    frame = catalog.frame(cpi_table.id)
+    year_col = cpi_table.time_column
+    years = frame[year_col].astype("Int64") if cpi_table.column(year_col).type == "year" else \
+        pd.to_datetime(frame[year_col], errors="coerce").dt.year
+    cpi = pd.DataFrame({"year": years, "country": frame[cpi_table.entity_column].astype(str),
+                        "cpi": frame[cpi_col].astype(float)}).dropna()
+    out = []
+    for panel in panels:
+        money = re.match(r"([A-Z]{3})\b", panel.unit or "")
+        if panel.is_change or not money or "real" in panel.measure.lower() or \
+                any("real" in t.lower() for t in panel.tables):
+            continue
+        yearly = panel.data.groupby(["entity", "year"], as_index=False)["value"].mean()
+        country_of = {e: e if e in set(cpi["country"]) else _CURRENCY_COUNTRY.get(money.group(1))
+                      for e in yearly["entity"].unique()}
+        parts, how = [], ""
+        for entity, country in country_of.items():
+            series = cpi[cpi["country"] == country].set_index("year")["cpi"].sort_index()
+            if series.empty:
+                continue
+            levels, how = index_levels(series, cpi_table.description)
+            rows = yearly[yearly["entity"] == entity].merge(levels.rename("cpi").reset_index(), on="year")
+            if rows.empty:
+                continue
+            base_year = int(rows["year"].max())
+            rows["value"] = rows["value"] * float(levels[base_year]) / rows["cpi"]
+            parts.append(rows.assign(base_year=base_year, country=country))
+        if not parts:
+            continue
+        joined = pd.concat(parts, ignore_index=True)
+        base_year = int(joined["base_year"].min())
+        joined["time"] = pd.to_datetime(joined["year"].astype(int).astype(str) + "-07-01")
+        formula = (f"{panel.measure} ({', '.join(panel.tables)}, yearly averages) x CPI({base_year}) / CPI(year) "
+                   f"from {cpi_table.id} '{cpi_col}' of {', '.join(sorted(set(joined['country'])))}, read as {how}")
+        out.append(Panel(measure=f"{panel.measure} in constant {base_year} {money.group(1)}", unit=panel.unit,
+                         frequency="annual", data=joined[["time", "year", "entity", "value"]],
+                         tables=[*panel.tables, cpi_table.id], is_change=False,
+                         entities=[e for e in panel.entities if e in set(joined["entity"])], formula=formula,
+                         definitions=panel.definitions))
     return out
