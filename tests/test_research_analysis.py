@@ -210,3 +210,19 @@ def test_entity_codes_take_the_descriptions_spelling_and_long_form():
     assert written_as("gcag", text) == "GCAG" and written_as("China", text) == "China"
     assert abbreviation_definitions(["GISTEMP", "GCAG"], text) == {
         "GISTEMP": "GISS Surface Temperature", "GCAG": "global component of Climate at a Glance"}
+
+
+def test_every_period_a_question_names_is_analysed_side_by_side(catalog, tmp_path):
+    from lyceum.research.pipeline import ResearchConfig, run_research
+
+    q = "How did the 2014-16 oil price crash compare with the 2008-09 crash for Brent and WTI?"
+    scope = parse_question(q)
+    assert scope.periods == [(2014, 2016), (2008, 2009)] and (scope.start_year, scope.end_year) == (2008, 2016)
+    md = (run_research(ResearchConfig(question=q), tmp_path / "crash", catalog=catalog).run_dir / "report.md").read_text()
+    assert ("For Brent, in 2014–2016 it fell from 115.19 USD/bbl (2014-06-19) to 26.01 USD/bbl (2016-01-20), -77.4%; "
+            "in 2008–2009 it fell from 143.95 USD/bbl (2008-07-03) to 33.73 USD/bbl (2008-12-26), -76.6%.") in md
+
+
+def test_a_dip_of_a_few_percent_does_not_end_a_fall():
+    fall = largest_fall(list(range(6)), [100, 144, 138, 143.7, 60, 80])
+    assert (fall["peak"], fall["trough"]) == (144, 60)

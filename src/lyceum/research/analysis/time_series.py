@@ -280,6 +280,9 @@ def swings(times: list, values: list[float], threshold: float = 0.4) -> list[dic
     return out
 
 
+MINOR_DIP = 0.9  # a fall ends a cycle only when it took the series below 90% of its peak
+
+
 def largest_fall(times: list, values: list[float]) -> dict[str, Any] | None:
     """The deepest fall from a peak to the trough that follows it, and when (if ever) that peak was regained.
 
@@ -291,8 +294,10 @@ def largest_fall(times: list, values: list[float]) -> dict[str, Any] | None:
     for i, v in enumerate(values):
         if trough_i is not None and values[peak_i] > values[trough_i] and \
                 v - values[trough_i] >= 0.5 * (values[peak_i] - values[trough_i]):
-            episodes.append((peak_i, trough_i))
-            peak_i, trough_i = i, None
+            if values[trough_i] <= MINOR_DIP * values[peak_i]:
+                episodes.append((peak_i, trough_i))
+                peak_i = i
+            trough_i = None  # a dip of a few percent is noise inside one move, not a cycle of its own
         if v >= values[peak_i] and trough_i is None:
             peak_i = i
         elif v > values[peak_i] and values[trough_i] >= values[peak_i]:
@@ -315,10 +320,10 @@ def extremes_finding(panel: Panel, w: Window, scope: Scope) -> Finding | None:
     ann = yearly(panel, w.years())
     steady = all(ann[e].dropna().is_monotonic_increasing or ann[e].dropna().is_monotonic_decreasing
                  for e in ann.columns)
-    if steady and "peaks" not in scope.intents:
+    if steady and "peaks" not in scope.intents and len(scope.periods) < 2:
         return None  # a steady trend: the first and last values already are the low and the high
     numbers: dict[str, float] = {}
-    sentences, rows = [], []
+    sentences, rows = period_sentences(panel, scope.periods, numbers) if len(scope.periods) >= 2 else [], []
     for e in panel.entities:
         g = d[d["entity"] == e].sort_values("time")
         if g.empty:
@@ -384,6 +389,34 @@ def extremes_finding(panel: Panel, w: Window, scope: Scope) -> Finding | None:
                                        numbers=dict(numbers))))
     return Finding(title=f"Peaks, troughs and shocks in {lower_words(panel.measure)}", sentences=sentences, tables=tables,
                    numbers=numbers, sources=list(panel.tables), kind="peaks")
+
+
+def period_sentences(panel: Panel, periods: list[tuple[int, int]], numbers: dict[str, float]) -> list[str]:
+    """Each period the question names, side by side: its deepest fall (peak to following trough), or its change
+    when nothing fell ("the 2014-16 crash against the 2008-09 one")."""
+    out = []
+    for e in panel.entities:
+        parts = []
+        for start, end in periods:
+            g = panel.data[(panel.data["entity"] == e) & panel.data["year"].between(start, end)].sort_values("time")
+            if len(g) < 2:
+                continue
+            label = f"{start}–{end}"
+            dd = largest_fall(g["time"].tolist(), g["value"].astype(float).tolist())
+            if dd is not None and dd["pct"] <= -5:
+                size = "below zero" if dd["below_zero"] else fmt_pct(dd["pct"])
+                parts.append(f"in {label} it fell from {with_unit(dd['peak'], panel.unit)} "
+                             f"({date_text(dd['peak_time'], panel)}) to {with_unit(dd['trough'], panel.unit)} "
+                             f"({date_text(dd['trough_time'], panel)}), {size}")
+                numbers.update({f"{e} {label} peak": dd["peak"], f"{e} {label} trough": dd["trough"],
+                                f"{e} {label} fall %": dd["pct"]})
+            else:
+                v0, v1 = float(g["value"].iloc[0]), float(g["value"].iloc[-1])
+                parts.append(f"in {label} it went from {with_unit(v0, panel.unit)} to {with_unit(v1, panel.unit)}")
+                numbers.update({f"{e} {label} first": v0, f"{e} {label} last": v1})
+        if parts:
+            out.append(f"For {e}, {'; '.join(parts)}.")
+    return out
 
 
 def comparison_finding(panel: Panel, w: Window, scope: Scope, sink: FigureSink) -> Finding | None:
