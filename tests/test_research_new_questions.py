@@ -15,7 +15,7 @@ pytest.importorskip("duckdb")
 
 
 def annual_mean(path, time_col, value_col, *, where=None):
-    frame = pd.read_csv(path)
+    frame = pd.read_csv(path, index_col=False)  # some rows carry more fields than the header
     if where:
         for k, v in where.items():
             frame = frame[frame[k] == v]
@@ -140,3 +140,25 @@ def test_gold_in_real_terms_is_deflated_by_the_us_cpi(tables_dir, tmp_path, tmp_
     assert "## Levels of price in constant 2024 USD" in report
     assert verified(report, "Gold", 1980, real_1980)
     assert "read as yearly percentage changes (though described as an index)" in report
+
+
+def test_two_measures_from_different_tables_are_correlated_on_their_common_years(tables_dir, tmp_path,
+                                                                                  tmp_path_factory):
+    from lyceum.research.catalog import Catalog
+    from lyceum.research.pipeline import ResearchConfig, run_research
+
+    catalog = Catalog.open_or_build(tables_dir, tmp_path_factory.getbasetemp() / "research-catalog.duckdb")
+    q = "How closely is the rise in atmospheric CO2 correlated with global temperature since 1960?"
+    run = run_research(ResearchConfig(question=q), tmp_path / "corr", catalog=catalog)
+    report = (run.run_dir / "report.md").read_text()
+    # The same join, computed here: annual means of the two tables the report names, on their common years.
+    co2 = annual_mean(tables_dir / "co2-ppm/data/co2-mm-gl.csv", "Date", "Average")
+    temp = annual_mean(tables_dir / "global-temp/data/monthly.csv", "Year", "Mean", where={"Source": "gcag"})
+    both = pd.DataFrame({"co2": co2, "temp": temp}).dropna()
+    m = re.search(r"Over (\d{4})–(\d{4}), the annual .* have a correlation of ([-\d.]+) in levels and ([-\d.]+) in "
+                  r"year-on-year changes", report)
+    assert m, report[:1500]
+    span = both.loc[int(m.group(1)):int(m.group(2))]
+    assert float(m.group(3)) == pytest.approx(span["co2"].corr(span["temp"]), abs=0.002)
+    assert float(m.group(4)) == pytest.approx(span.diff()["co2"].corr(span.diff()["temp"]), abs=0.002)
+    assert report.split("## Abstract\n\n")[1].startswith("Over ")

@@ -78,10 +78,20 @@ def question_subjects(question: str) -> list[str]:
     for word in re.findall(r"[A-Za-z][A-Za-z0-9&']*", question):
         w = word.lower().strip("'")
         w = re.sub(r"'s$", "", w)
-        if len(w) < 3 or w in STOPWORDS or _NOT_SUBJECTS.match(w) or intents.match(w) or w in out:
+        if len(w) < 3 or w in STOPWORDS or _NOT_SUBJECTS.match(w) or intents.match(w) or w in out or _adverb(w):
             continue
         out.append(w)
     return out
+
+
+def _adverb(word: str) -> bool:
+    """Only an adverb in WordNet ("closely", "sharply"): it says how, not what."""
+    from lyceum.research.concepts import _wordnet
+
+    wn = _wordnet()
+    if wn is None or not word.endswith("ly"):
+        return False
+    return wn.lemma(word, "r") is not None and all(wn.lemma(word, pos) is None for pos in ("n", "v", "a"))
 
 
 def _vocabulary(profiles) -> set[str]:
@@ -153,6 +163,8 @@ def _units(p) -> str:
 
 # The finding that answers each kind of ask; "how has X grown / changed" is answered by the change over the
 # period (the levels finding), "is it speeding up" by the decade paces.
-_INTENT_KINDS = {"accelerate": "change", "peaks": "peaks", "compare": "comparison", "unusual": "unusual",
-                 "growth": "levels", "share": "ranking", "rank": "ranking", "valuation": "valuation",
-                 "correlation": "correlation"}
+# The most specific ask first: a question about how two series relate is answered by their correlation
+# before their levels.
+_INTENT_KINDS = {"correlation": "correlation", "accelerate": "change", "peaks": "peaks", "compare": "comparison",
+                 "unusual": "unusual", "growth": "levels", "share": "ranking", "rank": "ranking",
+                 "valuation": "valuation"}

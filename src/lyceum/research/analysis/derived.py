@@ -175,3 +175,65 @@ def deflated_panels(catalog: Catalog, panels: list[Panel], question: str) -> lis
                          entities=[e for e in panel.entities if e in set(joined["entity"])], formula=formula,
                          definitions=panel.definitions))
     return out
+
+
+def correlation_across_tables(panels: list[Panel], scope, sink) -> list:
+    """For a question about how two measures from different tables relate: join their annual values on year
+    and report the correlation of levels, of year-on-year changes, and of changes with one series lagging the
+    other by one to three years."""
+    import numpy as np
+    import pandas as pd
+
+    from lyceum.research import charts
+    from lyceum.research.analysis.panels import choose_window, yearly
+    from lyceum.research.analysis.wording import join_names
+    from lyceum.research.records import Figure, Finding, Provenance, Table
+    from lyceum.tables import fmt, markdown_table
+
+    levels = [p for p in panels if not p.is_change and p.entities]
+    pair = next(((a, b) for i, a in enumerate(levels) for b in levels[i + 1:]
+                 if {t.split("/")[0] for t in a.tables}.isdisjoint(t.split("/")[0] for t in b.tables)), None)
+    if pair is None:
+        return []
+    a, b = pair
+    wa, wb = choose_window(a, scope), choose_window(b, scope)
+    years = sorted(set(wa.years()) & set(wb.years()))
+    ya, yb = yearly(a, years), yearly(b, years)
+    ea, eb = a.entities[0], b.entities[0]
+    name_a, name_b = f"{a.measure} ({ea})", f"{b.measure} ({eb})"
+    both = pd.DataFrame({name_a: ya[ea], name_b: yb[eb]}).dropna()
+    if len(both) < 8:
+        return []
+    r_levels = float(np.corrcoef(both[name_a], both[name_b])[0, 1])
+    changes = both.diff().dropna()
+    r_changes = float(np.corrcoef(changes[name_a], changes[name_b])[0, 1])
+    lagged = {}
+    for lag in (1, 2, 3):
+        shifted = pd.DataFrame({"a": changes[name_a], "b": changes[name_b].shift(-lag)}).dropna()
+        if len(shifted) >= 8:
+            lagged[lag] = float(np.corrcoef(shifted["a"], shifted["b"])[0, 1])
+    span = f"{int(both.index[0])}–{int(both.index[-1])}"
+    numbers = {"correlation of levels": r_levels, "correlation of yearly changes": r_changes,
+               **{f"correlation of changes, {name_b} {k} year(s) later": v for k, v in lagged.items()}}
+    best_lag = max(lagged, key=lambda k: abs(lagged[k])) if lagged else None
+    sentences = [f"Over {span}, the annual {name_a} and {name_b} have a correlation of {fmt(r_levels)} in "
+                 f"levels and {fmt(r_changes)} in year-on-year changes"
+                 + (f" ({fmt(lagged[best_lag])} when {eb} is compared {best_lag} year{'s' * (best_lag > 1)} later)"
+                    if best_lag else "") + ".",
+                 ("Two series that both trend over time correlate strongly in levels whether or not one drives the "
+                  "other; the correlation of changes is the stricter reading.")]
+    formula = (f"Pearson correlation of the annual means of {a.measure} ({', '.join(a.tables)}) and {b.measure} "
+               f"({', '.join(b.tables)}), joined on year; changes are year-on-year differences, lags shift the "
+               f"second series")
+    shown = list(both.index[:: max(1, len(both) // 15)])
+    rows = [[str(int(y)), fmt(both.at[y, name_a]), fmt(both.at[y, name_b])] for y in shown]
+    table = Table(markdown_table(["Year", name_a, name_b], rows), f"Annual {join_names([name_a, name_b])}, {span}",
+                  Provenance(tables=[*a.tables, *b.tables], method=formula, numbers=dict(numbers)))
+    path = charts.scatter_chart(both[name_a].tolist(), both[name_b].tolist(), sink.path("correlation"),
+                                title=f"{name_b} against {name_a}, {span} (one point per year)",
+                                xlabel=f"{name_a}{f' ({a.unit})' if a.unit else ''}",
+                                ylabel=f"{name_b}{f' ({b.unit})' if b.unit else ''}")
+    figure = Figure(path, f"{name_b} against {name_a}, one point per year, {span}",
+                    Provenance(tables=[*a.tables, *b.tables], method=formula))
+    return [Finding(title=f"How {a.measure} and {b.measure} move together", sentences=sentences, figures=[figure],
+                    tables=[table], numbers=numbers, sources=[*a.tables, *b.tables], kind="correlation")]
