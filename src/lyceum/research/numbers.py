@@ -11,7 +11,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from lyceum.tables import fmt
+from lyceum.tables import fmt, is_missing
 
 _SCALES = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12, "k": 1e3, "m": 1e6, "bn": 1e9,
            "tn": 1e12}
@@ -84,7 +84,7 @@ def stated(value: float, numbers: list[StatedNumber], rel_tol: float) -> StatedN
 
 def scale_for(values, unit: str = "") -> tuple[float, str]:
     """A common scale for a column of money-like values: (divisor, word) such as (1e12, "trillion")."""
-    finite = [abs(float(v)) for v in values if v is not None and not _isnan(v)]
+    finite = [abs(float(v)) for v in values if v is not None and not is_missing(v)]
     if not finite or unit.startswith(("%", "index", "°", "ppm", "fraction")):
         return 1.0, ""
     top = max(finite)
@@ -94,16 +94,9 @@ def scale_for(values, unit: str = "") -> tuple[float, str]:
     return 1.0, ""
 
 
-def _isnan(v) -> bool:
-    try:
-        return math.isnan(float(v))
-    except (TypeError, ValueError):
-        return True
-
-
 def fmt_scaled(v: float | None, unit: str = "", *, divisor: float | None = None, word: str | None = None) -> str:
     """``1.2113e12`` USD -> "1.21 trillion USD"; 96.94 USD/bbl -> "96.94 USD/bbl"; 4.2 % -> "4.2%"."""
-    if v is None or _isnan(v):
+    if v is None or is_missing(v):
         return "–"
     if divisor is None:
         divisor, word = scale_for([v], unit)
@@ -118,6 +111,6 @@ def fmt_scaled(v: float | None, unit: str = "", *, divisor: float | None = None,
 
 
 def fmt_pct(v: float | None, *, signed: bool = True) -> str:
-    if v is None or _isnan(v):
+    if v is None or is_missing(v):
         return "–"
     return f"{v:+.1f}%" if signed else f"{v:.1f}%"

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from lyceum.research import charts
 from lyceum.research.analysis.panels import NOT_A_MEASURE, RATIO_LIKE, FigureSink, is_aggregate, measure_label
-from lyceum.research.analysis.wording import is_nan, join_names, lower_words, scaled_amount, with_unit
+from lyceum.research.analysis.wording import join_names, lower_words, scaled_amount, with_unit
 from lyceum.research.bm25 import tokenize
 from lyceum.research.catalog import TableProfile, guess_unit
 from lyceum.research.numbers import fmt_pct, scale_for
 from lyceum.research.question import Scope
 from lyceum.research.records import Figure, Finding, Provenance, Table
-from lyceum.tables import fmt, markdown_table
+from lyceum.tables import fmt, is_missing, markdown_table
 
 
 def analyze_cross_section(frame, t: TableProfile, question: str, scope: Scope, sink: FigureSink) -> list[Finding]:
@@ -168,7 +168,7 @@ def group_ratio_finding(frame, t: TableProfile, rate: str, size: str | None, sin
         show = g["median"].head(10)
         title = f"Median {rate} by {t.entity_column.lower()} (highest 10)"
     for k, v in show.items():
-        if not is_nan(v):
+        if not is_missing(v):
             numbers[f"{k} median {rate}"] = float(v)
     fig_path = charts.bar_chart([str(k) for k in show.index], show.fillna(0).tolist(), sink.path(f"ratio-{rate}"),
                                 title=title, ylabel=rate, horizontal=True, reference=(overall, "median of all rows"))

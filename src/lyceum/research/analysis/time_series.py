@@ -23,7 +23,6 @@ from lyceum.research.analysis.panels import (
 from lyceum.research.analysis.wording import (
     date_text,
     frequency_word,
-    is_nan,
     join_names,
     lower_words,
     month_text,
@@ -35,7 +34,7 @@ from lyceum.research.analysis.wording import (
 from lyceum.research.numbers import fmt_pct, scale_for
 from lyceum.research.question import Scope
 from lyceum.research.records import Figure, Finding, Provenance, Table
-from lyceum.tables import fmt, markdown_table
+from lyceum.tables import fmt, is_missing, markdown_table
 
 
 def analyze_panel(panel: Panel, scope: Scope, sink: FigureSink) -> list[Finding]:
@@ -78,7 +77,7 @@ def levels_finding(panel: Panel, w: Window, sink: FigureSink, named_years: list[
     if w.partial and w.partial in ann.index:
         rows.append([f"{w.partial} (partial year)"] + [fmt(ann.at[w.partial, e] / div) for e in ann.columns])
     headers = ["Year"] + [f"{e} ({unit})" if unit else str(e) for e in ann.columns]
-    numbers = {f"{e} {y}": float(ann.at[y, e]) for y in ann.index for e in ann.columns if not is_nan(ann.at[y, e])}
+    numbers = {f"{e} {y}": float(ann.at[y, e]) for y in ann.index for e in ann.columns if not is_missing(ann.at[y, e])}
     prov = Provenance(tables=panel.tables, method=f"annual {what} of '{panel.measure}' per year", numbers=numbers)
     sampled = " (selected years)" if len(shown) < len(complete.index) else ""
     table = Table(markdown_table(headers, rows), f"Annual {what} of {lower_words(panel.measure)}"
@@ -121,7 +120,7 @@ def levels_finding(panel: Panel, w: Window, sink: FigureSink, named_years: list[
             numbers.update({f"{e} change {y0}-{y1} %": pct, f"{e} multiple {y0}-{y1}": v1 / v0,
                             f"{e} CAGR {y0}-{y1} %": cagr})
         sentences.append(text + ".")
-        if w.partial and w.partial in ann.index and not is_nan(ann.at[w.partial, e]):
+        if w.partial and w.partial in ann.index and not is_missing(ann.at[w.partial, e]):
             sentences.append(f"So far in {w.partial} (a partial year) {e} has averaged "
                              f"{with_unit(float(ann.at[w.partial, e]), panel.unit)}.")
     return Finding(title=f"Levels of {lower_words(panel.measure)}", sentences=sentences, figures=[figure], tables=[table],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 
 from lyceum.research.analysis.panels import Panel
@@ -26,13 +25,6 @@ def possessive(name: str) -> str:
 def lower_words(text: str) -> str:
     """Lower-case a column name for prose, keeping acronyms ("Annual Increase" -> "annual increase", "CO2 PPM")."""
     return " ".join(w.lower() if re.fullmatch(r"[A-Z][a-z]+", w) else w for w in text.split(" "))
-
-
-def is_nan(v) -> bool:
-    try:
-        return math.isnan(float(v))
-    except (TypeError, ValueError):
-        return True
 
 
 def unit_after_number(unit: str) -> str:
