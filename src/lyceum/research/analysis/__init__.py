@@ -19,7 +19,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from lyceum.research.analysis.cross_section import analyze_cross_section, latest_ranking_finding
-from lyceum.research.analysis.derived import correlation_across_tables, deflated_panels, per_capita_panels
+from lyceum.research.analysis.derived import (
+    converted_panels,
+    correlation_across_tables,
+    deflated_panels,
+    per_capita_panels,
+)
 from lyceum.research.analysis.panels import MAX_ENTITIES, FigureSink, build_panels, pick_measure
 from lyceum.research.analysis.time_series import analyze_panel, largest_fall, swings
 from lyceum.research.catalog import Catalog, TableProfile, matched_entities
@@ -35,7 +40,8 @@ def analyze_tables(catalog: Catalog, tables: list[TableProfile], question: str, 
     sink = FigureSink(out_dir)
     findings: list[Finding] = []
     panels = build_panels(catalog, [t for t in tables if t.time_column], question, scope)
-    derived = per_capita_panels(catalog, panels, question) + deflated_panels(catalog, panels, question)
+    derived = (per_capita_panels(catalog, panels, question) + deflated_panels(catalog, panels, question)
+               + converted_panels(catalog, panels, question))
     # A per-capita or real-terms question is answered by the derived panel first; the published series follow.
     panels = derived + panels
     if "correlation" in scope.intents:

@@ -237,3 +237,91 @@ def correlation_across_tables(panels: list[Panel], scope, sink) -> list:
                     Provenance(tables=[*a.tables, *b.tables], method=formula))
     return [Finding(title=f"How {a.measure} and {b.measure} move together", sentences=sentences, figures=[figure],
                     tables=[table], numbers=numbers, sources=[*a.tables, *b.tables], kind="correlation")]
+
+
+# Currencies a question may ask for: name -> (ISO code, issuing country as exchange-rate tables name it).
+CURRENCIES = {"yen": ("JPY", "Japan"), "euro": ("EUR", "Euro"), "euros": ("EUR", "Euro"),
+              "pound sterling": ("GBP", "United Kingdom"), "sterling": ("GBP", "United Kingdom"),
+              "british pounds": ("GBP", "United Kingdom"), "yuan": ("CNY", "China"), "renminbi": ("CNY", "China"),
+              "rupee": ("INR", "India"), "rupees": ("INR", "India"), "swiss franc": ("CHF", "Switzerland"),
+              "swiss francs": ("CHF", "Switzerland"), "canadian dollar": ("CAD", "Canada"),
+              "canadian dollars": ("CAD", "Canada"), "australian dollar": ("AUD", "Australia"),
+              "australian dollars": ("AUD", "Australia"), "won": ("KRW", "South Korea"),
+              "rand": ("ZAR", "South Africa"), "krona": ("SEK", "Sweden"), "kronor": ("SEK", "Sweden"),
+              "krone": ("NOK", "Norway"), "ringgit": ("MYR", "Malaysia")}
+# Foreign-exchange quoting convention: these are quoted as US dollars per unit of the currency; every other
+# currency as units per US dollar. A table that names currencies quoted "to USD" overrides it.
+USD_PER_UNIT = {"EUR", "GBP", "AUD", "NZD", "IEP"}
+
+
+def asked_currency(question: str) -> tuple[str, str, str] | None:
+    """(name, ISO code, country) of a currency the question asks values in ("gold in Japanese yen")."""
+    q = question.lower()
+    for name, (code, country) in sorted(CURRENCIES.items(), key=lambda x: -len(x[0])):
+        if re.search(rf"\bin (?:\w+ )?{re.escape(name)}\b|\b{re.escape(name)} terms\b|\b{code.lower()}\b", q):
+            return name, code, country
+    return None
+
+
+def exchange_rate_table(catalog: Catalog, country: str, finest: str | None) -> tuple[TableProfile, str] | None:
+    """An exchange-rate table with ``country`` among its entities, at the finest frequency available."""
+    rank = {"daily": 0, "weekly": 1, "monthly": 2, "quarterly": 3, "annual": 4}
+    found = []
+    for p, _ in catalog.search("foreign exchange rate currency", k=20, expand=False):
+        text = f"{p.title} {p.description} {' '.join(c.name + ' ' + c.description for c in p.columns)}".lower()
+        if p.time_column and p.entity_column and "exchange rate" in text and country in p.entities:
+            cols = [c.name for c in p.numeric_columns]
+            if cols:
+                found.append((rank.get(p.frequency or "", 5), p, cols[0]))
+    if not found:
+        return None
+    at_most = rank.get(finest or "", 5)
+    usable = [f for f in found if f[0] >= min(at_most, 2)] or found  # no finer than needed, monthly at best
+    _, p, col = min(usable, key=lambda f: f[0])
+    return p, col
+
+
+def converted_panels(catalog: Catalog, panels: list[Panel], question: str) -> list[Panel]:
+    """For a question asking values in another currency, each USD panel converted at the monthly (or yearly)
+    average exchange rate of that currency's country, joined on month."""
+    import pandas as pd
+
+    asked = asked_currency(question)
+    if asked is None or asked[1] == "USD":
+        return []
+    name, code, country = asked
+    out = []
+    for panel in panels:
+        if panel.is_change or not (panel.unit or "").startswith("USD"):
+            continue
+        found = exchange_rate_table(catalog, country, panel.frequency)
+        if found is None:
+            continue
+        fx_table, fx_col = found
+        frame = catalog.frame(fx_table.id)
+        fx = pd.DataFrame({"time": pd.to_datetime(frame[fx_table.time_column], errors="coerce"),
+                           "country": frame[fx_table.entity_column].astype(str), "rate": frame[fx_col].astype(float)})
+        fx = fx[(fx["country"] == country) & (fx["rate"] > 0)].dropna()
+        monthly = fx_table.frequency in ("daily", "weekly", "monthly")
+        key = (lambda t: t.dt.to_period("M")) if monthly else (lambda t: t.dt.year)
+        rates = fx.assign(period=key(fx["time"])).groupby("period")["rate"].mean()
+        data = panel.data.assign(period=key(panel.data["time"]))
+        data = data.groupby(["entity", "period"], as_index=False).agg(value=("value", "mean"), time=("time", "min"))
+        data = data.merge(rates.rename("rate").reset_index(), on="period")
+        if data.empty:
+            continue
+        described = re.findall(r"\b([A-Z]{3})\b(?=[^.]*\bto USD\b)", fx_table.description + " " +
+                               " ".join(c.description for c in fx_table.columns))
+        per_unit = code in (set(described) - {"USD"} or USD_PER_UNIT)
+        data["value"] = data["value"] / data["rate"] if per_unit else data["value"] * data["rate"]
+        data["year"] = data["time"].dt.year
+        how = "divided by the rate (quoted in USD per unit)" if per_unit else f"times the rate ({code} per USD)"
+        formula = (f"{panel.measure} in USD ({', '.join(panel.tables)}) {how}, the {country} exchange rate from "
+                   f"{fx_table.id} '{fx_col}', {'monthly' if monthly else 'yearly'} averages joined on "
+                   f"{'month' if monthly else 'year'}")
+        out.append(Panel(measure=f"{panel.measure} in {name} ({code})", unit=panel.unit.replace("USD", code, 1),
+                         frequency="monthly" if monthly else "annual", data=data[["time", "year", "entity", "value"]],
+                         tables=[*panel.tables, fx_table.id], is_change=False,
+                         entities=[e for e in panel.entities if e in set(data["entity"])], formula=formula,
+                         definitions=panel.definitions))
+    return out
