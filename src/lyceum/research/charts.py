@@ -21,7 +21,7 @@ def _plt():
 def _finish(fig, ax, path: Path, title: str, xlabel: str, ylabel: str, legend: bool) -> Path:
     import textwrap
 
-    ax.set_title("\n".join(textwrap.wrap(title, 60)), fontsize=12)
+    ax.set_title("\n".join(textwrap.wrap(title, 72)), fontsize=12)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
@@ -40,13 +40,59 @@ def line_chart(series: dict[str, tuple[Sequence[Any], Sequence[float]]], path: P
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for i, (name, (x, y)) in enumerate(series.items()):
-        ax.plot(list(x), list(y), label=name, color=_COLORS[i % len(_COLORS)], linewidth=1.3)
+        ax.plot(list(x), list(y), label=name, color=_COLORS[i % len(_COLORS)], linewidth=1.3 if len(series) == 1 else 1.0,
+                alpha=1.0 if len(series) == 1 else 0.85)
+    labels = []
     for x, y, label in marks:
         ax.scatter([x], [y], color="black", s=18, zorder=5)
-        ax.annotate(label, (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8)
+        labels.append(ax.annotate(label, (x, y), textcoords="offset points", xytext=(8, 0), va="center", fontsize=8,
+                                  zorder=6, bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none",
+                                                  "alpha": 0.85}))
     if zero_line:
         ax.axhline(0, color="black", linewidth=0.8)
+    if labels:
+        ax.margins(y=0.08)
+        fig.tight_layout()
+        separate_labels(fig, ax, labels)
     return _finish(fig, ax, path, title, xlabel, ylabel, legend=len(series) > 1)
+
+
+def separate_labels(fig, ax, labels, *, pad_px: float = 2.0, rounds: int = 40) -> None:
+    """Move annotation labels apart vertically until none overlaps another or leaves the axes.
+
+    Two series peaking on the same day ("Brent high" and "WTI high") put their labels on one spot; each label
+    that overlaps an earlier one is pushed below it (or above, where there is no room below).
+    """
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    to_points = 72.0 / fig.dpi
+    frame = ax.get_window_extent(renderer)
+    placed = []
+    for label in sorted(labels, key=lambda t: -t.xy[1] if isinstance(t.xy[1], (int, float)) else 0):
+        for _ in range(rounds):
+            box = label.get_window_extent(renderer)
+            hit = next((b for b in placed if box.overlaps(b)), None)
+            dx, dy = label.xyann
+            if hit is None:
+                # Keep the label inside the axes: put it left of its point when it runs off the right edge.
+                if box.x1 > frame.x1 and label.get_ha() != "right":
+                    label.set_ha("right")
+                    label.set_position((-abs(dx), dy))
+                    continue
+                if box.y0 < frame.y0:
+                    label.set_position((dx, dy + (frame.y0 - box.y0 + pad_px) * to_points))
+                    continue
+                if box.y1 > frame.y1:
+                    label.set_position((dx, dy - (box.y1 - frame.y1 + pad_px) * to_points))
+                    continue
+                break
+            below = hit.y0 - box.height - pad_px
+            if below >= frame.y0:
+                dy -= (box.y1 - hit.y0 + pad_px) * to_points
+            else:
+                dy += (hit.y1 - box.y0 + pad_px) * to_points
+            label.set_position((dx, dy))
+        placed.append(label.get_window_extent(renderer))
 
 
 def bar_chart(labels: Sequence[str], values: Sequence[float], path: Path, *, title: str, ylabel: str,

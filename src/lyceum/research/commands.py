@@ -56,6 +56,8 @@ def _agent_args(p: argparse.ArgumentParser, add_endpoint_args) -> None:
     p.add_argument("--vision-model", help="model that critiques figures (default: --model)")
     p.add_argument("--writer-model", help="model that writes sections (default: --model)")
     p.add_argument("--embed-model", help="embedding model at the endpoint, blended into table search (optional)")
+    p.add_argument("--embed-url", help="OpenAI-compatible endpoint serving /v1/embeddings for --embed-model, when it "
+                                       "is not --base-url (usable without a chat endpoint)")
     p.add_argument("--offline", action="store_true", help="ignore any endpoint and run the rule-based mode")
     p.add_argument("--max-subtasks", type=int, default=5)
     p.add_argument("--tool-budget", type=int, default=30, help="tool calls per subtask")
@@ -92,6 +94,7 @@ def _config(args, question: str):
                          search_provider=args.search_provider, max_tables=args.max_tables, base_url=base_url,
                          model=args.model, api_key=args.api_key, coder_model=args.coder_model,
                          vision_model=args.vision_model, writer_model=args.writer_model, embed_model=args.embed_model,
+                         embed_url=args.embed_url,
                          max_subtasks=args.max_subtasks, tool_budget=args.tool_budget, max_repairs=args.max_repairs,
                          critique_rounds=args.critique_rounds, sandbox_timeout_s=args.sandbox_timeout,
                          sandbox_memory_mb=args.sandbox_memory_mb, offline=args.offline)
@@ -150,11 +153,15 @@ def cmd_bench(args) -> int:
     if args.judge_base_url:
         from lyceum.models.chat import ChatClient
 
-        cache = Path(args.out) / "judge-cache.sqlite"
-        judge = ChatClient(args.judge_base_url, args.judge_model, args.judge_api_key, cache=cache)
+        cache, ledger = Path(args.out) / "judge-cache.sqlite", Path(args.out) / "usage.jsonl"
+        judge = ChatClient(args.judge_base_url, args.judge_model, args.judge_api_key, cache=cache, usage_log=ledger)
         if args.vision_judge_model:
-            vision = ChatClient(args.judge_base_url, args.vision_judge_model, args.judge_api_key, cache=cache)
+            vision = ChatClient(args.judge_base_url, args.vision_judge_model, args.judge_api_key, cache=cache,
+                                usage_log=ledger)
     summary = run_bench(questions, cfg, args.out, judge=judge, vision_judge=vision, repeats=args.repeats)
     print(format_summary(summary))
+    if summary.means.get("errors"):
+        print(f"{summary.means['errors']} question(s) failed after every attempt (error rows in scores.jsonl); "
+              f"run the same command again to retry them")
     print(f"scores: {Path(args.out) / 'scores.jsonl'}")
     return 0

@@ -25,6 +25,9 @@ _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _YEAR = re.compile(r"^(1[5-9]\d\d|20\d\d|2100)$")
 _DATE = re.compile(r"^(\d{4})-(\d{1,2})(?:-(\d{1,2}))?(?:[T ].*)?$")
 _TIME_NAMES = re.compile(r"(^|[^a-z])(date|time|year|month|period|quarter|day|week)([^a-z]|$)", re.IGNORECASE)
+# Values that are labels built from digits, not numbers or dates: house numbers and codes ("136A", "207a",
+# "B12"), seasons and fiscal years ("1920-21", "2019/20"). One of them in a column makes it an identifier.
+_ID_LIKE = re.compile(r"^(\d+[A-Za-z]{1,3}|[A-Za-z]{1,3}\d+[A-Za-z]?|\d{4}\s*[-/–]\s*\d{2})$")
 
 
 @dataclass
@@ -379,6 +382,8 @@ def _type_column(name: str, col, problems: list[str]):
     if values.empty:
         return col
     text = values.astype(str)
+    if _identifier_column(text):
+        return col.astype(object).where(col.notna(), None)
     # Dates first: "2020-04-20", "1958-03", and year columns named like time.
     if text.str.match(_DATE).mean() >= 0.95:
         parts = col.astype(object).where(col.notna(), "").astype(str).str.extract(_DATE)
@@ -407,6 +412,24 @@ def _type_column(name: str, col, problems: list[str]):
             return numbers.astype("Int64")
         return numbers
     return col.astype(object).where(col.notna(), None)
+
+
+def _identifier_column(text) -> bool:
+    """A column of mostly numbers with some digit-built labels ("136A", "1920-21") holds identifiers.
+
+    Reading it as numbers would turn exactly those labels into missing values, so it stays text. A date that
+    parses ("1958-03") is not a label; "1920-21" is, because 21 is not a month.
+    """
+    stripped = text.str.strip()
+    labels = stripped[stripped.str.match(_ID_LIKE)]
+    if labels.empty:
+        return False
+    seasons = labels[labels.str.match(r"^\d{4}\s*[-/–]\s*\d{2}$")]
+    real_dates = seasons[seasons.str.extract(r"[-/–]\s*(\d{2})$")[0].astype(int).between(1, 12)]
+    if len(real_dates) == len(labels):
+        return False
+    rest = stripped[~stripped.str.match(_ID_LIKE)]
+    return bool(rest.empty or rest.str.match(_NUMBER).all() or rest.str.match(_DATE).all())
 
 
 def _to_number(v: Any) -> float | None:

@@ -11,6 +11,8 @@ import math
 import re
 from dataclasses import dataclass
 
+from lyceum.tables import fmt, is_missing
+
 _SCALES = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12, "k": 1e3, "m": 1e6, "bn": 1e9,
            "tn": 1e12}
 _NUMBER_RE = re.compile(
@@ -82,7 +84,7 @@ def stated(value: float, numbers: list[StatedNumber], rel_tol: float) -> StatedN
 
 def scale_for(values, unit: str = "") -> tuple[float, str]:
     """A common scale for a column of money-like values: (divisor, word) such as (1e12, "trillion")."""
-    finite = [abs(float(v)) for v in values if v is not None and not _isnan(v)]
+    finite = [abs(float(v)) for v in values if v is not None and not is_missing(v)]
     if not finite or unit.startswith(("%", "index", "°", "ppm", "fraction")):
         return 1.0, ""
     top = max(finite)
@@ -92,30 +94,9 @@ def scale_for(values, unit: str = "") -> tuple[float, str]:
     return 1.0, ""
 
 
-def _isnan(v) -> bool:
-    try:
-        return math.isnan(float(v))
-    except (TypeError, ValueError):
-        return True
-
-
-def fmt(v: float | None, *, digits: int = 2) -> str:
-    """A number as a reader wants it: thousands separators, 2 decimals, 3 significant digits when small."""
-    if v is None or _isnan(v):
-        return "–"
-    v = float(v)
-    if v == 0:
-        return "0"
-    if abs(v) >= 1e6:
-        return f"{v:,.0f}"
-    if abs(v) >= 1:
-        return f"{v:,.{digits}f}"
-    return f"{v:.3g}"
-
-
 def fmt_scaled(v: float | None, unit: str = "", *, divisor: float | None = None, word: str | None = None) -> str:
     """``1.2113e12`` USD -> "1.21 trillion USD"; 96.94 USD/bbl -> "96.94 USD/bbl"; 4.2 % -> "4.2%"."""
-    if v is None or _isnan(v):
+    if v is None or is_missing(v):
         return "–"
     if divisor is None:
         divisor, word = scale_for([v], unit)
@@ -130,16 +111,6 @@ def fmt_scaled(v: float | None, unit: str = "", *, divisor: float | None = None,
 
 
 def fmt_pct(v: float | None, *, signed: bool = True) -> str:
-    if v is None or _isnan(v):
+    if v is None or is_missing(v):
         return "–"
     return f"{v:+.1f}%" if signed else f"{v:.1f}%"
-
-
-def markdown_table(headers: list[str], rows: list[list[str]], align: list[str] | None = None) -> str:
-    """A GitHub-style markdown table; ``align`` is "l"/"r" per column (numbers right-aligned by default)."""
-    align = align or ["l"] + ["r"] * (len(headers) - 1)
-    esc = [str(h).replace("|", "\\|") for h in headers]
-    lines = ["| " + " | ".join(esc) + " |", "|" + "|".join(":---" if a == "l" else "---:" for a in align) + "|"]
-    for r in rows:
-        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |")
-    return "\n".join(lines)

@@ -36,6 +36,7 @@ class ResearchConfig:
     vision_model: str | None = None
     writer_model: str | None = None
     embed_model: str | None = None  # blend embeddings into table search (needs an endpoint)
+    embed_url: str | None = None  # the /v1/embeddings endpoint, when not the chat endpoint (base_url)
     max_subtasks: int = 5
     tool_budget: int = 30
     max_repairs: int = 5
@@ -47,12 +48,16 @@ class ResearchConfig:
     offline: bool = False  # force the rule-based mode even when an endpoint is configured
 
     def embedder(self):
-        """The table-search embedder, when ``embed_model`` is set (at ``base_url`` or $LYCEUM_BASE_URL)."""
-        if not self.embed_model:
+        """The table-search embedder, when ``embed_model`` is set (at ``embed_url``, else ``base_url`` or
+        $LYCEUM_BASE_URL). It works in the rule-based mode too: embeddings need no chat model."""
+        if not self.embed_model and not self.embed_url:
             return None
         from lyceum.research.embeddings import endpoint_embedder
 
-        base = self.base_url or os.environ.get("LYCEUM_BASE_URL") or os.environ.get("OPENAI_BASE_URL") or ""
+        base = self.embed_url or self.base_url or os.environ.get("LYCEUM_BASE_URL") or \
+            os.environ.get("OPENAI_BASE_URL") or ""
+        if not self.embed_model:
+            raise UserError("--embed-url needs --embed-model (the embedding model's name at that endpoint)")
         return endpoint_embedder(base, self.embed_model, self.api_key or os.environ.get("LYCEUM_API_KEY"))
 
     def use_agents(self) -> bool:
@@ -92,8 +97,7 @@ def run_research(cfg: ResearchConfig, out_dir: str | Path, *, catalog=None, docs
     if not cfg.question or not cfg.question.strip():
         raise UserError("the question is empty")
     out = Path(out_dir)
-    run = RunDir.create(out.parent if str(out.parent) else ".", out.name,
-                        {k: v for k, v in vars(cfg).items() if k != "api_key"})
+    run = RunDir.open(out, {k: v for k, v in vars(cfg).items() if k != "api_key"})
     start = time.time()
     if catalog is None and docs is None:
         catalog, docs = open_sources(cfg)
@@ -108,11 +112,20 @@ def run_research(cfg: ResearchConfig, out_dir: str | Path, *, catalog=None, docs
     from lyceum.research.writer import report_summary
 
     paths = write_report(final, run.path)
+    if cfg.use_agents():
+        _make_private(run.path)
     summary = {**report_summary(final), **extra, "seconds": round(time.time() - start, 2)}
     run.write_json("summary.json", summary)
     run.log_metrics({"event": "report", **{k: v for k, v in summary.items() if isinstance(v, (int, float))}})
     run.log(f"report written: {paths['markdown']}")
     return ResearchResult(run_dir=run.path, paths=paths, summary=summary)
+
+
+def _make_private(folder: Path) -> None:
+    """An agent run's files hold prompts and model replies (reports, provenance, caches): owner-only."""
+    os.chmod(folder, 0o700)
+    for path in folder.rglob("*"):
+        os.chmod(path, 0o700 if path.is_dir() else 0o600)
 
 
 def _run_rule_based(cfg: ResearchConfig, catalog, docs, run):
@@ -128,11 +141,17 @@ def _run_rule_based(cfg: ResearchConfig, catalog, docs, run):
     })
     run.log(f"tables selected: {[p.id for p in tables]}")
     findings = analyze_tables(catalog, tables, cfg.question, run.path) if tables else []
+    # A derived measure may draw on a table the search did not select (population for a per-capita question).
+    tables = tables + [catalog.by_id[t] for t in dict.fromkeys(s for f in findings for s in f.sources)
+                       if t in catalog.by_id and all(t != p.id for p in tables)]
     notes: list[Note] = docs.search(cfg.question, k=cfg.doc_notes) if docs is not None else []
     draft = compose_rule_based(cfg.question, findings, tables, notes)
     from lyceum.research.numbers import extract_numbers
 
     quoted = [n.value for note in notes for n in extract_numbers(note.text)]  # backed by the documents
     final = finalize(draft, supported_values(findings, profile_values(tables) + quoted))
-    return final, {"tables_used": sorted({t for f in findings for t in f.sources}),
+    check = draft.answer_check
+    return final, {"answer_check": {"parts": check.parts, "subjects": check.subjects, "not_covered": check.missing,
+                                    "answered": check.answered},
+                   "tables_used": sorted({t for f in findings for t in f.sources}),
                    "documents_used": sorted({n.source_id for n in notes})}

@@ -31,6 +31,9 @@ class Scope:
     end_year: int | None = None
     last_years: int | None = None
     intents: set[str] = field(default_factory=set)
+    years_named: list[int] = field(default_factory=list)
+    top_n: int | None = None  # "the top 5", "the ten largest"
+    periods: list[tuple[int, int]] = field(default_factory=list)  # every span named: "2008-09", "2014 to 2016"
 
     def describe(self) -> str:
         if self.last_years:
@@ -55,12 +58,36 @@ def parse_question(question: str) -> Scope:
         scope.end_year = int(m.group(1))
     elif (m := re.search(rf"\bin\s+{_YEAR}\b", q)):
         scope.start_year = scope.end_year = int(m.group(1))
+    # Every span the question names, in order ("the 2014-16 and 2008-09 crashes" -> (2014, 2016), (2008, 2009)).
+    for a, b in re.findall(rf"(?<!\d){_YEAR}\s*(?:[-–—/]|to|until|through)\s*(\d{{2}}|{_YEAR[1:-1]})(?!\d)", q):
+        start = int(a)
+        end = int(b) if len(b) == 4 else (start // 100) * 100 + int(b)
+        if end < start:
+            end += 100
+        if (start, end) not in scope.periods:
+            scope.periods.append((start, end))
+    for a, b in re.findall(rf"between\s+{_YEAR}\s+and\s+{_YEAR}", q):
+        if (int(a), int(b)) not in scope.periods:
+            scope.periods.append((int(a), int(b)))
+    # Every year the question names is shown ("in 2010 and 2020", "the 2008 and 2014 crashes"), and the period
+    # stretches to cover them all.
+    scope.years_named = sorted({int(y) for y in re.findall(rf"(?<!\d){_YEAR}(?!\d)", q)}
+                               | {y for span in scope.periods for y in span})
+    if len(scope.periods) > 1 or (scope.periods and scope.start_year is None):
+        scope.start_year, scope.end_year = scope.years_named[0], scope.years_named[-1]
+    elif scope.years_named and scope.start_year is not None and scope.end_year is not None:
+        scope.start_year = min(scope.start_year, scope.years_named[0])
+        scope.end_year = max(scope.end_year, scope.years_named[-1])
     m = re.search(r"\b(?:last|past|recent|previous)\s+(\d+|" + "|".join(_NUMBER_WORDS) + r")\s+(years?|decades?)", q)
     if m:
         n = int(m.group(1)) if m.group(1).isdigit() else _NUMBER_WORDS[m.group(1)]
         scope.last_years = n * (10 if m.group(2).startswith("decade") else 1)
     elif re.search(r"\b(?:last|past)\s+decade\b", q):
         scope.last_years = 10
+    n = r"(\d+|" + "|".join(_NUMBER_WORDS) + r")"
+    if (m := re.search(rf"\btop[ -]{n}\b|\b{n} (?:largest|biggest|leading|richest|top)\b", q)):
+        word = m.group(1) or m.group(2)
+        scope.top_n = int(word) if word.isdigit() else _NUMBER_WORDS[word]
     for intent, pattern in INTENT_WORDS.items():
         if re.search(pattern, q):
             scope.intents.add(intent)

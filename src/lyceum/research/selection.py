@@ -19,9 +19,16 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lyceum.research.bm25 import tokenize
-from lyceum.research.catalog import GRANULARITY_WORDS, Catalog, TableProfile
+
+if TYPE_CHECKING:  # selection works on profiles; the catalog calls it, never the other way round
+    from lyceum.research.catalog import Catalog, TableProfile
+
+# Words that name a sampling frequency: tables that differ only by them hold the same series.
+GRANULARITY_WORDS = {"daily", "day", "weekly", "week", "monthly", "month", "quarterly", "quarter", "annual",
+                     "annually", "yearly", "year", "processed", "raw", "clean", "data"}
 
 _FREQ_RANK = {"daily": 0, "weekly": 1, "monthly": 2, "quarterly": 3, "annual": 4, "irregular": 5, None: 6}
 _CHANGE_COLUMN = re.compile(r"\b(increase|growth|changes?|difference|delta|returns?)\b", re.IGNORECASE)
@@ -49,14 +56,24 @@ def select_tables(catalog: Catalog, question: str, *, max_tables: int = 3, embed
     # A second dataset joins only when it scores nearly as well *and* covers question words the first does not
     # (a cross-dataset question such as "CO2 and temperature"), not merely the same words again.
     covered = _covered_terms(catalog, order[0], query)
-    for d in order[1:2]:
-        if best_by_dataset[d] >= 0.8 * top and _covered_terms(catalog, d, query) - covered:
+    # A question about how two things relate ("CO2 and temperature correlated") names two subjects: the second
+    # dataset's bar is lower, as long as it brings the words the first lacks.
+    relation = bool(_RELATION.search(question))
+    for d in order[1:4 if relation else 2]:
+        if best_by_dataset[d] >= (0.4 if relation else 0.8) * top and _covered_terms(catalog, d, query) - covered:
             datasets.append(d)
+            break
     chosen: list[TableProfile] = []
-    for d in datasets:
+    for i, d in enumerate(datasets):
         members = [p for p in catalog.profiles if p.dataset == d]
-        chosen += _select_in_dataset(members, query, scores, question)
+        picks = _select_in_dataset(members, query, scores, question)
+        # Keep room for the second subject's table.
+        chosen += picks[: max_tables - 1] if i == 0 and len(datasets) > 1 else picks
     return chosen[:max_tables]
+
+
+_RELATION = re.compile(r"correlat|relationship|related to|associat|co-?move|track(?:ed|s)? each other|"
+                       r"\blag|\bvs\.?\b|versus", re.IGNORECASE)
 
 
 def _covered_terms(catalog: Catalog, dataset: str, query: set[str]) -> set[str]:

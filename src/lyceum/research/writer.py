@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from lyceum.research.answer_check import check_answer
 from lyceum.research.catalog import TableProfile
 from lyceum.research.numbers import StatedNumber, extract_numbers
 from lyceum.research.records import Figure, Finding, Note, Table
@@ -50,6 +51,7 @@ class Draft:
     tables: dict[str, Table] = field(default_factory=dict)
     sources: dict[str, Source] = field(default_factory=dict)
     label: str = ""
+    answer_check: Any = None  # answer_check.AnswerCheck of a rule-based draft
 
 
 @dataclass
@@ -70,7 +72,23 @@ def table_source(p: TableProfile) -> Source:
     period = f", {p.time_start} to {p.time_end}" if p.time_start else ""
     detail = f"{p.dataset_title}. Table `{p.id}`, {p.n_rows} rows{period}."
     return Source(key=f"table:{p.id}", kind="table", title=p.title or p.id, locator=p.id, detail=detail,
-                  links=[s for s in p.sources if s.get("path")][:3])
+                  links=own_sources(p)[:3])
+
+
+def own_sources(p: TableProfile) -> list[dict[str, str]]:
+    """The package's sources that belong to this table: a package often lists every file's source together
+    (Brent's and WTI's spot-price sheets, daily to annual); keep those whose title or file name shares the most
+    words with this table's name and title ("wti", "daily"), all of them when none does."""
+    from lyceum.research.bm25 import tokenize
+
+    sources = [s for s in p.sources if s.get("path")]
+    mine = set(tokenize(" ".join(p.name_words + list(p.name_aliases.values()) + [p.title])))
+
+    def overlap(s: dict[str, str]) -> int:
+        return len(mine & set(tokenize(f"{s.get('title', '')} {s.get('path', '').rsplit('/', 1)[-1]}")))
+
+    best = max((overlap(s) for s in sources), default=0)
+    return [s for s in sources if overlap(s) == best] if best else sources
 
 
 def note_source(n: Note) -> Source:
@@ -101,8 +119,15 @@ def compose_rule_based(question: str, findings: list[Finding], profiles: list[Ta
         draft.sections.append(("What the documents say", _notes_body(notes)))
     key = _key_sentences(findings, question)
     cites = "".join(f"[@table:{p.id}]" for p in used)
-    draft.abstract = " ".join(key[:4]) + (f" {cites}" if key else "") if key else (
-        "No table in the catalog matched the question well enough to analyse.")
+    # The abstract opens with the direct answer to each part of the question, or says what the data cannot
+    # answer (a report on gold in dollars must not pass for one on gold in yen).
+    check = check_answer(question, findings, used if findings else [])
+    draft.answer_check = check
+    opening = check.opening()
+    rest = [s for s in key[:4] if s not in check.answers]
+    draft.abstract = " ".join([opening] + rest) + (f" {cites}" if key else "") if key else (
+        "No table in the catalog matched the question well enough to analyse." +
+        (f" {opening}" if check.missing else ""))
     draft.introduction = _introduction(question, used, notes, findings)
     draft.conclusion = _conclusion(key, used, notes)
     return draft
@@ -121,12 +146,21 @@ def finding_section(f: Finding, i: int, draft: Draft) -> str:
     for j, fig in enumerate(f.figures, 1):
         fid = f"f{i}-{j}"
         draft.figures[fid] = fig
-        parts.append(f"{{{{ref:{fid}}}}} shows {fig.caption[:1].lower() + fig.caption[1:]}.\n\n{{{{figure:{fid}}}}}")
+        parts.append(f"{{{{ref:{fid}}}}} shows {lower_first(fig.caption)}.\n\n{{{{figure:{fid}}}}}")
     for j, tab in enumerate(f.tables, 1):
         tid = f"t{i}-{j}"
         draft.tables[tid] = tab
-        parts.append(f"{{{{ref:{tid}}}}} gives {tab.caption[:1].lower() + tab.caption[1:]}.\n\n{{{{table:{tid}}}}}")
+        parts.append(f"{{{{ref:{tid}}}}} gives {lower_first(tab.caption)}.\n\n{{{{table:{tid}}}}}")
     return "\n\n".join(parts)
+
+
+def lower_first(text: str) -> str:
+    """A caption inside a sentence: "Annual GDP" -> "annual GDP", but "GDP of China" and "CO2 at Mauna Loa"
+    keep their acronym (a first word with another capital or a digit is a name, not a sentence start)."""
+    first = text.split(" ", 1)[0]
+    if re.search(r"[A-Z0-9]", first[1:]) or (len(first) == 1 and first.isupper() and len(text) > 1 and text[1] != " "):
+        return text
+    return text[:1].lower() + text[1:]
 
 
 def _notes_body(notes: list[Note]) -> str:

@@ -1,0 +1,62 @@
+"""Standard analyses computed by rules: what the offline pipeline knows how to say about tables.
+
+For time series (a time column, optionally an entity column): levels and changes over the period, growth
+rates and decade averages, peaks, troughs and the deepest falls, comparisons between entities (ratios,
+correlation), and how unusual the latest move is against the table's own history. For cross-sections (no
+time column): rankings and shares of a grouping column, a ratio measure by group, and correlations.
+
+Every finding carries its figures (PNG), tables (markdown), the numbers behind its sentences and the tables
+it was computed from, so the writer can cite and the number check can verify.
+
+    findings = analyze_tables(catalog, catalog.select(question), question, out_dir)
+
+The package is split by what it analyses: ``panels`` (building the series), ``time_series``,
+``cross_section``, and ``wording`` (how numbers and names read in sentences).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lyceum.research.analysis.cross_section import analyze_cross_section, latest_ranking_finding
+from lyceum.research.analysis.derived import (
+    converted_panels,
+    correlation_across_tables,
+    deflated_panels,
+    per_capita_panels,
+)
+from lyceum.research.analysis.panels import MAX_ENTITIES, FigureSink, build_panels, pick_measure
+from lyceum.research.analysis.time_series import analyze_panel, largest_fall, swings
+from lyceum.research.catalog import Catalog, TableProfile, matched_entities
+from lyceum.research.question import parse_question
+from lyceum.research.records import Finding
+
+__all__ = ["analyze_tables", "largest_fall", "swings"]
+
+
+def analyze_tables(catalog: Catalog, tables: list[TableProfile], question: str, out_dir: Path) -> list[Finding]:
+    """All standard analyses that apply to ``tables`` for ``question``; at least two figures when data allows."""
+    scope = parse_question(question)
+    sink = FigureSink(out_dir)
+    findings: list[Finding] = []
+    panels = build_panels(catalog, [t for t in tables if t.time_column], question, scope)
+    derived = (per_capita_panels(catalog, panels, question) + deflated_panels(catalog, panels, question)
+               + converted_panels(catalog, panels, question))
+    # A per-capita or real-terms question is answered by the derived panel first; the published series follow.
+    panels = derived + panels
+    if "correlation" in scope.intents:
+        findings += correlation_across_tables(panels, scope, sink)
+    for panel in panels:
+        findings += analyze_panel(panel, scope, sink)
+    for t in tables:
+        if t.time_column and t.entity_column and len(t.entities) > MAX_ENTITIES and {"rank", "share"} & scope.intents \
+                and not matched_entities(question, t.entities):
+            named = [y for y in scope.years_named if t.time_start and int(t.time_start[:4]) <= y]
+            f = latest_ranking_finding(catalog.frame(t.id), t, pick_measure(t, question), sink,
+                                       year=named[-1] if named else None, top_n=scope.top_n)
+            if f is not None:
+                findings.insert(0, f)
+    for t in tables:
+        if not t.time_column:
+            findings += analyze_cross_section(catalog.frame(t.id), t, question, scope, sink)
+    return [f for f in findings if f.sentences or f.figures or f.tables]

@@ -1,0 +1,246 @@
+"""Analyses of a table without a time column (and of the latest year of a wide panel): rankings and shares
+by group, a ratio measure by group, the correlation between two measures, the largest rows."""
+
+from __future__ import annotations
+
+from lyceum.research import charts
+from lyceum.research.analysis.panels import NOT_A_MEASURE, RATIO_LIKE, FigureSink, is_aggregate, measure_label
+from lyceum.research.analysis.wording import join_names, lower_words, scaled_amount, with_unit
+from lyceum.research.bm25 import tokenize
+from lyceum.research.catalog import TableProfile, guess_unit
+from lyceum.research.numbers import fmt_pct, scale_for
+from lyceum.research.question import Scope
+from lyceum.research.records import Figure, Finding, Provenance, Table
+from lyceum.tables import fmt, is_missing, markdown_table
+
+
+def analyze_cross_section(frame, t: TableProfile, question: str, scope: Scope, sink: FigureSink) -> list[Finding]:
+    q = set(tokenize(question))
+    measures = [c for c in t.numeric_columns if not NOT_A_MEASURE.search(c.name)]
+    if not measures:
+        return [count_finding(frame, t, sink)]
+
+    def relevance(c) -> int:
+        return len(q & set(tokenize(c.name + " " + c.description)))
+
+    additive = [c for c in measures if not RATIO_LIKE.search(c.name)]
+    ratio = [c for c in measures if RATIO_LIKE.search(c.name)]
+    size = max(additive, key=relevance) if additive else None
+    rate = max(ratio, key=lambda c: (relevance(c), "/" in c.name)) if ratio else None
+    if rate is not None and relevance(rate) == 0 and size is not None and relevance(size) > 0:
+        rate = None
+    out = []
+    if t.entity_column and size is not None:
+        out.append(ranking_finding(frame, t, size.name, size.unit, sink))
+    if t.entity_column and rate is not None:
+        out.append(group_ratio_finding(frame, t, rate.name, size.name if size else None, sink))
+    named = sorted((c for c in measures if relevance(c) > 0), key=lambda c: -relevance(c))
+    if "correlation" in scope.intents and len(named) >= 2:
+        pair = (named[0].name, named[1].name)  # the two measures the question asks about
+    else:
+        pair = (size.name, rate.name) if size is not None and rate is not None else None
+    if pair is not None:
+        f = correlation_finding(frame, t, *pair, sink)
+        if f:
+            out.append(f)
+    if len([f for f in out for _ in f.figures]) < 2 and size is not None:
+        out.append(top_rows_finding(frame, t, size.name, size.unit, sink))
+    return out
+
+
+def latest_ranking_finding(frame, t: TableProfile, measure: str | None, sink: FigureSink, *,
+                           year: int | None = None, top_n: int | None = None) -> Finding | None:
+    """For "which are the largest" questions on a panel: rank the entities in ``year`` (a year the question
+    names) or else the latest year with data; ``top_n`` is the size of the group the question asks about."""
+    if measure is None:
+        return None
+    d = frame.dropna(subset=[measure])
+    if t.column(t.time_column).type == "date":
+        d = d.assign(_year=d[t.time_column].dt.year)
+    else:
+        d = d.assign(_year=d[t.time_column].astype(int))
+    counts = d.groupby("_year")[t.entity_column].nunique()
+    if year is None or year not in counts.index:
+        year = int(counts[counts >= 0.8 * counts.max()].index.max())  # the latest year most entities report
+    latest = d[d["_year"] == year].groupby(t.entity_column)[measure].mean()
+    groups = latest[[is_aggregate(str(e)) for e in latest.index]]
+    latest = latest[[not is_aggregate(str(e)) for e in latest.index]].sort_values(ascending=False)
+    if latest.empty:
+        return None
+    col = t.column(measure)
+    unit = col.unit or guess_unit(col.description)
+    total = float(groups["World"]) if "World" in groups.index else float(latest.sum())
+    base = "the World total" if "World" in groups.index else f"the {len(latest)} listed"
+    top = latest.head(10)
+    div, word = scale_for(top.tolist(), unit)
+    unit_label = " ".join(x for x in (word, unit) if x)
+    rows = [[str(k), fmt(v / div), fmt_pct(v / total * 100, signed=False)] for k, v in top.items()]
+    numbers = {f"{k} {year}": float(v) for k, v in top.items()}
+    numbers.update({f"{k} share {year}": float(v / total * 100) for k, v in top.items()})
+    numbers.update({"total": total, "entities ranked": float(len(latest))})
+    table = Table(markdown_table([t.entity_column, f"{measure} {year}" + (f" ({unit_label})" if unit_label else ""),
+                                  f"Share of {base}"], rows),
+                  f"The 10 largest by {lower_words(measure_label(t, measure))} in {year} (groups and regions left out)",
+                  Provenance(tables=[t.id], method=f"ranking of '{measure}' in {year}", numbers=dict(numbers)))
+    fig_path = charts.bar_chart([str(k) for k in top.index], (top / div).tolist(), sink.path(f"ranking-{measure}"),
+                                title=f"The 10 largest in {year}", ylabel=unit_label or measure, horizontal=True)
+    names = list(top.index[:3])
+    sentences = [(f"In {year}, the largest were {join_names([f'{n} ({with_unit(top[n], unit)})' for n in names])}; together "
+                  f"the top three account for {fmt_pct(top.head(3).sum() / total * 100, signed=False)} of {base}.")]
+    numbers["top3 share"] = float(top.head(3).sum() / total * 100)
+    if top_n and top_n != 3 and top_n <= len(latest):
+        share = float(latest.head(top_n).sum() / total * 100)
+        sentences.append(f"The top {top_n} in {year} ({join_names([str(k) for k in latest.index[:top_n]])}) account "
+                         f"for {fmt_pct(share, signed=False)} of {base}.")
+        numbers[f"top{top_n} share"] = share
+    return Finding(title=f"Ranking in {year}", sentences=sentences,
+                   figures=[Figure(fig_path, f"The 10 largest by {lower_words(measure_label(t, measure))} in {year}",
+                                   Provenance(tables=[t.id], method="bar chart of the latest ranking"))],
+                   tables=[table], numbers=numbers, sources=[t.id], kind="ranking")
+
+
+def label_column(frame, t: TableProfile) -> str | None:
+    texts = [c for c in t.columns if c.type == "text" and c.name != t.entity_column and not c.name.lower().endswith(
+        ("url", "filings", "link"))]
+    if not texts:
+        return None
+    return max(texts, key=lambda c: (c.distinct, frame[c.name].dropna().astype(str).str.len().mean())).name
+
+
+def ranking_finding(frame, t: TableProfile, size: str, unit: str, sink: FigureSink) -> Finding:
+    g = frame.groupby(t.entity_column)[size].agg(["sum", "count"]).sort_values("sum", ascending=False)
+    total = float(g["sum"].sum())
+    div, word = scale_for(g["sum"].tolist(), unit)
+    unit_label = " ".join(x for x in (unit, word) if x)
+    top = g.head(10)
+    rows = [[str(k), str(int(r["count"])), fmt(r["sum"] / div), fmt_pct(r["sum"] / total * 100, signed=False)]
+            for k, r in top.iterrows()]
+    headers = [t.entity_column, "Members", f"Total {size} ({unit_label})" if unit_label else f"Total {size}",
+               "Share of total"]
+    numbers = {f"{k} total {size}": float(r["sum"]) for k, r in top.iterrows()}
+    numbers.update({f"{k} share": float(r["sum"] / total * 100) for k, r in top.iterrows()})
+    numbers.update({"rows": float(len(frame)), "groups": float(len(g)), f"total {size}": total})
+    table = Table(markdown_table(headers, rows), f"The 10 largest {t.entity_column.lower()} values by total "
+                                                 f"{lower_words(size)}", Provenance(tables=[t.id], method=f"sum of "
+                                                 f"'{size}' by '{t.entity_column}'", numbers=dict(numbers)))
+    fig_path = charts.bar_chart([str(k) for k in top.index], (top["sum"] / div).tolist(), sink.path(f"rank-{size}"),
+                                title=f"Total {lower_words(size)} by {t.entity_column.lower()} (top 10)",
+                                ylabel=unit_label or size, horizontal=True)
+    figure = Figure(fig_path, f"Total {lower_words(size)} of the 10 largest {t.entity_column.lower()} groups",
+                    Provenance(tables=[t.id], method="bar chart of group totals", numbers={}))
+    names = list(top.index[:3])
+    share3 = float(top["sum"].head(3).sum() / total * 100)
+    share10 = float(top["sum"].sum() / total * 100)
+    numbers.update({"top3 share": share3, "top10 share": share10})
+    sentences = [
+        (f"The table lists {len(frame)} rows in {len(g)} {t.entity_column.lower()} groups, with a combined "
+         f"{lower_words(size)} of {scaled_amount(total, div, word, unit)}."),
+        (f"{names[0]} is the largest group with {scaled_amount(top['sum'].iloc[0], div, word, unit)} "
+         f"({fmt_pct(top['sum'].iloc[0] / total * 100, signed=False)} of the total)"
+         + (f", followed by {names[1]} ({scaled_amount(top['sum'].iloc[1], div, word, unit)})" if len(names) > 1 else "")
+         + (f" and {names[2]} ({scaled_amount(top['sum'].iloc[2], div, word, unit)})" if len(names) > 2 else "") + "."),
+        (f"The three largest groups hold {fmt_pct(share3, signed=False)} of the total and the ten largest "
+         f"{fmt_pct(share10, signed=False)}."),
+    ]
+    return Finding(title=f"Which {t.entity_column.lower()} groups dominate by {lower_words(size)}", sentences=sentences,
+                   figures=[figure], tables=[table], numbers=numbers, sources=[t.id], kind="ranking")
+
+
+def group_ratio_finding(frame, t: TableProfile, rate: str, size: str | None, sink: FigureSink) -> Finding:
+    d = frame.dropna(subset=[rate])
+    overall = float(d[rate].median())
+    g = d.groupby(t.entity_column)[rate].agg(["median", "count"])
+    g = g[g["count"] >= 3].sort_values("median", ascending=False)
+    numbers = {f"median {rate}": overall}
+    rows = []
+    for label, part in (("highest", g.head(5)), ("lowest", g.tail(5).iloc[::-1])):
+        for k, r in part.iterrows():
+            rows.append([str(k), label, str(int(r["count"])), fmt(r["median"])])
+            numbers[f"{k} median {rate}"] = float(r["median"])
+    table = Table(markdown_table([t.entity_column, "Rank", "Members", f"Median {rate}"], rows, ["l", "l", "r", "r"]),
+                  f"{t.entity_column} groups with the highest and lowest median {rate} (groups with 3 or more members)",
+                  Provenance(tables=[t.id], method=f"median of '{rate}' by '{t.entity_column}'", numbers=dict(numbers)))
+    if size is not None:
+        biggest = frame.groupby(t.entity_column)[size].sum().sort_values(ascending=False).head(10).index
+        show = d[d[t.entity_column].isin(biggest)].groupby(t.entity_column)[rate].median().reindex(biggest)
+        title = f"Median {rate} of the 10 largest {t.entity_column.lower()} groups by {lower_words(size)}"
+    else:
+        show = g["median"].head(10)
+        title = f"Median {rate} by {t.entity_column.lower()} (highest 10)"
+    for k, v in show.items():
+        if not is_missing(v):
+            numbers[f"{k} median {rate}"] = float(v)
+    fig_path = charts.bar_chart([str(k) for k in show.index], show.fillna(0).tolist(), sink.path(f"ratio-{rate}"),
+                                title=title, ylabel=rate, horizontal=True, reference=(overall, "median of all rows"))
+    figure = Figure(fig_path, title + "; the dashed line is the median over all rows",
+                    Provenance(tables=[t.id], method=f"median of '{rate}' by group", numbers={}))
+    sentences = [f"The median {rate} across all {len(d)} rows with a value is {fmt(overall)}."]
+    numbers["rows with a value"] = float(len(d))
+    if len(g) >= 2:
+        hi, lo = g.index[0], g.index[-1]
+        sentences.append(f"Among groups with at least 3 members, {hi} has the highest median {rate} "
+                         f"({fmt(g.at[hi, 'median'])}) and {lo} the lowest ({fmt(g.at[lo, 'median'])}).")
+    if size is not None and len(show.dropna()):
+        top = show.dropna()
+        sentences.append(f"Among the largest groups by {lower_words(size)}, the median {rate} ranges from "
+                         f"{fmt(top.min())} ({top.idxmin()}) to {fmt(top.max())} ({top.idxmax()}).")
+    return Finding(title=f"{rate} by {t.entity_column.lower()}", sentences=sentences, figures=[figure],
+                   tables=[table], numbers=numbers, sources=[t.id], kind="valuation")
+
+
+def correlation_finding(frame, t: TableProfile, size: str, rate: str, sink: FigureSink) -> Finding | None:
+    d = frame[[size, rate]].dropna()
+    d = d[(d[size] > 0)]
+    if len(d) < 10:
+        return None
+    spearman = float(d[size].rank().corr(d[rate].rank()))
+    pearson = float(d[size].corr(d[rate]))
+    lo, hi = d[rate].quantile(0.01), d[rate].quantile(0.99)
+    shown = d[(d[rate] >= lo) & (d[rate] <= hi)]
+    div, word = scale_for(shown[size].tolist(), "USD")
+    fig_path = charts.scatter_chart((shown[size] / div).tolist(), shown[rate].tolist(), sink.path(f"scatter-{rate}"),
+                                    title=f"{rate} against {lower_words(size)} (each point a row)",
+                                    xlabel=f"{size} ({word})" if word else size, ylabel=rate, logx=True)
+    figure = Figure(fig_path, f"{rate} against {lower_words(size)} for every row (1st–99th percentile of {rate}; "
+                              "log scale)", Provenance(tables=[t.id], method="scatter of two columns", numbers={}))
+    strength = "weak" if abs(spearman) < 0.3 else "moderate" if abs(spearman) < 0.6 else "strong"
+    return Finding(title=f"{size} and {rate}", sentences=[
+        (f"Across {len(d)} rows the rank correlation between {lower_words(size)} and {rate} is {spearman:.2f} "
+         f"(Pearson r = {pearson:.2f}): a {strength} relationship.")],
+        figures=[figure], numbers={f"spearman {size} {rate}": spearman, f"pearson {size} {rate}": pearson,
+                                   "rows": float(len(d))},
+        sources=[t.id], kind="correlation")
+
+
+def top_rows_finding(frame, t: TableProfile, size: str, unit: str, sink: FigureSink) -> Finding:
+    label = label_column(frame, t) or frame.columns[0]
+    top = frame.dropna(subset=[size]).sort_values(size, ascending=False).head(10)
+    div, word = scale_for(top[size].tolist(), unit)
+    unit_label = " ".join(x for x in (unit, word) if x)
+    rows = [[str(r[label]), str(r[t.entity_column]) if t.entity_column else "", fmt(r[size] / div)]
+            for _, r in top.iterrows()]
+    numbers = {f"{r[label]} {size}": float(r[size]) for _, r in top.iterrows()}
+    table = Table(markdown_table([label, t.entity_column or "", f"{size} ({unit_label})"], rows, ["l", "l", "r"]),
+                  f"The 10 largest rows by {lower_words(size)}", Provenance(tables=[t.id], method="top rows",
+                                                                       numbers=dict(numbers)))
+    fig_path = charts.bar_chart([str(x) for x in top[label]], (top[size] / div).tolist(), sink.path(f"top-{size}"),
+                                title=f"The 10 largest by {lower_words(size)}", ylabel=unit_label or size, horizontal=True)
+    return Finding(title=f"The largest by {lower_words(size)}", sentences=[
+        f"The largest single row is {top[label].iloc[0]} with {scaled_amount(top[size].iloc[0], div, word, unit)}."],
+        figures=[Figure(fig_path, f"The 10 largest rows by {lower_words(size)}",
+                        Provenance(tables=[t.id], method="bar chart of the largest rows"))],
+        tables=[table], numbers=numbers, sources=[t.id], kind="ranking")
+
+
+def count_finding(frame, t: TableProfile, sink: FigureSink) -> Finding:
+    col = t.entity_column or next((c.name for c in t.columns if c.type == "text"), frame.columns[0])
+    counts = frame[col].astype(str).value_counts().head(10)
+    rows = [[str(k), str(int(v))] for k, v in counts.items()]
+    fig_path = charts.bar_chart(list(counts.index), counts.tolist(), sink.path(f"count-{col}"),
+                                title=f"Rows per {col.lower()} (top 10)", ylabel="rows", horizontal=True)
+    return Finding(title=f"Rows by {col.lower()}", sentences=[
+        f"The table lists {len(frame)} rows; the most common {col.lower()} is {counts.index[0]} ({counts.iloc[0]})."],
+        figures=[Figure(fig_path, f"Rows per {col.lower()}", Provenance(tables=[t.id], method="counts"))],
+        tables=[Table(markdown_table([col, "Rows"], rows), f"Rows per {col.lower()}",
+                      Provenance(tables=[t.id], method="counts"))],
+        numbers={"rows": float(len(frame))}, sources=[t.id], kind="ranking")

@@ -1,0 +1,327 @@
+"""Measures derived from two tables: a panel joined with another table on entity and year.
+
+Real terms: a money series divided by its country's consumer price index (a currency's country for a series
+without entities: gold in USD uses the United States' CPI), in the prices of the latest year. Per capita: "GDP per capita in India and China" has no table of its own; it is GDP (one table) divided by
+population (another), joined on country and year. The derived panel carries the formula, both tables and both
+columns in its provenance, and then goes through the same analyses as any panel (levels, changes, peaks,
+comparisons), so every number it produces is traceable to the two published series.
+
+    panels += per_capita_panels(catalog, panels, question)
+"""
+
+from __future__ import annotations
+
+import re
+
+from lyceum.research.analysis.panels import Panel
+from lyceum.research.catalog import Catalog, TableProfile
+
+PER_CAPITA = re.compile(r"\bper[ -](capita|person|head|inhabitant|resident)\b", re.IGNORECASE)
+_SCALE_WORDS = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12}
+
+
+def asks_per_capita(question: str) -> bool:
+    return bool(PER_CAPITA.search(question))
+
+
+def unit_scale(unit: str, measure: str = "") -> tuple[float, str]:
+    """(multiplier, base unit) of a unit like "USD trillion" or a measure named "gdp_trillion"."""
+    text = f"{unit} {measure}".lower()
+    for word, factor in _SCALE_WORDS.items():
+        if re.search(rf"\b{word}s?\b|_{word}", text):
+            return factor, re.sub(rf"\s*\b{word}s?\b", "", unit, flags=re.IGNORECASE).strip()
+    return 1.0, unit
+
+
+def population_table(catalog: Catalog, entities: list[str]) -> tuple[TableProfile, str] | None:
+    """The catalog's population table covering the most of ``entities``: (profile, measure column)."""
+    best, best_cover = None, 0
+    for p, _ in catalog.search("population total number of people", k=10, expand=False):
+        if not (p.time_column and p.entity_column) or "population" not in f"{p.title} {p.dataset}".lower():
+            continue
+        cover = len(set(entities) & set(p.entities))
+        measures = [c.name for c in p.numeric_columns if not re.search(r"code|growth|change|%", c.name, re.IGNORECASE)]
+        if measures and cover > best_cover:
+            best, best_cover = (p, measures[0]), cover
+    return best
+
+
+def per_capita_panels(catalog: Catalog, panels: list[Panel], question: str) -> list[Panel]:
+    """For a per-capita question, each level panel of countries divided by population (joined on entity, year)."""
+    import pandas as pd
+
+    if not asks_per_capita(question):
+        return []
+    out = []
+    for panel in panels:
+        if panel.is_change or panel.unit.startswith("index") or panel.unit in ("%", "fraction"):
+            continue
+        found = population_table(catalog, panel.entities)
+        if found is None:
+            continue
+        pop_table, pop_col = found
+        frame = catalog.frame(pop_table.id)
+        time = frame[pop_table.time_column]
+        years = time.astype("Int64") if pop_table.column(pop_table.time_column).type == "year" else \
+            pd.to_datetime(time, errors="coerce").dt.year
+        population = pd.DataFrame({"year": years, "entity": frame[pop_table.entity_column].astype(str),
+                                   "population": frame[pop_col].astype(float)}).dropna()
+        # One value per entity and year on both sides (a daily or monthly panel is averaged to years first).
+        yearly = panel.data.groupby(["entity", "year"], as_index=False)["value"].mean()
+        joined = yearly.merge(population, on=["entity", "year"], how="inner")
+        joined = joined[joined["population"] > 0]
+        if joined.empty:
+            continue
+        factor, base_unit = unit_scale(panel.unit, panel.measure)
+        joined["value"] = joined["value"] * factor / joined["population"]
+        joined["time"] = pd.to_datetime(joined["year"].astype(int).astype(str) + "-07-01")
+        measure = re.sub(r"\s*\b(trillions?|billions?|millions?)\b", "", panel.measure, flags=re.IGNORECASE).strip()
+        formula = (f"{panel.measure} ({', '.join(panel.tables)}) x {factor:g} / {pop_col} "
+                   f"({pop_table.id}), joined on {pop_table.entity_column.lower()} and year")
+        out.append(Panel(measure=f"{measure} per capita", unit=base_unit, frequency="annual",
+                         data=joined[["time", "year", "entity", "value"]], tables=[*panel.tables, pop_table.id],
+                         is_change=False, entities=[e for e in panel.entities if e in set(joined["entity"])],
+                         formula=formula))
+    return out
+
+
+REAL_TERMS = re.compile(r"\breal terms\b|\bin real\b|inflation[- ]adjusted|adjust(?:ed|ing)? for inflation|"
+                        r"relative to inflation|\bdeflated\b|constant (?:prices|dollars)|after inflation", re.IGNORECASE)
+_CURRENCY_COUNTRY = {"USD": "United States", "GBP": "United Kingdom", "JPY": "Japan", "CNY": "China",
+                     "INR": "India", "CAD": "Canada", "AUD": "Australia", "CHF": "Switzerland"}
+
+
+def asks_real_terms(question: str) -> bool:
+    return bool(REAL_TERMS.search(question))
+
+
+def price_index(catalog: Catalog) -> tuple[TableProfile, str] | None:
+    """The catalog's consumer price index table (per country and year): (profile, measure column)."""
+    for p, _ in catalog.search("consumer price index CPI inflation", k=10, expand=False):
+        text = f"{p.title} {p.description}".lower()
+        if p.time_column and p.entity_column and "consumer price" in text:
+            cols = [c.name for c in p.numeric_columns if not re.search(r"code", c.name, re.IGNORECASE)]
+            if cols:
+                return p, cols[0]
+    return None
+
+
+def index_levels(values, description: str) -> tuple[object, str]:
+    """A price index as levels, and how it was read.
+
+    A table described as an index ("2005 = 100") whose values are nowhere near 100 in that year, and small
+    (a median under 30), holds yearly percentage changes (the World Bank's FP.CPI.TOTL.ZG is published under
+    the index's name); those are chained into an index, and the report says so.
+    """
+    m = re.search(r"(?:reference|base) year is (\d{4})|(\d{4}) ?= ?100|base year (\d{4})", description, re.IGNORECASE)
+    base = int(next(g for g in m.groups() if g)) if m else None
+    if base in values.index and 50 <= values[base] <= 150:
+        return values, f"index levels ({base} = 100)"
+    if values.abs().median() < 30:
+        chained = (1 + values / 100).cumprod()
+        chained = chained / chained[base] * 100 if base in chained.index else chained / chained.iloc[-1] * 100
+        return chained, ("yearly percentage changes (though described as an index), chained into an index"
+                         + (f" with {base} = 100" if base in chained.index else ""))
+    return values, "index levels"
+
+
+def deflated_panels(catalog: Catalog, panels: list[Panel], question: str) -> list[Panel]:
+    """For a real-terms question, each money panel divided by its country's CPI, in the latest year's prices."""
+    import pandas as pd
+
+    if not asks_real_terms(question):
+        return []
+    found = price_index(catalog)
+    if found is None:
+        return []
+    cpi_table, cpi_col = found
+    frame = catalog.frame(cpi_table.id)
+    year_col = cpi_table.time_column
+    years = frame[year_col].astype("Int64") if cpi_table.column(year_col).type == "year" else \
+        pd.to_datetime(frame[year_col], errors="coerce").dt.year
+    cpi = pd.DataFrame({"year": years, "country": frame[cpi_table.entity_column].astype(str),
+                        "cpi": frame[cpi_col].astype(float)}).dropna()
+    out = []
+    for panel in panels:
+        money = re.match(r"([A-Z]{3})\b", panel.unit or "")
+        if panel.is_change or not money or "real" in panel.measure.lower() or \
+                any("real" in t.lower() for t in panel.tables):
+            continue
+        yearly = panel.data.groupby(["entity", "year"], as_index=False)["value"].mean()
+        country_of = {e: e if e in set(cpi["country"]) else _CURRENCY_COUNTRY.get(money.group(1))
+                      for e in yearly["entity"].unique()}
+        parts, how = [], ""
+        for entity, country in country_of.items():
+            series = cpi[cpi["country"] == country].set_index("year")["cpi"].sort_index()
+            if series.empty:
+                continue
+            levels, how = index_levels(series, cpi_table.description)
+            rows = yearly[yearly["entity"] == entity].merge(levels.rename("cpi").reset_index(), on="year")
+            if rows.empty:
+                continue
+            base_year = int(rows["year"].max())
+            rows["value"] = rows["value"] * float(levels[base_year]) / rows["cpi"]
+            parts.append(rows.assign(base_year=base_year, country=country))
+        if not parts:
+            continue
+        joined = pd.concat(parts, ignore_index=True)
+        base_year = int(joined["base_year"].min())
+        joined["time"] = pd.to_datetime(joined["year"].astype(int).astype(str) + "-07-01")
+        formula = (f"{panel.measure} ({', '.join(panel.tables)}, yearly averages) x CPI({base_year}) / CPI(year) "
+                   f"from {cpi_table.id} '{cpi_col}' of {', '.join(sorted(set(joined['country'])))}, read as {how}")
+        out.append(Panel(measure=f"{panel.measure} in constant {base_year} {money.group(1)}", unit=panel.unit,
+                         frequency="annual", data=joined[["time", "year", "entity", "value"]],
+                         tables=[*panel.tables, cpi_table.id], is_change=False,
+                         entities=[e for e in panel.entities if e in set(joined["entity"])], formula=formula,
+                         definitions=panel.definitions))
+    return out
+
+
+def correlation_across_tables(panels: list[Panel], scope, sink) -> list:
+    """For a question about how two measures from different tables relate: join their annual values on year
+    and report the correlation of levels, of year-on-year changes, and of changes with one series lagging the
+    other by one to three years."""
+    import numpy as np
+    import pandas as pd
+
+    from lyceum.research import charts
+    from lyceum.research.analysis.panels import choose_window, yearly
+    from lyceum.research.analysis.wording import join_names
+    from lyceum.research.records import Figure, Finding, Provenance, Table
+    from lyceum.tables import fmt, markdown_table
+
+    levels = [p for p in panels if not p.is_change and p.entities]
+    pair = next(((a, b) for i, a in enumerate(levels) for b in levels[i + 1:]
+                 if {t.split("/")[0] for t in a.tables}.isdisjoint(t.split("/")[0] for t in b.tables)), None)
+    if pair is None:
+        return []
+    a, b = pair
+    wa, wb = choose_window(a, scope), choose_window(b, scope)
+    years = sorted(set(wa.years()) & set(wb.years()))
+    ya, yb = yearly(a, years), yearly(b, years)
+    ea, eb = a.entities[0], b.entities[0]
+    name_a, name_b = f"{a.measure} ({ea})", f"{b.measure} ({eb})"
+    both = pd.DataFrame({name_a: ya[ea], name_b: yb[eb]}).dropna()
+    if len(both) < 8:
+        return []
+    r_levels = float(np.corrcoef(both[name_a], both[name_b])[0, 1])
+    changes = both.diff().dropna()
+    r_changes = float(np.corrcoef(changes[name_a], changes[name_b])[0, 1])
+    lagged = {}
+    for lag in (1, 2, 3):
+        shifted = pd.DataFrame({"a": changes[name_a], "b": changes[name_b].shift(-lag)}).dropna()
+        if len(shifted) >= 8:
+            lagged[lag] = float(np.corrcoef(shifted["a"], shifted["b"])[0, 1])
+    span = f"{int(both.index[0])}–{int(both.index[-1])}"
+    numbers = {"correlation of levels": r_levels, "correlation of yearly changes": r_changes,
+               **{f"correlation of changes, {name_b} {k} year(s) later": v for k, v in lagged.items()}}
+    best_lag = max(lagged, key=lambda k: abs(lagged[k])) if lagged else None
+    sentences = [f"Over {span}, the annual {name_a} and {name_b} have a correlation of {fmt(r_levels)} in "
+                 f"levels and {fmt(r_changes)} in year-on-year changes"
+                 + (f" ({fmt(lagged[best_lag])} when {eb} is compared {best_lag} year{'s' * (best_lag > 1)} later)"
+                    if best_lag else "") + ".",
+                 ("Two series that both trend over time correlate strongly in levels whether or not one drives the "
+                  "other; the correlation of changes is the stricter reading.")]
+    formula = (f"Pearson correlation of the annual means of {a.measure} ({', '.join(a.tables)}) and {b.measure} "
+               f"({', '.join(b.tables)}), joined on year; changes are year-on-year differences, lags shift the "
+               f"second series")
+    shown = list(both.index[:: max(1, len(both) // 15)])
+    rows = [[str(int(y)), fmt(both.at[y, name_a]), fmt(both.at[y, name_b])] for y in shown]
+    table = Table(markdown_table(["Year", name_a, name_b], rows), f"Annual {join_names([name_a, name_b])}, {span}",
+                  Provenance(tables=[*a.tables, *b.tables], method=formula, numbers=dict(numbers)))
+    path = charts.scatter_chart(both[name_a].tolist(), both[name_b].tolist(), sink.path("correlation"),
+                                title=f"{name_b} against {name_a}, {span} (one point per year)",
+                                xlabel=f"{name_a}{f' ({a.unit})' if a.unit else ''}",
+                                ylabel=f"{name_b}{f' ({b.unit})' if b.unit else ''}")
+    figure = Figure(path, f"{name_b} against {name_a}, one point per year, {span}",
+                    Provenance(tables=[*a.tables, *b.tables], method=formula))
+    return [Finding(title=f"How {a.measure} and {b.measure} move together", sentences=sentences, figures=[figure],
+                    tables=[table], numbers=numbers, sources=[*a.tables, *b.tables], kind="correlation")]
+
+
+# Currencies a question may ask for: name -> (ISO code, issuing country as exchange-rate tables name it).
+CURRENCIES = {"yen": ("JPY", "Japan"), "euro": ("EUR", "Euro"), "euros": ("EUR", "Euro"),
+              "pound sterling": ("GBP", "United Kingdom"), "sterling": ("GBP", "United Kingdom"),
+              "british pounds": ("GBP", "United Kingdom"), "yuan": ("CNY", "China"), "renminbi": ("CNY", "China"),
+              "rupee": ("INR", "India"), "rupees": ("INR", "India"), "swiss franc": ("CHF", "Switzerland"),
+              "swiss francs": ("CHF", "Switzerland"), "canadian dollar": ("CAD", "Canada"),
+              "canadian dollars": ("CAD", "Canada"), "australian dollar": ("AUD", "Australia"),
+              "australian dollars": ("AUD", "Australia"), "won": ("KRW", "South Korea"),
+              "rand": ("ZAR", "South Africa"), "krona": ("SEK", "Sweden"), "kronor": ("SEK", "Sweden"),
+              "krone": ("NOK", "Norway"), "ringgit": ("MYR", "Malaysia")}
+# Foreign-exchange quoting convention: these are quoted as US dollars per unit of the currency; every other
+# currency as units per US dollar. A table that names currencies quoted "to USD" overrides it.
+USD_PER_UNIT = {"EUR", "GBP", "AUD", "NZD", "IEP"}
+
+
+def asked_currency(question: str) -> tuple[str, str, str] | None:
+    """(name, ISO code, country) of a currency the question asks values in ("gold in Japanese yen")."""
+    q = question.lower()
+    for name, (code, country) in sorted(CURRENCIES.items(), key=lambda x: -len(x[0])):
+        if re.search(rf"\bin (?:\w+ )?{re.escape(name)}\b|\b{re.escape(name)} terms\b|\b{code.lower()}\b", q):
+            return name, code, country
+    return None
+
+
+def exchange_rate_table(catalog: Catalog, country: str, finest: str | None) -> tuple[TableProfile, str] | None:
+    """An exchange-rate table with ``country`` among its entities, at the finest frequency available."""
+    rank = {"daily": 0, "weekly": 1, "monthly": 2, "quarterly": 3, "annual": 4}
+    found = []
+    for p, _ in catalog.search("foreign exchange rate currency", k=20, expand=False):
+        text = f"{p.title} {p.description} {' '.join(c.name + ' ' + c.description for c in p.columns)}".lower()
+        if p.time_column and p.entity_column and "exchange rate" in text and country in p.entities:
+            cols = [c.name for c in p.numeric_columns]
+            if cols:
+                found.append((rank.get(p.frequency or "", 5), p, cols[0]))
+    if not found:
+        return None
+    at_most = rank.get(finest or "", 5)
+    usable = [f for f in found if f[0] >= min(at_most, 2)] or found  # no finer than needed, monthly at best
+    _, p, col = min(usable, key=lambda f: f[0])
+    return p, col
+
+
+def converted_panels(catalog: Catalog, panels: list[Panel], question: str) -> list[Panel]:
+    """For a question asking values in another currency, each USD panel converted at the monthly (or yearly)
+    average exchange rate of that currency's country, joined on month."""
+    import pandas as pd
+
+    asked = asked_currency(question)
+    if asked is None or asked[1] == "USD":
+        return []
+    name, code, country = asked
+    out = []
+    for panel in panels:
+        if panel.is_change or not (panel.unit or "").startswith("USD"):
+            continue
+        found = exchange_rate_table(catalog, country, panel.frequency)
+        if found is None:
+            continue
+        fx_table, fx_col = found
+        frame = catalog.frame(fx_table.id)
+        fx = pd.DataFrame({"time": pd.to_datetime(frame[fx_table.time_column], errors="coerce"),
+                           "country": frame[fx_table.entity_column].astype(str), "rate": frame[fx_col].astype(float)})
+        fx = fx[(fx["country"] == country) & (fx["rate"] > 0)].dropna()
+        monthly = fx_table.frequency in ("daily", "weekly", "monthly")
+        key = (lambda t: t.dt.to_period("M")) if monthly else (lambda t: t.dt.year)
+        rates = fx.assign(period=key(fx["time"])).groupby("period")["rate"].mean()
+        data = panel.data.assign(period=key(panel.data["time"]))
+        data = data.groupby(["entity", "period"], as_index=False).agg(value=("value", "mean"), time=("time", "min"))
+        data = data.merge(rates.rename("rate").reset_index(), on="period")
+        if data.empty:
+            continue
+        described = re.findall(r"\b([A-Z]{3})\b(?=[^.]*\bto USD\b)", fx_table.description + " " +
+                               " ".join(c.description for c in fx_table.columns))
+        per_unit = code in (set(described) - {"USD"} or USD_PER_UNIT)
+        data["value"] = data["value"] / data["rate"] if per_unit else data["value"] * data["rate"]
+        data["year"] = data["time"].dt.year
+        how = "divided by the rate (quoted in USD per unit)" if per_unit else f"times the rate ({code} per USD)"
+        formula = (f"{panel.measure} in USD ({', '.join(panel.tables)}) {how}, the {country} exchange rate from "
+                   f"{fx_table.id} '{fx_col}', {'monthly' if monthly else 'yearly'} averages joined on "
+                   f"{'month' if monthly else 'year'}")
+        out.append(Panel(measure=f"{panel.measure} in {name} ({code})", unit=panel.unit.replace("USD", code, 1),
+                         frequency="monthly" if monthly else "annual", data=data[["time", "year", "entity", "value"]],
+                         tables=[*panel.tables, fx_table.id], is_change=False,
+                         entities=[e for e in panel.entities if e in set(data["entity"])], formula=formula,
+                         definitions=panel.definitions))
+    return out

