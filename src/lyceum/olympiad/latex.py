@@ -72,7 +72,9 @@ def _unwrap_commands(s: str) -> str:
 def _brace_scripts(s: str) -> str:
     """Unbraced sub/superscripts get braces: ``m_e c^2`` -> ``m_{e} c^{2}``, ``s^-1`` -> ``s^{-1}``; so do
     accents: ``\\ddot q`` -> ``\\ddot{q}``."""
-    s = re.sub(r"\\(dot|ddot|hat|bar|tilde)\s+(\\[a-zA-Z]+|[A-Za-z])", r"\\\1{\2}", s)
+    # an accent takes the next command or letter: "\dot\phi", "\ddot \phi", "\hat x" (a letter needs the space)
+    s = re.sub(r"\\(dot|ddot|hat|bar|tilde)(?:\s*(\\[a-zA-Z]+)|\s+([A-Za-z]))",
+               lambda m: "\\" + m.group(1) + "{" + (m.group(2) or m.group(3)) + "}", s)
     s = re.sub(r"\^\s*(-?\d)", r"^{\1}", s)
     return re.sub(r"([_^])\s*(\\[a-zA-Z]+|[A-Za-z0-9])", r"\1{\2}", s)
 
@@ -152,6 +154,7 @@ def clean_latex(text: str) -> str:
     s = _unwrap_commands(s)
     s = re.sub(r"\s+([_^'])", r"\1", s)
     s = re.sub(r"(?<![\d.])(\d{1,3})(?:\s(\d{3}))+(?![\d.])", lambda m: m.group(0).replace(" ", ""), s)
+    s = re.sub(r"(?<=\d)\{,\}(?=\d{3})", "", s)  # "80{,}600": LaTeX's thousands separator
     s = _EQUALS.sub("=", s)
     s = s.replace("~", " ")
     s = re.sub(r"(?<!\\)\\ ", " ", s)  # "\ " is a space, "\\" (a matrix row break) stays
