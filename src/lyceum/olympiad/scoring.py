@@ -47,6 +47,7 @@ class ProblemGrade:
     full_mark: float
     extracted: list[str] = field(default_factory=list)
     step_detail: dict[str, Any] | None = None
+    scored_by: list[str] | None = None  # official protocol: which rule (or xverify) decided each sub-answer
 
     def row(self) -> dict[str, Any]:
         out = {"id": self.id, "correct": self.correct, "answer_score": round(self.answer_score, 6),
@@ -55,6 +56,8 @@ class ProblemGrade:
                "extracted": self.extracted}
         if self.step_detail is not None:
             out["step_detail"] = self.step_detail
+        if self.scored_by is not None:
+            out["scored_by"] = self.scored_by
         return out
 
 
