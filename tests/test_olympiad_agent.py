@@ -6,8 +6,8 @@ from chat_server import user_texts
 
 from lyceum.models.chat import ChatClient, run_sync
 from lyceum.olympiad.agent import AgentConfig, solve_minions
-from lyceum.olympiad.solvers import solve_plain
 from lyceum.olympiad.data import Problem
+from lyceum.olympiad.solvers import solve_plain
 from lyceum.olympiad.transcript import Transcript
 
 PASS = json.dumps({"pass": True, "issues": []})

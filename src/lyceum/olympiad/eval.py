@@ -43,7 +43,7 @@ class Dataset:
 
     @classmethod
     def load(cls, data_dir: str | Path, exams: str | list[str] | None = "all", *, limit: int | None = None,
-             medals: str | Path | None = None) -> "Dataset":
+             medals: str | Path | None = None) -> Dataset:
         loaded = load_hipho(data_dir, exams)
         problems = [p for e in loaded.values() for p in (e.problems[:limit] if limit else e.problems)]
         return cls(loaded, problems, load_medals(medals if medals else data_dir))

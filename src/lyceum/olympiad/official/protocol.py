@@ -125,7 +125,7 @@ def rules(model_answer: str, gt_answer: str) -> RuleVerdict:
                                      sympy.core.numbers.Rational))
                     and isinstance(gold[0], sympy.sets.sets.Interval)):
                 correct = 1.0 if gold[0].contains(pred[0]) else 0.0
-        except Exception:  # noqa: BLE001 - as the official code
+        except Exception:  # noqa: BLE001, S110 - as the official code
             pass
         if (not correct) and enable_split:
             correct, _, _ = hv.grade_answer_math_verify(split_answer, split_gt)
@@ -279,7 +279,7 @@ async def step_level(client, problem: Problem, response: str, params: dict | Non
             scores = list(await asyncio.gather(*(_criterion(client, problem, response, c, 0, params)
                                                  for c in _criteria(scheme))))
             total, scaled = sum(scores), False
-            if total > max_total and max_total > 0:
+            if total > max_total > 0:
                 scores = [s * max_total / total for s in scores]
                 total, scaled = max_total, True
             if round(total, 2) > best.score:
