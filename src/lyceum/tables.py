@@ -7,8 +7,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from typing import Any
+from typing import Any, Iterable
 
 
 def is_missing(x: Any) -> bool:
@@ -44,7 +43,7 @@ def markdown_table(header: list[str], rows: Iterable[Iterable[Any]], align: list
     """A GitHub-style table; ``align`` is "l"/"r" per column (first column left, the rest right by default)."""
     header = [str(h) for h in header]
     align = align or ["l"] + ["r"] * (len(header) - 1)
-    esc = lambda c: str(c).replace("|", "\\|")
+    esc = lambda c: str(c).replace("|", "\\|")  # noqa: E731 - a cell is text; a bare | would split it
     lines = ["| " + " | ".join(map(esc, header)) + " |",
              "|" + "|".join(":---" if a == "l" else "---:" for a in align) + "|"]
     lines += ["| " + " | ".join(map(esc, r)) + " |" for r in rows]
