@@ -97,9 +97,11 @@ def plot_exam_scores(summary: dict[str, Any], path: str | Path) -> Path:
         if points:
             ax.hlines([p[1] for p in points], [p[0] - 0.36 for p in points], [p[0] + 0.36 for p in points],
                       colors=color, linewidth=3, label=f"{medal_name} cut-off", zorder=3)
-    for i, k in enumerate(names):  # the score itself, above its bar
-        ax.annotate(f"{exams[k]['percent']:.0f}%", (i, exams[k]["percent"]), textcoords="offset points",
-                    xytext=(0, 3), ha="center", fontsize=7, color="#333333")
+    for i, k in enumerate(names):  # the score itself, inside the foot of its bar (clear of the cut-off ticks)
+        pct = exams[k]["percent"]
+        inside = pct >= 8
+        ax.text(i, 1.5 if inside else pct + 1.5, f"{pct:.0f}%", ha="center", va="bottom", fontsize=7,
+                color="white" if inside else "#333333", zorder=4)
     half = max(n, 4) / 2
     ax.set_xlim((n - 1) / 2 - half, (n - 1) / 2 + half)
     ax.set_xticks(xs)
