@@ -74,8 +74,12 @@ def solver_messages(problem: Problem, images: list) -> list[dict[str, Any]]:
 # answer level
 
 def _verifier():
-    from lyceum.olympiad.official import hipho_verifier
+    try:
+        from lyceum.olympiad.official import hipho_verifier
+    except ImportError as e:  # sympy, math-verify, pylatexenc
+        from lyceum.errors import UserError
 
+        raise UserError(f"--protocol official needs {e.name}: install it with pip install 'lyceum[olympiad]'") from e
     return hipho_verifier
 
 
