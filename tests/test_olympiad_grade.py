@@ -404,3 +404,19 @@ def test_a_timeout_during_parsing_is_not_cached_as_unparseable():
         parse_latex(text)
         _spin()
     assert parse_latex(text) is not None
+
+
+@pytest.mark.parametrize("gold, pred, kind", [
+    (r"\boxed{$1.5\times10^{-3}$}", "1.5 × 10⁻³ m", NUM),  # unicode superscripts
+    (r"\boxed{4.4}", "about 4.4 m/s", NUM),
+    (r"\boxed{$1.5\times10^{3}$}", r"1.5\text{e}3", NUM),
+    (r"\boxed{$1.2\times 10^{5}$}", r"1.2\times 10^{5}\ \text{Pa} = 1.2\ \text{bar}", NUM),  # value first, then another unit
+    (r"\boxed{$\sqrt{\frac{2h}{g}}$}", r"t = \sqrt{\dfrac{2h}{g}}\ \text{s}", EXPR),  # a unit after an expression
+])
+def test_more_ways_models_write_final_answers(gold, pred, kind):
+    assert check_answer(gold, pred, kind)
+
+
+def test_a_text_unit_is_dropped_only_after_a_space_never_a_subscript():
+    assert check_answer(r"\boxed{$\frac{A S_{\mathrm{c}}}{2}$}", r"\frac{A S_{\mathrm{c}}}{2}", EXPR)
+    assert not check_answer(r"\boxed{$2 m$}", r"2\ \mathrm{m}", EXPR)  # m the mass is not m the metre

@@ -149,6 +149,9 @@ def _print_summary(summary: dict, out: str) -> None:
     for name, e in summary["exams"].items():
         medal = e["medal"] or ("n/a" if e["cutoffs"] is None else "partial")
         print(f"  {name:<20} {e['score']:>8g} / {e['full_mark']:<8g} {medal}")
+    if o.get("undecided"):
+        print(f"{o['undecided']} sub-answer(s) undecided: their check ran out of its CPU budget twice "
+              "(scored 0; a larger --check-timeout may decide them)")
     print(f"wrote {Path(out) / 'grades.jsonl'}, summary.json, report.md")
 
 

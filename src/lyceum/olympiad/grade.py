@@ -198,6 +198,7 @@ _SCIENTIFIC = re.compile(
     rf"^\s*(?P<mant>{_MANTISSA})\s*(?:(?:\\times|\\cdot|\*|x)\s*10\s*\^\s*\{{\s*(?P<exp>[-+]?\s*\d+(?:\.\d+)?)\s*\}}"
     rf"|[eE](?P<e>[-+]?\d+))?")
 _POWER_OF_TEN = re.compile(r"^\s*(?P<sign>[-+]?)\s*10\s*\^\s*\{\s*(?P<exp>[-+]?\s*\d+(?:\.\d+)?)\s*\}")
+_HEDGE = re.compile(r"^(?:about|approximately|approx\.?|roughly|around|nearly|circa|ca\.|~)\s+", re.IGNORECASE)
 _UNIT_LIKE = re.compile(r"^[\\A-Za-z°%{}^_\s/*().\-0-9]*$")
 
 
@@ -242,6 +243,7 @@ def _exact_value(s: str, timeout: float | None) -> float | None:
 def parse_number(text: str, *, timeout: float | None = DEFAULT_TIMEOUT) -> Number | None:
     """Parse a cleaned numerical answer (no '=' left of it), or None when it is not a number."""
     s = text.strip().rstrip(".").strip()
+    s = _HEDGE.sub("", s)  # "about 4.4 m/s", "approximately 3e8"
     if not s:
         return None
     # interval: "[a, b]" (the closing bracket is missing in a few gold answers)
@@ -381,8 +383,11 @@ def grade_numerical(gold: str, pred: str, *, rtol: float = DEFAULT_RTOL, unit: s
         return True
     pred_assign = _assignments(pred_core)
     # every side of "E = 13.6 eV = 2.18 \\times 10^{-18} J" is the answer in some unit; the last comes first
-    pred_values = [v for v in (parse_number(p, timeout=timeout) for p in reversed(right_hand_sides(pred_core)[-3:]))
-                   if v is not None]
+    sides = right_hand_sides(pred_core)[-3:]
+    first = split_top_level(pred_core, "=")[0].strip()
+    if len(sides) and first and first != sides[0] and first not in sides:
+        sides = [first] + sides  # "1.2e5 Pa = 1.2 bar": a value on the left is the answer in another unit
+    pred_values = [v for v in (parse_number(p, timeout=timeout) for p in reversed(sides)) if v is not None]
     for g in golds:
         gold_assign = _assignments(g)
         if gold_assign is not None:  # several named values: all must match
@@ -557,7 +562,7 @@ def _same_expression(g_text: str, p_text: str, rtol: float, timeout: float | Non
 def grade_expression(gold: str, pred: str, *, rtol: float = DEFAULT_RTOL,
                      timeout: float | None = DEFAULT_TIMEOUT) -> bool:
     """Any right-hand side of any gold alternative equals the right-hand side of the prediction."""
-    pred_core = answer_core(pred)
+    pred_core = answer_core(_drop_text_unit(pred))
     golds = answer_alternatives(gold)
     if _same_text(gold, golds, pred_core):
         return True
@@ -571,6 +576,16 @@ def grade_expression(gold: str, pred: str, *, rtol: float = DEFAULT_RTOL,
         if any(_same_expression(rhs, p, rtol, timeout) for p in reversed(pred_values) for rhs in right_hand_sides(g)):
             return True
     return False
+
+
+_TEXT_UNIT = re.compile(r"(?<![_^{])(?:\\[,;:! ]|\s|~)+\\(?:text|mathrm|rm)\s*\{\s*[A-Za-z][A-Za-z\s/^\-\d.]*\}\s*\$?\s*$")
+
+
+def _drop_text_unit(pred: str) -> str:
+    """"t = \\sqrt{2h/g}\\ \\text{s}" -> "t = \\sqrt{2h/g}": a unit written as text after an expression (a bare
+    letter stays: it may be a variable)."""
+    m = _TEXT_UNIT.search(pred)
+    return pred[: m.start()] if m and pred[: m.start()].strip(" $") else pred
 
 
 def _is_zero_form(text: str) -> bool:
