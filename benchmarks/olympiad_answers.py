@@ -151,7 +151,7 @@ def expression_cases(rng: random.Random, gold_core: str, kind: str) -> list[tupl
             return []
         syms = sorted(left.free_symbols | right.free_symbols, key=str)
         out = [(f"{rhs} = {lhs}", True, "eq:swapped"), (rf"{lhs} - \left({rhs}\right) = 0", True, "eq:moved"),
-               (rf"2 {lhs} = 2 \left({rhs}\right)", True, "eq:doubled")]
+               (rf"2 \left({lhs}\right) = 2 \left({rhs}\right)", True, "eq:doubled")]
         # "lhs = 2 rhs" and "lhs = -rhs" are other equations unless lhs is a constant multiple of rhs; the ratio
         # lhs / rhs varying between random points shows it is not
         ratio = [_value(left / right, syms, rng) for _ in range(3)]

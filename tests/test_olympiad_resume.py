@@ -151,7 +151,7 @@ def test_run_files_with_prompts_and_replies_are_private(chat_server, tmp_path):
         assert main(run_args(data, out, chat_server)) == 0
     finally:
         os.umask(old)
-    mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
+    mode = lambda p: stat.S_IMODE(p.stat().st_mode)
     assert mode(out) == 0o700 and mode(out / "transcripts") == 0o700
     for name in ("predictions.jsonl", "grades.jsonl", "summary.json", "report.md", "chat_cache.sqlite",
                  "usage.jsonl", "transcripts/T_1.json"):
