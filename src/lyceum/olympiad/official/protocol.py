@@ -140,6 +140,15 @@ def rules(model_answer: str, gt_answer: str) -> RuleVerdict:
     return RuleVerdict(bool(correct), score_by, split_answer, split_gt, enable_split)
 
 
+def _safe_rules(model_answer: str, gt_answer: str) -> RuleVerdict:
+    """``rules``, with an exception from the official code recorded as "error" (VLMEvalKit then fails the whole
+    problem and leaves it out of the totals; we score that sub-answer 0 and say why)."""
+    try:
+        return rules(model_answer, gt_answer)
+    except Exception:  # noqa: BLE001 - whatever the vendored code raises
+        return RuleVerdict(False, "error", model_answer, gt_answer, False)
+
+
 @dataclass
 class OfficialAnswers:
     """Answer level of one response: per sub-answer verdicts, how each was decided, and the points."""
@@ -166,7 +175,7 @@ def answer_rules(problem: Problem, response: str) -> OfficialAnswers:
     golds = [gold_answer(g) for g in problem.answers]
     if not any(extracted):
         return OfficialAnswers(extracted, golds, [None] * n, [False] * n, ["not_scored"] * n)
-    verdicts = [rules(p, g) for p, g in zip(extracted, golds)]
+    verdicts = [_safe_rules(p, g) for p, g in zip(extracted, golds)]
     return OfficialAnswers(extracted, golds, verdicts, [v.correct for v in verdicts], [v.scored_by for v in verdicts])
 
 
