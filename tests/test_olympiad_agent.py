@@ -5,8 +5,9 @@ import json
 from chat_server import user_texts
 
 from lyceum.models.chat import ChatClient, run_sync
-from lyceum.olympiad.agent import AgentConfig, solve_minions, solve_plain
+from lyceum.olympiad.agent import AgentConfig, solve_minions
 from lyceum.olympiad.data import Problem
+from lyceum.olympiad.solvers import solve_plain
 from lyceum.olympiad.transcript import Transcript
 
 PASS = json.dumps({"pass": True, "issues": []})
@@ -146,3 +147,19 @@ def test_plain_solver_is_one_call_and_saves_a_transcript(chat_server, tmp_path):
     saved = json.loads(transcript.save(tmp_path / "t").read_text())
     assert saved["id"] == "P_1" and saved["calls"][0]["reply"] == result.response
     assert saved["usage"]["calls"] == 1 and saved["usage"]["completion_tokens"] > 0
+
+
+def test_reviewers_and_revisions_see_the_figures_too(chat_server, tmp_path):
+    png = tmp_path / "fig.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 16)
+    figure = json.dumps({"figures": [{"index": 1, "description": "ball above ground, height h"}]})
+    studios = Studios(visual=[figure], visual_check=[PASS], solve=["draft"], refine=["refined"],
+                      physics=[fail("the figure shows 2h"), PASS, PASS], general=[PASS, PASS, PASS],
+                      revise=["revised"])
+    solve(chat_server, studios, prob=problem([png]))
+    later = [r for r, role in zip(chat_server.requests, studios.asked) if role in ("physics", "general", "revise")]
+    assert {role for role in studios.asked} >= {"physics", "general", "revise"}
+    for request in later:
+        parts = request["messages"][-1]["content"]
+        assert isinstance(parts, list) and any(p["type"] == "image_url" for p in parts)
+        assert "ball above ground, height h" in user_texts(request)  # the description rides along

@@ -313,3 +313,110 @@ def test_siunitx_thousands_separators_and_unbraced_accents():
     assert check_answer(r"\boxed{80600}", r"80\,600 \text{ years}", NUM)
     assert check_answer(r"\boxed{$\ddot{q} = p a \Omega^{2} \cos \Omega t$}", r"\ddot q = a p \Omega^2 \cos(\Omega t)", EQ)
     assert check_answer(r"\boxed{E}", r"The answer is \textbf{(E)}.", MC)
+
+
+# --- forms that were rejected (issue 10) and more of the kind ---------------------------------------------
+
+@pytest.mark.parametrize("gold, pred, kind", [
+    (r"\boxed{$\dot{\phi} = \frac{g}{R}$}", r"\dot\phi = \frac{g}{R}", EQ),  # unbraced accent before a command
+    (r"\boxed{$\ddot{\phi} = -\frac{g}{l}\phi$}", r"\ddot\phi = -\frac{g}{l}\phi", EQ),
+    (r"\boxed{$\dot{\eta}_0 = \frac{v}{R}$}", r"\dot\eta_0 = \frac{v}{R}", EQ),
+    (r"\boxed{80600}", r"80{,}600", NUM),  # LaTeX's thousands separator
+    (r"\boxed{80600}", r"80,600 \text{ yr}", NUM),
+    (r"\boxed{$\frac{2}{3}$}", r"\frac{2}{3}\ \mathrm{kg}", NUM),  # a fraction followed by a unit
+    (r"\boxed{$\sqrt{2}$}", r"\sqrt{2}\,\text{m/s}", NUM),
+    (r"\boxed{$v_0 \exp(-\pi \mu)$}", r"v_0 e^{-\pi \mu}", EXPR),
+    (r"\boxed{$\frac{R_\odot v_\odot \sin\ell}{v_\odot\sin\ell + v_{rE/S}}$}",
+     r"\frac{R_\odot}{1 + \frac{v_{rE/S}}{v_\odot \sin\ell}}", EXPR),  # a nested fraction rewritten
+])
+def test_forms_models_write_that_were_rejected(gold, pred, kind):
+    assert check_answer(gold, pred, kind)
+
+
+@pytest.mark.parametrize("pred", [
+    "2.895e+06", "2.895E6", "2.9e6", r"2.895 \times 10^{6}", r"2.895\times10^6", r"2.895 \cdot 10^{6}",
+    r"2.895 \times 10^{6}\,\mathrm{m\,s^{-1}}", r"\approx 2.9 \times 10^{6}\ \text{m/s}", r"2895000",
+    r"(2.895 \pm 0.004) \times 10^{6}\ \mathrm{m/s}", r"v \approx 2.90\times 10^{6}",
+    r"\dfrac{5.79 \times 10^{6}}{2}",
+])
+def test_scientific_notation_in_every_style_with_units(pred):
+    assert check_answer(r"\boxed{$2.9 \times 10^{6}$}", pred, NUM)
+
+
+@pytest.mark.parametrize("pred", [
+    "2.895e+05", r"2.895 \times 10^{7}", r"-2.9 \times 10^{6}", "3.1e6", r"2.9 \times 10^{-6}", r"29 \times 10^{6}",
+])
+def test_scientific_notation_never_accepts_a_wrong_value(pred):
+    assert not check_answer(r"\boxed{$2.9 \times 10^{6}$}", pred, NUM)
+
+
+def test_intervals_written_with_powers_of_ten():
+    gold = r"\boxed{$[1.0\times10^{-3}, 1.2\times 10^{-3}]$}"
+    assert check_answer(gold, "1.1e-3", NUM)
+    assert check_answer(gold, r"1.15 \times 10^{-3}\ \mathrm{s}", NUM)
+    assert not check_answer(gold, "1.3e-3", NUM)
+    assert not check_answer(gold, r"1.1 \times 10^{-2}", NUM)
+
+
+def test_the_official_rounding_defect_is_not_ours():
+    # HiPhO's rules accept 13 for a gold of 10 and -1.3 for -1 (both rounded to 0 decimals... of 1 figure)
+    assert not check_answer(r"\boxed{10}", "13", NUM)
+    assert not check_answer(r"\boxed{-1}", "-1.3", NUM)
+
+
+# --- load-independent verdicts ------------------------------------------------------------------------------
+
+def test_a_budget_that_runs_out_is_undecided_not_wrong(monkeypatch):
+    from lyceum.olympiad import grade
+
+    calls = []
+
+    def slow(g, p):
+        calls.append(1)
+        _spin()
+
+    monkeypatch.setattr(grade, "_symbolic_equal", slow)
+    monkeypatch.setattr(grade, "_math_verify_equal", lambda g, p: False)
+    monkeypatch.setattr(grade, "_numeric_verdict", lambda *a, **k: None)
+    verdict = grade.answer_verdict(r"\boxed{$a b$}", r"b a + 0", EXPR, timeout=0.05)
+    assert verdict == grade.UNDECIDED and len(calls) == 2  # retried once, with a larger budget
+    assert not check_answer(r"\boxed{$a b$}", r"b a + 0", EXPR, timeout=0.05)
+
+
+def test_a_finished_no_is_not_retried(monkeypatch):
+    from lyceum.olympiad import grade
+
+    assert grade.answer_verdict(r"\boxed{$x^2 + 1$}", "x^2 + 2", EXPR) is False
+
+
+def test_the_budget_is_cpu_time_not_wall_time():
+    import time
+
+    # sleeping spends no CPU: a 0.1 s budget does not cut a 0.3 s sleep short
+    assert call_with_time_limit(lambda: (time.sleep(0.3), "done")[1], seconds=0.1, default="cut") == "done"
+
+
+def test_a_timeout_during_parsing_is_not_cached_as_unparseable():
+    from lyceum.olympiad.latex import parse_latex
+
+    text = r"\frac{a_{q} + 1}{b_{q}}"
+    with pytest.raises(CheckTimeout), time_limit(1e-6):
+        parse_latex(text)
+        _spin()
+    assert parse_latex(text) is not None
+
+
+@pytest.mark.parametrize("gold, pred, kind", [
+    (r"\boxed{$1.5\times10^{-3}$}", "1.5 × 10⁻³ m", NUM),  # unicode superscripts
+    (r"\boxed{4.4}", "about 4.4 m/s", NUM),
+    (r"\boxed{$1.5\times10^{3}$}", r"1.5\text{e}3", NUM),
+    (r"\boxed{$1.2\times 10^{5}$}", r"1.2\times 10^{5}\ \text{Pa} = 1.2\ \text{bar}", NUM),  # value first, then another unit
+    (r"\boxed{$\sqrt{\frac{2h}{g}}$}", r"t = \sqrt{\dfrac{2h}{g}}\ \text{s}", EXPR),  # a unit after an expression
+])
+def test_more_ways_models_write_final_answers(gold, pred, kind):
+    assert check_answer(gold, pred, kind)
+
+
+def test_a_text_unit_is_dropped_only_after_a_space_never_a_subscript():
+    assert check_answer(r"\boxed{$\frac{A S_{\mathrm{c}}}{2}$}", r"\frac{A S_{\mathrm{c}}}{2}", EXPR)
+    assert not check_answer(r"\boxed{$2 m$}", r"2\ \mathrm{m}", EXPR)  # m the mass is not m the metre

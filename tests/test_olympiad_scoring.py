@@ -160,3 +160,67 @@ def test_grading_needs_neither_torch_nor_transformers(tmp_path):
 def test_selfcheck_verb_reports_every_gold_sub_answer_correct(hipho_dir, capsys):
     assert main(["olympiad", "selfcheck", "--data", str(hipho_dir)]) == 0
     assert capsys.readouterr().out.startswith("579/579 gold sub-answers of 403 problems graded correct in ")
+
+
+def test_bad_lines_do_not_lose_the_other_rows(tmp_path, capsys):
+    data = small_hipho(tmp_path / "hipho")
+    preds = tmp_path / "p.jsonl"
+    preds.write_text("\n".join([json.dumps({"id": "A_2", "answers": ["B"]}), "{not json",
+                                json.dumps({"id": "Z_9", "response": "x"}), "",
+                                json.dumps({"id": "B_1", "response": r"\boxed{1.66}"}), json.dumps({"id": "A_1"})])
+                     + "\n")
+    assert run_grade(data, preds, tmp_path / "out") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: 3 line(s) of ") and err.count("\n") == 1  # one message, every bad line
+    assert "p.jsonl:2 is not valid JSON" in err and "row 3: unknown problem id 'Z_9'" in err
+    assert "row 6 needs a 'response' string" in err
+    grades = [json.loads(x) for x in (tmp_path / "out" / "grades.jsonl").read_text().splitlines()]
+    assert [(g["id"], g["correct"]) for g in grades] == [("A_2", [True]), ("B_1", [True])]
+    errors = [json.loads(x) for x in (tmp_path / "out" / "errors.jsonl").read_text().splitlines()]
+    assert [e["line"] for e in errors] == [2, 3, 6] and errors[1]["reason"].startswith("unknown problem id 'Z_9'")
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["bad_lines"] == 3
+
+
+def test_duplicate_ids_warn_that_they_are_samples_of_one_problem(tmp_path, capsys):
+    data = small_hipho(tmp_path / "hipho")
+    preds = write_rows(tmp_path / "p.jsonl", [{"id": "A_2", "answers": ["B"]}, {"id": "A_2", "answers": ["C"]}])
+    assert run_grade(data, preds, tmp_path / "out") == 0
+    err = capsys.readouterr().err
+    assert "warning: 1 problem id(s) appear on several rows (A_2)" in err and "samples of one problem" in err
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["exams"]["Alpha_2025"]["score"] == 1.5
+
+
+def test_grading_without_matplotlib_skips_the_chart_and_names_the_extra(tmp_path):
+    import subprocess
+    import sys
+
+    data = small_hipho(tmp_path / "hipho")
+    preds = write_rows(tmp_path / "p.jsonl", [{"id": "A_2", "answers": ["B"]}])
+    code = ("import sys\n"
+            "sys.modules['matplotlib'] = None\n"
+            "from lyceum.cli import main\n"
+            f"sys.exit(main(['olympiad', 'grade', '--data', {str(data)!r}, '--predictions', {str(preds)!r}, "
+            f"'--out', {str(tmp_path / 'out')!r}, '--workers', '1']))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    assert "matplotlib is not installed (pip install 'lyceum[olympiad]' brings it)" in out.stdout
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "exam_scores.png" in report and "![" not in report and not (tmp_path / "out" / "exam_scores.png").exists()
+    assert json.loads((tmp_path / "out" / "grades.jsonl").read_text())["correct"] == [True]
+
+
+def test_undecided_verdicts_are_written_counted_and_reported(tmp_path, monkeypatch):
+    from lyceum.olympiad import grade, scoring
+
+    data = small_hipho(tmp_path / "hipho")
+    monkeypatch.setattr(scoring, "answer_verdict",
+                        lambda gold, pred, kind, *a, **k: grade.UNDECIDED if kind == "Expression" else True)
+    preds = write_rows(tmp_path / "p.jsonl", [{"id": "A_1", "answers": ["x", "3"]}])
+    assert run_grade(data, preds, tmp_path / "out") == 0
+    row = json.loads((tmp_path / "out" / "grades.jsonl").read_text())
+    assert row["correct"] == ["undecided", True] and row["answer_score"] == 2.0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["overall"]["undecided"] == 1 and summary["answer_types"]["Expression"]["undecided"] == 1
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "1 sub-answer(s) are **undecided**" in report and "Undecided (out of budget)" in report

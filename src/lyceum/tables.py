@@ -70,3 +70,11 @@ def smooth(ys: list[float], width: int) -> list[float]:
             acc -= ys[i - width]
         out.append(acc / min(i + 1, width))
     return out
+
+
+def fmt_points(x: Any, *, digits: int = 2) -> str:
+    """Points as a marker writes them: at most ``digits`` decimals, no trailing zeros (``3``, ``2.5``)."""
+    if is_missing(x):
+        return "–"
+    text = f"{float(x):.{digits}f}".rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text

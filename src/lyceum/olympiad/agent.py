@@ -1,11 +1,12 @@
-"""Solvers: one plain call (``solve_plain``) or the PhysicsMinions agent (``solve_minions``).
+"""The PhysicsMinions agent (``solve_minions``); the other solvers are in ``solvers.py``.
 
 PhysicsMinions is three studios around one loop:
 
     Visual Studio   figures -> structured JSON description, checked against the images (skipped without images)
     Logic Studio    solve, then self-refine
     Review Studio   physics verifier (units, constants, limits, consistency) and general verifier (logic,
-                    algebra, arithmetic), each answering {"pass": bool, "issues": [...]}
+                    algebra, arithmetic), each answering {"pass": bool, "issues": [...]}; they and the
+                    revisions see the figures too (unless text-only), not only the Visual Studio's description
 
     solution = refine(solve())
     repeat up to max_rounds:
@@ -68,15 +69,6 @@ def _user(text: str, images: list) -> dict[str, Any]:
     return user_message(text, images)
 
 
-async def solve_plain(client, problem: Problem, transcript: Transcript, config: AgentConfig) -> AgentResult:
-    """One call with the problem (and its figures, unless text-only)."""
-    images = [] if config.text_only else problem.images
-    messages = [{"role": "system", "content": render("solver_system")},
-                _user(problem_text(problem, images_attached=bool(images)), images)]
-    text = await transcript.chat(client, messages, step="solve", site="solver", **config.params)
-    return AgentResult(response=text, status="single")
-
-
 # ---------------------------------------------------------------------------------------------------------
 # PhysicsMinions
 
@@ -126,14 +118,16 @@ async def logic_solve(client, problem: Problem, transcript: Transcript, config: 
 
 async def review_studio(client, problem: Problem, transcript: Transcript, config: AgentConfig, solution: str,
                         figures: str | None, round_no: int) -> list[dict[str, Any]]:
-    """Both verifiers on one solution (text only: reviewers check the derivation, not the figure)."""
-    stated = problem_text(problem, images_attached=False, figure_description=figures)
+    """Both verifiers on one solution. With a multimodal model they see the figures too (a misread diagram is
+    what they are there to catch); the Visual Studio's description rides along."""
+    images = [] if config.text_only else problem.images
+    stated = problem_text(problem, images_attached=bool(images), figure_description=figures)
     system = {"role": "system", "content": render("review_system")}
     verdicts = []
     for name in ("physics", "general"):
         ask = render(f"review_{name}", problem=stated, solution=solution, n=problem.n_answers)
         try:
-            v = await transcript.chat_json(client, [system, {"role": "user", "content": ask}], VERDICT_SCHEMA,
+            v = await transcript.chat_json(client, [system, _user(ask, images)], VERDICT_SCHEMA,
                                            step=f"review:{name}{round_no}", site="review",
                                            cache_tag=f"round{round_no}", **config.params)
         except ChatJSONError:  # an unreadable verdict is not a pass
@@ -176,8 +170,9 @@ async def solve_minions(client, problem: Problem, transcript: Transcript, config
             result.revisions += 1
             system = {"role": "system", "content": render("logic_system")}
             ask = render("logic_revise", solution=solution, issues=_issues_text(verdicts), n=problem.n_answers)
-            stated = problem_text(problem, images_attached=False, figure_description=figures)
-            solution = await transcript.chat(client, [system, {"role": "user", "content": stated + "\n\n" + ask}],
+            images = [] if config.text_only else problem.images  # the revision sees the diagram too
+            stated = problem_text(problem, images_attached=bool(images), figure_description=figures)
+            solution = await transcript.chat(client, [system, _user(stated + "\n\n" + ask, images)],
                                              step=f"logic:revise{round_no}", site="logic",
                                              cache_tag=f"round{round_no}", **config.params)
     result.response = solution

@@ -20,7 +20,8 @@ def register(verbs) -> None:
                                      "that is not judge-only must be correct. Prints the count and the time taken.")
     p.add_argument("--data", required=True, help="HiPhO directory")
     p.add_argument("--workers", type=int, default=1, help="processes for answer checks (default 1)")
-    p.add_argument("--check-timeout", type=float, default=2.0, help="seconds per symbolic stage (default 2)")
+    p.add_argument("--check-timeout", type=float, default=2.0,
+                   help="CPU seconds per symbolic stage (default 2; a check that runs out is retried once with 4x)")
     p.set_defaults(func=cmd_selfcheck)
 
     p = verbs.add_parser("grade", help="grade model predictions on HiPhO (answer level, optional judge, medals)",
@@ -42,8 +43,10 @@ def register(verbs) -> None:
     p.add_argument("--data", required=True, help="HiPhO directory")
     p.add_argument("--out", required=True, help="output folder (predictions, transcripts, grades, report)")
     p.add_argument("--exam", default="all", help="exam name(s), comma separated, or 'all' (default)")
-    p.add_argument("--agent", choices=["none", "minions"], default="none",
-                   help="none: one call per problem; minions: the PhysicsMinions visual/logic/review loop")
+    p.add_argument("--agent", default=None,
+                   help="solver: none/plain (one call per problem, lyceum's prompt; the default), minions (the "
+                        "PhysicsMinions visual/logic/review loop), official (HiPhO's prompt; the default with "
+                        "--protocol official)")
     p.add_argument("--concurrency", type=int, default=8, help="concurrent requests to the model (default 8)")
     p.add_argument("--cache", help="sqlite chat cache (default: OUT/chat_cache.sqlite)")
     p.add_argument("--no-cache", action="store_true", help="do not cache (and so cannot resume)")
@@ -63,10 +66,14 @@ def _grading_args(p: argparse.ArgumentParser) -> None:
     from lyceum.models.chat import add_endpoint_args
 
     g = p.add_argument_group("grading")
+    g.add_argument("--protocol", choices=["lyceum", "official"], default="lyceum",
+                   help="lyceum: lyceum's rules (default); official: HiPhO's published evaluation (VLMEvalKit), "
+                        "for numbers comparable with its leaderboard (see docs/olympiad.md)")
     g.add_argument("--medals", help="medals.json with the cut-offs (default: DATA/medals.json)")
     g.add_argument("--rtol", type=float, default=2e-3, help="relative tolerance for numbers (default 2e-3)")
     g.add_argument("--check-timeout", type=float, default=2.0,
-                   help="seconds per symbolic stage of one answer check (default 2)")
+                   help="CPU seconds per symbolic stage of one answer check (default 2; retried once with 4x, "
+                        "then 'undecided')")
     g.add_argument("--units", action="store_true",
                    help="convert a response's unit to the gold unit with pint (HiPhO ignores units)")
     g.add_argument("--workers", type=int, help="processes for answer checks (default: CPU count, at most 8)")
@@ -88,12 +95,34 @@ def _settings(args):
     return GradeSettings(rtol=args.rtol, timeout=args.check_timeout, units=args.units, workers=workers)
 
 
-def _judge(args):
-    from lyceum.olympiad.runner import make_judge
+def _private_cache(path: str | None) -> str | None:
+    if path:
+        from lyceum.olympiad.private import touch_private
 
-    cache = args.judge_cache or str(Path(args.out) / "judge_cache.sqlite")
-    return make_judge(args.judge_base_url, args.judge_model, args.judge_api_key,
-                      concurrency=args.judge_concurrency, cache=cache)
+        touch_private(path)  # prompts and replies: created 0600 before sqlite opens it
+    return path
+
+
+def _judge(args):
+    """(Judge, ChatClient) when a judge endpoint or model is given, else (None, None)."""
+    if not args.judge_base_url and not args.judge_model:
+        return None, None
+    from lyceum.models.chat import ChatClient
+    from lyceum.olympiad.judge import Judge
+
+    if args.judge_concurrency < 1:
+        raise UserError(f"--judge-concurrency must be at least 1, got {args.judge_concurrency}")
+    cache = _private_cache(args.judge_cache or str(Path(args.out) / "judge_cache.sqlite"))
+    client = ChatClient(base_url=args.judge_base_url, model=args.judge_model, api_key=args.judge_api_key,
+                        concurrency=args.judge_concurrency, cache=cache,
+                        usage_log=Path(args.out) / "judge_usage.jsonl")
+    return Judge(client), client
+
+
+def _scorer(args, settings, judge, judge_client):
+    from lyceum.olympiad.scorers import make_scorer
+
+    return make_scorer(args.protocol, settings=settings, judge=judge, judge_client=judge_client)
 
 
 def _config(args) -> dict:
@@ -120,11 +149,14 @@ def _print_summary(summary: dict, out: str) -> None:
     for name, e in summary["exams"].items():
         medal = e["medal"] or ("n/a" if e["cutoffs"] is None else "partial")
         print(f"  {name:<20} {e['score']:>8g} / {e['full_mark']:<8g} {medal}")
+    if o.get("undecided"):
+        print(f"{o['undecided']} sub-answer(s) undecided: their check ran out of its CPU budget twice "
+              "(scored 0; a larger --check-timeout may decide them)")
     print(f"wrote {Path(out) / 'grades.jsonl'}, summary.json, report.md")
 
 
 def cmd_selfcheck(args) -> int:
-    from lyceum.olympiad.runner import selfcheck
+    from lyceum.olympiad.eval import selfcheck
     from lyceum.olympiad.scoring import GradeSettings
 
     if args.workers < 1 or args.check_timeout <= 0:
@@ -132,26 +164,44 @@ def cmd_selfcheck(args) -> int:
     result = selfcheck(args.data, GradeSettings(timeout=args.check_timeout, workers=args.workers))
     ok = result["checked"] - len(result["mismatches"])
     print(f"{ok}/{result['checked']} gold sub-answers of {result['problems']} problems graded correct "
-          f"in {result['seconds']:.2f} s ({result['judge_only']} judge-only sub-answers not checked)")
+          f"in {result['seconds']:.2f} s, {result['ms_per_check']:.1f} ms per check "
+          f"({result['judge_only']} judge-only sub-answers not checked)")
     for m in result["mismatches"]:
-        print(f"  MISMATCH {m['id']} #{m['index']}: {m['gold']}")
+        print(f"  MISMATCH {m['id']} #{m['index']} ({m['verdict']}): {m['gold']}")
     return 0 if not result["mismatches"] else 1
 
 
 def cmd_grade(args) -> int:
-    from lyceum.olympiad.runner import grade_file
+    import sys
+
+    from lyceum.olympiad.eval import Dataset, evaluate
+    from lyceum.olympiad.scoring import load_predictions
 
     settings = _settings(args)
+    dataset = Dataset.load(args.data, args.exam, medals=args.medals)
+    loaded = load_predictions(args.predictions, dataset.index)
+    if not loaded.rows:  # nothing to grade: every line is bad
+        raise UserError(loaded.bad_message())
+    if loaded.duplicates:
+        ids = ", ".join(loaded.duplicates[:10]) + (" ..." if len(loaded.duplicates) > 10 else "")
+        print(f"warning: {len(loaded.duplicates)} problem id(s) appear on several rows ({ids}): they are treated "
+              "as samples of one problem and their scores averaged", file=sys.stderr)
     judge, judge_client = _judge(args)
-    summary = grade_file(args.data, args.predictions, args.out, exams=args.exam, medals=args.medals,
-                         settings=settings, judge=judge, judge_client=judge_client, config=_config(args))
+    summary = evaluate(dataset, None, [_scorer(args, settings, judge, judge_client)], args.out,
+                       predictions=loaded.rows, judge_client=judge_client, config=_config(args),
+                       bad_lines=loaded.bad)
     _print_summary(summary, args.out)
+    if loaded.bad:
+        raise UserError(f"{len(loaded.bad)} line(s) of {args.predictions} could not be graded (the other "
+                        f"{len(loaded.rows)} row(s) were, and {Path(args.out) / 'errors.jsonl'} lists them): "
+                        + loaded.bad_message())
     return 0
 
 
 def cmd_run(args) -> int:
     from lyceum.models.chat import ChatClient
-    from lyceum.olympiad.runner import RunSettings, run_exams
+    from lyceum.olympiad.eval import Dataset, SolveSettings, evaluate
+    from lyceum.olympiad.solvers import get_solver
 
     if args.concurrency < 1:
         raise UserError(f"--concurrency must be at least 1, got {args.concurrency}")
@@ -159,19 +209,22 @@ def cmd_run(args) -> int:
         raise UserError(f"--limit must be at least 1, got {args.limit}")
     if args.cv < 1 or args.max_rounds < 1:
         raise UserError("--cv and --max-rounds must be at least 1")
+    agent = args.agent or ("official" if args.protocol == "official" else "none")
+    solver = get_solver(agent)
     settings = _settings(args)
     params = {k: v for k, v in (("temperature", args.temperature), ("max_tokens", args.max_tokens)) if v is not None}
-    cache = None if args.no_cache else (args.cache or str(Path(args.out) / "chat_cache.sqlite"))
+    dataset = Dataset.load(args.data, args.exam, limit=args.limit, medals=args.medals)
+    cache = None if args.no_cache else _private_cache(args.cache or str(Path(args.out) / "chat_cache.sqlite"))
     client = ChatClient(base_url=args.base_url, model=args.model, api_key=args.api_key,
                         concurrency=args.concurrency, timeout=args.request_timeout, cache=cache,
-                        max_retries=max(0, args.max_retries))
+                        max_retries=max(0, args.max_retries), usage_log=Path(args.out) / "usage.jsonl")
     judge, judge_client = _judge(args)
-    run = RunSettings(agent=args.agent, text_only=args.text_only, limit=args.limit, params=params, cv=args.cv,
-                      max_rounds=args.max_rounds)
-    summary = run_exams(args.data, args.out, client, exams=args.exam, settings=run, grade_settings=settings,
-                        judge=judge, judge_client=judge_client, medals=args.medals, config=_config(args))
+    solve = SolveSettings(text_only=args.text_only, params=params, cv=args.cv, max_rounds=args.max_rounds)
+    summary = evaluate(dataset, solver, [_scorer(args, settings, judge, judge_client)], args.out, client=client,
+                       solver_name=agent, settings=solve,
+                       judge_client=judge_client, config=_config(args))
     _print_summary(summary, args.out)
     tokens = summary.get("solver_usage", {}).get("total", {})
     print(f"model calls {tokens.get('calls', 0)} ({tokens.get('cached_calls', 0)} cached), "
-          f"tokens {tokens.get('total_tokens', 0)}")
+          f"tokens {tokens.get('total_tokens', 0)} (the whole run, over every resume)")
     return 0

@@ -15,8 +15,11 @@ One grader per HiPhO answer type:
 - Equation: the same, for ``lhs - rhs`` being equal up to a non-zero factor.
 - Inequality, Open-Ended: judge only (``check_answer`` returns False; the step-level judge grades them).
 
-Every symbolic stage runs under a time limit (see ``timelimit``); a stage that runs out counts as "not equal".
-Nothing here imports torch; sympy, math-verify and pint are imported on first use.
+Every symbolic stage runs under a CPU-time budget (see ``timelimit``), after the symbolic stack has been
+imported and warmed up outside any budget (``warm_up``), so a verdict does not depend on the machine's load or
+on which answer came first. A check in which some budget ran out is not a "no": it is retried once with a
+larger budget, and if it still has no verdict it is ``UNDECIDED`` (``answer_verdict``), which the grades
+record as such. Nothing here imports torch; sympy, math-verify and pint are imported on first use.
 """
 
 from __future__ import annotations
@@ -38,10 +41,12 @@ from lyceum.olympiad.latex import (
     split_top_level,
     string_key,
 )
-from lyceum.olympiad.timelimit import call_with_time_limit
+from lyceum.olympiad.timelimit import call_with_time_limit, timeouts
 
 DEFAULT_RTOL = 2e-3
-DEFAULT_TIMEOUT = 2.0  # seconds per symbolic stage
+DEFAULT_TIMEOUT = 2.0  # CPU seconds per symbolic stage
+RETRY_FACTOR = 4.0  # a check whose budget ran out is retried once with this many times the budget
+UNDECIDED = "undecided"  # the verdict of a check that ran out of budget twice: neither right nor wrong
 
 # HiPhO's six answer types and the spellings we accept for them
 _KINDS = {
@@ -72,12 +77,32 @@ def check_answer(gold: str, pred: str, answer_type: str, unit: str | None = None
 
     ``unit`` switches on unit handling for numerical answers: a response carrying a unit is converted to
     ``unit`` before comparing (HiPhO ignores units, so graders pass None unless asked). ``rtol`` is the
-    relative tolerance for numbers; ``timeout`` bounds each symbolic stage, in seconds.
+    relative tolerance for numbers; ``timeout`` is the CPU budget of each symbolic stage, in seconds.
+    An undecided check (see ``answer_verdict``) is not True.
     """
+    return answer_verdict(gold, pred, answer_type, unit, rtol=rtol, timeout=timeout) is True
+
+
+def answer_verdict(gold: str, pred: str, answer_type: str, unit: str | None = None, *,
+                   rtol: float = DEFAULT_RTOL, timeout: float | None = DEFAULT_TIMEOUT) -> bool | str:
+    """True, False, or ``UNDECIDED`` when the check ran out of its CPU budget twice (the second time with
+    ``RETRY_FACTOR`` times the budget) without showing equality."""
     kind = answer_kind(answer_type)
     if kind in JUDGE_ONLY or pred is None or not str(pred).strip() or gold is None:
         return False
     gold, pred = str(gold), str(pred)
+    budget = timeout
+    for attempt in range(2):
+        before = timeouts()
+        if _check(kind, gold, pred, unit, rtol, budget):
+            return True
+        if timeouts() == before:  # every stage finished: a real "no"
+            return False
+        budget = budget * RETRY_FACTOR if budget else budget
+    return UNDECIDED
+
+
+def _check(kind: str, gold: str, pred: str, unit: str | None, rtol: float, timeout: float | None) -> bool:
     try:
         if kind == "choice":
             return grade_choice(gold, pred)
@@ -89,6 +114,32 @@ def check_answer(gold: str, pred: str, answer_type: str, unit: str | None = None
     except RecursionError:  # a pathological answer must not stop a whole evaluation
         logging.getLogger(__name__).warning("answer check hit the recursion limit; counted as wrong")
         return False
+
+
+_warm = False
+
+
+def warm_up() -> None:
+    """Import the symbolic stack and run each piece once, outside any budget.
+
+    A cold import of sympy + latex2sympy + math-verify (and the parser's first call) costs seconds of CPU;
+    inside a stage's budget it would make the first symbolic checks of a process fail depending on load.
+    Only a successful warm-up is remembered: a failed import is raised (naming the extra that brings it),
+    never cached as "cannot parse"."""
+    global _warm
+    if _warm:
+        return
+    try:
+        import math_verify
+        import sympy
+        from latex2sympy2_extended import latex2sympy  # noqa: F401 - imported to be warm
+    except ImportError as e:
+        raise UserError(f"answer checks need {e.name}: install it with pip install 'lyceum[olympiad]'") from e
+    x = parse_latex(r"\frac{x^{2} + 1}{2 m_{e}}")
+    sympy.simplify(x - x)
+    logging.getLogger("math_verify").setLevel(logging.ERROR)
+    math_verify.verify(x, x, timeout_seconds=None, raise_on_error=False)
+    _warm = True
 
 
 def _same_text(gold: str, gold_alternatives: list[str], pred_core: str) -> bool:
@@ -147,6 +198,7 @@ _SCIENTIFIC = re.compile(
     rf"^\s*(?P<mant>{_MANTISSA})\s*(?:(?:\\times|\\cdot|\*|x)\s*10\s*\^\s*\{{\s*(?P<exp>[-+]?\s*\d+(?:\.\d+)?)\s*\}}"
     rf"|[eE](?P<e>[-+]?\d+))?")
 _POWER_OF_TEN = re.compile(r"^\s*(?P<sign>[-+]?)\s*10\s*\^\s*\{\s*(?P<exp>[-+]?\s*\d+(?:\.\d+)?)\s*\}")
+_HEDGE = re.compile(r"^(?:about|approximately|approx\.?|roughly|around|nearly|circa|ca\.|~)\s+", re.IGNORECASE)
 _UNIT_LIKE = re.compile(r"^[\\A-Za-z°%{}^_\s/*().\-0-9]*$")
 
 
@@ -191,6 +243,7 @@ def _exact_value(s: str, timeout: float | None) -> float | None:
 def parse_number(text: str, *, timeout: float | None = DEFAULT_TIMEOUT) -> Number | None:
     """Parse a cleaned numerical answer (no '=' left of it), or None when it is not a number."""
     s = text.strip().rstrip(".").strip()
+    s = _HEDGE.sub("", s)  # "about 4.4 m/s", "approximately 3e8"
     if not s:
         return None
     # interval: "[a, b]" (the closing bracket is missing in a few gold answers)
@@ -212,6 +265,8 @@ def parse_number(text: str, *, timeout: float | None = DEFAULT_TIMEOUT) -> Numbe
         if degree in s:
             unit, s = "degree" + s.split(degree, 1)[1], s.split(degree, 1)[0].strip()
             break
+    s = _drop_uncertainty(s)
+    s = re.sub(r"(?<![\d.])(\d{1,3})((?:,\d{3})+)(?![\d.,])", lambda m: m.group(1) + m.group(2).replace(",", ""), s)
     lead = _leading_number(s)
     if lead and not lead[2]:
         return Number(value=lead[0], sig_figs=lead[1], plus_minus=plus_minus, percent=percent, unit=unit)
@@ -221,7 +276,44 @@ def parse_number(text: str, *, timeout: float | None = DEFAULT_TIMEOUT) -> Numbe
     if lead and _UNIT_LIKE.match(lead[2]) and not re.match(r"^[\d.+\-*/^(]", lead[2]):
         return Number(value=lead[0], sig_figs=lead[1], plus_minus=plus_minus, percent=percent,
                       unit=(lead[2] + " " + unit).strip())
+    # a closed form followed by a unit: "\frac{2}{3} kg", "\sqrt{2} m/s"
+    for value_text, tail in _unit_splits(s):
+        exact = _exact_value(value_text, timeout)
+        if exact is not None:
+            return Number(value=exact, plus_minus=plus_minus, percent=percent, unit=(tail + " " + unit).strip())
     return None
+
+
+# unit words as they follow a number: letters, powers, '/', '\cdot', micro and ohm signs; no operators, no \pi
+_UNIT_TAIL = re.compile(r"^(?:[A-Za-z]+|\\(?:mu|Omega|cdot|circ|AA|ohm)|\^\{?-?\d+\}?|[/\s*().]|\{|\})+$")
+
+
+def _unit_splits(s: str):
+    """(value, unit) splits of "VALUE UNIT" at a top-level space, longest value first, where UNIT is made of
+    unit words only."""
+    depth = 0
+    cuts = []
+    for i, c in enumerate(s):
+        depth += c == "{"
+        depth -= c == "}"
+        if c == " " and depth == 0:
+            cuts.append(i)
+    for i in reversed(cuts):
+        value, tail = s[:i].strip(), s[i:].strip()
+        if value and tail and _UNIT_TAIL.match(tail) and re.search(r"[A-Za-z]", tail):
+            yield value, tail
+
+
+def _drop_uncertainty(s: str) -> str:
+    r""""(4.2 \pm 0.1) \times 10^{-3} J" -> "4.2 \times 10^{-3} J"; "4.2 \pm 0.1 J" -> "4.2 J": the value, not its
+    error bar (an answer that is itself "±x" starts with \pm and is kept)."""
+    m = re.fullmatch(r"\(\s*([^()]+?)\s*\\pm\s*[^()]+?\)\s*(.*)", s)
+    if m:
+        return (m.group(1) + " " + m.group(2)).strip()
+    m = re.fullmatch(rf"({_MANTISSA})\s*\\pm\s*{_MANTISSA}(?![\d.])\s*(.*)", s)
+    if m:
+        return (m.group(1) + " " + m.group(2)).strip()
+    return s
 
 
 def _round_sig(x: float, sig: int) -> float:
@@ -291,8 +383,11 @@ def grade_numerical(gold: str, pred: str, *, rtol: float = DEFAULT_RTOL, unit: s
         return True
     pred_assign = _assignments(pred_core)
     # every side of "E = 13.6 eV = 2.18 \\times 10^{-18} J" is the answer in some unit; the last comes first
-    pred_values = [v for v in (parse_number(p, timeout=timeout) for p in reversed(right_hand_sides(pred_core)[-3:]))
-                   if v is not None]
+    sides = right_hand_sides(pred_core)[-3:]
+    first = split_top_level(pred_core, "=")[0].strip()
+    if len(sides) and first and first != sides[0] and first not in sides:
+        sides = [first] + sides  # "1.2e5 Pa = 1.2 bar": a value on the left is the answer in another unit
+    pred_values = [v for v in (parse_number(p, timeout=timeout) for p in reversed(sides)) if v is not None]
     for g in golds:
         gold_assign = _assignments(g)
         if gold_assign is not None:  # several named values: all must match
@@ -317,8 +412,10 @@ def _sympy():
 
 
 def _stage(fn, *args, timeout: float | None, default):
-    """One comparison stage under the time limit; a stage that fails (sympy raises on odd inputs, deep
-    expressions hit the recursion limit) counts as "could not show equality", like one that runs out of time."""
+    """One comparison stage under its CPU budget; a stage that fails (sympy raises on odd inputs, deep
+    expressions hit the recursion limit) counts as "could not show equality". One that runs out of budget
+    also returns ``default``, and is counted (``timelimit.timeouts``) so the check is retried."""
+    warm_up()
     try:
         return call_with_time_limit(fn, *args, seconds=timeout, default=default)
     except Exception:  # noqa: BLE001 - any failure of a stage is a non-result, by design
@@ -465,7 +562,7 @@ def _same_expression(g_text: str, p_text: str, rtol: float, timeout: float | Non
 def grade_expression(gold: str, pred: str, *, rtol: float = DEFAULT_RTOL,
                      timeout: float | None = DEFAULT_TIMEOUT) -> bool:
     """Any right-hand side of any gold alternative equals the right-hand side of the prediction."""
-    pred_core = answer_core(pred)
+    pred_core = answer_core(_drop_text_unit(pred))
     golds = answer_alternatives(gold)
     if _same_text(gold, golds, pred_core):
         return True
@@ -479,6 +576,16 @@ def grade_expression(gold: str, pred: str, *, rtol: float = DEFAULT_RTOL,
         if any(_same_expression(rhs, p, rtol, timeout) for p in reversed(pred_values) for rhs in right_hand_sides(g)):
             return True
     return False
+
+
+_TEXT_UNIT = re.compile(r"(?<![_^{])(?:\\[,;:! ]|\s|~)+\\(?:text|mathrm|rm)\s*\{\s*[A-Za-z][A-Za-z\s/^\-\d.]*\}\s*\$?\s*$")
+
+
+def _drop_text_unit(pred: str) -> str:
+    """"t = \\sqrt{2h/g}\\ \\text{s}" -> "t = \\sqrt{2h/g}": a unit written as text after an expression (a bare
+    letter stays: it may be a variable)."""
+    m = _TEXT_UNIT.search(pred)
+    return pred[: m.start()] if m and pred[: m.start()].strip(" $") else pred
 
 
 def _is_zero_form(text: str) -> bool:

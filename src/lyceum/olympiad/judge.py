@@ -133,7 +133,10 @@ class Judge:
 
 
 def _is_bad_reply(e: Exception) -> bool:
-    """A malformed judge reply (scored 0) as opposed to an unreachable endpoint (which stops the run)."""
-    from lyceum.models.chat import ChatJSONError
+    """A malformed judge reply, or one request that failed on every attempt (scored 0, the error recorded), as
+    opposed to an endpoint that is down (which stops the run)."""
+    from lyceum.models.chat import ChatEndpointDown, ChatJSONError, ChatRequestFailed
 
-    return isinstance(e, (ChatJSONError, ValueError))
+    if isinstance(e, ChatEndpointDown):
+        return False
+    return isinstance(e, (ChatJSONError, ChatRequestFailed, ValueError))

@@ -42,6 +42,8 @@ _VARIANTS = {r"\varepsilon": r"\epsilon", r"\varphi": r"\phi", r"\vartheta": r"\
              r"\leqslant": r"\le ", r"\geqslant": r"\ge ", r"\dots": r"\ldots", r"\cdots": r"\ldots",
              r"\tau": r"\tau", r"\tao": r"\tau"}
 _EQUALS = re.compile(r"\\(?:approx|simeq|sim|cong|equiv|doteq|eqsim|thickapprox)(?![a-zA-Z])|:=|==")
+_SUPERSCRIPT_DIGITS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺", "0123456789-+")
+_SUPERSCRIPTS = re.compile(r"[⁻⁺]?[⁰¹²³⁴⁵⁶⁷⁸⁹]+")
 CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
 
 
@@ -72,7 +74,9 @@ def _unwrap_commands(s: str) -> str:
 def _brace_scripts(s: str) -> str:
     """Unbraced sub/superscripts get braces: ``m_e c^2`` -> ``m_{e} c^{2}``, ``s^-1`` -> ``s^{-1}``; so do
     accents: ``\\ddot q`` -> ``\\ddot{q}``."""
-    s = re.sub(r"\\(dot|ddot|hat|bar|tilde)\s+(\\[a-zA-Z]+|[A-Za-z])", r"\\\1{\2}", s)
+    # an accent takes the next command or letter: "\dot\phi", "\ddot \phi", "\hat x" (a letter needs the space)
+    s = re.sub(r"\\(dot|ddot|hat|bar|tilde)(?:\s*(\\[a-zA-Z]+)|\s+([A-Za-z]))",
+               lambda m: "\\" + m.group(1) + "{" + (m.group(2) or m.group(3)) + "}", s)
     s = re.sub(r"\^\s*(-?\d)", r"^{\1}", s)
     return re.sub(r"([_^])\s*(\\[a-zA-Z]+|[A-Za-z0-9])", r"\1{\2}", s)
 
@@ -139,8 +143,11 @@ _FUNCTION_WORDS = re.compile(r"(?<![\\a-zA-Z])(arcsin|arccos|arctan|asin|acos|at
 def clean_latex(text: str) -> str:
     """Normalise one answer's LaTeX: no boxes or dollars, no font commands or spacing, braced scripts."""
     s = strip_boxed(text)
+    s = _SUPERSCRIPTS.sub(lambda m: "^{" + m.group(0).translate(_SUPERSCRIPT_DIGITS) + "}", s)  # 10⁻³ -> 10^{-3}
     for a, b in _UNICODE.items():
         s = s.replace(a, b)
+    # "1.5\text{e}3", "1.5\mathrm{E}{-3}": an exponent marker written as text
+    s = re.sub(r"(\d)\s*\\(?:text|mathrm|rm)\s*\{\s*([eE])\s*\}\s*\{?\s*([-+]?\d+)\s*\}?", r"\1e\3", s)
     s = s.replace("$", " ").replace(r"\(", " ").replace(r"\)", " ").replace(r"\[", " ").replace(r"\]", " ")
     s = _DROP.sub(" ", s)
     s = _LEFT_RIGHT.sub("", s)
@@ -152,6 +159,7 @@ def clean_latex(text: str) -> str:
     s = _unwrap_commands(s)
     s = re.sub(r"\s+([_^'])", r"\1", s)
     s = re.sub(r"(?<![\d.])(\d{1,3})(?:\s(\d{3}))+(?![\d.])", lambda m: m.group(0).replace(" ", ""), s)
+    s = re.sub(r"(?<=\d)\{,\}(?=\d{3})", "", s)  # "80{,}600": LaTeX's thousands separator
     s = _EQUALS.sub("=", s)
     s = s.replace("~", " ")
     s = re.sub(r"(?<!\\)\\ ", " ", s)  # "\ " is a space, "\\" (a matrix row break) stays

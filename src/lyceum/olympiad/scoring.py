@@ -22,14 +22,14 @@ from typing import Any
 from lyceum.errors import UserError
 from lyceum.olympiad.data import Cutoffs, Exam, Problem
 from lyceum.olympiad.extract import extract_answers
-from lyceum.olympiad.grade import DEFAULT_RTOL, DEFAULT_TIMEOUT, check_answer, is_judge_only
+from lyceum.olympiad.grade import DEFAULT_RTOL, DEFAULT_TIMEOUT, UNDECIDED, answer_verdict, is_judge_only
 from lyceum.olympiad.medals import medal
 
 
 @dataclass
 class GradeSettings:
     rtol: float = DEFAULT_RTOL
-    timeout: float = DEFAULT_TIMEOUT  # seconds per symbolic stage of one check
+    timeout: float = DEFAULT_TIMEOUT  # CPU seconds per symbolic stage of one check (retried once with 4x)
     units: bool = False  # convert units with pint when a response carries one (HiPhO: off)
     workers: int = 1  # processes for answer-level checks
 
@@ -38,13 +38,16 @@ class GradeSettings:
 class ProblemGrade:
     id: str
     exam: str
-    correct: list[bool | None]  # per sub-answer; None = judge-only and no judge (or nothing to compare)
+    # per sub-answer: True / False; None = judge-only and no judge (or nothing to compare); "undecided" = the
+    # check ran out of its CPU budget twice (no points, counted separately, never a silent False)
+    correct: list[bool | str | None]
     answer_score: float
     step_score: float | None
     score: float
     full_mark: float
     extracted: list[str] = field(default_factory=list)
     step_detail: dict[str, Any] | None = None
+    scored_by: list[str] | None = None  # official protocol: which rule (or xverify) decided each sub-answer
 
     def row(self) -> dict[str, Any]:
         out = {"id": self.id, "correct": self.correct, "answer_score": round(self.answer_score, 6),
@@ -53,45 +56,102 @@ class ProblemGrade:
                "extracted": self.extracted}
         if self.step_detail is not None:
             out["step_detail"] = self.step_detail
+        if self.scored_by is not None:
+            out["scored_by"] = self.scored_by
         return out
 
 
 # ---------------------------------------------------------------------------------------------------------
 # reading predictions
 
+def row_problem(row: Any, problems: dict[str, Problem]) -> str | None:
+    """Why a prediction row cannot be graded (one clause), or None when it can."""
+    if not isinstance(row, dict):
+        return "is not a JSON object"
+    pid = row.get("id")
+    if pid is None:
+        return "has no 'id'"
+    if str(pid) not in problems:
+        return f"unknown problem id {pid!r} (not in the loaded exams)"
+    answers = row.get("answers")
+    if answers is not None:
+        if not isinstance(answers, list) or not all(isinstance(a, (str, int, float)) for a in answers):
+            return "'answers' must be a list of strings"
+        n = problems[str(pid)].n_answers
+        if len(answers) != n:
+            return f"problem {pid} has {n} sub-answer(s) but the row gives {len(answers)}"
+    elif not isinstance(row.get("response"), str):
+        return "needs a 'response' string or an 'answers' list"
+    return None
+
+
+def _where(source: str, line: int, reason: str) -> str:
+    """"p.jsonl row 3 has no 'id'", "p.jsonl row 4: unknown problem id 'Z_9' ..." (a reason that is a verb
+    phrase reads on from the row)."""
+    sep = " " if reason.startswith(("has ", "needs ", "is ")) else ": "
+    return f"{source} row {line}{sep}{reason}"
+
+
 def validate_predictions(rows: list[Any], problems: dict[str, Problem], source: str = "predictions") -> list[dict]:
-    """Check every row names a known problem and carries a response or an answers list."""
+    """Check every row names a known problem and carries a response or an answers list (raises on the first)."""
     for i, row in enumerate(rows, 1):
-        where = f"{source} row {i}"
-        if not isinstance(row, dict):
-            raise UserError(f"{where} is not a JSON object")
-        pid = row.get("id")
-        if pid is None:
-            raise UserError(f"{where} has no 'id'")
-        if str(pid) not in problems:
-            raise UserError(f"{where}: unknown problem id {pid!r} (not in the loaded exams)")
-        answers = row.get("answers")
-        if answers is not None:
-            if not isinstance(answers, list) or not all(isinstance(a, (str, int, float)) for a in answers):
-                raise UserError(f"{where}: 'answers' must be a list of strings")
-            n = problems[str(pid)].n_answers
-            if len(answers) != n:
-                raise UserError(f"{where}: problem {pid} has {n} sub-answer(s) but the row gives {len(answers)}")
-        elif not isinstance(row.get("response"), str):
-            raise UserError(f"{where} needs a 'response' string or an 'answers' list")
+        reason = row_problem(row, problems)
+        if reason is not None:
+            raise UserError(_where(source, i, reason))
     return rows
 
 
-def read_predictions(path: str | Path, problems: dict[str, Problem]) -> list[dict]:
-    from lyceum.runs import read_jsonl
+@dataclass
+class Predictions:
+    """The gradable rows of a predictions file, every line that is not (line number and reason), and the ids
+    that appear more than once (graded as samples of one problem)."""
+
+    rows: list[dict]
+    bad: list[dict[str, Any]]
+    duplicates: list[str]
+
+    def bad_message(self) -> str:
+        return "; ".join(b["message"] for b in self.bad)
+
+
+def load_predictions(path: str | Path, problems: dict[str, Problem]) -> Predictions:
+    """Read a predictions JSONL file line by line: one bad line does not cost the other rows their grades."""
+    import json
 
     path = Path(path)
     if not path.is_file():
         raise UserError(f"predictions file not found: {path}")
-    rows = read_jsonl(path)
-    if not rows:
+    rows, bad, seen, dups = [], [], set(), []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line_no, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                bad.append({"line": line_no, "reason": f"not valid JSON ({e.msg})",
+                            "message": f"{path}:{line_no} is not valid JSON ({e.msg})"})
+                continue
+            reason = row_problem(row, problems)
+            if reason is not None:
+                bad.append({"line": line_no, "reason": reason, "message": _where(str(path), line_no, reason)})
+                continue
+            pid = str(row["id"])
+            if pid in seen and pid not in dups:
+                dups.append(pid)
+            seen.add(pid)
+            rows.append(row)
+    if not rows and not bad:
         raise UserError(f"{path} has no prediction rows")
-    return validate_predictions(rows, problems, source=str(path))
+    return Predictions(rows, bad, dups)
+
+
+def read_predictions(path: str | Path, problems: dict[str, Problem]) -> list[dict]:
+    """Every row of a predictions file; any bad line is a UserError listing all of them."""
+    loaded = load_predictions(path, problems)
+    if loaded.bad:
+        raise UserError(loaded.bad_message())
+    return loaded.rows
 
 
 def row_answers(row: dict, problem: Problem) -> list[str]:
@@ -109,15 +169,15 @@ def row_response(row: dict) -> str:
 # ---------------------------------------------------------------------------------------------------------
 # answer level
 
-def answer_level(problem: Problem, answers: list[str], settings: GradeSettings) -> list[bool | None]:
+def answer_level(problem: Problem, answers: list[str], settings: GradeSettings) -> list[bool | str | None]:
     """Rule checks per sub-answer; None for judge-only types (the judge may fill them in)."""
-    out: list[bool | None] = []
+    out: list[bool | str | None] = []
     for gold, pred, kind, unit in zip(problem.answers, answers, problem.answer_types, problem.units):
         if is_judge_only(kind):
             out.append(None)
         else:
-            out.append(check_answer(gold, pred, kind, unit if settings.units else None,
-                                    rtol=settings.rtol, timeout=settings.timeout))
+            out.append(answer_verdict(gold, pred, kind, unit if settings.units else None,
+                                      rtol=settings.rtol, timeout=settings.timeout))
     return out
 
 
@@ -141,13 +201,17 @@ def _answer_levels(jobs: list[tuple[Problem, list[str], GradeSettings]], workers
 
 
 def _points(problem: Problem, correct: list[bool | None]) -> float:
-    return float(sum(p for p, c in zip(problem.points, correct) if c))
+    return float(sum(p for p, c in zip(problem.points, correct) if c is True))
 
 
 def grade_rows(rows: list[dict], problems: dict[str, Problem], settings: GradeSettings | None = None,
                judge=None) -> list[ProblemGrade]:
     """Grade prediction rows (validated) in order; with a ``Judge``, add step-level and judge-only checks."""
+    from lyceum.olympiad.grade import warm_up
+
     settings = settings or GradeSettings()
+    if any(not is_judge_only(k) for r in rows for k in problems[str(r["id"])].answer_types):
+        warm_up()  # outside any budget, and before forking workers, which then start warm
     jobs = [(problems[str(r["id"])], row_answers(r, problems[str(r["id"])]), settings) for r in rows]
     correct = _answer_levels(jobs, settings.workers)
     grades = []
@@ -244,9 +308,11 @@ def summarize(exams: dict[str, Exam], grades: list[ProblemGrade], cutoffs: dict[
             t = types.setdefault(kind, {"correct": 0, "checked": 0, "unchecked": 0})
             if c is None:
                 t["unchecked"] += 1
+            elif c == UNDECIDED:  # the key appears only when it happened
+                t["undecided"] = t.get("undecided", 0) + 1
             else:
                 t["checked"] += 1
-                t["correct"] += int(bool(c))
+                t["correct"] += int(c is True)
     for t in types.values():
         t["accuracy"] = round(t["correct"] / t["checked"], 4) if t["checked"] else None
     medals = {"gold": 0, "silver": 0, "bronze": 0, "none": 0}
@@ -259,7 +325,8 @@ def summarize(exams: dict[str, Exam], grades: list[ProblemGrade], cutoffs: dict[
         "overall": {"score": round(total_score, 4), "full_mark": round(total_full, 4),
                     "percent": round(100 * total_score / total_full, 2) if total_full else 0.0,
                     "rows": len(grades), "problems_graded": len(per_problem),
-                    "step_scored": sum(g.step_score is not None for g in grades)},
+                    "step_scored": sum(g.step_score is not None for g in grades),
+                    "undecided": sum(c == UNDECIDED for g in grades for c in g.correct)},
         "medals": medals,
         "exams": exams_out,
         "fields": _bucket(fields),

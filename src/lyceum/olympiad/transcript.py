@@ -41,12 +41,12 @@ class Transcript:
                                                             "completion_tokens": 0})
 
     def _record(self, step: str, site: str, messages, reply: Any, usage: dict | None, cached: bool, **extra):
+        # tokens count for replayed calls too: this answer cost them, in whichever process of the run asked
         self.usage["calls"] += 1
         if cached:
             self.usage["cached_calls"] += 1
-        else:
-            self.usage["prompt_tokens"] += int((usage or {}).get("prompt_tokens") or 0)
-            self.usage["completion_tokens"] += int((usage or {}).get("completion_tokens") or 0)
+        self.usage["prompt_tokens"] += int((usage or {}).get("prompt_tokens") or 0)
+        self.usage["completion_tokens"] += int((usage or {}).get("completion_tokens") or 0)
         self.calls.append({"step": step, "site": site, "messages": _printable(messages, self.images),
                            "reply": reply, "usage": usage or {}, "cached": cached, **extra})
 
@@ -80,8 +80,8 @@ class Transcript:
         return {"id": self.problem_id, "usage": self.usage, "calls": self.calls}
 
     def save(self, directory: str | Path) -> Path:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        from lyceum.olympiad.private import private_dir, write_private
+
+        directory = private_dir(directory)  # prompts and replies: the user's only
         path = directory / (re.sub(r"[^A-Za-z0-9_.=-]", "_", self.problem_id) + ".json")
-        path.write_text(json.dumps(self.to_json(), indent=1, ensure_ascii=False), encoding="utf-8")
-        return path
+        return write_private(path, json.dumps(self.to_json(), indent=1, ensure_ascii=False))

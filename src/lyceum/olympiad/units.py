@@ -13,7 +13,9 @@ import re
 
 @functools.lru_cache(maxsize=1)
 def _registry():
-    import pint
+    from lyceum.errors import require_extra
+
+    pint = require_extra("pint", "olympiad")
 
     return pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
 
