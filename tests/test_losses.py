@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from lyceum.errors import UserError
-from lyceum.train.diagnostics import sequence_reward, token_diagnostics
+from lyceum.train.diagnostics import sequence_reward
 from lyceum.train.losses import Head, divergence, opd_loss, opd_loss_with_scan, token_logprobs
+from lyceum.train.scan import token_diagnostics
 
 TOPK = ["student_topk", "teacher_topk", "intersection", "union", "symmetric_difference"]
 KINDS = [("reverse_kl", 0.5), ("forward_kl", 0.5), ("jsd", 0.5), ("jsd", 0.2), ("jsd", 0.0), ("jsd", 1.0)]

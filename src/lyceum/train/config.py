@@ -17,41 +17,43 @@ from lyceum.errors import UserError
 
 @dataclass
 class OPDConfig:
+    """Every setting is explained once, in ``HELP`` below (also the text of its CLI flag)."""
+
     # --- run
     steps: int = 100
     seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    dtype: str = "auto"  # auto (bf16 autocast on a bf16 GPU, float32 elsewhere) | bf16 | fp32
+    device: str = "auto"
+    dtype: str = "auto"
     # --- rollouts
     prompts_per_step: int = 16
-    n: int = 4  # rollouts per prompt
+    n: int = 4
     max_new_tokens: int = 256
     temperature: float = 1.0
     top_p: float = 1.0
-    schedule: str = "uniform"  # prompt schedule: uniform (more in lyceum.train.schedules)
-    length_schedule: str = ""  # growing max length, STEP:TOKENS milestones, e.g. "0:64,100:128" ("" = fixed)
+    schedule: str = "uniform"
+    length_schedule: str = ""
     # --- loss (lyceum.train.losses.opd_loss)
-    support: str = "student_topk"  # sampled | student_topk | teacher_topk | intersection | union | full
+    support: str = "student_topk"
     k: int = 16
-    kind: str = "reverse_kl"  # reverse_kl | forward_kl | jsd
-    beta: float = 0.5  # jsd only
-    mode: str = "direct"  # direct | pg
-    clip: float = 0.2  # pg only
+    kind: str = "reverse_kl"
+    beta: float = 0.5
+    mode: str = "direct"
+    clip: float = 0.2
     # --- optimisation
     lr: float = 1e-6
     weight_decay: float = 0.0
     warmup_steps: int = 0
-    lr_schedule: str = "constant"  # constant | cosine (after warmup)
+    lr_schedule: str = "constant"
     max_grad_norm: float = 1.0
-    micro_batch_size: int = 16  # rollouts per forward/backward; gradients accumulate over a step's batches
+    micro_batch_size: int = 16
     # --- diagnostics, evaluation, checkpoints
     diagnostics_k: int = 16
     diagnostics_every: int = 1
-    eval_every: int = 20  # 0: only before and after training
-    eval_max_new_tokens: int = 0  # 0: same as max_new_tokens
+    eval_every: int = 20
+    eval_max_new_tokens: int = 0
     eval_batch_size: int = 64
-    verifier: str | None = None  # a name from lyceum.train.verifier_feedback (e.g. "lab")
-    checkpoint_every: int = 50  # 0: only at the end; -1: never
+    verifier: str | None = None
+    checkpoint_every: int = 50
 
     def __post_init__(self) -> None:
         positive = ("steps", "prompts_per_step", "n", "max_new_tokens", "micro_batch_size", "k", "diagnostics_k",
@@ -78,3 +80,27 @@ class OPDConfig:
     @classmethod
     def names(cls) -> list[str]:
         return [f.name for f in fields(cls)]
+
+
+# One line of help per setting, the one place a setting is explained; the CLI flags are generated from
+# OPDConfig and this dict, so they never drift apart.
+HELP = {
+    "steps": "optimizer steps", "seed": "random seed", "device": "auto, cpu, cuda or cuda:N",
+    "dtype": "auto (bf16 autocast on a bf16 GPU), bf16 or fp32",
+    "prompts_per_step": "prompts per step (per process)", "n": "rollouts per prompt",
+    "max_new_tokens": "maximum response length", "temperature": "sampling temperature of the rollouts",
+    "top_p": "nucleus sampling of the rollouts", "schedule": "prompt schedule (uniform; more in lyceum.train.schedules)",
+    "length_schedule": "growing max length as STEP:TOKENS milestones, e.g. 0:64,100:128",
+    "support": "sampled, student_topk, teacher_topk, intersection, union or full",
+    "k": "top-k size of the loss support", "kind": "reverse_kl, forward_kl or jsd", "beta": "jsd mixing weight",
+    "mode": "direct (gradient of the divergence) or pg (the paper's clipped policy gradient)",
+    "clip": "ratio clip of the pg mode", "lr": "learning rate (AdamW)", "weight_decay": "AdamW weight decay",
+    "warmup_steps": "linear warm-up steps", "lr_schedule": "constant or cosine",
+    "max_grad_norm": "gradient clipping norm", "micro_batch_size": "rollouts per forward/backward (accumulation)",
+    "diagnostics_k": "k of the top-k overlap diagnostics", "diagnostics_every": "compute diagnostics every N steps",
+    "eval_every": "evaluate every N steps (0: only before and after)",
+    "eval_max_new_tokens": "response length at evaluation (0: max_new_tokens)",
+    "eval_batch_size": "prompts per evaluation batch", "verifier": "verifier for accuracy, by name (lab, olympiad) or as package.module:function",
+    "checkpoint_every": "checkpoint every N steps (0: only at the end, -1: never)",
+}
+

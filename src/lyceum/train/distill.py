@@ -54,7 +54,7 @@ def distill(student: str | Path, teacher: str | Path, prompts: str | Path | list
     evals = eval_rows if isinstance(eval_rows, list) or eval_rows is None else load_prompts(eval_rows)
     verifier = None
     if cfg.verifier:
-        from lyceum.train.verifier_feedback import get_verifier
+        from lyceum.train.verifiers import get_verifier
 
         verifier = get_verifier(cfg.verifier)
     if evals and verifier is None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
@@ -30,83 +29,20 @@ from typing import Any
 
 import torch
 
-from lyceum.errors import UserError
 from lyceum.models.local import LocalLM
 from lyceum.runs import ProgressBar, RunDir, write_jsonl
 from lyceum.train.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from lyceum.train.config import OPDConfig
-from lyceum.train.feedback import Feedback, Signal, head_source, verifier_rewards
-from lyceum.train.rollout import MicroBatch, Rollouts, micro_batches, rollout
+from lyceum.train.feedback import Feedback, head_source, verifier_rewards
+from lyceum.train.objectives import Objective, opd_objective, policy_objective  # noqa: F401 (re-exported)
+from lyceum.train.rollout import Rollouts, micro_batches, rollout
+from lyceum.train.scan import token_scan
 from lyceum.train.schedules import PromptSchedule
-
-Objective = Callable[[Any, MicroBatch, Signal], tuple[torch.Tensor, dict[str, float]]]
 
 # diagnostics averaged over this many steps at the start and the end of a run for the summary
 SUMMARY_WINDOW = 5
 DIAGNOSTICS = ("overlap_ratio", "overlap_mass_student", "overlap_mass_teacher", "overlap_advantage",
                "entropy_student", "entropy_teacher", "entropy_gap")
-
-
-# ------------------------------------------------------------------------------------------------ objectives
-
-
-def opd_objective(cfg: OPDConfig) -> Objective:
-    """On-policy distillation: ``losses.opd_loss`` of the student against the teacher in the signal.
-
-    The settings are checked here, before any model is loaded, so a typo fails in a second.
-    """
-    from lyceum.train.losses import KINDS, MODES, SUPPORTS, opd_loss
-
-    for name, value, valid in (("support", cfg.support, SUPPORTS), ("divergence kind", cfg.kind, KINDS),
-                               ("update mode", cfg.mode, MODES)):
-        if value not in valid:
-            raise UserError(f"unknown {name} {value!r}; choose one of {', '.join(valid)}")
-
-    def objective(student, mb: MicroBatch, signal: Signal):
-        if signal.teacher is None:
-            raise UserError("on-policy distillation needs a teacher in the feedback")
-        return opd_loss(student, signal.teacher, mb.tokens, mb.response_mask, support=cfg.support, k=cfg.k,
-                        kind=cfg.kind, beta=cfg.beta, mode=cfg.mode, clip=cfg.clip)
-
-    return objective
-
-
-def policy_objective(loss: str = "grpo", *, clip_low: float | None = None, clip_high: float | None = None,
-                     old: str = "current", reference: LocalLM | None = None, kl_coef: float = 0.0,
-                     vocab: int | None = None, mis: tuple[float, float] | None = None) -> Objective:
-    """RL with a verifier: GRPO/GSPO (``lyceum.train.rl_losses``) on the advantages in the signal.
-
-    ``old="current"`` takes the behaviour log-probs as the current ones, detached (exact for on-policy, one
-    update per batch: the ratio is 1 and its gradient the policy gradient); ``old="sampler"`` uses the
-    log-probs recorded while sampling (they differ when sampling used a temperature or top-p).
-    ``reference`` + ``kl_coef``: a k3 KL term to a frozen model (its first ``vocab`` logits). ``mis=(low, high)``:
-    sequence-level masked importance sampling of the trainer's vs the sampler's log-probs, for rollouts that
-    came from another engine.
-    """
-    from lyceum.train.losses import token_logprobs
-    from lyceum.train.rl_losses import mis_weights, policy_loss
-
-    def objective(student, mb: MicroBatch, signal: Signal):
-        if signal.advantages is None:
-            raise UserError("a policy-gradient objective needs rewards from the feedback (e.g. a verifier)")
-        logp = token_logprobs(student, mb.tokens) * mb.response_mask
-        behaviour = logp.detach() if old == "current" else mb.old_logprobs
-        weights = None
-        if mis is not None:
-            weights = mis_weights(logp.detach(), mb.old_logprobs, mb.response_mask, low=mis[0], high=mis[1])
-        ref_logp = None
-        if reference is not None and kl_coef:
-            with torch.no_grad():
-                hidden = reference.hidden_states(mb.ids.to(reference.device), mb.mask.to(reference.device))
-                src = head_source(reference, hidden[:, mb.start - 1: -1], vocab or reference.vocab_size)
-                ref_logp = token_logprobs(src, mb.tokens.to(reference.device)).to(logp.device)
-        value, stats = policy_loss(loss, logp, behaviour, signal.advantages, mb.response_mask, clip_low=clip_low,
-                                   clip_high=clip_high, ref_logp=ref_logp, kl_coef=kl_coef, weights=weights)
-        if weights is not None:
-            stats["mis_kept"] = float((weights > 0).float().mean())
-        return value, stats
-
-    return objective
 
 
 # ------------------------------------------------------------------------------------------------ devices
@@ -380,7 +316,8 @@ def accumulate_gradients(student: LocalLM, ro: Rollouts, feedback: Feedback, obj
     Each micro-batch's loss is weighted by its share of the step's response tokens, so the accumulated
     gradient is that of the token mean over the whole step whatever the micro-batch size. With a teacher in
     the feedback and ``diagnostics_k`` > 0 it also computes the token diagnostics and each rollout's
-    sequence-mean reward mean_t(log q - log p) (nan where not computed). Returns (token-weighted stats, rewards).
+    sequence-mean reward mean_t(log q - log p) (nan where not computed), from the scan the OPD loss reads off
+    its own chunk loop. Returns (token-weighted stats, rewards).
     """
     total = max(ro.tokens, 1)
     sums: dict[str, float] = {}
@@ -393,69 +330,20 @@ def accumulate_gradients(student: LocalLM, ro: Rollouts, feedback: Feedback, obj
             hidden = student.hidden_states(mb.ids, mb.mask)[:, mb.start - 1: -1]
         src = head_source(student, hidden, vocab)
         signal = feedback(mb)
+        want = diagnostics_k if signal.teacher is not None else 0
         with autocast():
-            loss, stats = objective(src, mb, signal)
+            loss, stats, scan = objective(src, mb, signal, want)
         (loss * w).backward()
-        if signal.teacher is not None and diagnostics_k:
-            diag, rewards = step_diagnostics(_detach(src), signal.teacher, mb.tokens, mb.response_mask, diagnostics_k)
-            stats = {**stats, **diag}
-            seq_reward[mb.index.cpu()] = rewards.float().cpu()
+        if want:
+            if scan is None:  # the objective did not scan the teacher (a policy loss): one pass of its own
+                scan = token_scan(src, signal.teacher, mb.tokens, mb.response_mask, want)
+            stats = {**stats, **scan.diagnostics()}
+            seq_reward[mb.index.cpu()] = scan.sequence_reward().float().cpu()
         for k, v in stats.items():
             if k != "tokens" and not math.isnan(v):
                 sums[k] = sums.get(k, 0.0) + w * v
                 weights[k] = weights.get(k, 0.0) + w
     return {k: v / weights[k] for k, v in sums.items() if weights[k] > 0}, seq_reward
-
-
-@torch.no_grad()
-def step_diagnostics(student, teacher, tokens: torch.Tensor, mask: torch.Tensor,
-                     k: int) -> tuple[dict[str, float], torch.Tensor]:
-    """``diagnostics.token_diagnostics`` and each rollout's ``sequence_reward`` in ONE pass over both heads.
-
-    Each chunk of positions gets its student and teacher logits once; the top-k sets, entropies and the
-    log-probs of the sampled tokens are all read off them (calling the two functions separately would
-    project each head twice). Same definitions, same numbers.
-    """
-    from lyceum.train.diagnostics import sequence_reward, topk_diagnostics
-    from lyceum.train.losses import chunk_rows, iter_chunk_logits, positions, vocab_size
-
-    B, T = mask.shape
-    V = vocab_size(student)
-    k = min(k, V)
-    bi, ti = positions(mask, (B, T), mask.device)
-    chunk = chunk_rows(bi.numel(), V, None)
-    dev = mask.device
-    s_ids = torch.zeros(B, T, k, dtype=torch.long, device=dev)
-    t_ids = torch.zeros(B, T, k, dtype=torch.long, device=dev)
-    s_top, t_at_s = torch.zeros(B, T, k, device=dev), torch.zeros(B, T, k, device=dev)
-    s_ent, t_ent = torch.zeros(B, T, device=dev), torch.zeros(B, T, device=dev)
-    s_tok, t_tok = torch.zeros(B, T, device=dev), torch.zeros(B, T, device=dev)
-    pairs = zip(iter_chunk_logits(student, bi, ti, chunk), iter_chunk_logits(teacher, bi, ti, chunk))
-    for (a, e, zs), (_, _, zt) in pairs:
-        cb, ct = bi[a:e], ti[a:e]
-        lp, lq = zs.log_softmax(-1), zt.log_softmax(-1)
-        top = lp.topk(k, -1)
-        s_ids[cb, ct], s_top[cb, ct] = top.indices, top.values
-        t_ids[cb, ct] = lq.topk(k, -1).indices
-        t_at_s[cb, ct] = lq.gather(1, top.indices)
-        s_ent[cb, ct], t_ent[cb, ct] = _entropy(lp), _entropy(lq)
-        y = tokens[cb, ct][:, None]
-        s_tok[cb, ct], t_tok[cb, ct] = lp.gather(1, y)[:, 0], lq.gather(1, y)[:, 0]
-    diag = topk_diagnostics(s_ids, s_top, t_ids, t_at_s, s_ent, t_ent, mask)
-    return diag, sequence_reward(s_tok, t_tok, mask)
-
-
-def _entropy(lp: torch.Tensor) -> torch.Tensor:
-    p = lp.exp()
-    return -torch.where(p > 0, p * lp, p.new_zeros(())).sum(-1)
-
-
-def _detach(src):
-    from lyceum.train.losses import Head
-
-    if isinstance(src, Head):
-        return Head(src.hidden.detach(), src.weight.detach(), None if src.bias is None else src.bias.detach())
-    return src.detach()
 
 
 def _window_mean(rows: list[dict[str, float]]) -> dict[str, float]:

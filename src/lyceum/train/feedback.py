@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import torch
 
 from lyceum.models.local import LocalLM
-from lyceum.train.losses import Head
+from lyceum.train.logits import Head
 from lyceum.train.rollout import MicroBatch, Rollouts
 
 
@@ -119,7 +119,7 @@ class MixedFeedback:
 
 def verifier_rewards(verifier, rollouts: Rollouts) -> torch.Tensor:
     """One reward per rollout (mean over its sub-answers), as a float32 CPU tensor."""
-    from lyceum.train.verifier_feedback import reward
+    from lyceum.train.verifiers import reward
 
     return torch.tensor([reward(verifier, rollouts.row_of(i), t) for i, t in enumerate(rollouts.texts)],
                         dtype=torch.float32)

@@ -22,8 +22,8 @@ COLD_START_HELP = {
 
 
 def register_recipes(verbs) -> None:
+    from lyceum.train.config import HELP
     from lyceum.train.config_flags import add_config_flags
-    from lyceum.train.distill_commands import HELP
     from lyceum.train.recipes.cold_start import ColdStartConfig
 
     p = verbs.add_parser(

@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from lyceum import tables
 from lyceum.runs import RunDir
 
 # (file, title, [(metric key, label)], y label)
@@ -31,24 +32,9 @@ PANELS = [
 ]
 
 
-def _series(rows: list[dict], key: str, event: str = "train") -> tuple[list[float], list[float]]:
-    xs, ys = [], []
-    for r in rows:
-        v = r.get(key)
-        if r.get("event") == event and isinstance(v, (int, float)) and not math.isnan(v):
-            xs.append(r["step"])
-            ys.append(v)
-    return xs, ys
-
-
-def _smooth(ys: list[float], width: int) -> list[float]:
-    out, acc = [], 0.0
-    for i, y in enumerate(ys):
-        acc += y
-        if i >= width:
-            acc -= ys[i - width]
-        out.append(acc / min(i + 1, width))
-    return out
+# kept only for train/recipes/lab_contrasts.py, which moves to lab/ on another branch and will import
+# lyceum.tables.smooth there; delete with that move
+_smooth = tables.smooth
 
 
 def plot_run(run: RunDir, *, smooth: int = 5) -> list[Path]:
@@ -61,13 +47,13 @@ def plot_run(run: RunDir, *, smooth: int = 5) -> list[Path]:
     rows = run.read_metrics()
     written = []
     for name, title, keys, ylabel in PANELS:
-        lines = [(label, *_series(rows, key)) for key, label in keys]
+        lines = [(label, *tables.series(rows, key)) for key, label in keys]
         lines = [x for x in lines if x[1]]
         if not lines:
             continue
         fig, ax = plt.subplots(figsize=(6.4, 3.6))
         for label, xs, ys in lines:
-            (line,) = ax.plot(xs, _smooth(ys, smooth), label=label)
+            (line,) = ax.plot(xs, tables.smooth(ys, smooth), label=label)
             ax.plot(xs, ys, color=line.get_color(), alpha=0.2, linewidth=0.8)
         ax.set(title=title, xlabel="step", ylabel=ylabel)
         ax.grid(alpha=0.3)
@@ -76,7 +62,7 @@ def plot_run(run: RunDir, *, smooth: int = 5) -> list[Path]:
         fig.savefig(run.path / name, dpi=110)
         plt.close(fig)
         written.append(run.path / name)
-    xs, ys = _series(rows, "accuracy", event="eval")
+    xs, ys = tables.series(rows, "accuracy", event="eval")
     if xs:
         fig, ax = plt.subplots(figsize=(6.4, 3.6))
         ax.plot(xs, ys, marker="o", label="student (greedy)")

@@ -92,7 +92,7 @@ def _floats(text: str, name: str) -> list[float]:
 def rl_objective(cfg: RLConfig, *, reference=None, vocab: int | None = None):
     """The policy objective of ``cfg`` (GRPO/GSPO, clip, KL to ``reference``, MIS), plus the OPD teacher term
     weighted by ``teacher_coef`` when the feedback also carries a teacher (mixed feedback)."""
-    from lyceum.train.engine import opd_objective, policy_objective
+    from lyceum.train.objectives import mixed_objective, opd_objective, policy_objective
 
     kw: dict[str, Any] = {}
     if cfg.kl_coef and reference is not None:
@@ -103,16 +103,7 @@ def rl_objective(cfg: RLConfig, *, reference=None, vocab: int | None = None):
                               old=cfg.old, **kw)
     if not cfg.teacher_coef:
         return policy
-    opd = opd_objective(cfg)
-
-    def mixed(student, mb, signal):
-        loss, stats = policy(student, mb, signal)
-        t_loss, t_stats = opd(student, mb, signal)
-        total = loss + cfg.teacher_coef * t_loss
-        return total, {**stats, "teacher_loss": t_stats["loss"], "policy_loss": float(loss.detach()),
-                       "loss": float(total.detach())}
-
-    return mixed
+    return mixed_objective(policy, opd_objective(cfg), cfg.teacher_coef)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -126,7 +117,7 @@ def estimate_pass_rates(student, rows: list[dict], verifier, *, k: int, max_new_
 
     from lyceum.runs import progress
     from lyceum.train.curriculum import pass_rates
-    from lyceum.train.verifier_feedback import reward
+    from lyceum.train.verifiers import reward
 
     autocast = autocast or nullcontext
     per_call = max(1, batch_size // k)
@@ -186,7 +177,7 @@ def rl_train(student: str | Path | Any, prompts: str | Path | list[dict], out: s
     from lyceum.train.engine import autocast_for, init_distributed, pick_device, train, uses_bf16
     from lyceum.train.feedback import MixedFeedback, TeacherFeedback, VerifierFeedback
     from lyceum.train.schedules import load_prompts
-    from lyceum.train.verifier_feedback import get_verifier
+    from lyceum.train.verifiers import get_verifier
 
     cfg = cfg or RLConfig()
     if not cfg.verifier:
@@ -278,18 +269,19 @@ def plot_rl(run, *, smooth: int = 5) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from lyceum.train.report import _series, _smooth
+    from lyceum.tables import series
+    from lyceum.tables import smooth as smoothed
 
     rows = run.read_metrics()
-    xs, ys = _series(rows, "reward")
+    xs, ys = series(rows, "reward")
     if not xs:
         return []
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
-    (line,) = ax.plot(xs, _smooth(ys, smooth), label="training reward")
+    (line,) = ax.plot(xs, smoothed(ys, smooth), label="training reward")
     ax.plot(xs, ys, color=line.get_color(), alpha=0.2, linewidth=0.8)
-    zx, zy = _series(rows, "zero_variance_share")
+    zx, zy = series(rows, "zero_variance_share")
     if zx:
-        ax.plot(zx, _smooth(zy, smooth), label="zero-variance groups", linestyle=":")
+        ax.plot(zx, smoothed(zy, smooth), label="zero-variance groups", linestyle=":")
     stages = [(r["step"], r["stage"]) for r in rows if r.get("event") == "train" and "stage" in r]
     # a row's stage is the one after that step was observed: the next step is the first of the new stage
     for (_, before), (step, after) in itertools.pairwise(stages):

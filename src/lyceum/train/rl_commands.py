@@ -36,7 +36,7 @@ RL_HELP = {
 
 
 def register(verbs) -> None:
-    from lyceum.train.distill_commands import HELP
+    from lyceum.train.config import HELP
     from lyceum.train.rl import RLConfig
 
     p = verbs.add_parser(

@@ -70,7 +70,7 @@ def teacher_samples(teacher, rows: list[dict], verifier, *, m: int, max_new_toke
                     seed: int = 0, batch_size: int = 64) -> list[dict]:
     """``m`` sampled teacher responses per row, each with its verifier reward (rejection sampling's input)."""
     from lyceum.runs import progress
-    from lyceum.train.verifier_feedback import reward
+    from lyceum.train.verifiers import reward
 
     per_call = max(1, batch_size // m)
     chunks = [rows[a:a + per_call] for a in range(0, len(rows), per_call)]
@@ -94,13 +94,13 @@ def cold_start(student: str | Path, teacher: str | Path, prompts: str | Path | l
                cfg: ColdStartConfig | None = None, *, eval_rows: str | Path | list[dict] | None = None,
                log=print) -> ColdStartResult:
     """Run (or resume) the three stages; the OPD stage is ``lyceum.train.distill.distill`` from the SFT model."""
-    from lyceum.lab.sft import SFTConfig, mean_loss, sft
     from lyceum.models.local import load_local
     from lyceum.runs import read_jsonl, write_jsonl
     from lyceum.train.distill import distill, open_run
     from lyceum.train.engine import pick_device
     from lyceum.train.schedules import load_prompts
-    from lyceum.train.verifier_feedback import get_verifier
+    from lyceum.train.sft import SFTConfig, mean_loss, sft
+    from lyceum.train.verifiers import get_verifier
 
     cfg = cfg or ColdStartConfig()
     if not cfg.verifier:

@@ -28,6 +28,10 @@ from lyceum.errors import UserError
 
 SIGNALS = ("overlap_ratio", "overlap_mass", "teacher_logprob")
 
+# template families "<family>:<name>": render(question, name) -> prompt, named as "package.module:function" and
+# imported only when used (train imports no task package)
+TEMPLATE_RENDERERS = {"lab": "lyceum.lab.hooks:render_template"}
+
 
 # ---------------------------------------------------------------------------------------------------------
 # template alignment
@@ -44,12 +48,12 @@ def align_template(rows: list[dict], template: str, *, tokenizer=None) -> list[d
     ``lab:<name>`` re-renders a lab addition prompt in lab template <name>; ``chat`` applies the tokenizer's
     chat template to the question as one user turn; anything else is a format string with ``{question}``.
     """
-    if template.startswith("lab:"):
-        from lyceum.lab.tasks import parse_prompt, render_prompt
+    family, _, name = template.partition(":")
+    if name and family in TEMPLATE_RENDERERS:
+        from lyceum.train.verifiers import resolve
 
-        name = template[4:]
-        return [{**r, "prompt": render_prompt(parse_prompt(question_of(r)), name), "source_prompt": r["prompt"]}
-                for r in rows]
+        render = resolve(TEMPLATE_RENDERERS[family], "prompt template")
+        return [{**r, "prompt": render(question_of(r), name), "source_prompt": r["prompt"]} for r in rows]
     if template == "chat":
         if tokenizer is None or not getattr(tokenizer, "chat_template", None):
             raise UserError("the 'chat' template needs a teacher tokenizer that has a chat template")
