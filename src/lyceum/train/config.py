@@ -93,7 +93,8 @@ HELP = {
     "length_schedule": "growing max length as STEP:TOKENS milestones, e.g. 0:64,100:128",
     "support": "sampled, student_topk, teacher_topk, intersection, union or full",
     "k": "top-k size of the loss support", "kind": "reverse_kl, forward_kl or jsd", "beta": "jsd mixing weight",
-    "mode": "direct (gradient of the divergence) or pg (the paper's clipped policy gradient)",
+    "mode": "direct (gradient of the divergence), pg (the paper code's update: full-softmax advantages, dual clip) "
+            "or pg_renormalised (ours: advantages from the renormalised log-ratio)",
     "clip": "ratio clip of the pg mode", "lr": "learning rate (AdamW)", "weight_decay": "AdamW weight decay",
     "warmup_steps": "linear warm-up steps", "lr_schedule": "constant or cosine",
     "max_grad_norm": "gradient clipping norm", "micro_batch_size": "rollouts per forward/backward (accumulation)",

@@ -55,7 +55,10 @@ SUPPORTS = (
     "full",
 )
 KINDS = ("reverse_kl", "forward_kl", "jsd")
-MODES = ("direct", "pg")
+MODES = ("direct", "pg", "pg_renormalised")
+# the dual clip of the paper code's PPO loss (verl's clip_ratio_c): a negative advantage never weighs more than
+# this many times its value, however large the ratio
+DUAL_CLIP = 3.0
 
 def _vocab(x, w) -> int:
     return int(w.shape[0]) if w is not None else int(x.shape[-1])
@@ -581,13 +584,21 @@ def opd_loss(
     estimate whose own gradient (grad log p(y)) is zero in expectation, so the loss uses the score-function
     surrogate sg(l_t) * log p(y_t): same value as mean l_t, gradient l_t * grad log p(y_t).
 
-    mode ``pg`` (reverse KL only), the paper's code: a PPO-clip surrogate -min(r A, clip(r, 1 - clip, 1 + clip) A)
-    with r = p / p_old. Sampled support: A_t = -(log p_old(y_t) - log q(y_t)) per token, ``old_logprobs`` [B, T]
-    (default: the current log-probs, detached, so r = 1). Top-k supports: every candidate v of the support gets
-    A(v) = -w(v)(log p_bar(v) - log q_bar(v)), w = p_bar detached, with r on the full-softmax p(v); the per-token
-    loss sums over the candidates. ``old_logprobs`` for top-k is ``[B, T, C]`` in the candidate layout of
-    ``support_candidates`` (default: current, detached). Full support: the on-policy surrogate's gradient is the
-    exact reverse-KL gradient, so it is computed as ``direct``.
+    mode ``pg`` (reverse KL only), the paper's code (thunlp/OPD ``compute_distillation_reward`` and verl's dual-clip
+    PPO loss): per-token candidates v with advantage A(v) and ratio r = p(v) / p_old(v), loss
+    -min(r A, clip(r, 1 - clip, 1 + clip) A), and for A < 0 at most -3 A (``DUAL_CLIP``). Sampled support: the one
+    candidate y_t, A = -(log p_old(y_t) - log q(y_t)), ``old_logprobs`` [B, T] (default: the current log-probs,
+    detached, so r = 1). Top-k supports: A(v) = -w(v)(log p_old(v) - log q(v)) with FULL-softmax log-probs at the
+    candidate ids and w = p_old renormalised on the support (the raw p_old(v) for ``symmetric_difference``, as the
+    paper code's ``union-intersection``); the per-token loss sums over the candidates. ``old_logprobs`` for top-k
+    is ``[B, T, C]`` in the candidate layout of ``support_candidates`` (default: current, detached).
+
+    mode ``pg_renormalised`` (reverse KL only), ours: the same surrogate with one clip and, on top-k supports,
+    A(v) = -w(v)(log p_bar(v) - log q_bar(v)) with both distributions renormalised on the support, the log-ratio
+    whose expectation is the renormalised KL the ``direct`` mode follows (its gradient is closer to that KL's).
+
+    Full support, both pg modes: the on-policy surrogate's gradient is the exact reverse-KL gradient, so it is
+    computed as ``direct``.
 
     Stats: loss, divergence (masked mean), tokens, and for top-k supports support_size / empty_support, for
     pg advantage / clip_fraction.
@@ -632,7 +643,7 @@ def opd_loss_with_scan(
     """
     if mode not in MODES:
         raise UserError(f"unknown update mode {mode!r}; choose one of {', '.join(MODES)}")
-    if mode == "pg" and kind != "reverse_kl":
+    if mode != "direct" and kind != "reverse_kl":
         raise UserError(
             f"the policy-gradient mode uses the reverse-KL advantage -(log p - log q), not {kind!r}"
         )
@@ -658,6 +669,7 @@ def opd_loss_with_scan(
         stats["loss"] = float(loss.detach())
         return loss, stats, pt.scan
 
+    paper = mode == "pg"
     if support == "sampled":
         logp = pt.logp
         old = old_logprobs[pt.bi, pt.ti].float() if old_logprobs is not None else logp.detach()
@@ -666,13 +678,21 @@ def opd_loss_with_scan(
     else:
         logp = logprobs_at(student_logits, pt.bi, pt.ti, pt.cand, chunk=pt.chunk)
         old = old_logprobs[pt.bi, pt.ti].float() if old_logprobs is not None else logp.detach()
-        w = pt.lp_bar.exp().detach()
-        adv = _where0(pt.valid, -(w * (pt.lp_bar - pt.lq_bar)).detach())
         valid = pt.valid
+        if paper:
+            lq = logprobs_at(teacher_logits, pt.bi, pt.ti, pt.cand, chunk=pt.chunk, grad=False)
+            w = old.exp() if support == "symmetric_difference" else _renormalised(old, valid).exp()
+            adv = _where0(valid, -(_where0(valid, w) * (old - lq)).detach())
+        else:
+            w = pt.lp_bar.exp().detach()
+            adv = _where0(pt.valid, -(w * (pt.lp_bar - pt.lq_bar)).detach())
     ratio = (logp - old).exp()
     unclipped = ratio * adv
     clipped = ratio.clamp(1 - clip, 1 + clip) * adv
     surrogate = -torch.minimum(unclipped, clipped)
+    if paper:
+        dual = (adv < 0) & (surrogate > -DUAL_CLIP * adv)
+        surrogate = torch.where(adv < 0, torch.minimum(surrogate, -DUAL_CLIP * adv), surrogate)
     surrogate = _where0(valid, surrogate)
     per_token = surrogate.sum(-1) if surrogate.dim() == 2 else surrogate
     loss = per_token.sum() / denom
@@ -680,4 +700,6 @@ def opd_loss_with_scan(
     stats["loss"] = float(loss.detach())
     stats["advantage"] = float(_where0(valid, adv).sum()) / n_valid
     stats["clip_fraction"] = float((valid & (clipped < unclipped)).sum()) / n_valid
+    if paper:
+        stats["dual_clip_fraction"] = float((valid & dual).sum()) / n_valid
     return loss, stats, pt.scan
