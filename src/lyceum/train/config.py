@@ -1,4 +1,6 @@
-"""The settings of an on-policy run: one flat dataclass of plain values (YAML file, CLI flags, or Python).
+"""The settings of an on-policy run: flat dataclasses of plain values (YAML file, CLI flags, or Python).
+
+``OPDConfig`` is the engine's; ``RLConfig`` adds the policy loss and the curriculum of ``lyceum.train.rl``.
 
     cfg = OPDConfig(steps=200, lr=1e-3, support="student_topk", k=16)
     cfg = config_from_dict(OPDConfig, load_config("opd.yaml"))     # unknown keys are refused by name
@@ -105,3 +107,59 @@ HELP = {
     "checkpoint_every": "checkpoint every N steps (0: only at the end, -1: never)",
 }
 
+
+@dataclass
+class RLConfig(OPDConfig):
+    """The engine's settings (``OPDConfig``) plus the RL ones. ``n`` is the group size without a curriculum."""
+
+    lr: float = 1e-5
+    verifier: str | None = "lab"
+    # --- policy loss (lyceum.train.rl_losses)
+    loss: str = "gspo"  # grpo | gspo
+    clip_low: float = 0.0  # 0: the loss's default (GRPO 0.2; GSPO 3e-4)
+    clip_high: float = 0.0  # 0: the loss's default (GRPO 0.2; GSPO 4e-4)
+    scale_by_std: bool = True  # False: Dr. GRPO advantages (mean-centred only)
+    kl_coef: float = 0.0  # k3 KL to a frozen copy of the starting student
+    old: str = "current"  # behaviour log-probs: current (on-policy, ratio 1) | sampler (recorded at sampling)
+    mis_low: float = 0.0  # sequence-level masked importance sampling bounds; both 0: off
+    mis_high: float = 0.0
+    teacher_coef: float = 0.0  # mixed feedback: weight of the OPD teacher term (needs a teacher)
+    # --- curriculum (lyceum.train.curriculum)
+    curriculum: bool = True  # False: uniform sampling over the whole filtered pool
+    pass_rate_k: int = 8  # rollouts per prompt to estimate pass rates (0: no filtering)
+    max_pass_rate: float = 0.7
+    drop_unsolved: bool = True
+    difficulty_key: str = "difficulty"  # row field giving difficulty (else the pass rate is used)
+    n_buckets: int = 0  # 0: one bucket per distinct difficulty value (3 when using pass rates)
+    thresholds: str = "0.6"  # per-stage reward that opens the next bucket (comma list; the last repeats)
+    group_sizes: str = ""  # per-stage rollouts per prompt (comma list; empty: n)
+    stage_max_new_tokens: str = ""  # per-stage max response length (comma list; empty: max_new_tokens)
+    window: int = 4  # steps of training reward averaged before a stage may advance
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        from lyceum.train.rl_losses import LOSSES
+
+        if self.loss not in LOSSES:
+            raise UserError(f"unknown RL loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        if self.old not in ("current", "sampler"):
+            raise UserError(f"old must be current or sampler, got {self.old!r}")
+        if (self.mis_low or self.mis_high) and not 0 <= self.mis_low < self.mis_high:
+            raise UserError(f"masked importance sampling needs 0 <= mis_low < mis_high, got "
+                            f"{self.mis_low} and {self.mis_high}")
+        if self.pass_rate_k < 0 or self.window < 1 or self.n_buckets < 0:
+            raise UserError("pass_rate_k and n_buckets must be >= 0 and window >= 1")
+        for name in ("thresholds", "group_sizes", "stage_max_new_tokens"):
+            number_list(getattr(self, name), name)
+
+    @property
+    def mis(self) -> tuple[float, float] | None:
+        return (self.mis_low, self.mis_high) if self.mis_high else None
+
+
+def number_list(text: str, name: str) -> list[float]:
+    """The numbers of a comma-separated setting such as ``thresholds="0.6,0.8"``."""
+    try:
+        return [float(x) for x in str(text).split(",") if x.strip()]
+    except ValueError:
+        raise UserError(f"{name} must be a comma-separated list of numbers, got {text!r}") from None

@@ -65,8 +65,9 @@ def register(verbs) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from lyceum.tables import markdown_table
     from lyceum.train.distill import distill
-    from lyceum.train.report import markdown_table, plot_run, summary_rows, write_report
+    from lyceum.train.report import plot_run, summary_rows, write_report
 
     cfg = config_from_args(args, OPDConfig)
     result = distill(args.student, args.teacher, args.prompts, args.out, cfg, eval_rows=args.eval_prompts,
@@ -75,7 +76,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 0
     plots = plot_run(result.run)
     write_report(result.run, result, title=f"On-policy distillation: {Path(args.out).name}", plots=plots)
-    print(markdown_table(summary_rows(result), ("", "before / initial", "after / final")))
+    print(markdown_table(["", "before / initial", "after / final"], summary_rows(result)))
     print(f"\nrun folder: {result.run.path}  (distilled student: {result.run.path / 'checkpoint' / 'model'})")
     return 0
 

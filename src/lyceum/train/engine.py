@@ -1,4 +1,4 @@
-"""The on-policy engine: prompts -> student rollouts -> feedback -> per-token loss -> optimizer step.
+"""The on-policy engine: prompts -> student rollouts -> feedback -> per-token loss -> optimizer step -> log.
 
 One loop serves on-policy distillation (the feedback is a teacher scoring the student's tokens) and RL (the
 feedback is a verifier's reward); what changes is the ``Feedback`` and the ``Objective``, never the loop.
@@ -8,23 +8,22 @@ feedback is a verifier's reward); what changes is the ``Feedback`` and the ``Obj
 
 Every step logs to ``<run>/metrics.jsonl``: the loss and its stats, gradient norm, learning rate, response
 length, the paper's token diagnostics (overlap ratio/mass/advantage, entropies, per response third) whenever
-the feedback carries a teacher, the sequence-mean reward, and with a verifier the rollouts' accuracy and the
-AUROC of the sequence reward for telling right rollouts from wrong ones. Evaluations (greedy accuracy, gap
-recovery, pooled AUROC) are logged as rows with ``"event": "eval"``.
+the feedback carries a teacher, the sequence-mean reward, with a verifier the rollouts' accuracy and the AUROC
+of the sequence reward for telling right rollouts from wrong ones, and where the step's time went
+(``time_rollout``, ``time_teacher``, ``time_loss``, ``time_optimizer``). Evaluations (greedy accuracy, gap
+recovery, pooled AUROC) are logged as rows with ``"event": "eval"`` (``lyceum.train.evaluation``).
 
-Several GPUs: start the same command under ``accelerate launch`` (or ``torchrun``). Each process rolls out its
-own slice of the prompts, gradients are averaged across processes before the optimizer step, and only the
-first process logs, evaluates and saves.
+Where it computes (device, bf16 autocast, several processes under ``accelerate launch``/``torchrun``):
+``lyceum.train.devices``. What it minimises: ``lyceum.train.objectives``. How it samples:
+``lyceum.train.rollout`` (a served vLLM / SGLang backend plugs in as ``sampler=``).
 """
 
 from __future__ import annotations
 
 import math
-import os
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 import torch
@@ -33,9 +32,19 @@ from lyceum.models.local import LocalLM
 from lyceum.runs import ProgressBar, RunDir, write_jsonl
 from lyceum.train.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from lyceum.train.config import OPDConfig
+from lyceum.train.devices import (  # noqa: F401 (re-exported: callers import them from the engine)
+    Dist,
+    autocast_for,
+    average_gradients,
+    barrier,
+    init_distributed,
+    pick_device,
+    uses_bf16,
+)
+from lyceum.train.evaluation import Evaluations
 from lyceum.train.feedback import Feedback, head_source, verifier_rewards
 from lyceum.train.objectives import Objective, opd_objective, policy_objective  # noqa: F401 (re-exported)
-from lyceum.train.rollout import Rollouts, micro_batches, rollout
+from lyceum.train.rollout import Rollouts, Sampler, as_sampler, evaluate, micro_batches, rollout  # noqa: F401
 from lyceum.train.scan import token_scan
 from lyceum.train.schedules import PromptSchedule
 
@@ -43,85 +52,6 @@ from lyceum.train.schedules import PromptSchedule
 SUMMARY_WINDOW = 5
 DIAGNOSTICS = ("overlap_ratio", "overlap_mass_student", "overlap_mass_teacher", "overlap_advantage",
                "entropy_student", "entropy_teacher", "entropy_gap")
-
-
-# ------------------------------------------------------------------------------------------------ devices
-
-
-@dataclass
-class Dist:
-    rank: int = 0
-    world_size: int = 1
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(device: torch.device) -> Dist:
-    """Join the process group that ``accelerate launch``/``torchrun`` set up through the environment."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Dist()
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size())
-
-
-def pick_device(cfg: OPDConfig) -> torch.device:
-    from lyceum.models.local import resolve_device
-
-    device = resolve_device(cfg.device)
-    if device.type == "cuda" and cfg.device in ("auto", "cuda") and "LOCAL_RANK" in os.environ:
-        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
-    return device
-
-
-def uses_bf16(cfg: OPDConfig, device: torch.device) -> bool:
-    """bf16 where it helps (a bf16-capable GPU) or where asked for; plain float32 otherwise."""
-    return cfg.dtype == "bf16" or (cfg.dtype == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported())
-
-
-def autocast_for(cfg: OPDConfig, device: torch.device):
-    if not uses_bf16(cfg, device):
-        return nullcontext
-    return partial(torch.autocast, device_type=device.type, dtype=torch.bfloat16)
-
-
-def _average_gradients(params: list[torch.nn.Parameter], world: int) -> None:
-    import torch.distributed as dist
-
-    grads = [p.grad for p in params if p.grad is not None]
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= world
-    at = 0
-    for g in grads:
-        g.copy_(flat[at: at + g.numel()].view_as(g))
-        at += g.numel()
-
-
-# ------------------------------------------------------------------------------------------------ evaluation
-
-
-def evaluate(lm: LocalLM, rows: list[dict], verifier, *, max_new_tokens: int, batch_size: int = 64,
-             autocast=nullcontext) -> dict[str, float]:
-    """Greedy accuracy (mean verifier reward) of ``lm`` on ``rows``, with mean response length."""
-    correct, lengths, stops = [], [], []
-    for a in range(0, len(rows), batch_size):
-        chunk = rows[a: a + batch_size]
-        with autocast():
-            ro = rollout(lm, chunk, n=1, max_new_tokens=max_new_tokens, temperature=0.0)
-        correct += verifier_rewards(verifier, ro).tolist()
-        lengths += ro.samples.lengths.tolist()
-        stops += [r == "stop" for r in ro.samples.finish_reasons]
-    n = max(len(rows), 1)
-    return {"accuracy": sum(correct) / n, "response_length": sum(lengths) / n, "stop_rate": sum(stops) / n}
-
-
-# ------------------------------------------------------------------------------------------------ the loop
 
 
 @dataclass
@@ -156,7 +86,8 @@ def make_optimizer(params: list[torch.nn.Parameter], cfg: OPDConfig) -> torch.op
         return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999))
 
 
-def _lr_lambda(cfg: OPDConfig):
+def lr_factor(cfg: OPDConfig):
+    """The learning-rate multiplier per step: linear warm-up, then constant or cosine to 0."""
     def f(step: int) -> float:
         if cfg.warmup_steps and step < cfg.warmup_steps:
             return (step + 1) / cfg.warmup_steps
@@ -176,106 +107,63 @@ def step_seed(seed: int, step: int, rank: int = 0) -> int:
 def train(student: LocalLM, feedback: Feedback, schedule: PromptSchedule, cfg: OPDConfig, run: RunDir, *,
           objective: Objective, vocab: int | None = None, eval_rows: list[dict] | None = None, verifier=None,
           reference_accuracy: float | None = None, autocast=None, dist: Dist | None = None,
-          resume: bool = True, desc: str = "train") -> TrainResult:
+          resume: bool = True, desc: str = "train", sampler: Sampler | None = None) -> TrainResult:
     """Train ``student`` in place for ``cfg.steps`` optimizer steps; resume from ``<run>/checkpoint`` if there.
 
-    ``reference_accuracy`` (the teacher's, for OPD) turns evaluations into gap recoveries.
+    ``reference_accuracy`` (the teacher's, for OPD) turns evaluations into gap recoveries. ``sampler`` draws
+    the rollouts (default: the student's own decode loop); it is handed the new weights after every step.
     """
-    from lyceum.train.diagnostics import auroc, gap_recovery
-
     dist = dist or Dist()
     autocast = autocast or nullcontext
     vocab = vocab or student.vocab_size
+    sampler = sampler or as_sampler(student, autocast)
     model = student.model
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(params, cfg)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg))
     torch.manual_seed(cfg.seed)
-    ckpt = run.path / "checkpoint"
-    start, evals, since_eval, history = 0, [], {"reward": [], "correct": []}, []
-    if resume and has_checkpoint(ckpt):
-        start, extra = load_checkpoint(ckpt, student=student, optimizer=optimizer, scheduler=scheduler)
-        schedule.load_state_dict(extra.get("schedule", {}))
-        evals, history = extra.get("evals", []), extra.get("history", [])
-        reference_accuracy = extra.get("reference_accuracy", reference_accuracy)
-        if dist.main:
-            # drop what the interrupted run logged after its last checkpoint: those steps run again
-            kept = [r for r in run.read_metrics() if r.get("step", 0) <= start]
-            write_jsonl(run.path / "metrics.jsonl", kept)
-            run.log(f"resumed from {ckpt} at step {start}")
-    result = TrainResult(run, start, evals, reference_accuracy=reference_accuracy)
-    eval_tokens = cfg.eval_max_new_tokens or cfg.max_new_tokens
-
-    def do_eval(step: int) -> None:
-        if not (dist.main and eval_rows and verifier):
-            return
-        model.eval()
-        rec = {"event": "eval", "step": step,
-               **evaluate(student, eval_rows, verifier, max_new_tokens=eval_tokens,
-                          batch_size=cfg.eval_batch_size, autocast=autocast)}
-        if reference_accuracy is not None:
-            rec["reference_accuracy"] = reference_accuracy
-            before = evals[0]["accuracy"] if evals else rec["accuracy"]
-            rec["gap_recovery"] = gap_recovery(before, rec["accuracy"], reference_accuracy)
-        if since_eval["reward"]:
-            rec["auroc"] = auroc(since_eval["reward"], since_eval["correct"])
-            since_eval["reward"].clear()
-            since_eval["correct"].clear()
-        evals.append(rec)
-        run.log_metrics(rec)
-        run.log(f"eval at step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in rec.items()
-                                                     if isinstance(v, float)))
-
-    if start == 0 and not evals:
-        do_eval(0)
+    evals = Evaluations(student, eval_rows if dist.main else None, verifier,
+                        cfg.eval_max_new_tokens or cfg.max_new_tokens, cfg.eval_batch_size, autocast,
+                        reference_accuracy)
+    start, history = _resume(run, student, optimizer, scheduler, schedule, evals, dist) if resume else (0, [])
+    if start == 0 and not evals.evals:
+        evals.run(0, run)
 
     with ProgressBar(cfg.steps, desc=desc, completed=start) if dist.main else nullcontext() as bar:
         for step in range(start, cfg.steps):
             t0 = time.time()
+            # 1. rollout: the student answers this step's prompts
             rows = schedule.next_batch(step)
             model.eval()
-            with autocast():
-                ro = rollout(student, rows, n=schedule.group_size(step), max_new_tokens=schedule.max_new_tokens(step),
-                             temperature=cfg.temperature, top_p=cfg.top_p, seed=step_seed(cfg.seed, step, dist.rank))
+            ro = rollout(sampler, rows, n=schedule.group_size(step), max_new_tokens=schedule.max_new_tokens(step),
+                         temperature=cfg.temperature, top_p=cfg.top_p, seed=step_seed(cfg.seed, step, dist.rank))
+            # 2. feedback: a verifier's rewards now; the teacher scores each micro-batch inside the loss loop
             if verifier is not None:
                 ro.rewards = verifier_rewards(verifier, ro)
-            record: dict[str, Any] = {"event": "train", "step": step + 1}
-            record.update(feedback.prepare(ro))
+            record: dict[str, Any] = {"event": "train", "step": step + 1, **feedback.prepare(ro)}
             t1 = time.time()
-
+            # 3. loss and its gradient, micro-batch by micro-batch (diagnostics read off the loss's own pass)
             model.train()
             want_diag = bool(cfg.diagnostics_every) and (step % cfg.diagnostics_every == 0 or step + 1 == cfg.steps)
+            times: dict[str, float] = {}
             stats, seq_reward = accumulate_gradients(student, ro, feedback, objective, vocab=vocab,
                                                      micro_batch_size=cfg.micro_batch_size, autocast=autocast,
-                                                     diagnostics_k=cfg.diagnostics_k if want_diag else 0)
+                                                     diagnostics_k=cfg.diagnostics_k if want_diag else 0,
+                                                     times=times)
+            # 4. optimizer step
+            t_opt = time.time()
             if dist.world_size > 1:
-                _average_gradients(params, dist.world_size)
+                average_gradients(params, dist.world_size)
             grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
+            sampler.push_weights(model)
             t2 = time.time()
-
+            # 5. log
             record.update(stats)
-            lengths = ro.samples.lengths.float()
-            record.update({
-                "grad_norm": float(grad_norm), "lr": scheduler.get_last_lr()[0],
-                "response_length": float(lengths.mean()),
-                "stop_rate": sum(r == "stop" for r in ro.samples.finish_reasons) / len(ro),
-                "rollouts": len(ro), "tokens": ro.tokens,
-                "time_rollout": round(t1 - t0, 3), "time_update": round(t2 - t1, 3),
-                "tokens_per_s": ro.tokens / max(t2 - t0, 1e-9),
-            })
-            if not torch.isnan(seq_reward).all():
-                record["sequence_reward"] = float(seq_reward.nanmean())
-            if ro.rewards is not None:
-                record["train_accuracy"] = float(ro.rewards.mean())
-                have = ~torch.isnan(seq_reward)
-                if have.any():
-                    correct = (ro.rewards[have] >= 0.5).tolist()
-                    record["auroc"] = auroc(seq_reward[have].tolist(), correct)
-                    since_eval["reward"] += seq_reward[have].tolist()
-                    since_eval["correct"] += correct
+            record.update(step_record(ro, grad_norm, scheduler.get_last_lr()[0], (t0, t1, t_opt, t2), times))
+            _log_rewards(record, ro, seq_reward, evals)
             if schedule.observe(step, record):
                 run.log(f"schedule advanced after step {step + 1}")
             record.update(schedule.metrics())
@@ -283,42 +171,87 @@ def train(student: LocalLM, feedback: Feedback, schedule: PromptSchedule, cfg: O
                 history.append({k: record[k] for k in DIAGNOSTICS if k in record})
             if dist.main:
                 run.log_metrics(record)
-                bar.update(1, info=_progress_info(record, evals))
+                bar.update(1, info=_progress_info(record, evals.evals))
 
             done = step + 1
-            if cfg.eval_every and done % cfg.eval_every == 0 and done < cfg.steps:
-                do_eval(done)
-            if done == cfg.steps:
-                do_eval(done)
+            if done == cfg.steps or (cfg.eval_every and done % cfg.eval_every == 0):
+                evals.run(done, run)
             due = cfg.checkpoint_every > 0 and done % cfg.checkpoint_every == 0
             if dist.main and cfg.checkpoint_every >= 0 and (due or done == cfg.steps):
-                save_checkpoint(ckpt, student=student, optimizer=optimizer, scheduler=scheduler, step=done,
-                                extra={"schedule": schedule.state_dict(), "evals": evals, "history": history,
-                                       "reference_accuracy": reference_accuracy, "config": vars(cfg)})
+                save_checkpoint(run.path / "checkpoint", student=student, optimizer=optimizer, scheduler=scheduler,
+                                step=done, extra={"schedule": schedule.state_dict(), "evals": evals.evals,
+                                                  "history": history, "config": vars(cfg),
+                                                  "reference_accuracy": evals.reference_accuracy})
 
     model.eval()
-    if dist.world_size > 1:  # nobody leaves before the first process has written the final checkpoint
-        from torch import distributed as torch_dist
+    barrier(dist)
+    return TrainResult(run, cfg.steps, evals.evals, _window_mean(history[:SUMMARY_WINDOW]),
+                       _window_mean(history[-SUMMARY_WINDOW:]), evals.reference_accuracy, dist.main)
 
-        torch_dist.barrier()
-    result.steps = cfg.steps
-    result.main = dist.main
-    result.initial = _window_mean(history[:SUMMARY_WINDOW])
-    result.final = _window_mean(history[-SUMMARY_WINDOW:])
-    return result
+
+def _resume(run: RunDir, student: LocalLM, optimizer, scheduler, schedule: PromptSchedule, evals: Evaluations,
+            dist: Dist) -> tuple[int, list[dict]]:
+    """Restore the state of ``<run>/checkpoint`` if there is one: (steps done, diagnostics history)."""
+    ckpt = run.path / "checkpoint"
+    if not has_checkpoint(ckpt):
+        return 0, []
+    start, extra = load_checkpoint(ckpt, student=student, optimizer=optimizer, scheduler=scheduler)
+    schedule.load_state_dict(extra.get("schedule", {}))
+    evals.evals = extra.get("evals", [])
+    evals.reference_accuracy = extra.get("reference_accuracy", evals.reference_accuracy)
+    if dist.main:
+        # drop what the interrupted run logged after its last checkpoint: those steps run again
+        kept = [r for r in run.read_metrics() if r.get("step", 0) <= start]
+        write_jsonl(run.path / "metrics.jsonl", kept)
+        run.log(f"resumed from {ckpt} at step {start}")
+    return start, extra.get("history", [])
+
+
+def step_record(ro: Rollouts, grad_norm, lr: float, clock: tuple[float, float, float, float],
+                times: dict[str, float]) -> dict[str, Any]:
+    """A step's numbers about its rollouts, its update and where its time went."""
+    t0, t1, t_opt, t2 = clock
+    return {
+        "grad_norm": float(grad_norm), "lr": lr,
+        "response_length": float(ro.samples.lengths.float().mean()),
+        "stop_rate": sum(r == "stop" for r in ro.samples.finish_reasons) / len(ro),
+        "rollouts": len(ro), "tokens": ro.tokens,
+        "time_rollout": round(t1 - t0, 3), "time_update": round(t2 - t1, 3),
+        "time_teacher": round(times.get("teacher", 0.0), 3), "time_loss": round(times.get("loss", 0.0), 3),
+        "time_optimizer": round(t2 - t_opt, 3),
+        "tokens_per_s": ro.tokens / max(t2 - t0, 1e-9),
+    }
+
+
+def _log_rewards(record: dict[str, Any], ro: Rollouts, seq_reward: torch.Tensor, evals: Evaluations) -> None:
+    """The sequence reward, and with a verifier the rollouts' accuracy and the reward's AUROC for it."""
+    from lyceum.train.diagnostics import auroc
+
+    if not torch.isnan(seq_reward).all():
+        record["sequence_reward"] = float(seq_reward.nanmean())
+    if ro.rewards is None:
+        return
+    record["train_accuracy"] = float(ro.rewards.mean())
+    have = ~torch.isnan(seq_reward)
+    if have.any():
+        correct = (ro.rewards[have] >= 0.5).tolist()
+        record["auroc"] = auroc(seq_reward[have].tolist(), correct)
+        evals.pool(seq_reward[have].tolist(), correct)
 
 
 def accumulate_gradients(student: LocalLM, ro: Rollouts, feedback: Feedback, objective: Objective, *,
-                         vocab: int, micro_batch_size: int, autocast=nullcontext,
-                         diagnostics_k: int = 16) -> tuple[dict[str, float], torch.Tensor]:
+                         vocab: int, micro_batch_size: int, autocast=nullcontext, diagnostics_k: int = 16,
+                         times: dict[str, float] | None = None) -> tuple[dict[str, float], torch.Tensor]:
     """Backpropagate the step's token-mean loss, one micro-batch at a time (gradients add up in ``.grad``).
 
     Each micro-batch's loss is weighted by its share of the step's response tokens, so the accumulated
     gradient is that of the token mean over the whole step whatever the micro-batch size. With a teacher in
     the feedback and ``diagnostics_k`` > 0 it also computes the token diagnostics and each rollout's
     sequence-mean reward mean_t(log q - log p) (nan where not computed), from the scan the OPD loss reads off
-    its own chunk loop. Returns (token-weighted stats, rewards).
+    its own chunk loop. Returns (token-weighted stats, rewards); ``times`` receives the seconds spent in the
+    teacher (``teacher``) and in the student's forward, loss and backward (``loss``).
     """
+    times = {} if times is None else times
     total = max(ro.tokens, 1)
     sums: dict[str, float] = {}
     weights: dict[str, float] = {}
@@ -326,10 +259,13 @@ def accumulate_gradients(student: LocalLM, ro: Rollouts, feedback: Feedback, obj
     for mb in micro_batches(ro, micro_batch_size):
         mb = mb.to(student.device)
         w = mb.n_tokens / total
+        t0 = time.time()
         with autocast():
             hidden = student.hidden_states(mb.ids, mb.mask)[:, mb.start - 1: -1]
         src = head_source(student, hidden, vocab)
+        t1 = time.time()
         signal = feedback(mb)
+        t2 = time.time()
         want = diagnostics_k if signal.teacher is not None else 0
         with autocast():
             loss, stats, scan = objective(src, mb, signal, want)
@@ -339,6 +275,8 @@ def accumulate_gradients(student: LocalLM, ro: Rollouts, feedback: Feedback, obj
                 scan = token_scan(src, signal.teacher, mb.tokens, mb.response_mask, want)
             stats = {**stats, **scan.diagnostics()}
             seq_reward[mb.index.cpu()] = scan.sequence_reward().float().cpu()
+        times["teacher"] = times.get("teacher", 0.0) + t2 - t1
+        times["loss"] = times.get("loss", 0.0) + (t1 - t0) + (time.time() - t2)
         for k, v in stats.items():
             if k != "tokens" and not math.isnan(v):
                 sums[k] = sums.get(k, 0.0) + w * v

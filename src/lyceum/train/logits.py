@@ -18,8 +18,8 @@ import torch
 from lyceum.errors import UserError
 from lyceum.models.local import CHUNK_BYTES
 
-__all__ = ["CHUNK_BYTES", "Head", "chunk_logits", "chunk_rows", "entropy", "iter_chunk_logits", "positions",
-           "source", "vocab_size"]
+__all__ = ["CHUNK_BYTES", "Head", "chunk_logits", "chunk_rows", "entropy", "head_source", "iter_chunk_logits",
+           "positions", "response_head", "source", "vocab_size"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,28 @@ class Head:
     hidden: torch.Tensor
     weight: torch.Tensor
     bias: torch.Tensor | None = None
+
+
+def head_source(lm, hidden: torch.Tensor, vocab: int):
+    """The LM head applied lazily: a ``Head`` over the first ``vocab`` output rows.
+
+    Families that scale or soft-cap their logits get real logits instead (correct, but ``[b, L, V]``).
+    """
+    cfg = lm.model.config
+    scale = getattr(cfg, "logit_scale", None)
+    if getattr(cfg, "final_logit_softcapping", None) or (isinstance(scale, (int, float)) and scale != 1):
+        return lm.logits(hidden)[..., :vocab]
+    head = lm.model.get_output_embeddings()
+    bias = head.bias[:vocab] if getattr(head, "bias", None) is not None else None
+    # the loss multiplies hidden by the weight outside autocast, so they must share a dtype
+    return Head(hidden.to(head.weight.dtype), head.weight[:vocab], bias)
+
+
+def response_head(lm, input_ids: torch.Tensor, attention_mask: torch.Tensor, start: int, vocab: int):
+    """``head_source`` of ``lm`` at the positions that predict ``input_ids[:, start:]`` (one body pass, no grad)."""
+    with torch.no_grad():
+        hidden = lm.hidden_states(input_ids.to(lm.device), attention_mask.to(lm.device))[:, start - 1: -1]
+    return head_source(lm, hidden, vocab)
 
 
 def source(src) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:

@@ -8,6 +8,7 @@ the two heads (the OPD loss does, for ``diagnostics_k`` > 0), else None (the eng
     opd_objective(cfg)                         on-policy distillation: ``losses.opd_loss`` against the teacher
     policy_objective("grpo", clip_low=0.2)     RL with a verifier: GRPO / GSPO on the signal's advantages
     mixed_objective(policy, opd, teacher_coef) both: the policy loss plus a weighted OPD term
+    rl_objective(rl_config)                    what an ``RLConfig`` asks for (policy, optionally mixed)
 """
 
 from __future__ import annotations
@@ -96,3 +97,18 @@ def mixed_objective(policy: Objective, opd: Objective, teacher_coef: float) -> O
                        "loss": float(total.detach())}, scan
 
     return objective
+
+
+def rl_objective(cfg, *, reference=None, vocab: int | None = None):
+    """The policy objective of ``cfg`` (GRPO/GSPO, clip, KL to ``reference``, MIS), plus the OPD teacher term
+    weighted by ``teacher_coef`` when the feedback also carries a teacher (mixed feedback)."""
+    kw: dict[str, Any] = {}
+    if cfg.kl_coef and reference is not None:
+        kw.update(reference=reference, kl_coef=cfg.kl_coef, vocab=vocab)
+    if cfg.mis:
+        kw["mis"] = cfg.mis
+    policy = policy_objective(cfg.loss, clip_low=cfg.clip_low or None, clip_high=cfg.clip_high or None,
+                              old=cfg.old, **kw)
+    if not cfg.teacher_coef:
+        return policy
+    return mixed_objective(policy, opd_objective(cfg), cfg.teacher_coef)

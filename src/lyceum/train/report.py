@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
 
 from lyceum import tables
 from lyceum.runs import RunDir
+from lyceum.tables import fmt_share, markdown_table
 
 # (file, title, [(metric key, label)], y label)
 PANELS = [
@@ -79,26 +79,22 @@ def plot_run(run: RunDir, *, smooth: int = 5) -> list[Path]:
     return written
 
 
-def _fmt(x: Any, pct: bool = False) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "-"
-    return f"{100 * x:.1f}%" if pct else f"{x:.3f}"
-
-
 def summary_rows(result) -> list[tuple[str, str, str]]:
     """(quantity, before / initial, after / final) rows for the run's closing table."""
     rows = []
     if result.evals:
-        rows.append(("student accuracy", _fmt(result.accuracy_before, True), _fmt(result.accuracy_after, True)))
+        rows.append(("student accuracy", fmt_share(result.accuracy_before, pct=True),
+                     fmt_share(result.accuracy_after, pct=True)))
     if result.reference_accuracy is not None:
-        rows.append(("teacher accuracy", _fmt(result.reference_accuracy, True), _fmt(result.reference_accuracy, True)))
+        teacher = fmt_share(result.reference_accuracy, pct=True)
+        rows.append(("teacher accuracy", teacher, teacher))
     if result.gap_recovery is not None:
-        rows.append(("gap recovery", "", _fmt(result.gap_recovery, True)))
+        rows.append(("gap recovery", "", fmt_share(result.gap_recovery, pct=True)))
     for key, label in [("overlap_ratio", "overlap ratio"), ("overlap_mass_student", "overlap mass (student)"),
                        ("overlap_mass_teacher", "overlap mass (teacher)"), ("overlap_advantage", "overlap advantage"),
                        ("entropy_gap", "entropy gap (nats)")]:
         if key in result.initial or key in result.final:
-            rows.append((label, _fmt(result.initial.get(key)), _fmt(result.final.get(key))))
+            rows.append((label, fmt_share(result.initial.get(key)), fmt_share(result.final.get(key))))
     return rows
 
 
@@ -131,12 +127,6 @@ def reading(result) -> str:
     return " ".join(out)
 
 
-def markdown_table(rows: list[tuple[str, str, str]], header=("", "before", "after")) -> str:
-    lines = [f"| {' | '.join(header)} |", "|" + "---|" * len(header)]
-    lines += [f"| {' | '.join(r)} |" for r in rows]
-    return "\n".join(lines)
-
-
 def write_report(run: RunDir, result, *, title: str, intro: str = "", plots: list[Path] = ()) -> Path:
     """``report.md``: the summary table, what the numbers mean, the plots."""
     from lyceum.train.engine import SUMMARY_WINDOW
@@ -144,7 +134,8 @@ def write_report(run: RunDir, result, *, title: str, intro: str = "", plots: lis
     parts = [f"# {title}", ""]
     if intro:
         parts += [intro, ""]
-    parts += [markdown_table(summary_rows(result), ("", "before / initial", "after / final")), "", reading(result), "",
+    parts += [markdown_table(["", "before / initial", "after / final"], summary_rows(result)), "", reading(result),
+              "",
               (f"Accuracy is greedy, on held-out prompts, graded by the verifier. Diagnostics (PAPERS.md §1) are token "
               f"means at the student's own rollouts, averaged over the first and the last {SUMMARY_WINDOW} steps. "
               "Gap recovery = (after - before) / (teacher - before)."), ""]
@@ -153,8 +144,9 @@ def write_report(run: RunDir, result, *, title: str, intro: str = "", plots: lis
         parts += ["## Evaluations", "", "| step | accuracy | gap recovery | reward AUROC | response length |",
                   "|---|---|---|---|---|"]
         for e in evals:
-            parts.append(f"| {e['step']} | {_fmt(e['accuracy'], True)} | {_fmt(e.get('gap_recovery'), True)} | "
-                         f"{_fmt(e.get('auroc'))} | {e.get('response_length', 0):.1f} |")
+            parts.append(f"| {e['step']} | {fmt_share(e['accuracy'], pct=True)} | "
+                         f"{fmt_share(e.get('gap_recovery'), pct=True)} | {fmt_share(e.get('auroc'))} | "
+                         f"{e.get('response_length', 0):.1f} |")
         parts.append("")
     if plots:
         parts += ["## Diagnostics over training", ""]

@@ -36,8 +36,7 @@ RL_HELP = {
 
 
 def register(verbs) -> None:
-    from lyceum.train.config import HELP
-    from lyceum.train.rl import RLConfig
+    from lyceum.train.config import HELP, RLConfig
 
     p = verbs.add_parser(
         "train", help="curriculum RL (GRPO/GSPO) of a local model with a verifier",
@@ -59,8 +58,11 @@ def register(verbs) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from lyceum.train.report import markdown_table, summary_rows
-    from lyceum.train.rl import RLConfig, rl_train, stage_table, write_rl_report
+    from lyceum.tables import markdown_table
+    from lyceum.train.config import RLConfig
+    from lyceum.train.report import summary_rows
+    from lyceum.train.rl import rl_train
+    from lyceum.train.rl_report import stage_table, write_rl_report
 
     cfg = config_from_args(args, RLConfig)
     result = rl_train(args.student, args.prompts, args.out, cfg, eval_rows=args.eval_prompts,
@@ -74,6 +76,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     rows = summary_rows(result.train)
     if rows:
         print()
-        print(markdown_table(rows, ("", "before", "after")))
+        print(markdown_table(["", "before", "after"], rows))
     print(f"\nrun folder: {result.run.path}  (trained model: {result.run.path / 'checkpoint' / 'model'})")
     return 0
