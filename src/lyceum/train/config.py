@@ -110,31 +110,32 @@ HELP = {
 
 @dataclass
 class RLConfig(OPDConfig):
-    """The engine's settings (``OPDConfig``) plus the RL ones. ``n`` is the group size without a curriculum."""
+    """The engine's settings (``OPDConfig``) plus the RL ones, each explained in ``RL_HELP``. ``n`` is the group size
+    without a curriculum."""
 
     lr: float = 1e-5
     verifier: str | None = "lab"
     # --- policy loss (lyceum.train.rl_losses)
-    loss: str = "gspo"  # grpo | gspo
-    clip_low: float = 0.0  # 0: the loss's default (GRPO 0.2; GSPO 3e-4)
-    clip_high: float = 0.0  # 0: the loss's default (GRPO 0.2; GSPO 4e-4)
-    scale_by_std: bool = True  # False: Dr. GRPO advantages (mean-centred only)
-    kl_coef: float = 0.0  # k3 KL to a frozen copy of the starting student
-    old: str = "current"  # behaviour log-probs: current (on-policy, ratio 1) | sampler (recorded at sampling)
-    mis_low: float = 0.0  # sequence-level masked importance sampling bounds; both 0: off
+    loss: str = "gspo"
+    clip_low: float = 0.0
+    clip_high: float = 0.0
+    scale_by_std: bool = True
+    kl_coef: float = 0.0
+    old: str = "current"
+    mis_low: float = 0.0
     mis_high: float = 0.0
-    teacher_coef: float = 0.0  # mixed feedback: weight of the OPD teacher term (needs a teacher)
+    teacher_coef: float = 0.0
     # --- curriculum (lyceum.train.curriculum)
-    curriculum: bool = True  # False: uniform sampling over the whole filtered pool
-    pass_rate_k: int = 8  # rollouts per prompt to estimate pass rates (0: no filtering)
+    curriculum: bool = True
+    pass_rate_k: int = 8
     max_pass_rate: float = 0.7
     drop_unsolved: bool = True
-    difficulty_key: str = "difficulty"  # row field giving difficulty (else the pass rate is used)
-    n_buckets: int = 0  # 0: one bucket per distinct difficulty value (3 when using pass rates)
-    thresholds: str = "0.6"  # per-stage reward that opens the next bucket (comma list; the last repeats)
-    group_sizes: str = ""  # per-stage rollouts per prompt (comma list; empty: n)
-    stage_max_new_tokens: str = ""  # per-stage max response length (comma list; empty: max_new_tokens)
-    window: int = 4  # steps of training reward averaged before a stage may advance
+    difficulty_key: str = "difficulty"
+    n_buckets: int = 0
+    thresholds: str = "0.6"
+    group_sizes: str = ""
+    stage_max_new_tokens: str = ""
+    window: int = 4
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -163,3 +164,28 @@ def number_list(text: str, name: str) -> list[float]:
         return [float(x) for x in str(text).split(",") if x.strip()]
     except ValueError:
         raise UserError(f"{name} must be a comma-separated list of numbers, got {text!r}") from None
+
+
+# One line of help per RL setting (the engine's settings are in HELP), the one place each is explained.
+RL_HELP = {
+    "loss": "grpo (token-level clipped ratio) or gspo (sequence-level, length-normalised ratio)",
+    "clip_low": "lower clip range of the ratio (0: the loss's default, GRPO 0.2 / GSPO 3e-4)",
+    "clip_high": "upper clip range of the ratio (0: the loss's default, GRPO 0.2 / GSPO 4e-4)",
+    "scale_by_std": "divide advantages by the group std (false: Dr. GRPO)",
+    "kl_coef": "weight of the k3 KL to the frozen starting student",
+    "old": "behaviour log-probs: current (on-policy) or sampler (recorded while sampling)",
+    "mis_low": "masked importance sampling: lower bound of the sequence ratio (both 0: off)",
+    "mis_high": "masked importance sampling: upper bound of the sequence ratio",
+    "teacher_coef": "mixed feedback: weight of the OPD teacher term (needs --teacher)",
+    "curriculum": "true: easiest bucket first, widen on reward; false: uniform over the pool",
+    "pass_rate_k": "rollouts per prompt for the pass-rate filter (0: no filter)",
+    "max_pass_rate": "drop prompts solved more often than this",
+    "drop_unsolved": "drop prompts never solved in pass_rate_k tries",
+    "difficulty_key": "prompt-row field that grades difficulty (else the pass rate)",
+    "n_buckets": "difficulty buckets (0: one per distinct value)",
+    "thresholds": "per-stage training reward that opens the next bucket, e.g. 0.6,0.7",
+    "group_sizes": "per-stage rollouts per prompt, e.g. 4,8 (empty: --n)",
+    "stage_max_new_tokens": "per-stage max response length, e.g. 32,64 (empty: --max-new-tokens)",
+    "window": "steps of training reward averaged before a stage may advance",
+    "verifier": "verifier that rewards answers: lab, olympiad or package.module:function",
+}
