@@ -227,3 +227,18 @@ def test_sampling_and_scoring_hold_for_other_architectures(kind):
     batch = lm.sample(["12+3+45=", "1="], max_new_tokens=6, temperature=0)
     alone = lm.sample(["1="], max_new_tokens=6, temperature=0)
     assert batch.tokens[1, :int(alone.lengths[0])].tolist() == alone.tokens[0, :int(alone.lengths[0])].tolist()
+
+
+@pytest.mark.parametrize("vocab", [30, 513, 32_000])
+def test_the_two_level_inverse_cdf_draws_the_tokens_of_one_cumulative_sum(vocab):
+    from lyceum.models.local import _inverse_cdf
+
+    g = torch.Generator().manual_seed(vocab)
+    z = 3 * torch.randn(256, vocab, generator=g)
+    weights = (z - z.amax(-1, keepdim=True)).exp()
+    u = torch.rand(256, 1, generator=g, dtype=torch.float64)
+    cdf = weights.cumsum(-1, dtype=torch.float64)
+    want = torch.searchsorted(cdf, u * cdf[:, -1:]).squeeze(-1)
+    tok, total = _inverse_cdf(weights, u)
+    assert torch.equal(tok, want)
+    torch.testing.assert_close(total, cdf[:, -1:], rtol=1e-12, atol=0)

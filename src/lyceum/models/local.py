@@ -216,9 +216,9 @@ class LocalLM:
         """``step(input_ids, attention_mask, position_ids, cache) -> logits [B, V]`` of the last position.
 
         Decoding a few rows is bound by reading the LM head's weight once per token. On a CPU, ``W @ h.T``
-        streams that weight about twice as fast as ``linear(h, W)`` (4 vs 9 ms per token at 32k x 256, 20 vs
-        42 ms at 151k; ``benchmarks/opd_vs_trl.py``), so a large head (``HEAD_STREAM_BYTES`` and up, no bias, no
-        logit scaling) is applied that way; small heads and other families keep the model's own forward.
+        streams that weight about twice as fast as ``linear(h, W)`` (``benchmarks/decode_step.py``), so a large
+        head (``HEAD_STREAM_BYTES`` and up, no bias, no logit scaling) is applied that way; small heads and other
+        families keep the model's own forward.
         """
         kw = self._cache_kw()
         head = self.model.get_output_embeddings()
@@ -392,25 +392,28 @@ def _inverse_cdf(weights: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, 
     """For each row, the first index whose float64 cumulative weight reaches ``u`` times the row total, and the
     total ([N, 1]).
 
-    Two levels instead of one cumulative sum over the whole vocabulary (sequential, ~25 ns per entry on a CPU,
-    a tenth of a 151k-vocabulary decode step): block sums, their cumulative sum, then the cumulative sum inside
-    the one block the draw lands in. Same distribution and, up to float64 rounding at a block boundary, the
-    same token as the one-level search.
+    Two levels instead of one sequential cumulative sum over the whole vocabulary: block sums, their cumulative
+    sum, then the cumulative sum inside the one block the draw lands in, with no [N, V] float64 temporary
+    (``benchmarks/decode_step.py``). Same distribution and, up to float64 rounding at a block boundary, the same
+    token as the one-level search (tested).
     """
     n, V = weights.shape
     if V <= CDF_BLOCK:  # one block: the plain cumulative sum
         cdf = weights.cumsum(-1, dtype=torch.float64)
         total = cdf[:, -1:]
         return torch.searchsorted(cdf, u * total).squeeze(-1).clamp_(max=V - 1), total
-    pad = (-V) % CDF_BLOCK
-    w = torch.nn.functional.pad(weights, (0, pad)) if pad else weights
-    blocks = w.view(n, -1, CDF_BLOCK).sum(-1, dtype=torch.float64).cumsum(-1)  # [N, V / B]
+    full = V - V % CDF_BLOCK
+    sums = weights[:, :full].view(n, -1, CDF_BLOCK).sum(-1, dtype=torch.float64)  # [N, V // B], no copy
+    if full < V:  # the last, shorter block
+        sums = torch.cat([sums, weights[:, full:].sum(-1, keepdim=True, dtype=torch.float64)], 1)
+    blocks = sums.cumsum(-1)
     total = blocks[:, -1:]
     target = u * total
     b = torch.searchsorted(blocks, target).clamp_(max=blocks.shape[1] - 1)  # [N, 1]
     before = torch.where(b > 0, blocks.gather(1, (b - 1).clamp(min=0)), torch.zeros_like(target))
-    inside = w.view(n, -1, CDF_BLOCK).gather(1, b[:, :, None].expand(n, 1, CDF_BLOCK))[:, 0]
-    local = inside.cumsum(-1, dtype=torch.float64) + before  # [N, B]
+    ids = b * CDF_BLOCK + torch.arange(CDF_BLOCK, device=weights.device)  # [N, B]
+    inside = weights.gather(1, ids.clamp(max=V - 1)).masked_fill_(ids >= V, 0)
+    local = inside.cumsum(-1, dtype=torch.float64) + before
     j = torch.searchsorted(local, target).clamp_(max=CDF_BLOCK - 1)
     tok = (b * CDF_BLOCK + j).squeeze(-1).clamp_(max=V - 1)
     return tok, total
