@@ -618,8 +618,8 @@ def markdown_table(records: list[dict], loss: dict | None) -> str:
     profiled = [(rec["setting"], side, r["phases"]) for rec in records for side, r in rec["sides"].items()
                 if r.get("phases")]
     if profiled:
-        lines += ["", "Where a lyceum step's time goes (median seconds per timed step, from the engine's `time_*` "
-                      "metrics; the rest of a step is bookkeeping):", "",
+        lines += ["", ("Where a lyceum step's time goes (median seconds per timed step, from the engine's `time_*` "
+                       "metrics; the rest of a step is bookkeeping):"), "",
                   "| setting | side | " + " | ".join(PHASES) + " | step |", "|---|---|" + "---:|" * (len(PHASES) + 1)]
         for st, side, ph in profiled:
             total = sum(ph.values())
