@@ -296,12 +296,26 @@ def run_lyceum(s: Setting, work: Path, prompts: dict, clock: StepClock, total_st
         result = train(student, TeacherFeedback(teacher, vocab), _BenchSchedule(rows, s, clock, total_steps), cfg,
                        run, objective=opd_objective(cfg), vocab=vocab, resume=False)
         assert result.steps == total_steps
+        phases = step_phases(run.read_metrics()[clock.warmup:])
     # the engine builds its optimizer with make_optimizer; build one more (state is lazy: nothing allocated)
     opt = make_optimizer([p for p in student.model.parameters() if p.requires_grad], cfg)
     flags = [k for k in ("fused", "foreach") if opt.defaults.get(k)]
     diag = "paper diagnostics every step" if diagnostics else "diagnostics off"
     return {"impl": f"lyceum {lyceum.__version__} engine.train (support=full, reverse_kl, {diag})",
-            "optimizer": type(opt).__name__ + (f"({', '.join(flags)})" if flags else "")}
+            "optimizer": type(opt).__name__ + (f"({', '.join(flags)})" if flags else ""), "phases": phases}
+
+
+PHASES = {"sampling": "time_rollout", "teacher scoring": "time_teacher", "loss (student forward, loss, backward)":
+          "time_loss", "optimizer": "time_optimizer"}
+
+
+def step_phases(rows: list[dict]) -> dict[str, float]:
+    """Where a timed step's time goes: the median seconds of each phase the engine logs (``time_*``)."""
+    import statistics
+
+    rows = [r for r in rows if r.get("event") == "train"]
+    return {name: round(statistics.median(r[key] for r in rows), 3) for name, key in PHASES.items()
+            if rows and all(key in r for r in rows)}
 
 
 def _trl_args(cls, s: Setting, out: Path, total_steps: int, **kw):
@@ -601,6 +615,16 @@ def markdown_table(records: list[dict], loss: dict | None) -> str:
         lines += [f"| {st} | {ours} | {theirs} | {_fmt(c.get('speedup'), '.2f')}x | "
                   f"{_fmt(c.get('speedup_cpu'), '.2f')}x | {_fmt(c.get('peak_rss_ratio'), '.2f')} |"
                   for st, ours, theirs, c in ratios]
+    profiled = [(rec["setting"], side, r["phases"]) for rec in records for side, r in rec["sides"].items()
+                if r.get("phases")]
+    if profiled:
+        lines += ["", ("Where a lyceum step's time goes (median seconds per timed step, from the engine's `time_*` "
+                       "metrics; the rest of a step is bookkeeping):"), "",
+                  "| setting | side | " + " | ".join(PHASES) + " | step |", "|---|---|" + "---:|" * (len(PHASES) + 1)]
+        for st, side, ph in profiled:
+            total = sum(ph.values())
+            cells = [f"{ph[n]:.2f} ({ph[n] / total:.0%})" if n in ph else "" for n in PHASES]
+            lines.append(f"| {st} | {side} | " + " | ".join(cells) + f" | {total:.2f} |")
     if records:
         lines += ["", ("tokens/s is the median step's rate; tokens/CPU-s divides the trained tokens by the process's "
                        "CPU time in the timed steps (with one thread it tracks the work done whatever else runs on "

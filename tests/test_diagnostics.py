@@ -10,10 +10,10 @@ from lyceum.train.diagnostics import (
     gap_recovery,
     response_thirds,
     sequence_reward,
-    token_diagnostics,
     topk_diagnostics,
 )
-from lyceum.train.losses import Head
+from lyceum.train.logits import Head
+from lyceum.train.scan import token_diagnostics
 
 
 def logits(probs):

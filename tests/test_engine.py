@@ -216,16 +216,17 @@ def test_probe_cli_ranks_and_reads_each_teacher(tmp_path, capsys):
 
 
 def test_one_pass_step_diagnostics_equal_the_reference_functions():
-    from lyceum.train.diagnostics import sequence_reward, token_diagnostics
-    from lyceum.train.engine import step_diagnostics
+    from lyceum.train.diagnostics import sequence_reward
     from lyceum.train.losses import token_logprobs
+    from lyceum.train.scan import token_diagnostics, token_scan
 
     g = torch.Generator().manual_seed(0)
     hs, ht = torch.randn(3, 7, 16, generator=g), torch.randn(3, 7, 16, generator=g)
     student, teacher = Head(hs, torch.randn(40, 16, generator=g)), Head(ht, 3 * torch.randn(40, 16, generator=g))
     tokens = torch.randint(0, 40, (3, 7), generator=g)
     mask = torch.tensor([[1] * 7, [1] * 4 + [0] * 3, [1] * 2 + [0] * 5])
-    diag, rewards = step_diagnostics(student, teacher, tokens, mask, k=5)
+    scan = token_scan(student, teacher, tokens, mask, k=5)
+    diag, rewards = scan.diagnostics(), scan.sequence_reward()
     ref = token_diagnostics(student, teacher, mask, k=5)
     assert diag.keys() == ref.keys()
     for key in ref:

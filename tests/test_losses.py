@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from lyceum.errors import UserError
-from lyceum.train.diagnostics import sequence_reward, token_diagnostics
+from lyceum.train.diagnostics import sequence_reward
 from lyceum.train.losses import Head, divergence, opd_loss, opd_loss_with_scan, token_logprobs
+from lyceum.train.scan import token_diagnostics
 
 TOPK = ["student_topk", "teacher_topk", "intersection", "union", "symmetric_difference"]
 KINDS = [("reverse_kl", 0.5), ("forward_kl", 0.5), ("jsd", 0.5), ("jsd", 0.2), ("jsd", 0.0), ("jsd", 1.0)]
@@ -229,7 +230,7 @@ def test_pg_sampled_matches_a_hand_computation():
     torch.testing.assert_close(s.grad, want, atol=1e-6, rtol=1e-5)
 
 
-def test_pg_topk_weights_each_candidate_by_the_renormalised_student_probability():
+def test_pg_renormalised_topk_weights_each_candidate_by_the_renormalised_student_probability():
     # p = [0.5, 0.3, 0.2], q = [0.2, 0.6, 0.2], student top-2 = {0, 1}:
     # p_bar = [5/8, 3/8], q_bar = [1/4, 3/4], A(0) = -(5/8) ln 2.5, A(1) = -(3/8) ln 0.5, ratio 1.
     # loss = -(A0 + A1) (= KL(p_bar || q_bar)); gradient -sum_v A(v)(e_v - p) reaches the token outside the
@@ -239,7 +240,7 @@ def test_pg_topk_weights_each_candidate_by_the_renormalised_student_probability(
     t = torch.tensor([0.2, 0.6, 0.2]).log().view(1, 1, 3)
     a0, a1 = -(5 / 8) * math.log(2.5), -(3 / 8) * math.log(0.5)
 
-    loss, stats = opd_loss(s, t, None, torch.ones(1, 1), support="student_topk", k=2, mode="pg")
+    loss, stats = opd_loss(s, t, None, torch.ones(1, 1), support="student_topk", k=2, mode="pg_renormalised")
     loss.backward()
 
     assert loss.item() == pytest.approx(-(a0 + a1), abs=1e-6)
@@ -252,6 +253,69 @@ def test_pg_topk_weights_each_candidate_by_the_renormalised_student_probability(
     direct.backward()
     assert direct.item() == pytest.approx(loss.item(), abs=1e-6)
     assert s2.grad.view(3)[2].item() == 0.0
+
+
+def paper_pg_loss(s, t, ids, old, mask, clip=0.2, clip_ratio_c=3.0):
+    """thunlp/OPD, transcribed: compute_distillation_reward (only_stu, student_p weights) + verl's dual-clip
+    PPO loss, summed over the support and averaged over the response tokens."""
+    S_logp_new = s.log_softmax(-1).gather(-1, ids)  # full-softmax log-probs at the student's top-k ids
+    T_on_S = t.log_softmax(-1).gather(-1, ids)
+    weights = torch.exp(old - torch.logsumexp(old, -1, keepdim=True))
+    rm_scores = -(old - T_on_S) * weights  # the per-candidate reward, used directly as the advantage
+    ratio = torch.exp(S_logp_new - old)
+    pg_losses1 = -rm_scores * ratio
+    pg_losses2 = -rm_scores * torch.clamp(ratio, 1 - clip, 1 + clip)
+    clip_pg_losses1 = torch.maximum(pg_losses1, pg_losses2)
+    clip_pg_losses2 = torch.min(-rm_scores * clip_ratio_c, clip_pg_losses1)
+    pg_losses = torch.where(rm_scores < 0, clip_pg_losses2, clip_pg_losses1).sum(-1)
+    return pg_losses[mask.bool()].mean()
+
+
+def renormalised_pg_loss(s, t, ids, old, mask, clip=0.2):
+    """Ours, transcribed: advantages from the log-ratio of the two distributions renormalised on the support
+    (current student, no dual clip)."""
+    lp_bar = s.gather(-1, ids).log_softmax(-1).detach()
+    lq_bar = t.gather(-1, ids).log_softmax(-1)
+    adv = -lp_bar.exp() * (lp_bar - lq_bar)
+    ratio = torch.exp(s.log_softmax(-1).gather(-1, ids) - old)
+    per_token = -torch.minimum(ratio * adv, torch.clamp(ratio, 1 - clip, 1 + clip) * adv)
+    return per_token.sum(-1)[mask.bool()].mean()
+
+
+@pytest.mark.parametrize("mode, reference", [("pg", paper_pg_loss), ("pg_renormalised", renormalised_pg_loss)])
+def test_pg_modes_equal_transcriptions_of_their_formulas(mode, reference):
+    # old log-probs away from the current ones, so ratios leave the clip range and (for the paper's form)
+    # some negative advantages meet the dual clip
+    s, t, _ = random_batch(seed=8)
+    mask = torch.ones(3, 7)
+    mask[2, 4:] = 0
+    ids = s.topk(4, -1).indices
+    g = torch.Generator().manual_seed(9)
+    old = (s.log_softmax(-1).gather(-1, ids) + 1.5 * torch.randn(ids.shape, generator=g)).detach()
+    s1, s2 = s.clone().requires_grad_(), s.clone().requires_grad_()
+
+    loss, stats = opd_loss(s1, t, None, mask, support="student_topk", k=4, mode=mode, old_logprobs=old)
+    want = reference(s2, t, ids, old, mask)
+    loss.backward()
+    want.backward()
+
+    torch.testing.assert_close(loss, want, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(s1.grad, s2.grad, atol=1e-5, rtol=1e-4)
+    assert stats["clip_fraction"] > 0
+    if mode == "pg":
+        assert stats["dual_clip_fraction"] > 0
+
+
+def test_the_two_pg_modes_differ_on_top_k_supports():
+    s, t, _ = random_batch(seed=10)
+    mask = torch.ones(3, 7)
+    grads = []
+    for mode in ("pg", "pg_renormalised"):
+        x = s.clone().requires_grad_()
+        opd_loss(x, t, None, mask, support="student_topk", k=4, mode=mode)[0].backward()
+        grads.append(x.grad.flatten())
+    cosine = torch.nn.functional.cosine_similarity(grads[0], grads[1], dim=0)
+    assert 0 < cosine < 0.999
 
 
 def test_pg_full_support_has_the_exact_reverse_kl_gradient():

@@ -89,18 +89,32 @@ def test_top_p_sampling_keeps_only_the_nucleus(lm):
 def test_score_matches_a_full_softmax_reference(lm):
     s = lm.sample(["12+3=", "7+8=", "1="], max_new_tokens=10, n=2, seed=1)
     ids, mask, start = s.sequences()
-    given = torch.randint(0, len(lm.tokenizer), (ids.shape[0], ids.shape[1] - start, 3))
-    sc = lm.score(ids, mask, start=start, topk=4, given_ids=given, entropy=True, chunk_size=5)
+    sc = lm.score(ids, mask, start=start, chunk_size=5)
     ref = reference_logprobs(lm, ids, mask)[:, start - 1: -1]
     m = sc.mask
     assert torch.equal(m, s.mask)
     assert torch.allclose(sc.logprobs, ref.gather(-1, ids[:, start:, None]).squeeze(-1) * m, atol=1e-5)
+
+
+def test_the_scan_of_a_models_head_matches_a_full_softmax_reference(lm):
+    # top-k sets, log-probs at another model's ids and entropies moved from LocalLM.score to the training scan
+    from lyceum.train.logits import response_head
+    from lyceum.train.scan import token_scan
+
+    s = lm.sample(["12+3=", "7+8=", "1="], max_new_tokens=10, n=2, seed=1)
+    ids, mask, start = s.sequences()
+    head = response_head(lm, ids, mask, start, lm.vocab_size)
+    scan = token_scan(head, head, ids[:, start:], mask[:, start:], k=4, chunk_size=5)
+    ref = reference_logprobs(lm, ids, mask)[:, start - 1: -1]
+    m = s.mask
     top = ref.topk(4, -1)
-    assert torch.allclose(sc.topk_logprobs, top.values * m[..., None], atol=1e-5)
-    assert torch.equal(sc.topk_ids[m.bool()], top.indices[m.bool()])
-    assert torch.allclose(sc.given_logprobs, ref.gather(-1, given) * m[..., None], atol=1e-5)
+    assert torch.allclose(scan.student_topk_logprobs, top.values * m[..., None], atol=1e-5)
+    assert torch.equal(scan.student_topk_ids[m.bool()], top.indices[m.bool()])
+    assert torch.allclose(scan.teacher_logprobs_at_student_topk, top.values * m[..., None], atol=1e-5)
+    assert torch.allclose(scan.student_token_logprobs, ref.gather(-1, ids[:, start:, None]).squeeze(-1) * m,
+                          atol=1e-5)
     ent = -(ref.exp() * ref).sum(-1)
-    assert torch.allclose(sc.entropy, ent * m, atol=1e-5)
+    assert torch.allclose(scan.student_entropy, ent * m, atol=1e-5)
 
 
 MEMORY_PROBE = textwrap.dedent("""
@@ -213,3 +227,18 @@ def test_sampling_and_scoring_hold_for_other_architectures(kind):
     batch = lm.sample(["12+3+45=", "1="], max_new_tokens=6, temperature=0)
     alone = lm.sample(["1="], max_new_tokens=6, temperature=0)
     assert batch.tokens[1, :int(alone.lengths[0])].tolist() == alone.tokens[0, :int(alone.lengths[0])].tolist()
+
+
+@pytest.mark.parametrize("vocab", [30, 513, 32_000])
+def test_the_two_level_inverse_cdf_draws_the_tokens_of_one_cumulative_sum(vocab):
+    from lyceum.models.local import _inverse_cdf
+
+    g = torch.Generator().manual_seed(vocab)
+    z = 3 * torch.randn(256, vocab, generator=g)
+    weights = (z - z.amax(-1, keepdim=True)).exp()
+    u = torch.rand(256, 1, generator=g, dtype=torch.float64)
+    cdf = weights.cumsum(-1, dtype=torch.float64)
+    want = torch.searchsorted(cdf, u * cdf[:, -1:]).squeeze(-1)
+    tok, total = _inverse_cdf(weights, u)
+    assert torch.equal(tok, want)
+    torch.testing.assert_close(total, cdf[:, -1:], rtol=1e-12, atol=0)

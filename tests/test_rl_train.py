@@ -11,7 +11,7 @@ from lyceum.models.local import build_tiny
 from lyceum.models.tokenizers import char_tokenizer
 from lyceum.runs import read_jsonl
 from lyceum.train.rl import RLConfig, rl_train
-from lyceum.train.verifier_feedback import register_verifier
+from lyceum.train.verifiers import register_verifier
 
 # tiny models: one thread is much faster than several fighting over a small shared CPU
 torch.set_num_threads(1)

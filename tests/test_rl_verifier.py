@@ -3,8 +3,9 @@
 import pytest
 
 from lyceum.errors import UserError
+from lyceum.lab.hooks import lab_verifier
 from lyceum.lab.tasks import Problem, render_prompt, render_response
-from lyceum.train.verifier_feedback import get_verifier, lab_verifier, reward, rewards
+from lyceum.train.verifiers import get_verifier, reward, rewards
 
 
 def test_reward_is_the_mean_over_sub_answers():

@@ -41,18 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module, help_text) in SYSTEMS.items():
         sub = systems.add_parser(name, help=help_text, description=help_text)
         verbs = sub.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
-        try:
-            importlib.import_module(module).register(verbs)
-        except ModuleNotFoundError as e:
-            if not e.name or not e.name.startswith("lyceum"):
-                raise
-            # a system still being built: show it, say so
-            sub.set_defaults(func=lambda args, n=name: _not_built(n))
+        importlib.import_module(module).register(verbs)
     return parser
-
-
-def _not_built(name: str) -> int:
-    raise UserError(f"the '{name}' system is not available in this build")
 
 
 def main(argv: list[str] | None = None) -> int:

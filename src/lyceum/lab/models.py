@@ -217,10 +217,11 @@ def accuracy(lm: Any, rows: list[dict], *, max_new: int | None = None, batch_siz
         max_new = max(max_new_tokens(r.get("digits", 1), r.get("operands", 2)) for r in rows)
     right: dict[int, list[float]] = {}
     patterns: dict[str, int] = {}
-    for a in range(0, len(rows), batch_size):
-        chunk = rows[a: a + batch_size]
-        s = lm.sample([r["prompt"] for r in chunk], max_new_tokens=max_new, temperature=temperature, seed=seed + a)
-        for r, text in zip(chunk, s.texts):
+    from lyceum.train.rollout import sample_batches
+
+    for a, s in sample_batches(lm, [r["prompt"] for r in rows], max_new_tokens=max_new, prompts_per_call=batch_size,
+                               temperature=temperature, seed=seed, seed_by="row"):
+        for r, text in zip(rows[a: a + batch_size], s.texts):
             right.setdefault(r.get("digits", 0), []).append(tasks.verify(r["prompt"], text))
             p = tasks.detect_pattern(r["prompt"], text) or "other"
             patterns[p] = patterns.get(p, 0) + 1

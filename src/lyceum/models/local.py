@@ -4,7 +4,7 @@
     lm = build_tiny("llama", tokenizer=tok, hidden=64, layers=2, heads=4, seed=0)
     s = lm.sample(["12+34="], max_new_tokens=32, n=4, seed=0)    # s.tokens, s.logprobs, s.mask, s.finish_reasons
     ids, mask, start = s.sequences()
-    sc = lm.score(ids, mask, start=start, topk=16)                # sc.logprobs [B, T-start], sc.topk_ids, ...
+    sc = lm.score(ids, mask, start=start)                         # sc.logprobs [B, T-start], sc.mask
 
 Sampling is our own loop rather than ``model.generate``: the prompt batch is prefilled once (left padding,
 real position ids), the KV cache is repeated ``n`` times instead of re-running the prompt, then one token per
@@ -27,7 +27,11 @@ import torch
 
 from lyceum.errors import UserError
 
-# Positions per LM-head chunk are chosen so one chunk of float32 logits is about this many bytes.
+# An LM head this large is streamed as W @ h.T when decoding on a CPU (see LocalLM._decode_step).
+HEAD_STREAM_BYTES = 8 * 2**20
+
+# Positions per LM-head chunk are chosen so one chunk of float32 logits is about this many bytes (the one
+# definition: the training losses and scan chunk by the same budget, lyceum.train.logits).
 CHUNK_BYTES = 64 * 2**20
 
 
@@ -108,10 +112,6 @@ class Scores:
 
     logprobs: torch.Tensor  # [B, T'] log p(x_t | x_<t) of the realised tokens
     mask: torch.Tensor  # [B, T'] float32
-    topk_ids: torch.Tensor | None = None  # [B, T', k]
-    topk_logprobs: torch.Tensor | None = None  # [B, T', k]
-    given_logprobs: torch.Tensor | None = None  # [B, T', K] log-probs of the ids passed as given_ids
-    entropy: torch.Tensor | None = None  # [B, T']
 
 
 # --------------------------------------------------------------------------------------------------- model
@@ -212,6 +212,35 @@ class LocalLM:
 
     # ---- sampling
 
+    def _decode_step(self):
+        """``step(input_ids, attention_mask, position_ids, cache) -> logits [B, V]`` of the last position.
+
+        Decoding a few rows is bound by reading the LM head's weight once per token. On a CPU, ``W @ h.T``
+        streams that weight about twice as fast as ``linear(h, W)`` (``benchmarks/decode_step.py``), so a large
+        head (``HEAD_STREAM_BYTES`` and up, no bias, no logit scaling) is applied that way; small heads and other
+        families keep the model's own forward.
+        """
+        kw = self._cache_kw()
+        head = self.model.get_output_embeddings()
+        cfg = self.model.config
+        scale = getattr(cfg, "logit_scale", None)
+        plain = (getattr(head, "bias", None) is None and not getattr(cfg, "final_logit_softcapping", None)
+                 and not (isinstance(scale, (int, float)) and scale != 1))
+        weight = head.weight
+        if not (plain and weight.device.type == "cpu" and weight.numel() * weight.element_size() >= HEAD_STREAM_BYTES):
+            def step(input_ids, attention_mask, position_ids, cache):
+                out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                                 use_cache=True, logits_to_keep=1, **{kw: cache})
+                return out.logits[:, -1]
+            return step
+
+        def streamed(input_ids, attention_mask, position_ids, cache):
+            out = self.model.base_model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                                        use_cache=True, **{kw: cache})
+            return (weight @ out.last_hidden_state[:, -1].T).T
+        return streamed
+
+
     @torch.no_grad()
     def sample(self, prompts: Sequence[str] | Sequence[Sequence[int]], max_new_tokens: int = 256, *,
                temperature: float = 1.0, top_p: float = 1.0, n: int = 1, seed: int | None = None,
@@ -250,9 +279,8 @@ class LocalLM:
         try:
             cache = DynamicCache(config=self.model.config)
             pos = position_ids_from_mask(prompt_mask)
-            out = self.model(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=pos,
-                             use_cache=True, logits_to_keep=1, **{self._cache_kw(): cache})
-            logits = out.logits[:, -1]
+            step = self._decode_step()
+            logits = step(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=pos, cache=cache)
             if n > 1:  # the prompt is computed once; its cache is shared by the n samples
                 cache.batch_repeat_interleave(n)
                 logits = logits.repeat_interleave(n, 0)
@@ -280,9 +308,8 @@ class LocalLM:
                     break
                 attn = torch.cat([attn, attn.new_ones((attn.shape[0], 1))], 1)
                 last_pos = last_pos + 1
-                out = self.model(input_ids=tok[:, None], attention_mask=attn, position_ids=last_pos[:, None],
-                                 use_cache=True, **{self._cache_kw(): cache})
-                logits = out.logits[:, -1]
+                logits = step(input_ids=tok[:, None], attention_mask=attn, position_ids=last_pos[:, None],
+                              cache=cache)
         finally:
             self.model.train(was_training)
 
@@ -302,14 +329,12 @@ class LocalLM:
 
     @torch.no_grad()
     def score(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, *, start: int = 1,
-              topk: int = 0, given_ids: torch.Tensor | None = None, entropy: bool = False,
               chunk_size: int | None = None) -> Scores:
-        """Score ``input_ids[:, start:]`` given their prefixes, chunk by chunk over non-padding positions.
+        """Log-probs of ``input_ids[:, start:]`` given their prefixes, chunk by chunk over non-padding positions.
 
-        Returns the log-probs of the realised tokens, optionally the ``topk`` most likely ids and their
-        log-probs, the log-probs of ``given_ids`` (``[B, T-start, K]``, e.g. another model's top-k ids) and the
-        entropy, all at each scored position. ``chunk_size`` is positions per LM-head call (default: about
-        64 MiB of float32 logits).
+        ``chunk_size`` is positions per LM-head call (default: about ``CHUNK_BYTES`` of float32 logits). Top-k
+        sets, entropies and another model's log-probs at them are the training scan's job
+        (``lyceum.train.scan.token_scan``).
         """
         if not 1 <= start < input_ids.shape[1] + 1:
             raise ValueError(f"start must be in [1, {input_ids.shape[1]}], got {start}")
@@ -322,39 +347,22 @@ class LocalLM:
         flat = mask.reshape(-1).nonzero().squeeze(1)  # only real tokens reach the LM head
         h = hidden.reshape(B * T, -1)[flat]
         tgt = targets.reshape(-1)[flat]
-        giv = given_ids.to(self.device).reshape(B * T, -1)[flat] if given_ids is not None else None
 
         lp = torch.zeros(B * T, device=self.device)
-        tk_ids = torch.zeros(B * T, topk, dtype=torch.long, device=self.device) if topk else None
-        tk_lp = torch.zeros(B * T, topk, device=self.device) if topk else None
-        g_lp = torch.zeros(B * T, giv.shape[1], device=self.device) if giv is not None else None
-        ent = torch.zeros(B * T, device=self.device) if entropy else None
         step = chunk_size or max(1, CHUNK_BYTES // (4 * self.vocab_size))
         for a in range(0, h.shape[0], step):
-            rows = flat[a: a + step]
             logp = self.logits(h[a: a + step])
             logp -= torch.logsumexp(logp, -1, keepdim=True)  # in place: one [chunk, V] tensor, not two
-            lp[rows] = logp.gather(-1, tgt[a: a + step, None]).squeeze(-1)
-            if topk:
-                v, i = logp.topk(topk, -1)
-                tk_ids[rows], tk_lp[rows] = i, v
-            if giv is not None:
-                g_lp[rows] = logp.gather(-1, giv[a: a + step])
-            if entropy:
-                ent[rows] = -(logp.exp() * logp).sum(-1)
+            lp[flat[a: a + step]] = logp.gather(-1, tgt[a: a + step, None]).squeeze(-1)
             del logp
-
-        def shape(x):
-            return None if x is None else x.reshape(B, T, *x.shape[1:])
-
-        return Scores(shape(lp), mask, shape(tk_ids), shape(tk_lp), shape(g_lp), shape(ent))
+        return Scores(lp.reshape(B, T), mask)
 
 
 def _draw(logits: torch.Tensor, temperature: float, top_p: float,
           gen: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
     """One token per row and its log-prob under the distribution it was drawn from.
 
-    Inverse-CDF sampling (one uniform per row against a float64 cumulative sum) rather than
+    Inverse-CDF sampling (one uniform per row against float64 cumulative sums, ``_inverse_cdf``) rather than
     ``torch.multinomial``, which on CPU draws one random number per vocabulary entry: at a 151k vocabulary
     that is ~7x slower per decode step. The distribution is the same.
     """
@@ -369,12 +377,46 @@ def _draw(logits: torch.Tensor, temperature: float, top_p: float,
         drop = (probs.cumsum(-1) - probs) > top_p  # keep the smallest prefix whose mass reaches top_p
         z = z.scatter(-1, idx, srt.masked_fill(drop, float("-inf")))
     top = z.amax(-1, keepdim=True)
-    cdf = torch.sub(z, top).exp_().cumsum(-1, dtype=torch.float64)
-    total = cdf[:, -1:]
-    u = torch.rand(z.shape[0], 1, generator=gen, dtype=torch.float64, device=z.device) * total
-    tok = torch.searchsorted(cdf, u).squeeze(-1).clamp_(max=z.shape[-1] - 1)
+    weights = torch.sub(z, top).exp_()
+    u = torch.rand(z.shape[0], 1, generator=gen, dtype=torch.float64, device=z.device)
+    tok, total = _inverse_cdf(weights, u)
     lse = top.squeeze(-1) + total.squeeze(-1).log().to(z.dtype)
     return tok, z.gather(-1, tok[:, None]).squeeze(-1) - lse
+
+
+# vocabulary entries per block of the two-level inverse CDF
+CDF_BLOCK = 512
+
+
+def _inverse_cdf(weights: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each row, the first index whose float64 cumulative weight reaches ``u`` times the row total, and the
+    total ([N, 1]).
+
+    Two levels instead of one sequential cumulative sum over the whole vocabulary: block sums, their cumulative
+    sum, then the cumulative sum inside the one block the draw lands in, with no [N, V] float64 temporary
+    (``benchmarks/decode_step.py``). Same distribution and, up to float64 rounding at a block boundary, the same
+    token as the one-level search (tested).
+    """
+    n, V = weights.shape
+    if V <= CDF_BLOCK:  # one block: the plain cumulative sum
+        cdf = weights.cumsum(-1, dtype=torch.float64)
+        total = cdf[:, -1:]
+        return torch.searchsorted(cdf, u * total).squeeze(-1).clamp_(max=V - 1), total
+    full = V - V % CDF_BLOCK
+    sums = weights[:, :full].view(n, -1, CDF_BLOCK).sum(-1, dtype=torch.float64)  # [N, V // B], no copy
+    if full < V:  # the last, shorter block
+        sums = torch.cat([sums, weights[:, full:].sum(-1, keepdim=True, dtype=torch.float64)], 1)
+    blocks = sums.cumsum(-1)
+    total = blocks[:, -1:]
+    target = u * total
+    b = torch.searchsorted(blocks, target).clamp_(max=blocks.shape[1] - 1)  # [N, 1]
+    before = torch.where(b > 0, blocks.gather(1, (b - 1).clamp(min=0)), torch.zeros_like(target))
+    ids = b * CDF_BLOCK + torch.arange(CDF_BLOCK, device=weights.device)  # [N, B]
+    inside = weights.gather(1, ids.clamp(max=V - 1)).masked_fill_(ids >= V, 0)
+    local = inside.cumsum(-1, dtype=torch.float64) + before
+    j = torch.searchsorted(local, target).clamp_(max=CDF_BLOCK - 1)
+    tok = (b * CDF_BLOCK + j).squeeze(-1).clamp_(max=V - 1)
+    return tok, total
 
 
 # --------------------------------------------------------------------------------------------------- loading

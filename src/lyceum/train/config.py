@@ -1,4 +1,6 @@
-"""The settings of an on-policy run: one flat dataclass of plain values (YAML file, CLI flags, or Python).
+"""The settings of an on-policy run: flat dataclasses of plain values (YAML file, CLI flags, or Python).
+
+``OPDConfig`` is the engine's; ``RLConfig`` adds the policy loss and the curriculum of ``lyceum.train.rl``.
 
     cfg = OPDConfig(steps=200, lr=1e-3, support="student_topk", k=16)
     cfg = config_from_dict(OPDConfig, load_config("opd.yaml"))     # unknown keys are refused by name
@@ -17,41 +19,43 @@ from lyceum.errors import UserError
 
 @dataclass
 class OPDConfig:
+    """Every setting is explained once, in ``HELP`` below (also the text of its CLI flag)."""
+
     # --- run
     steps: int = 100
     seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    dtype: str = "auto"  # auto (bf16 autocast on a bf16 GPU, float32 elsewhere) | bf16 | fp32
+    device: str = "auto"
+    dtype: str = "auto"
     # --- rollouts
     prompts_per_step: int = 16
-    n: int = 4  # rollouts per prompt
+    n: int = 4
     max_new_tokens: int = 256
     temperature: float = 1.0
     top_p: float = 1.0
-    schedule: str = "uniform"  # prompt schedule: uniform (more in lyceum.train.schedules)
-    length_schedule: str = ""  # growing max length, STEP:TOKENS milestones, e.g. "0:64,100:128" ("" = fixed)
+    schedule: str = "uniform"
+    length_schedule: str = ""
     # --- loss (lyceum.train.losses.opd_loss)
-    support: str = "student_topk"  # sampled | student_topk | teacher_topk | intersection | union | full
+    support: str = "student_topk"
     k: int = 16
-    kind: str = "reverse_kl"  # reverse_kl | forward_kl | jsd
-    beta: float = 0.5  # jsd only
-    mode: str = "direct"  # direct | pg
-    clip: float = 0.2  # pg only
+    kind: str = "reverse_kl"
+    beta: float = 0.5
+    mode: str = "direct"
+    clip: float = 0.2
     # --- optimisation
     lr: float = 1e-6
     weight_decay: float = 0.0
     warmup_steps: int = 0
-    lr_schedule: str = "constant"  # constant | cosine (after warmup)
+    lr_schedule: str = "constant"
     max_grad_norm: float = 1.0
-    micro_batch_size: int = 16  # rollouts per forward/backward; gradients accumulate over a step's batches
+    micro_batch_size: int = 16
     # --- diagnostics, evaluation, checkpoints
     diagnostics_k: int = 16
     diagnostics_every: int = 1
-    eval_every: int = 20  # 0: only before and after training
-    eval_max_new_tokens: int = 0  # 0: same as max_new_tokens
+    eval_every: int = 20
+    eval_max_new_tokens: int = 0
     eval_batch_size: int = 64
-    verifier: str | None = None  # a name from lyceum.train.verifier_feedback (e.g. "lab")
-    checkpoint_every: int = 50  # 0: only at the end; -1: never
+    verifier: str | None = None
+    checkpoint_every: int = 50
 
     def __post_init__(self) -> None:
         positive = ("steps", "prompts_per_step", "n", "max_new_tokens", "micro_batch_size", "k", "diagnostics_k",
@@ -78,3 +82,110 @@ class OPDConfig:
     @classmethod
     def names(cls) -> list[str]:
         return [f.name for f in fields(cls)]
+
+
+# One line of help per setting, the one place a setting is explained; the CLI flags are generated from
+# OPDConfig and this dict, so they never drift apart.
+HELP = {
+    "steps": "optimizer steps", "seed": "random seed", "device": "auto, cpu, cuda or cuda:N",
+    "dtype": "auto (bf16 autocast on a bf16 GPU), bf16 or fp32",
+    "prompts_per_step": "prompts per step (per process)", "n": "rollouts per prompt",
+    "max_new_tokens": "maximum response length", "temperature": "sampling temperature of the rollouts",
+    "top_p": "nucleus sampling of the rollouts", "schedule": "prompt schedule (uniform; more in lyceum.train.schedules)",
+    "length_schedule": "growing max length as STEP:TOKENS milestones, e.g. 0:64,100:128",
+    "support": "sampled, student_topk, teacher_topk, intersection, union or full",
+    "k": "top-k size of the loss support", "kind": "reverse_kl, forward_kl or jsd", "beta": "jsd mixing weight",
+    "mode": "direct (gradient of the divergence), pg (the paper code's update: full-softmax advantages, dual clip) "
+            "or pg_renormalised (ours: advantages from the renormalised log-ratio)",
+    "clip": "ratio clip of the pg mode", "lr": "learning rate (AdamW)", "weight_decay": "AdamW weight decay",
+    "warmup_steps": "linear warm-up steps", "lr_schedule": "constant or cosine",
+    "max_grad_norm": "gradient clipping norm", "micro_batch_size": "rollouts per forward/backward (accumulation)",
+    "diagnostics_k": "k of the top-k overlap diagnostics", "diagnostics_every": "compute diagnostics every N steps",
+    "eval_every": "evaluate every N steps (0: only before and after)",
+    "eval_max_new_tokens": "response length at evaluation (0: max_new_tokens)",
+    "eval_batch_size": "prompts per evaluation batch", "verifier": "verifier for accuracy, by name (lab, olympiad) or as package.module:function",
+    "checkpoint_every": "checkpoint every N steps (0: only at the end, -1: never)",
+}
+
+
+@dataclass
+class RLConfig(OPDConfig):
+    """The engine's settings (``OPDConfig``) plus the RL ones, each explained in ``RL_HELP``. ``n`` is the group size
+    without a curriculum."""
+
+    lr: float = 1e-5
+    verifier: str | None = "lab"
+    # --- policy loss (lyceum.train.rl_losses)
+    loss: str = "gspo"
+    clip_low: float = 0.0
+    clip_high: float = 0.0
+    scale_by_std: bool = True
+    kl_coef: float = 0.0
+    old: str = "current"
+    mis_low: float = 0.0
+    mis_high: float = 0.0
+    teacher_coef: float = 0.0
+    # --- curriculum (lyceum.train.curriculum)
+    curriculum: bool = True
+    pass_rate_k: int = 8
+    max_pass_rate: float = 0.7
+    drop_unsolved: bool = True
+    difficulty_key: str = "difficulty"
+    n_buckets: int = 0
+    thresholds: str = "0.6"
+    group_sizes: str = ""
+    stage_max_new_tokens: str = ""
+    window: int = 4
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        from lyceum.train.rl_losses import LOSSES
+
+        if self.loss not in LOSSES:
+            raise UserError(f"unknown RL loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        if self.old not in ("current", "sampler"):
+            raise UserError(f"old must be current or sampler, got {self.old!r}")
+        if (self.mis_low or self.mis_high) and not 0 <= self.mis_low < self.mis_high:
+            raise UserError(f"masked importance sampling needs 0 <= mis_low < mis_high, got "
+                            f"{self.mis_low} and {self.mis_high}")
+        if self.pass_rate_k < 0 or self.window < 1 or self.n_buckets < 0:
+            raise UserError("pass_rate_k and n_buckets must be >= 0 and window >= 1")
+        for name in ("thresholds", "group_sizes", "stage_max_new_tokens"):
+            number_list(getattr(self, name), name)
+
+    @property
+    def mis(self) -> tuple[float, float] | None:
+        return (self.mis_low, self.mis_high) if self.mis_high else None
+
+
+def number_list(text: str, name: str) -> list[float]:
+    """The numbers of a comma-separated setting such as ``thresholds="0.6,0.8"``."""
+    try:
+        return [float(x) for x in str(text).split(",") if x.strip()]
+    except ValueError:
+        raise UserError(f"{name} must be a comma-separated list of numbers, got {text!r}") from None
+
+
+# One line of help per RL setting (the engine's settings are in HELP), the one place each is explained.
+RL_HELP = {
+    "loss": "grpo (token-level clipped ratio) or gspo (sequence-level, length-normalised ratio)",
+    "clip_low": "lower clip range of the ratio (0: the loss's default, GRPO 0.2 / GSPO 3e-4)",
+    "clip_high": "upper clip range of the ratio (0: the loss's default, GRPO 0.2 / GSPO 4e-4)",
+    "scale_by_std": "divide advantages by the group std (false: Dr. GRPO)",
+    "kl_coef": "weight of the k3 KL to the frozen starting student",
+    "old": "behaviour log-probs: current (on-policy) or sampler (recorded while sampling)",
+    "mis_low": "masked importance sampling: lower bound of the sequence ratio (both 0: off)",
+    "mis_high": "masked importance sampling: upper bound of the sequence ratio",
+    "teacher_coef": "mixed feedback: weight of the OPD teacher term (needs --teacher)",
+    "curriculum": "true: easiest bucket first, widen on reward; false: uniform over the pool",
+    "pass_rate_k": "rollouts per prompt for the pass-rate filter (0: no filter)",
+    "max_pass_rate": "drop prompts solved more often than this",
+    "drop_unsolved": "drop prompts never solved in pass_rate_k tries",
+    "difficulty_key": "prompt-row field that grades difficulty (else the pass rate)",
+    "n_buckets": "difficulty buckets (0: one per distinct value)",
+    "thresholds": "per-stage training reward that opens the next bucket, e.g. 0.6,0.7",
+    "group_sizes": "per-stage rollouts per prompt, e.g. 4,8 (empty: --n)",
+    "stage_max_new_tokens": "per-stage max response length, e.g. 32,64 (empty: --max-new-tokens)",
+    "window": "steps of training reward averaged before a stage may advance",
+    "verifier": "verifier that rewards answers: lab, olympiad or package.module:function",
+}

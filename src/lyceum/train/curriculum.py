@@ -26,6 +26,7 @@ from statistics import fmean
 from typing import Any
 
 from lyceum.errors import UserError
+from lyceum.train.config import number_list
 
 # ---------------------------------------------------------------------------------------------------------
 # pass-rate estimation and filtering
@@ -265,3 +266,38 @@ def stages_from_config(n_buckets: int, *, thresholds: float | Sequence[float] = 
     return [Stage(group_size=int(at(group_sizes, i)), max_new_tokens=int(at(max_new_tokens, i)),
                   advance_at=None if i == n_buckets - 1 else float(at(thresholds, i)), buckets=i + 1)
             for i in range(n_buckets)]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# set-up from an RLConfig
+
+
+def estimate_pass_rates(student, rows: list[dict], verifier, *, k: int, max_new_tokens: int, seed: int = 0,
+                        batch_size: int = 64, autocast=None) -> list[float]:
+    """Each row's mean verifier reward over ``k`` sampled student responses (temperature 1)."""
+    from lyceum.train.rollout import sample_batches
+    from lyceum.train.verifiers import reward
+
+    def generate(prompts: list[str], k: int) -> list[list[str]]:
+        out: list[list[str]] = []
+        for _, s in sample_batches(student, prompts, n=k, max_new_tokens=max_new_tokens,
+                                   prompts_per_call=max(1, batch_size // k), seed=seed, desc="pass rates",
+                                   autocast=autocast):
+            out += [s.texts[j * k:(j + 1) * k] for j in range(len(s.texts) // k)]
+        return out
+
+    return pass_rates(rows, generate, lambda row, text: reward(verifier, row, text), k)
+
+
+def build_curriculum(rows: list[dict], cfg, *, rank: int = 0, world_size: int = 1):
+    """Buckets from ``rows`` and the stages of ``cfg`` (or the uniform baseline when ``cfg.curriculum`` is off)."""
+    buckets = difficulty_buckets(rows, key=cfg.difficulty_key, n_buckets=cfg.n_buckets or None)
+    groups = [int(x) for x in number_list(cfg.group_sizes, "group_sizes")] or [cfg.n]
+    lengths = [int(x) for x in number_list(cfg.stage_max_new_tokens, "stage_max_new_tokens")] or [cfg.max_new_tokens]
+    common = {"prompts_per_step": cfg.prompts_per_step, "seed": cfg.seed, "rank": rank,
+              "world_size": world_size}
+    if not cfg.curriculum:
+        return Curriculum.uniform(buckets, group_size=groups[0], max_new_tokens=lengths[0], **common)
+    stages = stages_from_config(len(buckets), thresholds=number_list(cfg.thresholds, "thresholds") or [0.6],
+                                group_sizes=groups, max_new_tokens=lengths)
+    return Curriculum(buckets, stages, window=cfg.window, **common)

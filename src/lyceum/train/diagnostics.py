@@ -13,8 +13,9 @@ S^q = TopK(q_t, k):
 - entropy_student       H(p_t);  entropy_teacher  H(q_t);  entropy_gap  |H(q_t) - H(p_t)| (per position)
 
 Each is a token mean over the mask, overall and per third of each response (``<name>/first``, ``/middle``,
-``/last``: the i-th of a response's L response tokens falls in third floor(3 i / L)). Logits are read a chunk of
-positions at a time, so at most a chunk of float32 ``[chunk, V]`` exists at once.
+``/last``: the i-th of a response's L response tokens falls in third floor(3 i / L)). The per-position
+quantities come from the scan (``lyceum.train.scan``), read off the logits inside the loss's chunk loop; this
+module turns them into the numbers above.
 
 Plus the run-level numbers: ``sequence_reward`` (mean_t(log q - log p) per rollout), ``auroc`` of a score for
 separating correct from incorrect rollouts, and ``gap_recovery``.
@@ -28,7 +29,7 @@ from collections.abc import Sequence
 import torch
 
 from lyceum.errors import UserError
-from lyceum.train.losses import chunk_rows, iter_chunk_logits, positions, vocab_size
+from lyceum.train.logits import positions
 
 METRICS = (
     "overlap_ratio",
@@ -40,11 +41,6 @@ METRICS = (
     "entropy_gap",
 )
 BUCKETS = ("first", "middle", "last")
-
-
-def _entropy(lp: torch.Tensor) -> torch.Tensor:
-    p = lp.exp()
-    return -torch.where(p > 0, p * lp, p.new_zeros(())).sum(-1)
 
 
 def _position_diagnostics(
@@ -74,13 +70,6 @@ def _position_diagnostics(
     }
 
 
-def _from_logits(zs: torch.Tensor, zt: torch.Tensor, k: int) -> dict[str, torch.Tensor]:
-    lp, lq = zs.log_softmax(-1), zt.log_softmax(-1)
-    s_logp, s_ids = lp.topk(k, -1)
-    t_ids = zt.topk(k, -1).indices
-    return _position_diagnostics(s_ids, s_logp, t_ids, lq.gather(1, s_ids), _entropy(lp), _entropy(lq))
-
-
 def _nanmean(x: torch.Tensor) -> float:
     x = x[~torch.isnan(x)]
     return float(x.double().mean()) if x.numel() else math.nan
@@ -93,36 +82,6 @@ def response_thirds(mask: torch.Tensor) -> torch.Tensor:
     rank = m.long().cumsum(1) - 1
     length = m.sum(1, keepdim=True).clamp_min(1)
     return torch.where(m, (3 * rank) // length, -1)
-
-
-@torch.no_grad()
-def token_diagnostics(
-    student_logits, teacher_logits, mask: torch.Tensor, k: int = 16, *, chunk_size: int | None = None
-) -> dict[str, float]:
-    """Token-mean diagnostics over ``mask`` (``[B, T]``), overall and per response third, plus ``tokens``.
-
-    ``student_logits``/``teacher_logits`` are ``[B, T, V]`` logits aligned with the mask, or ``losses.Head``s.
-    A metric with no tokens to average (an empty bucket, or no shared top-k token anywhere for
-    ``overlap_advantage``) is nan.
-    """
-    if vocab_size(student_logits) != vocab_size(teacher_logits):
-        raise UserError(
-            f"student and teacher vocabularies differ ({vocab_size(student_logits)} vs "
-            f"{vocab_size(teacher_logits)}); the diagnostics need a shared tokenizer"
-        )
-    if k < 1:
-        raise UserError(f"the diagnostics need k >= 1, got {k}")
-    k = min(k, vocab_size(student_logits))
-    bi, ti = positions(mask, tuple(mask.shape), mask.device)
-    chunk = chunk_rows(bi.numel(), vocab_size(student_logits), chunk_size)
-    per_pos = {name: torch.empty(bi.numel(), dtype=torch.float32, device=mask.device) for name in METRICS}
-    student_chunks = iter_chunk_logits(student_logits, bi, ti, chunk)
-    teacher_chunks = iter_chunk_logits(teacher_logits, bi, ti, chunk)
-    for (s, e, zs), (_, _, zt) in zip(student_chunks, teacher_chunks):
-        for name, value in _from_logits(zs, zt, k).items():
-            per_pos[name][s:e] = value
-
-    return _summarise(per_pos, mask, bi, ti)
 
 
 def _summarise(per_pos: dict[str, torch.Tensor], mask, bi, ti) -> dict[str, float]:
@@ -145,7 +104,7 @@ def topk_diagnostics(
     teacher_entropy: torch.Tensor,
     mask: torch.Tensor,
 ) -> dict[str, float]:
-    """``token_diagnostics`` from what a scorer returns instead of logits (``[B, T, k]`` ids and full-softmax
+    """The token diagnostics from top-k quantities rather than logits (``[B, T, k]`` ids and full-softmax
     log-probs, ``[B, T]`` entropies): the student's top-k and their log p, the teacher's top-k ids, the
     teacher's log q at the student's top-k ids, both entropies. Same keys, same definitions."""
     bi, ti = positions(mask, tuple(mask.shape), mask.device)

@@ -11,30 +11,15 @@ receives a gradient. Both must share one tokenizer (checked up front).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from lyceum.errors import UserError
 from lyceum.runs import RunDir
 from lyceum.train.config import OPDConfig
-from lyceum.train.engine import (
-    TrainResult,
-    autocast_for,
-    evaluate,
-    init_distributed,
-    opd_objective,
-    pick_device,
-    train,
-    uses_bf16,
-)
+from lyceum.train.devices import autocast_for, init_distributed, pick_device, uses_bf16
+from lyceum.train.engine import TrainResult, train
+from lyceum.train.objectives import opd_objective
+from lyceum.train.rollout import evaluate
 from lyceum.train.schedules import load_prompts, make_schedule
-
-
-def open_run(out: str | Path, config: dict[str, Any], *, fresh: bool = False) -> RunDir:
-    """The run folder; ``fresh`` starts its metrics over (a restart, not a resume)."""
-    out = Path(out)
-    if not out.name:
-        raise UserError(f"--out must name a run folder, e.g. runs/my-run (got {str(out)!r})")
-    return RunDir.create(out.parent, out.name, config, resume=not fresh)
 
 
 def distill(student: str | Path, teacher: str | Path, prompts: str | Path | list[dict], out: str | Path,
@@ -54,13 +39,13 @@ def distill(student: str | Path, teacher: str | Path, prompts: str | Path | list
     evals = eval_rows if isinstance(eval_rows, list) or eval_rows is None else load_prompts(eval_rows)
     verifier = None
     if cfg.verifier:
-        from lyceum.train.verifier_feedback import get_verifier
+        from lyceum.train.verifiers import get_verifier
 
         verifier = get_verifier(cfg.verifier)
     if evals and verifier is None:
         raise UserError("evaluation prompts need a verifier to grade them; set verifier (e.g. --verifier lab)")
 
-    run = open_run(out, {"student": str(student), "teacher": str(teacher),
+    run = RunDir.open(out, {"student": str(student), "teacher": str(teacher),
                          "prompts": str(prompts) if not isinstance(prompts, list) else f"{len(rows)} rows",
                          **vars(cfg)}, fresh=not resume and dist.main)
     resuming = resume and has_checkpoint(run.path / "checkpoint")

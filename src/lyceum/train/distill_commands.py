@@ -8,30 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lyceum.train.config import OPDConfig
+from lyceum.train.config import HELP, OPDConfig
 from lyceum.train.config_flags import add_config_flags, config_from_args
-
-# one line of help per config setting; the flags are generated from OPDConfig so they never drift apart
-HELP = {
-    "steps": "optimizer steps", "seed": "random seed", "device": "auto, cpu, cuda or cuda:N",
-    "dtype": "auto (bf16 autocast on a bf16 GPU), bf16 or fp32",
-    "prompts_per_step": "prompts per step (per process)", "n": "rollouts per prompt",
-    "max_new_tokens": "maximum response length", "temperature": "sampling temperature of the rollouts",
-    "top_p": "nucleus sampling of the rollouts", "schedule": "prompt schedule (uniform)",
-    "length_schedule": "growing max length as STEP:TOKENS milestones, e.g. 0:64,100:128",
-    "support": "sampled, student_topk, teacher_topk, intersection, union or full",
-    "k": "top-k size of the loss support", "kind": "reverse_kl, forward_kl or jsd", "beta": "jsd mixing weight",
-    "mode": "direct (gradient of the divergence) or pg (the paper's clipped policy gradient)",
-    "clip": "ratio clip of the pg mode", "lr": "learning rate (AdamW)", "weight_decay": "AdamW weight decay",
-    "warmup_steps": "linear warm-up steps", "lr_schedule": "constant or cosine",
-    "max_grad_norm": "gradient clipping norm", "micro_batch_size": "rollouts per forward/backward (accumulation)",
-    "diagnostics_k": "k of the top-k overlap diagnostics", "diagnostics_every": "compute diagnostics every N steps",
-    "eval_every": "evaluate every N steps (0: only before and after)",
-    "eval_max_new_tokens": "response length at evaluation (0: max_new_tokens)",
-    "eval_batch_size": "prompts per evaluation batch", "verifier": "verifier for accuracy (e.g. lab)",
-    "checkpoint_every": "checkpoint every N steps (0: only at the end, -1: never)",
-}
-
 
 # longer spellings, e.g. for launchers (torchrun, accelerate) whose own flags would swallow an abbreviation
 ALIASES = {"n": ["--rollouts-per-prompt"]}
@@ -87,8 +65,9 @@ def register(verbs) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from lyceum.tables import markdown_table
     from lyceum.train.distill import distill
-    from lyceum.train.report import markdown_table, plot_run, summary_rows, write_report
+    from lyceum.train.report import plot_run, summary_rows, write_report
 
     cfg = config_from_args(args, OPDConfig)
     result = distill(args.student, args.teacher, args.prompts, args.out, cfg, eval_rows=args.eval_prompts,
@@ -97,7 +76,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 0
     plots = plot_run(result.run)
     write_report(result.run, result, title=f"On-policy distillation: {Path(args.out).name}", plots=plots)
-    print(markdown_table(summary_rows(result), ("", "before / initial", "after / final")))
+    print(markdown_table(["", "before / initial", "after / final"], summary_rows(result)))
     print(f"\nrun folder: {result.run.path}  (distilled student: {result.run.path / 'checkpoint' / 'model'})")
     return 0
 
@@ -121,7 +100,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
         teachers[name] = load_local(path, device=args.device)
     verify = None
     if args.verifier:
-        from lyceum.train.verifier_feedback import get_verifier, reward
+        from lyceum.train.verifiers import get_verifier, reward
 
         verifier = get_verifier(args.verifier)
         by_prompt = {r["prompt"]: r for r in rows}

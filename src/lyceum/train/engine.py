@@ -1,4 +1,4 @@
-"""The on-policy engine: prompts -> student rollouts -> feedback -> per-token loss -> optimizer step.
+"""The on-policy engine: prompts -> student rollouts -> feedback -> per-token loss -> optimizer step -> log.
 
 One loop serves on-policy distillation (the feedback is a teacher scoring the student's tokens) and RL (the
 feedback is a verifier's reward); what changes is the ``Feedback`` and the ``Objective``, never the loop.
@@ -8,184 +8,50 @@ feedback is a verifier's reward); what changes is the ``Feedback`` and the ``Obj
 
 Every step logs to ``<run>/metrics.jsonl``: the loss and its stats, gradient norm, learning rate, response
 length, the paper's token diagnostics (overlap ratio/mass/advantage, entropies, per response third) whenever
-the feedback carries a teacher, the sequence-mean reward, and with a verifier the rollouts' accuracy and the
-AUROC of the sequence reward for telling right rollouts from wrong ones. Evaluations (greedy accuracy, gap
-recovery, pooled AUROC) are logged as rows with ``"event": "eval"``.
+the feedback carries a teacher, the sequence-mean reward, with a verifier the rollouts' accuracy and the AUROC
+of the sequence reward for telling right rollouts from wrong ones, and where the step's time went
+(``time_rollout``, ``time_teacher``, ``time_loss``, ``time_optimizer``). Evaluations (greedy accuracy, gap
+recovery, pooled AUROC) are logged as rows with ``"event": "eval"`` (``lyceum.train.evaluation``).
 
-Several GPUs: start the same command under ``accelerate launch`` (or ``torchrun``). Each process rolls out its
-own slice of the prompts, gradients are averaged across processes before the optimizer step, and only the
-first process logs, evaluates and saves.
+Where it computes (device, bf16 autocast, several processes under ``accelerate launch``/``torchrun``):
+``lyceum.train.devices``. What it minimises: ``lyceum.train.objectives``. How it samples:
+``lyceum.train.rollout`` (a served vLLM / SGLang backend plugs in as ``sampler=``).
 """
 
 from __future__ import annotations
 
 import math
-import os
 import time
-from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 import torch
 
-from lyceum.errors import UserError
 from lyceum.models.local import LocalLM
 from lyceum.runs import ProgressBar, RunDir
 from lyceum.train.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from lyceum.train.config import OPDConfig
-from lyceum.train.feedback import Feedback, Signal, head_source, verifier_rewards
-from lyceum.train.rollout import MicroBatch, Rollouts, micro_batches, rollout
+from lyceum.train.devices import (  # noqa: F401 (re-exported: callers import them from the engine)
+    Dist,
+    autocast_for,
+    average_gradients,
+    barrier,
+    init_distributed,
+    pick_device,
+    uses_bf16,
+)
+from lyceum.train.evaluation import Evaluations
+from lyceum.train.feedback import Feedback, head_source, verifier_rewards
+from lyceum.train.objectives import Objective, opd_objective, policy_objective  # noqa: F401 (re-exported)
+from lyceum.train.rollout import Rollouts, Sampler, as_sampler, evaluate, micro_batches, rollout  # noqa: F401
+from lyceum.train.scan import token_scan
 from lyceum.train.schedules import PromptSchedule
-
-Objective = Callable[[Any, MicroBatch, Signal], tuple[torch.Tensor, dict[str, float]]]
 
 # diagnostics averaged over this many steps at the start and the end of a run for the summary
 SUMMARY_WINDOW = 5
 DIAGNOSTICS = ("overlap_ratio", "overlap_mass_student", "overlap_mass_teacher", "overlap_advantage",
                "entropy_student", "entropy_teacher", "entropy_gap")
-
-
-# ------------------------------------------------------------------------------------------------ objectives
-
-
-def opd_objective(cfg: OPDConfig) -> Objective:
-    """On-policy distillation: ``losses.opd_loss`` of the student against the teacher in the signal.
-
-    The settings are checked here, before any model is loaded, so a typo fails in a second.
-    """
-    from lyceum.train.losses import KINDS, MODES, SUPPORTS, opd_loss
-
-    for name, value, valid in (("support", cfg.support, SUPPORTS), ("divergence kind", cfg.kind, KINDS),
-                               ("update mode", cfg.mode, MODES)):
-        if value not in valid:
-            raise UserError(f"unknown {name} {value!r}; choose one of {', '.join(valid)}")
-
-    def objective(student, mb: MicroBatch, signal: Signal):
-        if signal.teacher is None:
-            raise UserError("on-policy distillation needs a teacher in the feedback")
-        return opd_loss(student, signal.teacher, mb.tokens, mb.response_mask, support=cfg.support, k=cfg.k,
-                        kind=cfg.kind, beta=cfg.beta, mode=cfg.mode, clip=cfg.clip)
-
-    return objective
-
-
-def policy_objective(loss: str = "grpo", *, clip_low: float | None = None, clip_high: float | None = None,
-                     old: str = "current", reference: LocalLM | None = None, kl_coef: float = 0.0,
-                     vocab: int | None = None, mis: tuple[float, float] | None = None) -> Objective:
-    """RL with a verifier: GRPO/GSPO (``lyceum.train.rl_losses``) on the advantages in the signal.
-
-    ``old="current"`` takes the behaviour log-probs as the current ones, detached (exact for on-policy, one
-    update per batch: the ratio is 1 and its gradient the policy gradient); ``old="sampler"`` uses the
-    log-probs recorded while sampling (they differ when sampling used a temperature or top-p).
-    ``reference`` + ``kl_coef``: a k3 KL term to a frozen model (its first ``vocab`` logits). ``mis=(low, high)``:
-    sequence-level masked importance sampling of the trainer's vs the sampler's log-probs, for rollouts that
-    came from another engine.
-    """
-    from lyceum.train.losses import token_logprobs
-    from lyceum.train.rl_losses import mis_weights, policy_loss
-
-    def objective(student, mb: MicroBatch, signal: Signal):
-        if signal.advantages is None:
-            raise UserError("a policy-gradient objective needs rewards from the feedback (e.g. a verifier)")
-        logp = token_logprobs(student, mb.tokens) * mb.response_mask
-        behaviour = logp.detach() if old == "current" else mb.old_logprobs
-        weights = None
-        if mis is not None:
-            weights = mis_weights(logp.detach(), mb.old_logprobs, mb.response_mask, low=mis[0], high=mis[1])
-        ref_logp = None
-        if reference is not None and kl_coef:
-            with torch.no_grad():
-                hidden = reference.hidden_states(mb.ids.to(reference.device), mb.mask.to(reference.device))
-                src = head_source(reference, hidden[:, mb.start - 1: -1], vocab or reference.vocab_size)
-                ref_logp = token_logprobs(src, mb.tokens.to(reference.device)).to(logp.device)
-        value, stats = policy_loss(loss, logp, behaviour, signal.advantages, mb.response_mask, clip_low=clip_low,
-                                   clip_high=clip_high, ref_logp=ref_logp, kl_coef=kl_coef, weights=weights)
-        if weights is not None:
-            stats["mis_kept"] = float((weights > 0).float().mean())
-        return value, stats
-
-    return objective
-
-
-# ------------------------------------------------------------------------------------------------ devices
-
-
-@dataclass
-class Dist:
-    rank: int = 0
-    world_size: int = 1
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(device: torch.device) -> Dist:
-    """Join the process group that ``accelerate launch``/``torchrun`` set up through the environment."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Dist()
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size())
-
-
-def pick_device(cfg: OPDConfig) -> torch.device:
-    from lyceum.models.local import resolve_device
-
-    device = resolve_device(cfg.device)
-    if device.type == "cuda" and cfg.device in ("auto", "cuda") and "LOCAL_RANK" in os.environ:
-        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
-    return device
-
-
-def uses_bf16(cfg: OPDConfig, device: torch.device) -> bool:
-    """bf16 where it helps (a bf16-capable GPU) or where asked for; plain float32 otherwise."""
-    return cfg.dtype == "bf16" or (cfg.dtype == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported())
-
-
-def autocast_for(cfg: OPDConfig, device: torch.device):
-    if not uses_bf16(cfg, device):
-        return nullcontext
-    return partial(torch.autocast, device_type=device.type, dtype=torch.bfloat16)
-
-
-def _average_gradients(params: list[torch.nn.Parameter], world: int) -> None:
-    import torch.distributed as dist
-
-    grads = [p.grad for p in params if p.grad is not None]
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= world
-    at = 0
-    for g in grads:
-        g.copy_(flat[at: at + g.numel()].view_as(g))
-        at += g.numel()
-
-
-# ------------------------------------------------------------------------------------------------ evaluation
-
-
-def evaluate(lm: LocalLM, rows: list[dict], verifier, *, max_new_tokens: int, batch_size: int = 64,
-             autocast=nullcontext) -> dict[str, float]:
-    """Greedy accuracy (mean verifier reward) of ``lm`` on ``rows``, with mean response length."""
-    correct, lengths, stops = [], [], []
-    for a in range(0, len(rows), batch_size):
-        chunk = rows[a: a + batch_size]
-        with autocast():
-            ro = rollout(lm, chunk, n=1, max_new_tokens=max_new_tokens, temperature=0.0)
-        correct += verifier_rewards(verifier, ro).tolist()
-        lengths += ro.samples.lengths.tolist()
-        stops += [r == "stop" for r in ro.samples.finish_reasons]
-    n = max(len(rows), 1)
-    return {"accuracy": sum(correct) / n, "response_length": sum(lengths) / n, "stop_rate": sum(stops) / n}
-
-
-# ------------------------------------------------------------------------------------------------ the loop
 
 
 @dataclass
@@ -220,7 +86,8 @@ def make_optimizer(params: list[torch.nn.Parameter], cfg: OPDConfig) -> torch.op
         return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999))
 
 
-def _lr_lambda(cfg: OPDConfig):
+def lr_factor(cfg: OPDConfig):
+    """The learning-rate multiplier per step: linear warm-up, then constant or cosine to 0."""
     def f(step: int) -> float:
         if cfg.warmup_steps and step < cfg.warmup_steps:
             return (step + 1) / cfg.warmup_steps
@@ -240,103 +107,65 @@ def step_seed(seed: int, step: int, rank: int = 0) -> int:
 def train(student: LocalLM, feedback: Feedback, schedule: PromptSchedule, cfg: OPDConfig, run: RunDir, *,
           objective: Objective, vocab: int | None = None, eval_rows: list[dict] | None = None, verifier=None,
           reference_accuracy: float | None = None, autocast=None, dist: Dist | None = None,
-          resume: bool = True, desc: str = "train") -> TrainResult:
+          resume: bool = True, desc: str = "train", sampler: Sampler | None = None) -> TrainResult:
     """Train ``student`` in place for ``cfg.steps`` optimizer steps; resume from ``<run>/checkpoint`` if there.
 
-    ``reference_accuracy`` (the teacher's, for OPD) turns evaluations into gap recoveries.
+    ``reference_accuracy`` (the teacher's, for OPD) turns evaluations into gap recoveries. ``sampler`` draws
+    the rollouts (default: the student's own decode loop); it is handed the new weights after every step.
     """
-    from lyceum.train.diagnostics import auroc, gap_recovery
-
     dist = dist or Dist()
     autocast = autocast or nullcontext
     vocab = vocab or student.vocab_size
+    sampler = sampler or as_sampler(student, autocast)
     model = student.model
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(params, cfg)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg))
     torch.manual_seed(cfg.seed)
-    ckpt = run.path / "checkpoint"
-    start, evals, since_eval, history = 0, [], {"reward": [], "correct": []}, []
-    if resume and has_checkpoint(ckpt):
-        start, extra = load_checkpoint(ckpt, student=student, optimizer=optimizer, scheduler=scheduler)
-        schedule.load_state_dict(extra.get("schedule", {}))
-        evals, history = extra.get("evals", []), extra.get("history", [])
-        reference_accuracy = extra.get("reference_accuracy", reference_accuracy)
+    evals = Evaluations(student, eval_rows if dist.main else None, verifier,
+                        cfg.eval_max_new_tokens or cfg.max_new_tokens, cfg.eval_batch_size, autocast,
+                        reference_accuracy)
+    start, history = _resume(run, student, optimizer, scheduler, schedule, evals) if resume else (0, [])
     if dist.main:  # metrics keep only the steps up to `start`; says "resuming at step N" or "starting over"
-        run.continue_from(start or None, checkpoint=ckpt)
-    result = TrainResult(run, start, evals, reference_accuracy=reference_accuracy)
-    eval_tokens = cfg.eval_max_new_tokens or cfg.max_new_tokens
-
-    def do_eval(step: int) -> None:
-        if not (dist.main and eval_rows and verifier):
-            return
-        model.eval()
-        rec = {"event": "eval", "step": step,
-               **evaluate(student, eval_rows, verifier, max_new_tokens=eval_tokens,
-                          batch_size=cfg.eval_batch_size, autocast=autocast)}
-        if reference_accuracy is not None:
-            rec["reference_accuracy"] = reference_accuracy
-            before = evals[0]["accuracy"] if evals else rec["accuracy"]
-            rec["gap_recovery"] = gap_recovery(before, rec["accuracy"], reference_accuracy)
-        if since_eval["reward"]:
-            rec["auroc"] = auroc(since_eval["reward"], since_eval["correct"])
-            since_eval["reward"].clear()
-            since_eval["correct"].clear()
-        evals.append(rec)
-        run.log_metrics(rec)
-        run.log(f"eval at step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in rec.items()
-                                                     if isinstance(v, float)))
-
-    if start == 0 and not evals:
-        do_eval(0)
+        run.continue_from(start or None, checkpoint=run.path / "checkpoint")
+    if start == 0 and not evals.evals:
+        evals.run(0, run)
 
     with ProgressBar(cfg.steps, desc=desc, completed=start) if dist.main else nullcontext() as bar:
         for step in range(start, cfg.steps):
             t0 = time.time()
+            # 1. rollout: the student answers this step's prompts
             rows = schedule.next_batch(step)
             model.eval()
-            with autocast():
-                ro = rollout(student, rows, n=schedule.group_size(step), max_new_tokens=schedule.max_new_tokens(step),
-                             temperature=cfg.temperature, top_p=cfg.top_p, seed=step_seed(cfg.seed, step, dist.rank))
+            ro = rollout(sampler, rows, n=schedule.group_size(step), max_new_tokens=schedule.max_new_tokens(step),
+                         temperature=cfg.temperature, top_p=cfg.top_p, seed=step_seed(cfg.seed, step, dist.rank))
+            # 2. feedback: a verifier's rewards now; the teacher scores each micro-batch inside the loss loop
             if verifier is not None:
                 ro.rewards = verifier_rewards(verifier, ro)
-            record: dict[str, Any] = {"event": "train", "step": step + 1}
-            record.update(feedback.prepare(ro))
+            record: dict[str, Any] = {"event": "train", "step": step + 1, **feedback.prepare(ro)}
             t1 = time.time()
-
+            # 3. loss and its gradient, micro-batch by micro-batch (diagnostics read off the loss's own pass)
             model.train()
             want_diag = bool(cfg.diagnostics_every) and (step % cfg.diagnostics_every == 0 or step + 1 == cfg.steps)
+            times: dict[str, float] = {}
             stats, seq_reward = accumulate_gradients(student, ro, feedback, objective, vocab=vocab,
                                                      micro_batch_size=cfg.micro_batch_size, autocast=autocast,
-                                                     diagnostics_k=cfg.diagnostics_k if want_diag else 0)
+                                                     diagnostics_k=cfg.diagnostics_k if want_diag else 0,
+                                                     times=times)
+            # 4. optimizer step
+            t_opt = time.time()
             if dist.world_size > 1:
-                _average_gradients(params, dist.world_size)
+                average_gradients(params, dist.world_size)
             grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
+            sampler.push_weights(model)
             t2 = time.time()
-
+            # 5. log
             record.update(stats)
-            lengths = ro.samples.lengths.float()
-            record.update({
-                "grad_norm": float(grad_norm), "lr": scheduler.get_last_lr()[0],
-                "response_length": float(lengths.mean()),
-                "stop_rate": sum(r == "stop" for r in ro.samples.finish_reasons) / len(ro),
-                "rollouts": len(ro), "tokens": ro.tokens,
-                "time_rollout": round(t1 - t0, 3), "time_update": round(t2 - t1, 3),
-                "tokens_per_s": ro.tokens / max(t2 - t0, 1e-9),
-            })
-            if not torch.isnan(seq_reward).all():
-                record["sequence_reward"] = float(seq_reward.nanmean())
-            if ro.rewards is not None:
-                record["train_accuracy"] = float(ro.rewards.mean())
-                have = ~torch.isnan(seq_reward)
-                if have.any():
-                    correct = (ro.rewards[have] >= 0.5).tolist()
-                    record["auroc"] = auroc(seq_reward[have].tolist(), correct)
-                    since_eval["reward"] += seq_reward[have].tolist()
-                    since_eval["correct"] += correct
+            record.update(step_record(ro, grad_norm, scheduler.get_last_lr()[0], (t0, t1, t_opt, t2), times))
+            _log_rewards(record, ro, seq_reward, evals)
             if schedule.observe(step, record):
                 run.log(f"schedule advanced after step {step + 1}")
             record.update(schedule.metrics())
@@ -344,41 +173,82 @@ def train(student: LocalLM, feedback: Feedback, schedule: PromptSchedule, cfg: O
                 history.append({k: record[k] for k in DIAGNOSTICS if k in record})
             if dist.main:
                 run.log_metrics(record)
-                bar.update(1, info=_progress_info(record, evals))
+                bar.update(1, info=_progress_info(record, evals.evals))
 
             done = step + 1
-            if cfg.eval_every and done % cfg.eval_every == 0 and done < cfg.steps:
-                do_eval(done)
-            if done == cfg.steps:
-                do_eval(done)
+            if done == cfg.steps or (cfg.eval_every and done % cfg.eval_every == 0):
+                evals.run(done, run)
             due = cfg.checkpoint_every > 0 and done % cfg.checkpoint_every == 0
             if dist.main and cfg.checkpoint_every >= 0 and (due or done == cfg.steps):
-                save_checkpoint(ckpt, student=student, optimizer=optimizer, scheduler=scheduler, step=done,
-                                extra={"schedule": schedule.state_dict(), "evals": evals, "history": history,
-                                       "reference_accuracy": reference_accuracy, "config": vars(cfg)})
+                save_checkpoint(run.path / "checkpoint", student=student, optimizer=optimizer, scheduler=scheduler,
+                                step=done, extra={"schedule": schedule.state_dict(), "evals": evals.evals,
+                                                  "history": history, "config": vars(cfg),
+                                                  "reference_accuracy": evals.reference_accuracy})
 
     model.eval()
-    if dist.world_size > 1:  # nobody leaves before the first process has written the final checkpoint
-        from torch import distributed as torch_dist
+    barrier(dist)
+    return TrainResult(run, cfg.steps, evals.evals, _window_mean(history[:SUMMARY_WINDOW]),
+                       _window_mean(history[-SUMMARY_WINDOW:]), evals.reference_accuracy, dist.main)
 
-        torch_dist.barrier()
-    result.steps = cfg.steps
-    result.main = dist.main
-    result.initial = _window_mean(history[:SUMMARY_WINDOW])
-    result.final = _window_mean(history[-SUMMARY_WINDOW:])
-    return result
+
+def _resume(run: RunDir, student: LocalLM, optimizer, scheduler, schedule: PromptSchedule,
+            evals: Evaluations) -> tuple[int, list[dict]]:
+    """Restore the state of ``<run>/checkpoint`` if there is one: (steps done, diagnostics history)."""
+    ckpt = run.path / "checkpoint"
+    if not has_checkpoint(ckpt):
+        return 0, []
+    start, extra = load_checkpoint(ckpt, student=student, optimizer=optimizer, scheduler=scheduler)
+    schedule.load_state_dict(extra.get("schedule", {}))
+    evals.evals = extra.get("evals", [])
+    evals.reference_accuracy = extra.get("reference_accuracy", evals.reference_accuracy)
+    return start, extra.get("history", [])
+
+
+def step_record(ro: Rollouts, grad_norm, lr: float, clock: tuple[float, float, float, float],
+                times: dict[str, float]) -> dict[str, Any]:
+    """A step's numbers about its rollouts, its update and where its time went."""
+    t0, t1, t_opt, t2 = clock
+    return {
+        "grad_norm": float(grad_norm), "lr": lr,
+        "response_length": float(ro.samples.lengths.float().mean()),
+        "stop_rate": sum(r == "stop" for r in ro.samples.finish_reasons) / len(ro),
+        "rollouts": len(ro), "tokens": ro.tokens,
+        "time_rollout": round(t1 - t0, 3), "time_update": round(t2 - t1, 3),
+        "time_teacher": round(times.get("teacher", 0.0), 3), "time_loss": round(times.get("loss", 0.0), 3),
+        "time_optimizer": round(t2 - t_opt, 3),
+        "tokens_per_s": ro.tokens / max(t2 - t0, 1e-9),
+    }
+
+
+def _log_rewards(record: dict[str, Any], ro: Rollouts, seq_reward: torch.Tensor, evals: Evaluations) -> None:
+    """The sequence reward, and with a verifier the rollouts' accuracy and the reward's AUROC for it."""
+    from lyceum.train.diagnostics import auroc
+
+    if not torch.isnan(seq_reward).all():
+        record["sequence_reward"] = float(seq_reward.nanmean())
+    if ro.rewards is None:
+        return
+    record["train_accuracy"] = float(ro.rewards.mean())
+    have = ~torch.isnan(seq_reward)
+    if have.any():
+        correct = (ro.rewards[have] >= 0.5).tolist()
+        record["auroc"] = auroc(seq_reward[have].tolist(), correct)
+        evals.pool(seq_reward[have].tolist(), correct)
 
 
 def accumulate_gradients(student: LocalLM, ro: Rollouts, feedback: Feedback, objective: Objective, *,
-                         vocab: int, micro_batch_size: int, autocast=nullcontext,
-                         diagnostics_k: int = 16) -> tuple[dict[str, float], torch.Tensor]:
+                         vocab: int, micro_batch_size: int, autocast=nullcontext, diagnostics_k: int = 16,
+                         times: dict[str, float] | None = None) -> tuple[dict[str, float], torch.Tensor]:
     """Backpropagate the step's token-mean loss, one micro-batch at a time (gradients add up in ``.grad``).
 
     Each micro-batch's loss is weighted by its share of the step's response tokens, so the accumulated
     gradient is that of the token mean over the whole step whatever the micro-batch size. With a teacher in
     the feedback and ``diagnostics_k`` > 0 it also computes the token diagnostics and each rollout's
-    sequence-mean reward mean_t(log q - log p) (nan where not computed). Returns (token-weighted stats, rewards).
+    sequence-mean reward mean_t(log q - log p) (nan where not computed), from the scan the OPD loss reads off
+    its own chunk loop. Returns (token-weighted stats, rewards); ``times`` receives the seconds spent in the
+    teacher (``teacher``) and in the student's forward, loss and backward (``loss``).
     """
+    times = {} if times is None else times
     total = max(ro.tokens, 1)
     sums: dict[str, float] = {}
     weights: dict[str, float] = {}
@@ -386,73 +256,29 @@ def accumulate_gradients(student: LocalLM, ro: Rollouts, feedback: Feedback, obj
     for mb in micro_batches(ro, micro_batch_size):
         mb = mb.to(student.device)
         w = mb.n_tokens / total
+        t0 = time.time()
         with autocast():
             hidden = student.hidden_states(mb.ids, mb.mask)[:, mb.start - 1: -1]
         src = head_source(student, hidden, vocab)
+        t1 = time.time()
         signal = feedback(mb)
+        t2 = time.time()
+        want = diagnostics_k if signal.teacher is not None else 0
         with autocast():
-            loss, stats = objective(src, mb, signal)
+            loss, stats, scan = objective(src, mb, signal, want)
         (loss * w).backward()
-        if signal.teacher is not None and diagnostics_k:
-            diag, rewards = step_diagnostics(_detach(src), signal.teacher, mb.tokens, mb.response_mask, diagnostics_k)
-            stats = {**stats, **diag}
-            seq_reward[mb.index.cpu()] = rewards.float().cpu()
+        if want:
+            if scan is None:  # the objective did not scan the teacher (a policy loss): one pass of its own
+                scan = token_scan(src, signal.teacher, mb.tokens, mb.response_mask, want)
+            stats = {**stats, **scan.diagnostics()}
+            seq_reward[mb.index.cpu()] = scan.sequence_reward().float().cpu()
+        times["teacher"] = times.get("teacher", 0.0) + t2 - t1
+        times["loss"] = times.get("loss", 0.0) + (t1 - t0) + (time.time() - t2)
         for k, v in stats.items():
             if k != "tokens" and not math.isnan(v):
                 sums[k] = sums.get(k, 0.0) + w * v
                 weights[k] = weights.get(k, 0.0) + w
     return {k: v / weights[k] for k, v in sums.items() if weights[k] > 0}, seq_reward
-
-
-@torch.no_grad()
-def step_diagnostics(student, teacher, tokens: torch.Tensor, mask: torch.Tensor,
-                     k: int) -> tuple[dict[str, float], torch.Tensor]:
-    """``diagnostics.token_diagnostics`` and each rollout's ``sequence_reward`` in ONE pass over both heads.
-
-    Each chunk of positions gets its student and teacher logits once; the top-k sets, entropies and the
-    log-probs of the sampled tokens are all read off them (calling the two functions separately would
-    project each head twice). Same definitions, same numbers.
-    """
-    from lyceum.train.diagnostics import sequence_reward, topk_diagnostics
-    from lyceum.train.losses import chunk_rows, iter_chunk_logits, positions, vocab_size
-
-    B, T = mask.shape
-    V = vocab_size(student)
-    k = min(k, V)
-    bi, ti = positions(mask, (B, T), mask.device)
-    chunk = chunk_rows(bi.numel(), V, None)
-    dev = mask.device
-    s_ids = torch.zeros(B, T, k, dtype=torch.long, device=dev)
-    t_ids = torch.zeros(B, T, k, dtype=torch.long, device=dev)
-    s_top, t_at_s = torch.zeros(B, T, k, device=dev), torch.zeros(B, T, k, device=dev)
-    s_ent, t_ent = torch.zeros(B, T, device=dev), torch.zeros(B, T, device=dev)
-    s_tok, t_tok = torch.zeros(B, T, device=dev), torch.zeros(B, T, device=dev)
-    pairs = zip(iter_chunk_logits(student, bi, ti, chunk), iter_chunk_logits(teacher, bi, ti, chunk))
-    for (a, e, zs), (_, _, zt) in pairs:
-        cb, ct = bi[a:e], ti[a:e]
-        lp, lq = zs.log_softmax(-1), zt.log_softmax(-1)
-        top = lp.topk(k, -1)
-        s_ids[cb, ct], s_top[cb, ct] = top.indices, top.values
-        t_ids[cb, ct] = lq.topk(k, -1).indices
-        t_at_s[cb, ct] = lq.gather(1, top.indices)
-        s_ent[cb, ct], t_ent[cb, ct] = _entropy(lp), _entropy(lq)
-        y = tokens[cb, ct][:, None]
-        s_tok[cb, ct], t_tok[cb, ct] = lp.gather(1, y)[:, 0], lq.gather(1, y)[:, 0]
-    diag = topk_diagnostics(s_ids, s_top, t_ids, t_at_s, s_ent, t_ent, mask)
-    return diag, sequence_reward(s_tok, t_tok, mask)
-
-
-def _entropy(lp: torch.Tensor) -> torch.Tensor:
-    p = lp.exp()
-    return -torch.where(p > 0, p * lp, p.new_zeros(())).sum(-1)
-
-
-def _detach(src):
-    from lyceum.train.losses import Head
-
-    if isinstance(src, Head):
-        return Head(src.hidden.detach(), src.weight.detach(), None if src.bias is None else src.bias.detach())
-    return src.detach()
 
 
 def _window_mean(rows: list[dict[str, float]]) -> dict[str, float]:

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import torch
 
 from lyceum.models.local import LocalLM
-from lyceum.train.losses import Head
+from lyceum.train.logits import head_source
 from lyceum.train.rollout import MicroBatch, Rollouts
 
 
@@ -38,21 +38,6 @@ class Signal:
 class Feedback(Protocol):
     def prepare(self, rollouts: Rollouts) -> dict[str, float]: ...
     def __call__(self, mb: MicroBatch) -> Signal: ...
-
-
-def head_source(lm: LocalLM, hidden: torch.Tensor, vocab: int):
-    """The LM head applied lazily: a ``Head`` over the first ``vocab`` output rows.
-
-    Families that scale or soft-cap their logits get real logits instead (correct, but ``[b, L, V]``).
-    """
-    cfg = lm.model.config
-    scale = getattr(cfg, "logit_scale", None)
-    if getattr(cfg, "final_logit_softcapping", None) or (isinstance(scale, (int, float)) and scale != 1):
-        return lm.logits(hidden)[..., :vocab]
-    head = lm.model.get_output_embeddings()
-    bias = head.bias[:vocab] if getattr(head, "bias", None) is not None else None
-    # the loss multiplies hidden by the weight outside autocast, so they must share a dtype
-    return Head(hidden.to(head.weight.dtype), head.weight[:vocab], bias)
 
 
 class TeacherFeedback:
@@ -119,7 +104,7 @@ class MixedFeedback:
 
 def verifier_rewards(verifier, rollouts: Rollouts) -> torch.Tensor:
     """One reward per rollout (mean over its sub-answers), as a float32 CPU tensor."""
-    from lyceum.train.verifier_feedback import reward
+    from lyceum.train.verifiers import reward
 
     return torch.tensor([reward(verifier, rollouts.row_of(i), t) for i, t in enumerate(rollouts.texts)],
                         dtype=torch.float32)

@@ -32,6 +32,18 @@ from dataclasses import dataclass
 import torch
 
 from lyceum.errors import UserError
+from lyceum.train.logits import (  # noqa: F401  (Head, positions, ... are part of this module's interface)
+    CHUNK_BYTES,
+    Head,
+    chunk_logits,
+    chunk_rows,
+    entropy,
+    iter_chunk_logits,
+    positions,
+    source,
+    vocab_size,
+)
+from lyceum.train.scan import ScanSink, TokenScan, joint_pass
 
 SUPPORTS = (
     "sampled",
@@ -43,79 +55,13 @@ SUPPORTS = (
     "full",
 )
 KINDS = ("reverse_kl", "forward_kl", "jsd")
-MODES = ("direct", "pg")
-
-# A chunk of positions is sized so that one float32 [chunk, V] tensor is about this many bytes; the backward
-# of the full divergence keeps ~6 such tensors alive at once.
-CHUNK_BYTES = 64 * 2**20
-
-
-@dataclass(frozen=True)
-class Head:
-    """Logits not computed yet: ``logits = hidden @ weight.T + bias``.
-
-    hidden is ``[B, T, H]``, weight ``[V, H]`` (the lm-head / tied embedding), bias ``[V]`` or None.
-    """
-
-    hidden: torch.Tensor
-    weight: torch.Tensor
-    bias: torch.Tensor | None = None
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Chunked access to logits. A source is (x, w, b): x is either logits [B, T, V] (w is None) or hidden states
-# [B, T, H] with lm-head weight w [V, H] and optional bias b [V]. Positions are parallel index tensors (bi, ti)
-# so that non-contiguous logits slices (logits[:, p - 1 : -1]) are never copied whole by a reshape.
-
-
-def _source(src) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    if isinstance(src, Head):
-        return src.hidden, src.weight, src.bias
-    return src, None, None
-
-
-def vocab_size(src) -> int:
-    x, w, _ = _source(src)
-    return _vocab(x, w)
-
+MODES = ("direct", "pg", "pg_renormalised")
+# the dual clip of the paper code's PPO loss (verl's clip_ratio_c): a negative advantage never weighs more than
+# this many times its value, however large the ratio
+DUAL_CLIP = 3.0
 
 def _vocab(x, w) -> int:
     return int(w.shape[0]) if w is not None else int(x.shape[-1])
-
-
-def _chunk_logits(x, w, b, bi, ti) -> torch.Tensor:
-    """float32 logits [n, V] at positions (bi, ti)."""
-    z = x[bi, ti]
-    if w is not None:
-        z = z @ w.T
-        if b is not None:
-            z = z + b
-    return z.float()
-
-
-def chunk_rows(n_rows: int, vocab: int, chunk_size: int | None) -> int:
-    if chunk_size is not None:
-        if chunk_size < 1:
-            raise UserError(f"chunk_size must be a positive number of positions, got {chunk_size}")
-        return chunk_size
-    return max(1, CHUNK_BYTES // (4 * vocab))
-
-
-def positions(mask: torch.Tensor | None, shape, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """The (batch, time) indices of the positions to compute: all of them, or those where mask is true."""
-    if mask is None:
-        mask = torch.ones(shape, dtype=torch.bool, device=device)
-    bi, ti = mask.bool().nonzero(as_tuple=True)
-    return bi, ti
-
-
-def iter_chunk_logits(src, bi, ti, chunk: int):
-    """Yield (start, end, float32 logits [end - start, V]) for the positions, a chunk at a time, without grad."""
-    x, w, b = _source(src)
-    with torch.no_grad():
-        for s in range(0, bi.numel(), chunk):
-            e = min(s + chunk, bi.numel())
-            yield s, e, _chunk_logits(x, w, b, bi[s:e], ti[s:e])
 
 
 def _route_grad(grads, x, w, b, bi, ti, g_z):
@@ -254,16 +200,23 @@ def _full_chunk(
     at: int = 0,
 ):
     """Divergence [n] at a chunk of positions and, optionally, dD/dz_student [n, V] (a view of the scratch
-    buffers: consume it before the next chunk). A ``_ScanSink`` reads the chunk's log-probs on the way
-    (positions ``at`` onwards). Assumes finite logits (what language models produce)."""
+    buffers: consume it before the next chunk). A ``scan.ScanSink`` reads the chunk's log-probs on the way
+    (positions ``at`` onwards), reusing the softmaxes computed here. Assumes finite logits (what language
+    models produce)."""
     lp, lq, p = scratch.views(bi.numel())
-    _log_softmax_(_logits_into(lq, *teacher, bi, ti), p)
+    reverse = kind == "reverse_kl" or (kind == "jsd" and beta == 1.0)
+    sums_t = _log_softmax_(_logits_into(lq, *teacher, bi, ti), p)
+    t_entropy = None
+    if sink is not None and reverse:  # p holds exp(log q) * sums_t until the student overwrites it
+        t_entropy = entropy(lq, p).div_(sums_t.view(-1))
     sums = _log_softmax_(_logits_into(lp, *student, bi, ti), p)
-    if sink is not None:
-        sink.add(at, lp, lq)
-    if not (kind == "reverse_kl" or (kind == "jsd" and beta == 1.0)):
+    if not reverse:
+        if sink is not None:
+            sink.add(at, lp, lq)
         return _divergence_rows(lp, lq, kind, beta, want_grad)
     p.div_(sums)
+    if sink is not None:
+        sink.add(at, lp, lq, p=p, teacher_entropy=t_entropy)
     diff = torch.sub(lp, lq, out=lq)  # log p - log q
     d = torch.bmm(p.unsqueeze(1), diff.unsqueeze(2)).view(-1)  # sum_v p (log p - log q), no [n, V] product
     if not want_grad:
@@ -343,7 +296,7 @@ class _GatherLogprob(torch.autograd.Function):
         out = torch.empty(idx.shape, dtype=torch.float32, device=idx.device)
         lse = torch.empty(bi.numel(), dtype=torch.float32, device=idx.device)
         for s in range(0, bi.numel(), chunk):
-            z = _chunk_logits(x, w, b, bi[s : s + chunk], ti[s : s + chunk])
+            z = chunk_logits(x, w, b, bi[s : s + chunk], ti[s : s + chunk])
             lse[s : s + chunk] = torch.logsumexp(z, -1)
             out[s : s + chunk] = z.gather(1, idx[s : s + chunk]) - lse[s : s + chunk, None]
         ctx.save_for_backward(x, w, b, bi, ti, idx, lse)
@@ -361,7 +314,7 @@ class _GatherLogprob(torch.autograd.Function):
                 continue
             cb, ct = bi[s : s + ctx.chunk], ti[s : s + ctx.chunk]
             with _autocast_as_forward(ctx):
-                z = _chunk_logits(x, w, b, cb, ct)
+                z = chunk_logits(x, w, b, cb, ct)
             soft = (z - lse[s : s + ctx.chunk, None]).exp()
             dz = soft.mul_(-g.sum(-1, keepdim=True)).scatter_add_(1, idx[s : s + ctx.chunk], g)
             _route_grad(grads, x, w, b, cb, ct, dz)
@@ -401,14 +354,14 @@ class _HeadGather(torch.autograd.Function):
 
 
 def _detached(src):
-    return tuple(None if t is None else t.detach() for t in _source(src))
+    return tuple(None if t is None else t.detach() for t in source(src))
 
 
 def _apply(fn, src, *args, grad: bool):
     if not grad:
         with torch.no_grad():
             return fn.apply(*_detached(src), *args)
-    return fn.apply(*_source(src), *args)
+    return fn.apply(*source(src), *args)
 
 
 def logprobs_at(src, bi, ti, idx, *, chunk: int, grad: bool = True) -> torch.Tensor:
@@ -418,7 +371,7 @@ def logprobs_at(src, bi, ti, idx, *, chunk: int, grad: bool = True) -> torch.Ten
 
 def logits_at(src, bi, ti, idx, *, chunk: int, grad: bool = True) -> torch.Tensor:
     """Raw logits at vocabulary ids ``idx`` [n, K] of positions (bi, ti): [n, K] float32."""
-    x, w, _ = _source(src)
+    x, w, _ = source(src)
     if w is not None:
         return _apply(_HeadGather, src, bi, ti, idx, chunk, grad=grad)
     z = x if grad else x.detach()
@@ -430,119 +383,9 @@ def token_logprobs(logits_or_head, tokens: torch.Tensor, *, chunk_size: int | No
     B, T = tokens.shape
     bi, ti = positions(None, (B, T), tokens.device)
     chunk = chunk_rows(bi.numel(), vocab_size(logits_or_head), chunk_size)
-    x = _source(logits_or_head)[0]
+    x = source(logits_or_head)[0]
     lp = logprobs_at(logits_or_head, bi, ti, tokens[bi, ti][:, None], chunk=chunk, grad=x.requires_grad)
     return lp[:, 0].reshape(B, T)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# What the loss's pass over both heads can also read off for the diagnostics, so they cost no extra pass.
-
-
-@dataclass
-class TokenScan:
-    """Per-position quantities read off both heads' log-probs during the loss, ``[B, T, ...]`` (zero outside
-    ``mask``): enough for ``diagnostics.topk_diagnostics`` and ``sequence_reward`` without projecting either
-    head again. Token log-probs are None when the loss was given no tokens."""
-
-    mask: torch.Tensor
-    student_topk_ids: torch.Tensor
-    student_topk_logprobs: torch.Tensor
-    teacher_topk_ids: torch.Tensor
-    teacher_logprobs_at_student_topk: torch.Tensor
-    student_entropy: torch.Tensor
-    teacher_entropy: torch.Tensor
-    student_token_logprobs: torch.Tensor | None = None
-    teacher_token_logprobs: torch.Tensor | None = None
-
-    def diagnostics(self) -> dict[str, float]:
-        """``token_diagnostics`` of these positions (same keys and definitions)."""
-        from lyceum.train.diagnostics import topk_diagnostics
-
-        return topk_diagnostics(
-            self.student_topk_ids,
-            self.student_topk_logprobs,
-            self.teacher_topk_ids,
-            self.teacher_logprobs_at_student_topk,
-            self.student_entropy,
-            self.teacher_entropy,
-            self.mask,
-        )
-
-    def sequence_reward(self) -> torch.Tensor:
-        """r(y) = mean_t(log q - log p) per rollout, ``[B]``."""
-        from lyceum.train.diagnostics import sequence_reward
-
-        if self.student_token_logprobs is None:
-            raise ValueError("the scan has no token log-probs: the loss was called without tokens")
-        return sequence_reward(self.student_token_logprobs, self.teacher_token_logprobs, self.mask)
-
-
-def _entropy_rows(lp: torch.Tensor) -> torch.Tensor:
-    # -sum p log p as a batched dot product: one [n, V] temporary (exp), finite logits assumed
-    return -torch.bmm(lp.exp().unsqueeze(1), lp.unsqueeze(2)).view(-1)
-
-
-class _ScanSink:
-    """Collects ``TokenScan`` quantities chunk by chunk from the (log-softmaxed) logits the loss computes."""
-
-    def __init__(self, n: int, k: int, tokens: torch.Tensor | None, device):
-        self.k = k
-        self.tokens = tokens  # [n] sampled ids at the positions, or None
-        f32 = {"dtype": torch.float32, "device": device}
-        self.s_ids = torch.zeros(n, k, dtype=torch.long, device=device)
-        self.t_ids = torch.zeros(n, k, dtype=torch.long, device=device)
-        self.s_top, self.t_at_s = torch.zeros(n, k, **f32), torch.zeros(n, k, **f32)
-        self.s_ent, self.t_ent = torch.zeros(n, **f32), torch.zeros(n, **f32)
-        self.s_tok, self.t_tok = torch.zeros(n, **f32), torch.zeros(n, **f32)
-
-    def add(self, at: int, lp: torch.Tensor, lq: torch.Tensor) -> None:
-        """Positions ``at .. at + len(lp)``; lp, lq are their full log-softmaxes [m, V] (not modified)."""
-        e = at + lp.shape[0]
-        top = lp.topk(self.k, -1)
-        self.s_ids[at:e], self.s_top[at:e] = top.indices, top.values
-        self.t_ids[at:e] = lq.topk(self.k, -1).indices
-        self.t_at_s[at:e] = lq.gather(1, top.indices)
-        self.s_ent[at:e], self.t_ent[at:e] = _entropy_rows(lp), _entropy_rows(lq)
-        if self.tokens is not None:
-            y = self.tokens[at:e, None]
-            self.s_tok[at:e], self.t_tok[at:e] = lp.gather(1, y)[:, 0], lq.gather(1, y)[:, 0]
-
-    def result(self, bi, ti, mask: torch.Tensor) -> TokenScan:
-        B, T = mask.shape
-
-        def put(values):
-            out = values.new_zeros((B, T, *values.shape[1:]))
-            out[bi, ti] = values
-            return out
-
-        has_tokens = self.tokens is not None
-        return TokenScan(
-            mask,
-            put(self.s_ids),
-            put(self.s_top),
-            put(self.t_ids),
-            put(self.t_at_s),
-            put(self.s_ent),
-            put(self.t_ent),
-            put(self.s_tok) if has_tokens else None,
-            put(self.t_tok) if has_tokens else None,
-        )
-
-
-@torch.no_grad()
-def _joint_pass(student, teacher, bi, ti, chunk: int, k: int, sink: _ScanSink | None):
-    """One no-grad pass over both heads: each one's top-k ids [n, k] (k = 0: none) and, into ``sink``, the
-    diagnostics' quantities."""
-    s_ids = torch.empty((bi.numel(), k), dtype=torch.long, device=bi.device)
-    t_ids = torch.empty((bi.numel(), k), dtype=torch.long, device=bi.device)
-    chunks = zip(iter_chunk_logits(student, bi, ti, chunk), iter_chunk_logits(teacher, bi, ti, chunk))
-    for (s, e, zs), (_, _, zt) in chunks:
-        if k:
-            s_ids[s:e], t_ids[s:e] = zs.topk(k, -1).indices, zt.topk(k, -1).indices
-        if sink is not None:
-            sink.add(s, zs.log_softmax(-1), zt.log_softmax(-1))
-    return s_ids, t_ids
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -642,7 +485,7 @@ def _per_token(
     """The per-position divergence; with ``scan_k`` > 0 also a ``TokenScan`` (top-``scan_k`` diagnostics)
     read off the same passes over the heads."""
     _check(support, kind, beta, k, student, teacher)
-    x = _source(student)[0]
+    x = source(student)[0]
     B, T = x.shape[:2]
     if mask is None:
         mask = torch.ones((B, T), dtype=torch.bool, device=x.device)
@@ -650,7 +493,7 @@ def _per_token(
     V = vocab_size(student)
     chunk = chunk_rows(bi.numel(), V, chunk_size)
     y = tokens[bi, ti] if tokens is not None else None
-    sink = _ScanSink(bi.numel(), min(scan_k, V), y, x.device) if scan_k > 0 else None
+    sink = ScanSink(bi.numel(), min(scan_k, V), y, x.device) if scan_k > 0 else None
 
     def done(pt: _PerToken) -> _PerToken:
         pt.scan = sink.result(bi, ti, mask) if sink is not None else None
@@ -658,25 +501,23 @@ def _per_token(
 
     if support == "full" and (token_mean or sink is not None):
         mean, d = _FullDivergenceMean.apply(
-            *_source(student), *_detached(teacher), bi, ti, kind, float(beta), chunk, sink
+            *source(student), *_detached(teacher), bi, ti, kind, float(beta), chunk, sink
         )
         return done(_PerToken(d, bi, ti, chunk, mean=mean))
     if support == "full":
-        d = _FullDivergence.apply(*_source(student), *_detached(teacher), bi, ti, kind, float(beta), chunk)
+        d = _FullDivergence.apply(*source(student), *_detached(teacher), bi, ti, kind, float(beta), chunk)
         return _PerToken(d, bi, ti, chunk)
     if support == "sampled":
         if tokens is None:
             raise UserError("support 'sampled' needs the sampled tokens")
         lp = logprobs_at(student, bi, ti, y[:, None], chunk=chunk)[:, 0]
+        lq = logprobs_at(teacher, bi, ti, y[:, None], chunk=chunk, grad=False)[:, 0]
         if sink is not None:
-            _joint_pass(student, teacher, bi, ti, chunk, 0, sink)
-            lq = sink.t_tok.clone()
-        else:
-            lq = logprobs_at(teacher, bi, ti, y[:, None], chunk=chunk, grad=False)[:, 0]
+            joint_pass(student, teacher, bi, ti, chunk, 0, sink)
         return done(_PerToken(lp - lq, bi, ti, chunk, logp=lp, logq=lq))
     k = min(k, V)
     if sink is not None:
-        s_ids, t_ids = _joint_pass(student, teacher, bi, ti, chunk, k, sink)
+        s_ids, t_ids = joint_pass(student, teacher, bi, ti, chunk, k, sink)
     else:
         s_ids = topk_ids(student, bi, ti, k, chunk) if support != "teacher_topk" else None
         t_ids = topk_ids(teacher, bi, ti, k, chunk) if support != "student_topk" else None
@@ -713,7 +554,7 @@ def divergence(
     read 0. A position whose support is empty (``intersection`` of disjoint top-k sets, ``symmetric_difference``
     of identical ones) reads 0 and passes no gradient. ``chunk_size`` (positions per chunk) defaults to ~64 MB of float32 logits.
     """
-    x = _source(student_logits)[0]
+    x = source(student_logits)[0]
     pt = _per_token(student_logits, teacher_logits, tokens, mask, support, k, kind, beta, chunk_size)
     return _scatter(pt.d, pt.bi, pt.ti, tuple(x.shape[:2]))
 
@@ -743,13 +584,21 @@ def opd_loss(
     estimate whose own gradient (grad log p(y)) is zero in expectation, so the loss uses the score-function
     surrogate sg(l_t) * log p(y_t): same value as mean l_t, gradient l_t * grad log p(y_t).
 
-    mode ``pg`` (reverse KL only), the paper's code: a PPO-clip surrogate -min(r A, clip(r, 1 - clip, 1 + clip) A)
-    with r = p / p_old. Sampled support: A_t = -(log p_old(y_t) - log q(y_t)) per token, ``old_logprobs`` [B, T]
-    (default: the current log-probs, detached, so r = 1). Top-k supports: every candidate v of the support gets
-    A(v) = -w(v)(log p_bar(v) - log q_bar(v)), w = p_bar detached, with r on the full-softmax p(v); the per-token
-    loss sums over the candidates. ``old_logprobs`` for top-k is ``[B, T, C]`` in the candidate layout of
-    ``support_candidates`` (default: current, detached). Full support: the on-policy surrogate's gradient is the
-    exact reverse-KL gradient, so it is computed as ``direct``.
+    mode ``pg`` (reverse KL only), the paper's code (thunlp/OPD ``compute_distillation_reward`` and verl's dual-clip
+    PPO loss): per-token candidates v with advantage A(v) and ratio r = p(v) / p_old(v), loss
+    -min(r A, clip(r, 1 - clip, 1 + clip) A), and for A < 0 at most -3 A (``DUAL_CLIP``). Sampled support: the one
+    candidate y_t, A = -(log p_old(y_t) - log q(y_t)), ``old_logprobs`` [B, T] (default: the current log-probs,
+    detached, so r = 1). Top-k supports: A(v) = -w(v)(log p_old(v) - log q(v)) with FULL-softmax log-probs at the
+    candidate ids and w = p_old renormalised on the support (the raw p_old(v) for ``symmetric_difference``, as the
+    paper code's ``union-intersection``); the per-token loss sums over the candidates. ``old_logprobs`` for top-k
+    is ``[B, T, C]`` in the candidate layout of ``support_candidates`` (default: current, detached).
+
+    mode ``pg_renormalised`` (reverse KL only), ours: the same surrogate with one clip and, on top-k supports,
+    A(v) = -w(v)(log p_bar(v) - log q_bar(v)) with both distributions renormalised on the support, the log-ratio
+    whose expectation is the renormalised KL the ``direct`` mode follows (its gradient is closer to that KL's).
+
+    Full support, both pg modes: the on-policy surrogate's gradient is the exact reverse-KL gradient, so it is
+    computed as ``direct``.
 
     Stats: loss, divergence (masked mean), tokens, and for top-k supports support_size / empty_support, for
     pg advantage / clip_fraction.
@@ -794,7 +643,7 @@ def opd_loss_with_scan(
     """
     if mode not in MODES:
         raise UserError(f"unknown update mode {mode!r}; choose one of {', '.join(MODES)}")
-    if mode == "pg" and kind != "reverse_kl":
+    if mode != "direct" and kind != "reverse_kl":
         raise UserError(
             f"the policy-gradient mode uses the reverse-KL advantage -(log p - log q), not {kind!r}"
         )
@@ -820,6 +669,7 @@ def opd_loss_with_scan(
         stats["loss"] = float(loss.detach())
         return loss, stats, pt.scan
 
+    paper = mode == "pg"
     if support == "sampled":
         logp = pt.logp
         old = old_logprobs[pt.bi, pt.ti].float() if old_logprobs is not None else logp.detach()
@@ -828,13 +678,21 @@ def opd_loss_with_scan(
     else:
         logp = logprobs_at(student_logits, pt.bi, pt.ti, pt.cand, chunk=pt.chunk)
         old = old_logprobs[pt.bi, pt.ti].float() if old_logprobs is not None else logp.detach()
-        w = pt.lp_bar.exp().detach()
-        adv = _where0(pt.valid, -(w * (pt.lp_bar - pt.lq_bar)).detach())
         valid = pt.valid
+        if paper:
+            lq = logprobs_at(teacher_logits, pt.bi, pt.ti, pt.cand, chunk=pt.chunk, grad=False)
+            w = old.exp() if support == "symmetric_difference" else _renormalised(old, valid).exp()
+            adv = _where0(valid, -(_where0(valid, w) * (old - lq)).detach())
+        else:
+            w = pt.lp_bar.exp().detach()
+            adv = _where0(pt.valid, -(w * (pt.lp_bar - pt.lq_bar)).detach())
     ratio = (logp - old).exp()
     unclipped = ratio * adv
     clipped = ratio.clamp(1 - clip, 1 + clip) * adv
     surrogate = -torch.minimum(unclipped, clipped)
+    if paper:
+        dual = (adv < 0) & (surrogate > -DUAL_CLIP * adv)
+        surrogate = torch.where(adv < 0, torch.minimum(surrogate, -DUAL_CLIP * adv), surrogate)
     surrogate = _where0(valid, surrogate)
     per_token = surrogate.sum(-1) if surrogate.dim() == 2 else surrogate
     loss = per_token.sum() / denom
@@ -842,4 +700,6 @@ def opd_loss_with_scan(
     stats["loss"] = float(loss.detach())
     stats["advantage"] = float(_where0(valid, adv).sum()) / n_valid
     stats["clip_fraction"] = float((valid & (clipped < unclipped)).sum()) / n_valid
+    if paper:
+        stats["dual_clip_fraction"] = float((valid & dual).sum()) / n_valid
     return loss, stats, pt.scan

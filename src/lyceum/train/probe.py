@@ -23,7 +23,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 from lyceum.errors import UserError
-from lyceum.train.diagnostics import auroc, sequence_reward, topk_diagnostics
+from lyceum.tables import fmt_share
+from lyceum.train.diagnostics import auroc
+from lyceum.train.logits import response_head
+from lyceum.train.scan import token_scan
 
 # Thresholds of the reading, on the diagnostics' token means.
 OVERLAP_HIGH = 0.7  # the paper's compatible runs start at ~72% top-k overlap
@@ -113,8 +116,8 @@ def probe(
 
     samples = student.sample(prompts, max_new_tokens, temperature=temperature, n=n, seed=seed)
     ids, attention, start = samples.sequences()
-    mine = student.score(ids, attention, start=start, topk=k, entropy=True, chunk_size=chunk_size)
-    mask = mine.mask.cpu()
+    mask = attention[:, start:].to(student.device)
+    tokens = ids[:, start:].to(student.device)
     correct = None
     if verify is not None:
         prompt_of = samples.prompt_index.tolist()
@@ -124,19 +127,12 @@ def probe(
 
     results = []
     for name, teacher in progress(list(teachers.items()), desc="probe: scoring under each teacher"):
-        theirs = teacher.score(
-            ids, attention, start=start, topk=k, given_ids=mine.topk_ids, entropy=True, chunk_size=chunk_size
-        )
-        d = topk_diagnostics(
-            mine.topk_ids.cpu(),
-            mine.topk_logprobs.cpu(),
-            theirs.topk_ids.cpu(),
-            theirs.given_logprobs.cpu(),
-            mine.entropy.cpu(),
-            theirs.entropy.cpu(),
-            mask,
-        )
-        reward = sequence_reward(mine.logprobs.cpu(), theirs.logprobs.cpu(), mask).double()
+        vocab = check_pair(student, teacher)
+        scan = token_scan(response_head(student, ids, attention, start, vocab),
+                          response_head(teacher, ids, attention, start, vocab), tokens, mask, k,
+                          chunk_size=chunk_size)
+        d = scan.diagnostics()
+        reward = scan.sequence_reward().cpu().double()
         results.append(
             ProbeResult(
                 teacher=name,
@@ -164,10 +160,6 @@ def rank_results(results: list[ProbeResult]) -> list[ProbeResult]:
     return ordered
 
 
-def _fmt(x: float, digits: int = 2) -> str:
-    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
-
-
 def format_probe(results: list[ProbeResult]) -> str:
     """A text table, one row per teacher in rank order, then each teacher's reading."""
     with_verifier = any(not math.isnan(r.student_accuracy) for r in results)
@@ -193,19 +185,19 @@ def format_probe(results: list[ProbeResult]) -> str:
         row = [
             str(r.rank),
             r.teacher,
-            _fmt(d["overlap_ratio"]),
-            _fmt(d["overlap_ratio/first"]),
-            _fmt(d["overlap_ratio/last"]),
-            _fmt(d["overlap_mass_student"]),
-            _fmt(d["overlap_mass_teacher"]),
-            _fmt(d["overlap_advantage"], 3),
-            _fmt(d["entropy_student"]),
-            _fmt(d["entropy_teacher"]),
-            _fmt(d["entropy_gap"]),
-            _fmt(r.reward_mean, 3),
+            fmt_share(d["overlap_ratio"], digits=2),
+            fmt_share(d["overlap_ratio/first"], digits=2),
+            fmt_share(d["overlap_ratio/last"], digits=2),
+            fmt_share(d["overlap_mass_student"], digits=2),
+            fmt_share(d["overlap_mass_teacher"], digits=2),
+            fmt_share(d["overlap_advantage"], digits=3),
+            fmt_share(d["entropy_student"], digits=2),
+            fmt_share(d["entropy_teacher"], digits=2),
+            fmt_share(d["entropy_gap"], digits=2),
+            fmt_share(r.reward_mean, digits=3),
         ]
         if with_verifier:
-            row += [_fmt(r.reward_auroc)]
+            row += [fmt_share(r.reward_auroc, digits=2)]
         rows.append(row)
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
 
@@ -219,7 +211,7 @@ def format_probe(results: list[ProbeResult]) -> str:
         r0 = results[0]
         note = f"{r0.rollouts} student rollouts, {r0.tokens} response tokens"
         if with_verifier:
-            note += f", student accuracy {_fmt(r0.student_accuracy)}"
+            note += f", student accuracy {fmt_share(r0.student_accuracy, digits=2)}"
         out.append(note + "; overlap first/last = first and last third of each response.")
     out += [f"{r.teacher}: {r.reading}" for r in results]
     return "\n".join(out)

@@ -22,8 +22,8 @@ COLD_START_HELP = {
 
 
 def register_recipes(verbs) -> None:
+    from lyceum.train.config import HELP
     from lyceum.train.config_flags import add_config_flags
-    from lyceum.train.distill_commands import HELP
     from lyceum.train.recipes.cold_start import ColdStartConfig
 
     p = verbs.add_parser(
@@ -68,9 +68,10 @@ def register_recipes(verbs) -> None:
 
 
 def cmd_cold_start(args: argparse.Namespace) -> int:
+    from lyceum.tables import markdown_table
     from lyceum.train.config_flags import config_from_args
     from lyceum.train.recipes.cold_start import ColdStartConfig, cold_start
-    from lyceum.train.report import markdown_table, summary_rows
+    from lyceum.train.report import summary_rows
 
     cfg = config_from_args(args, ColdStartConfig)
     result = cold_start(args.student, args.teacher, args.prompts, args.out, cfg, eval_rows=args.eval_prompts)
@@ -80,7 +81,7 @@ def cmd_cold_start(args: argparse.Namespace) -> int:
     print(f"SFT response loss: {result.sft_loss_before:.4f} -> {result.sft_loss_after:.4f}")
     rows = summary_rows(result.opd)
     if rows:
-        print(markdown_table(rows, ("OPD stage", "before / initial", "after / final")))
+        print(markdown_table(["OPD stage", "before / initial", "after / final"], rows))
     print(f"\nrun folder: {result.run.path}  (student: {result.run.path / 'opd' / 'checkpoint' / 'model'})")
     return 0
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
 
+from lyceum import tables
 from lyceum.runs import RunDir
+from lyceum.tables import fmt_share, markdown_table
 
 # (file, title, [(metric key, label)], y label)
 PANELS = [
@@ -31,24 +32,9 @@ PANELS = [
 ]
 
 
-def _series(rows: list[dict], key: str, event: str = "train") -> tuple[list[float], list[float]]:
-    xs, ys = [], []
-    for r in rows:
-        v = r.get(key)
-        if r.get("event") == event and isinstance(v, (int, float)) and not math.isnan(v):
-            xs.append(r["step"])
-            ys.append(v)
-    return xs, ys
-
-
-def _smooth(ys: list[float], width: int) -> list[float]:
-    out, acc = [], 0.0
-    for i, y in enumerate(ys):
-        acc += y
-        if i >= width:
-            acc -= ys[i - width]
-        out.append(acc / min(i + 1, width))
-    return out
+# kept only for train/recipes/lab_contrasts.py, which moves to lab/ on another branch and will import
+# lyceum.tables.smooth there; delete with that move
+_smooth = tables.smooth
 
 
 def plot_run(run: RunDir, *, smooth: int = 5) -> list[Path]:
@@ -61,13 +47,13 @@ def plot_run(run: RunDir, *, smooth: int = 5) -> list[Path]:
     rows = run.read_metrics()
     written = []
     for name, title, keys, ylabel in PANELS:
-        lines = [(label, *_series(rows, key)) for key, label in keys]
+        lines = [(label, *tables.series(rows, key)) for key, label in keys]
         lines = [x for x in lines if x[1]]
         if not lines:
             continue
         fig, ax = plt.subplots(figsize=(6.4, 3.6))
         for label, xs, ys in lines:
-            (line,) = ax.plot(xs, _smooth(ys, smooth), label=label)
+            (line,) = ax.plot(xs, tables.smooth(ys, smooth), label=label)
             ax.plot(xs, ys, color=line.get_color(), alpha=0.2, linewidth=0.8)
         ax.set(title=title, xlabel="step", ylabel=ylabel)
         ax.grid(alpha=0.3)
@@ -76,7 +62,7 @@ def plot_run(run: RunDir, *, smooth: int = 5) -> list[Path]:
         fig.savefig(run.path / name, dpi=110)
         plt.close(fig)
         written.append(run.path / name)
-    xs, ys = _series(rows, "accuracy", event="eval")
+    xs, ys = tables.series(rows, "accuracy", event="eval")
     if xs:
         fig, ax = plt.subplots(figsize=(6.4, 3.6))
         ax.plot(xs, ys, marker="o", label="student (greedy)")
@@ -93,26 +79,22 @@ def plot_run(run: RunDir, *, smooth: int = 5) -> list[Path]:
     return written
 
 
-def _fmt(x: Any, pct: bool = False) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "-"
-    return f"{100 * x:.1f}%" if pct else f"{x:.3f}"
-
-
 def summary_rows(result) -> list[tuple[str, str, str]]:
     """(quantity, before / initial, after / final) rows for the run's closing table."""
     rows = []
     if result.evals:
-        rows.append(("student accuracy", _fmt(result.accuracy_before, True), _fmt(result.accuracy_after, True)))
+        rows.append(("student accuracy", fmt_share(result.accuracy_before, pct=True),
+                     fmt_share(result.accuracy_after, pct=True)))
     if result.reference_accuracy is not None:
-        rows.append(("teacher accuracy", _fmt(result.reference_accuracy, True), _fmt(result.reference_accuracy, True)))
+        teacher = fmt_share(result.reference_accuracy, pct=True)
+        rows.append(("teacher accuracy", teacher, teacher))
     if result.gap_recovery is not None:
-        rows.append(("gap recovery", "", _fmt(result.gap_recovery, True)))
+        rows.append(("gap recovery", "", fmt_share(result.gap_recovery, pct=True)))
     for key, label in [("overlap_ratio", "overlap ratio"), ("overlap_mass_student", "overlap mass (student)"),
                        ("overlap_mass_teacher", "overlap mass (teacher)"), ("overlap_advantage", "overlap advantage"),
                        ("entropy_gap", "entropy gap (nats)")]:
         if key in result.initial or key in result.final:
-            rows.append((label, _fmt(result.initial.get(key)), _fmt(result.final.get(key))))
+            rows.append((label, fmt_share(result.initial.get(key)), fmt_share(result.final.get(key))))
     return rows
 
 
@@ -145,12 +127,6 @@ def reading(result) -> str:
     return " ".join(out)
 
 
-def markdown_table(rows: list[tuple[str, str, str]], header=("", "before", "after")) -> str:
-    lines = [f"| {' | '.join(header)} |", "|" + "---|" * len(header)]
-    lines += [f"| {' | '.join(r)} |" for r in rows]
-    return "\n".join(lines)
-
-
 def write_report(run: RunDir, result, *, title: str, intro: str = "", plots: list[Path] = ()) -> Path:
     """``report.md``: the summary table, what the numbers mean, the plots."""
     from lyceum.train.engine import SUMMARY_WINDOW
@@ -158,7 +134,8 @@ def write_report(run: RunDir, result, *, title: str, intro: str = "", plots: lis
     parts = [f"# {title}", ""]
     if intro:
         parts += [intro, ""]
-    parts += [markdown_table(summary_rows(result), ("", "before / initial", "after / final")), "", reading(result), "",
+    parts += [markdown_table(["", "before / initial", "after / final"], summary_rows(result)), "", reading(result),
+              "",
               (f"Accuracy is greedy, on held-out prompts, graded by the verifier. Diagnostics (PAPERS.md §1) are token "
               f"means at the student's own rollouts, averaged over the first and the last {SUMMARY_WINDOW} steps. "
               "Gap recovery = (after - before) / (teacher - before)."), ""]
@@ -167,8 +144,9 @@ def write_report(run: RunDir, result, *, title: str, intro: str = "", plots: lis
         parts += ["## Evaluations", "", "| step | accuracy | gap recovery | reward AUROC | response length |",
                   "|---|---|---|---|---|"]
         for e in evals:
-            parts.append(f"| {e['step']} | {_fmt(e['accuracy'], True)} | {_fmt(e.get('gap_recovery'), True)} | "
-                         f"{_fmt(e.get('auroc'))} | {e.get('response_length', 0):.1f} |")
+            parts.append(f"| {e['step']} | {fmt_share(e['accuracy'], pct=True)} | "
+                         f"{fmt_share(e.get('gap_recovery'), pct=True)} | {fmt_share(e.get('auroc'))} | "
+                         f"{e.get('response_length', 0):.1f} |")
         parts.append("")
     if plots:
         parts += ["## Diagnostics over training", ""]

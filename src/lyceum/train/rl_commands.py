@@ -10,34 +10,9 @@ from pathlib import Path
 
 from lyceum.train.config_flags import add_config_flags, config_from_args
 
-# help for the RL settings; the engine's settings take their help from distill_commands.HELP
-RL_HELP = {
-    "loss": "grpo (token-level clipped ratio) or gspo (sequence-level, length-normalised ratio)",
-    "clip_low": "lower clip range of the ratio (0: the loss's default, GRPO 0.2 / GSPO 3e-4)",
-    "clip_high": "upper clip range of the ratio (0: the loss's default, GRPO 0.2 / GSPO 4e-4)",
-    "scale_by_std": "divide advantages by the group std (false: Dr. GRPO)",
-    "kl_coef": "weight of the k3 KL to the frozen starting student",
-    "old": "behaviour log-probs: current (on-policy) or sampler (recorded while sampling)",
-    "mis_low": "masked importance sampling: lower bound of the sequence ratio (both 0: off)",
-    "mis_high": "masked importance sampling: upper bound of the sequence ratio",
-    "teacher_coef": "mixed feedback: weight of the OPD teacher term (needs --teacher)",
-    "curriculum": "true: easiest bucket first, widen on reward; false: uniform over the pool",
-    "pass_rate_k": "rollouts per prompt for the pass-rate filter (0: no filter)",
-    "max_pass_rate": "drop prompts solved more often than this",
-    "drop_unsolved": "drop prompts never solved in pass_rate_k tries",
-    "difficulty_key": "prompt-row field that grades difficulty (else the pass rate)",
-    "n_buckets": "difficulty buckets (0: one per distinct value)",
-    "thresholds": "per-stage training reward that opens the next bucket, e.g. 0.6,0.7",
-    "group_sizes": "per-stage rollouts per prompt, e.g. 4,8 (empty: --n)",
-    "stage_max_new_tokens": "per-stage max response length, e.g. 32,64 (empty: --max-new-tokens)",
-    "window": "steps of training reward averaged before a stage may advance",
-    "verifier": "verifier that rewards answers: lab or olympiad",
-}
-
 
 def register(verbs) -> None:
-    from lyceum.train.distill_commands import HELP
-    from lyceum.train.rl import RLConfig
+    from lyceum.train.config import HELP, RL_HELP, RLConfig
 
     p = verbs.add_parser(
         "train", help="curriculum RL (GRPO/GSPO) of a local model with a verifier",
@@ -59,8 +34,11 @@ def register(verbs) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from lyceum.train.report import markdown_table, summary_rows
-    from lyceum.train.rl import RLConfig, rl_train, stage_table, write_rl_report
+    from lyceum.tables import markdown_table
+    from lyceum.train.config import RLConfig
+    from lyceum.train.report import summary_rows
+    from lyceum.train.rl import rl_train
+    from lyceum.train.rl_report import stage_table, write_rl_report
 
     cfg = config_from_args(args, RLConfig)
     result = rl_train(args.student, args.prompts, args.out, cfg, eval_rows=args.eval_prompts,
@@ -74,6 +52,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     rows = summary_rows(result.train)
     if rows:
         print()
-        print(markdown_table(rows, ("", "before", "after")))
+        print(markdown_table(["", "before", "after"], rows))
     print(f"\nrun folder: {result.run.path}  (trained model: {result.run.path / 'checkpoint' / 'model'})")
     return 0

@@ -1,7 +1,14 @@
-"""Rollouts: the student answers a batch of prompt rows, then the batch is cut into micro-batches for training.
+"""Sampling: the one path from prompts to completions, for training rollouts, evaluations and recipes.
 
     ro = rollout(student, rows, n=4, max_new_tokens=64, seed=step_seed)
     for mb in micro_batches(ro, size=16): ...     # mb.ids, mb.mask, mb.start, mb.tokens, mb.response_mask
+    for first, s in sample_batches(lm, prompts, n=8, max_new_tokens=64, prompts_per_call=8, seed=0): ...
+    evaluate(lm, rows, verifier, max_new_tokens=64)  # greedy accuracy
+
+A ``Sampler`` is the seam where served engines plug in: it samples n completions per prompt with their token
+ids and per-token log-probs, and takes the trainer's new weights. ``LocalSampler`` (the model's own decode
+loop, ``LocalLM.sample``) is one backend; a vLLM / SGLang client implements the same two calls. Anything that
+samples takes either a ``LocalLM`` or a ``Sampler``.
 
 Micro-batches group rollouts of similar length and drop columns that are padding in every row of the batch,
 so the training forward pass does not spend time on padding the sampler needed.
@@ -9,12 +16,74 @@ so the training forward pass does not spend time on padding the sampler needed.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
 from lyceum.models.local import LocalLM, Samples
+
+
+@runtime_checkable
+class Sampler(Protocol):
+    """A rollout backend."""
+
+    def sample(self, prompts: Sequence[Any], *, n: int, max_new_tokens: int, temperature: float = 1.0,
+               top_p: float = 1.0, seed: int | None = None) -> Samples:
+        """``n`` completions per prompt (prompt-major rows) with token ids, per-token log-probs under the
+        distribution each token was drawn from, finish reasons and texts. ``temperature=0`` is greedy."""
+        ...
+
+    def push_weights(self, model: Any) -> None:
+        """Serve the trainer's current weights from now on (a no-op for a sampler that shares them)."""
+        ...
+
+
+@dataclass
+class LocalSampler:
+    """Samples with the trained model itself (its own decode loop), so there are never weights to push."""
+
+    lm: LocalLM
+    autocast: Callable[[], Any] = field(default=nullcontext)
+
+    def sample(self, prompts: Sequence[Any], *, n: int, max_new_tokens: int, temperature: float = 1.0,
+               top_p: float = 1.0, seed: int | None = None) -> Samples:
+        with self.autocast():
+            return self.lm.sample(list(prompts), max_new_tokens, temperature=temperature, top_p=top_p, n=n,
+                                  seed=seed)
+
+    def push_weights(self, model: Any) -> None:
+        pass
+
+
+def as_sampler(model: LocalLM | Sampler, autocast: Callable[[], Any] | None = None) -> Sampler:
+    """A ``Sampler`` for ``model``: a ``LocalLM`` gets the local backend, a sampler is returned as it is."""
+    if isinstance(model, LocalLM):
+        return LocalSampler(model, autocast or nullcontext)
+    if not isinstance(model, Sampler):
+        raise TypeError(f"expected a LocalLM or a Sampler, got {type(model).__name__}")
+    return model
+
+
+def sample_batches(model: LocalLM | Sampler, prompts: Sequence[Any], *, n: int = 1, max_new_tokens: int,
+                   prompts_per_call: int, temperature: float = 1.0, top_p: float = 1.0, seed: int | None = 0,
+                   seed_by: str = "chunk", desc: str = "",
+                   autocast: Callable[[], Any] | None = None) -> Iterator[tuple[int, Samples]]:
+    """``n`` completions for each prompt, ``prompts_per_call`` prompts at a time: yields (index of the chunk's
+    first prompt, its ``Samples``). Chunk i draws with seed ``seed + i`` (``seed_by="chunk"``) or ``seed`` plus
+    the index of its first prompt (``seed_by="row"``); ``seed=None`` uses the global RNG. ``desc`` shows a
+    progress bar."""
+    from lyceum.runs import progress
+
+    sampler = as_sampler(model, autocast)
+    size = max(1, int(prompts_per_call))
+    starts = list(range(0, len(prompts), size))
+    for c, a in enumerate(progress(starts, desc=desc) if desc else starts):
+        chunk_seed = None if seed is None else seed + (c if seed_by == "chunk" else a)
+        yield a, sampler.sample(prompts[a: a + size], n=n, max_new_tokens=max_new_tokens, temperature=temperature,
+                                top_p=top_p, seed=chunk_seed)
 
 
 @dataclass
@@ -70,11 +139,29 @@ class MicroBatch:
         return int(self.response_mask.sum())
 
 
-def rollout(student: LocalLM, rows: list[dict], *, n: int, max_new_tokens: int, temperature: float = 1.0,
-            top_p: float = 1.0, seed: int | None = None) -> Rollouts:
-    samples = student.sample([r["prompt"] for r in rows], max_new_tokens, temperature=temperature, top_p=top_p,
-                             n=n, seed=seed)
+def rollout(student: LocalLM | Sampler, rows: list[dict], *, n: int, max_new_tokens: int, temperature: float = 1.0,
+            top_p: float = 1.0, seed: int | None = None, autocast: Callable[[], Any] | None = None) -> Rollouts:
+    """``n`` rollouts for each prompt row, in one call to the sampler."""
+    samples = as_sampler(student, autocast).sample([r["prompt"] for r in rows], n=n, max_new_tokens=max_new_tokens,
+                                                   temperature=temperature, top_p=top_p, seed=seed)
     return Rollouts(rows, samples)
+
+
+def evaluate(model: LocalLM | Sampler, rows: list[dict], verifier, *, max_new_tokens: int, batch_size: int = 64,
+             autocast: Callable[[], Any] | None = None) -> dict[str, float]:
+    """Greedy accuracy (mean verifier reward) of ``model`` on ``rows``, with mean response length and stop rate."""
+    from lyceum.train.verifiers import reward
+
+    correct, lengths, stops = [], [], []
+    for a, s in sample_batches(model, [r["prompt"] for r in rows], n=1, max_new_tokens=max_new_tokens,
+                               prompts_per_call=batch_size, temperature=0.0, seed=None, autocast=autocast):
+        # float32, like the rewards of training rollouts (feedback.verifier_rewards)
+        correct += torch.tensor([reward(verifier, rows[a + i], text) for i, text in enumerate(s.texts)],
+                                dtype=torch.float32).tolist()
+        lengths += s.lengths.tolist()
+        stops += [r == "stop" for r in s.finish_reasons]
+    n = max(len(rows), 1)
+    return {"accuracy": sum(correct) / n, "response_length": sum(lengths) / n, "stop_rate": sum(stops) / n}
 
 
 def micro_batches(ro: Rollouts, size: int) -> Iterator[MicroBatch]:

@@ -69,16 +69,15 @@ class ColdStartResult:
 def teacher_samples(teacher, rows: list[dict], verifier, *, m: int, max_new_tokens: int, temperature: float = 1.0,
                     seed: int = 0, batch_size: int = 64) -> list[dict]:
     """``m`` sampled teacher responses per row, each with its verifier reward (rejection sampling's input)."""
-    from lyceum.runs import progress
-    from lyceum.train.verifier_feedback import reward
+    from lyceum.train.rollout import sample_batches
+    from lyceum.train.verifiers import reward
 
-    per_call = max(1, batch_size // m)
-    chunks = [rows[a:a + per_call] for a in range(0, len(rows), per_call)]
     out = []
-    for c, chunk in enumerate(progress(chunks, desc="cold start: teacher samples")):
-        s = teacher.sample([r["prompt"] for r in chunk], max_new_tokens, temperature=temperature, n=m, seed=seed + c)
+    for a, s in sample_batches(teacher, [r["prompt"] for r in rows], n=m, max_new_tokens=max_new_tokens,
+                               prompts_per_call=max(1, batch_size // m), temperature=temperature, seed=seed,
+                               desc="cold start: teacher samples"):
         for i, text in enumerate(s.texts):
-            row = chunk[int(s.prompt_index[i])]
+            row = rows[a + int(s.prompt_index[i])]
             out.append({**row, "response": text, "reward": reward(verifier, row, text),
                         "finish": s.finish_reasons[i]})
     return out
@@ -94,20 +93,20 @@ def cold_start(student: str | Path, teacher: str | Path, prompts: str | Path | l
                cfg: ColdStartConfig | None = None, *, eval_rows: str | Path | list[dict] | None = None,
                log=print) -> ColdStartResult:
     """Run (or resume) the three stages; the OPD stage is ``lyceum.train.distill.distill`` from the SFT model."""
-    from lyceum.lab.sft import SFTConfig, mean_loss, sft
     from lyceum.models.local import load_local
-    from lyceum.runs import read_jsonl, write_jsonl
-    from lyceum.train.distill import distill, open_run
-    from lyceum.train.engine import pick_device
+    from lyceum.runs import RunDir, read_jsonl, write_jsonl
+    from lyceum.train.devices import pick_device
+    from lyceum.train.distill import distill
     from lyceum.train.schedules import load_prompts
-    from lyceum.train.verifier_feedback import get_verifier
+    from lyceum.train.sft import SFTConfig, mean_loss, sft
+    from lyceum.train.verifiers import get_verifier
 
     cfg = cfg or ColdStartConfig()
     if not cfg.verifier:
         raise UserError("the cold start keeps only correct teacher answers; set a verifier (e.g. --verifier lab)")
     verifier = get_verifier(cfg.verifier)
     rows = prompts if isinstance(prompts, list) else load_prompts(prompts)
-    run = open_run(out, {"student": str(student), "teacher": str(teacher),
+    run = RunDir.open(out, {"student": str(student), "teacher": str(teacher),
                          "prompts": str(prompts) if not isinstance(prompts, list) else f"{len(rows)} rows",
                          **vars(cfg)})
     device = pick_device(cfg)
@@ -166,7 +165,8 @@ def cold_start(student: str | Path, teacher: str | Path, prompts: str | Path | l
 
 def write_report(result: ColdStartResult) -> Path:
     """``<out>/report.md``: the three stages' numbers, then the OPD stage's own report table."""
-    from lyceum.train.report import markdown_table, summary_rows
+    from lyceum.tables import markdown_table
+    from lyceum.train.report import summary_rows
 
     parts = ["# Off-policy cold start, then on-policy distillation", "",
              "| stage | result |", "|---|---|",
@@ -176,5 +176,5 @@ def write_report(result: ColdStartResult) -> Path:
              f"{result.sft_loss_after:.4f} |"),
              f"| 3. OPD from the SFT checkpoint | run folder `opd/` ({result.opd.steps} steps) |", "",
              "## OPD stage", "",
-             markdown_table(summary_rows(result.opd), ("", "before / initial", "after / final")), ""]
+             markdown_table(["", "before / initial", "after / final"], summary_rows(result.opd)), ""]
     return result.run.write_text("report.md", "\n".join(parts))

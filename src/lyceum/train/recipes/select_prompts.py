@@ -28,6 +28,10 @@ from lyceum.errors import UserError
 
 SIGNALS = ("overlap_ratio", "overlap_mass", "teacher_logprob")
 
+# template families "<family>:<name>": render(question, name) -> prompt, named as "package.module:function" and
+# imported only when used (train imports no task package)
+TEMPLATE_RENDERERS = {"lab": "lyceum.lab.hooks:render_template"}
+
 
 # ---------------------------------------------------------------------------------------------------------
 # template alignment
@@ -44,12 +48,12 @@ def align_template(rows: list[dict], template: str, *, tokenizer=None) -> list[d
     ``lab:<name>`` re-renders a lab addition prompt in lab template <name>; ``chat`` applies the tokenizer's
     chat template to the question as one user turn; anything else is a format string with ``{question}``.
     """
-    if template.startswith("lab:"):
-        from lyceum.lab.tasks import parse_prompt, render_prompt
+    family, _, name = template.partition(":")
+    if name and family in TEMPLATE_RENDERERS:
+        from lyceum.train.verifiers import resolve
 
-        name = template[4:]
-        return [{**r, "prompt": render_prompt(parse_prompt(question_of(r)), name), "source_prompt": r["prompt"]}
-                for r in rows]
+        render = resolve(TEMPLATE_RENDERERS[family], "prompt template")
+        return [{**r, "prompt": render(question_of(r), name), "source_prompt": r["prompt"]} for r in rows]
     if template == "chat":
         if tokenizer is None or not getattr(tokenizer, "chat_template", None):
             raise UserError("the 'chat' template needs a teacher tokenizer that has a chat template")
@@ -93,21 +97,24 @@ def score_prompts(student, teacher, rows: list[dict], *, n: int = 2, max_new_tok
     import torch
 
     from lyceum.models.local import check_pair
-    from lyceum.runs import progress
     from lyceum.train.diagnostics import topk_diagnostics
+    from lyceum.train.logits import response_head
+    from lyceum.train.rollout import sample_batches
+    from lyceum.train.scan import token_scan
 
     if not rows:
         raise UserError("there are no candidate prompts to score")
-    check_pair(student, teacher)
+    vocab = check_pair(student, teacher)
     k = min(k, student.vocab_size)
     out: list[PromptScore] = []
-    chunks = [rows[a:a + batch_size] for a in range(0, len(rows), batch_size)]
-    for c, chunk in enumerate(progress(chunks, desc="select-prompts: scoring candidates")):
-        prompts = [r["prompt"] for r in chunk]
-        samples = student.sample(prompts, max_new_tokens, n=n, seed=seed + c)
+    for a, samples in sample_batches(student, [r["prompt"] for r in rows], n=n, max_new_tokens=max_new_tokens,
+                                     prompts_per_call=batch_size, seed=seed,
+                                     desc="select-prompts: scoring candidates"):
+        chunk = rows[a: a + batch_size]
         ids, attention, start = samples.sequences()
-        mine = student.score(ids, attention, start=start, topk=k, entropy=True)
-        theirs = teacher.score(ids, attention, start=start, topk=k, given_ids=mine.topk_ids, entropy=True)
+        mask = attention[:, start:].to(student.device)
+        scan = token_scan(response_head(student, ids, attention, start, vocab),
+                          response_head(teacher, ids, attention, start, vocab), None, mask, k)
         # the teacher's likelihood of the prompt text itself; a row's first real token has no prefix to be
         # predicted from (it would be read off a padding column), so it is left out
         p_ids, p_mask = samples.prompt_ids[::n], samples.prompt_mask[::n]
@@ -119,12 +126,12 @@ def score_prompts(student, teacher, rows: list[dict], *, n: int = 2, max_new_tok
         owner = samples.prompt_index.cpu()
         for j, row in enumerate(chunk):
             sel = (owner == j).nonzero().squeeze(1)
-            mask = mine.mask.cpu()[sel]
-            d = topk_diagnostics(mine.topk_ids.cpu()[sel], mine.topk_logprobs.cpu()[sel],
-                                 theirs.topk_ids.cpu()[sel], theirs.given_logprobs.cpu()[sel],
-                                 mine.entropy.cpu()[sel], theirs.entropy.cpu()[sel], mask)
-            ratio = d["overlap_ratio"] if mask.sum() > 0 else float("nan")
-            mass = d["overlap_mass_student"] if mask.sum() > 0 else float("nan")
+            m = mask.cpu()[sel]
+            d = topk_diagnostics(scan.student_topk_ids.cpu()[sel], scan.student_topk_logprobs.cpu()[sel],
+                                 scan.teacher_topk_ids.cpu()[sel], scan.teacher_logprobs_at_student_topk.cpu()[sel],
+                                 scan.student_entropy.cpu()[sel], scan.teacher_entropy.cpu()[sel], m)
+            ratio = d["overlap_ratio"] if m.sum() > 0 else float("nan")
+            mass = d["overlap_mass_student"] if m.sum() > 0 else float("nan")
             out.append(PromptScore(len(out), row["prompt"], _nan0(ratio), _nan0(mass),
                                    float(lp_sum[j] / lp_tokens[j])))
     return rank_scores(out, weights)
