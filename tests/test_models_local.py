@@ -184,10 +184,10 @@ def test_load_local_explains_bad_paths(tmp_path):
 
 
 def test_sampled_tokens_follow_the_model_distribution():
-    from lyceum.models.local import _draw
+    from lyceum.models.local import draw_tokens
 
     logits = torch.randn(1, 30, generator=torch.Generator().manual_seed(0)) * 2
-    tokens, logprobs = _draw(logits.expand(20000, 30).contiguous(), 1.0, 1.0, torch.Generator().manual_seed(1))
+    tokens, logprobs = draw_tokens(logits.expand(20000, 30).contiguous(), 1.0, 1.0, torch.Generator().manual_seed(1))
     frequency = torch.bincount(tokens, minlength=30).float() / 20000
     assert (frequency - logits.softmax(-1)[0]).abs().max() < 0.01  # ~4 standard errors at 20k draws
     assert torch.allclose(logprobs, logits.log_softmax(-1)[0][tokens], atol=1e-6)

@@ -130,7 +130,8 @@ def test_a_response_that_emits_an_image_placeholder_scores_exactly():
     lm = build_tiny_vlm("qwen2_vl", seed=2)
     with torch.no_grad():
         lm.model.lm_head.weight.mul_(0.05)  # near-uniform next-token distributions: placeholders get drawn
-    s = lm.sample(mixed_prompts()[1:], max_new_tokens=40, n=4, seed=0, stop_ids=[])
+    # 2 prompts x 8 samples x 60 tokens near-uniform over ~60 ids: a placeholder is drawn with near certainty
+    s = lm.sample(mixed_prompts()[1:], max_new_tokens=60, n=8, seed=0, stop_ids=[])
     assert (s.tokens[s.mask.bool()] == lm.image_token_id).any()
     ids, mask, start = s.sequences()
     sc = lm.score(ids, mask, start=start, images=s.row_images())

@@ -23,16 +23,16 @@ from lyceum.errors import UserError
 T = TypeVar("T")
 
 
-def _jsonable(x: Any) -> Any:
+def jsonable(x: Any) -> Any:
     """Make a config value serialisable (paths, dataclasses, tuples)."""
     import dataclasses
 
     if dataclasses.is_dataclass(x) and not isinstance(x, type):
-        return {k: _jsonable(v) for k, v in dataclasses.asdict(x).items()}
+        return {k: jsonable(v) for k, v in dataclasses.asdict(x).items()}
     if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
+        return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
+        return [jsonable(v) for v in x]
     if isinstance(x, Path):
         return str(x)
     if hasattr(x, "item") and callable(x.item):  # numpy / torch scalars
@@ -102,7 +102,7 @@ class RunDir:
         metrics = path / "metrics.jsonl"
         rerun = metrics.exists() or (path / "run.log").exists()
         if config is not None:
-            write_private(path / "config.yaml", yaml.safe_dump(_jsonable(config), sort_keys=False))
+            write_private(path / "config.yaml", yaml.safe_dump(jsonable(config), sort_keys=False))
         if not resume and metrics.exists():
             metrics.unlink()
         _drop_torn_tail(metrics)
@@ -130,7 +130,7 @@ class RunDir:
         self._append_log(f"INFO {message}")
 
     def log_metrics(self, record: dict[str, Any]) -> None:
-        record = {"time": round(time.time(), 3), **_jsonable(record)}
+        record = {"time": round(time.time(), 3), **jsonable(record)}
         append_private(self.path / "metrics.jsonl", json.dumps(record) + "\n")
 
     def read_metrics(self) -> list[dict[str, Any]]:
@@ -162,7 +162,7 @@ class RunDir:
         print(f"{self.path}: {message}", file=sys.stderr, flush=True)
 
     def write_json(self, name: str, obj: Any) -> Path:
-        return write_private(self.path / name, json.dumps(_jsonable(obj), indent=2, ensure_ascii=False))
+        return write_private(self.path / name, json.dumps(jsonable(obj), indent=2, ensure_ascii=False))
 
     def write_text(self, name: str, text: str) -> Path:
         return write_private(self.path / name, text)
@@ -196,7 +196,7 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
 
 def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
     """Write rows as JSONL, 0600 and atomically (a kill leaves the old file or the new one)."""
-    write_private(path, "".join(json.dumps(_jsonable(r), ensure_ascii=False) + "\n" for r in rows))
+    write_private(path, "".join(json.dumps(jsonable(r), ensure_ascii=False) + "\n" for r in rows))
 
 
 def load_config(path: str | Path) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from lyceum.errors import UserError
-from lyceum.lab.tasks import ANSWER_MARK, extract_answer
+from lyceum.lab.tasks import ALPHABET, ANSWER_MARK, extract_answer
 
 IMAGE_SIZE = (48, 24)  # width, height: each number in its own half
 FONT_SIZE = 14
@@ -267,7 +267,7 @@ def measure(*, minutes: float = 3.0, digits: int = 1, train: int = 2000, held_ou
                               "vision_layers": vision_layers, "jitter": jitter, "patch_size": patch_size,
                               "task": task, "arms": {}}
     if task == "digit":
-        vlm = build_tiny_vlm(arch, seed=seed, max_pixels=DIGIT_SIZE**2, vision_hidden=vision_hidden,
+        vlm = build_tiny_vlm(arch, seed=seed, alphabet=ALPHABET, max_pixels=DIGIT_SIZE**2, vision_hidden=vision_hidden,
                              vision_layers=vision_layers, patch_size=patch_size)
         rows = digit_rows(train + held_out, seed=seed)
         result["arms"]["image"] = train_arm(vlm, rows[:train], rows[train:], label="digit", minutes=minutes, lr=lr,
@@ -278,7 +278,7 @@ def measure(*, minutes: float = 3.0, digits: int = 1, train: int = 2000, held_ou
     for mode in arms:
         rows = visual_rows(problems[:train], mode=mode, seed=seed, jitter=jitter)
         test = visual_rows(problems[train:], mode=mode, seed=seed + 10_000, jitter=jitter)
-        vlm = build_tiny_vlm(arch, seed=seed, max_pixels=IMAGE_SIZE[0] * IMAGE_SIZE[1],
+        vlm = build_tiny_vlm(arch, seed=seed, alphabet=ALPHABET, max_pixels=IMAGE_SIZE[0] * IMAGE_SIZE[1],
                              vision_hidden=vision_hidden, vision_layers=vision_layers, patch_size=patch_size)
         result["arms"][mode] = train_arm(vlm, rows, test, label=mode, minutes=minutes, lr=lr, seed=seed,
                                          eval_every=eval_every)

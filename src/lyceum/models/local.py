@@ -4,7 +4,7 @@
     lm = build_tiny("llama", tokenizer=tok, hidden=64, layers=2, heads=4, seed=0)
     s = lm.sample(["12+34="], max_new_tokens=32, n=4, seed=0)    # s.tokens, s.logprobs, s.mask, s.finish_reasons
     ids, mask, start = s.sequences()
-    sc = lm.score(ids, mask, start=start)                         # sc.logprobs [B, T-start], sc.mask
+    sc = lm.score(ids, mask, start=start, topk=16)                # sc.logprobs [B, T-start], sc.topk_ids, ...
 
 Sampling is our own loop rather than ``model.generate``: the prompt batch is prefilled once (left padding,
 real position ids), the KV cache is repeated ``n`` times instead of re-running the prompt, then one token per
@@ -112,6 +112,9 @@ class Scores:
 
     logprobs: torch.Tensor  # [B, T'] log p(x_t | x_<t) of the realised tokens
     mask: torch.Tensor  # [B, T'] float32
+    topk_ids: torch.Tensor | None = None  # [B, T', k]
+    topk_logprobs: torch.Tensor | None = None  # [B, T', k]
+    given_logprobs: torch.Tensor | None = None  # [B, T', K] log-probs of the ids passed as given_ids
 
 
 # --------------------------------------------------------------------------------------------------- model
@@ -293,7 +296,7 @@ class LocalLM:
             stopped = torch.zeros(N, dtype=torch.bool, device=self.device)
             active = torch.arange(N, device=self.device)  # rows still generating, in cache order
             for t in range(max_new_tokens):
-                tok, lp = _draw(logits.float(), temperature, top_p, gen)
+                tok, lp = draw_tokens(logits.float(), temperature, top_p, gen)
                 tokens[active, t], logprobs[active, t] = tok, lp
                 done = torch.isin(tok, stops)
                 if done.any():
@@ -329,12 +332,14 @@ class LocalLM:
 
     @torch.no_grad()
     def score(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, *, start: int = 1,
-              chunk_size: int | None = None) -> Scores:
+              topk: int = 0, given_ids: torch.Tensor | None = None, chunk_size: int | None = None) -> Scores:
         """Log-probs of ``input_ids[:, start:]`` given their prefixes, chunk by chunk over non-padding positions.
 
-        ``chunk_size`` is positions per LM-head call (default: about ``CHUNK_BYTES`` of float32 logits). Top-k
-        sets, entropies and another model's log-probs at them are the training scan's job
-        (``lyceum.train.scan.token_scan``).
+        Optionally also the ``topk`` most likely ids with their log-probs and the log-probs of ``given_ids``
+        (``[B, T-start, K]``): what a served teacher answers (``lyceum.models.served``), so in-process and served
+        scoring share one record. ``chunk_size`` is positions per LM-head call (default: about ``CHUNK_BYTES``
+        of float32 logits). The training diagnostics (top-k overlap, entropies) are the loss scan's job
+        (``lyceum.train.scan.token_scan``), not this method's.
         """
         if not 1 <= start < input_ids.shape[1] + 1:
             raise ValueError(f"start must be in [1, {input_ids.shape[1]}], got {start}")
@@ -347,18 +352,31 @@ class LocalLM:
         flat = mask.reshape(-1).nonzero().squeeze(1)  # only real tokens reach the LM head
         h = hidden.reshape(B * T, -1)[flat]
         tgt = targets.reshape(-1)[flat]
+        giv = given_ids.to(self.device).reshape(B * T, -1)[flat] if given_ids is not None else None
 
         lp = torch.zeros(B * T, device=self.device)
+        tk_ids = torch.zeros(B * T, topk, dtype=torch.long, device=self.device) if topk else None
+        tk_lp = torch.zeros(B * T, topk, device=self.device) if topk else None
+        g_lp = torch.zeros(B * T, giv.shape[1], device=self.device) if giv is not None else None
         step = chunk_size or max(1, CHUNK_BYTES // (4 * self.vocab_size))
         for a in range(0, h.shape[0], step):
+            rows = flat[a: a + step]
             logp = self.logits(h[a: a + step])
             logp -= torch.logsumexp(logp, -1, keepdim=True)  # in place: one [chunk, V] tensor, not two
-            lp[flat[a: a + step]] = logp.gather(-1, tgt[a: a + step, None]).squeeze(-1)
+            lp[rows] = logp.gather(-1, tgt[a: a + step, None]).squeeze(-1)
+            if topk:
+                tk_lp[rows], tk_ids[rows] = logp.topk(topk, -1)
+            if giv is not None:
+                g_lp[rows] = logp.gather(-1, giv[a: a + step])
             del logp
-        return Scores(lp.reshape(B, T), mask)
+
+        def shape(x):
+            return None if x is None else x.reshape(B, T, *x.shape[1:])
+
+        return Scores(shape(lp), mask, shape(tk_ids), shape(tk_lp), shape(g_lp))
 
 
-def _draw(logits: torch.Tensor, temperature: float, top_p: float,
+def draw_tokens(logits: torch.Tensor, temperature: float, top_p: float,
           gen: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
     """One token per row and its log-prob under the distribution it was drawn from.
 

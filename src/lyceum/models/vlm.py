@@ -41,7 +41,7 @@ from lyceum.models.local import (
     LocalLM,
     Samples,
     Scores,
-    _draw,  # the sampling rule must be exactly LocalLM's; it becomes public when this merges into local.py
+    draw_tokens,  # the sampling rule must be exactly LocalLM's
     quiet_transformers,
     resolve_device,
     resolve_dtype,
@@ -414,7 +414,7 @@ class VisionLM(LocalLM):
             stopped = torch.zeros(N, dtype=torch.bool, device=self.device)
             active = torch.arange(N, device=self.device)
             for t in range(max_new_tokens):
-                tok, lp = _draw(logits.float(), temperature, top_p, gen)
+                tok, lp = draw_tokens(logits.float(), temperature, top_p, gen)
                 tokens[active, t], logprobs[active, t] = tok, lp
                 done = torch.isin(tok, stops)
                 if done.any():
@@ -452,13 +452,13 @@ class VisionLM(LocalLM):
 
     @torch.no_grad()
     def score(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, *, start: int = 1,
-              topk: int = 0, given_ids: torch.Tensor | None = None, entropy: bool = False,
+              topk: int = 0, given_ids: torch.Tensor | None = None,
               chunk_size: int | None = None, images: Sequence[PromptImages | None] | None = None) -> Scores:
         """``LocalLM.score`` with each row's images (``images[i]`` for row ``i``; ``None``: text only)."""
         self._scoring_images = images
         try:
             return super().score(input_ids, attention_mask, start=start, topk=topk, given_ids=given_ids,
-                                 entropy=entropy, chunk_size=chunk_size)
+                                 chunk_size=chunk_size)
         finally:
             self._scoring_images = None
 
@@ -596,6 +596,11 @@ def load_vlm(path: str | Path, device: str | torch.device | None = None,
 # --------------------------------------------------------------------------------------------------- tiny models
 
 
+# Digits, lower-case letters and the punctuation of short arithmetic and physics prompts: enough for tiny test
+# models (the lab passes its own alphabet; models/ must not import the lab).
+TINY_ALPHABET = "0123456789+-*/=#|:,.?()\n abcdefghijklmnopqrstuvwxyzQA"
+
+
 def vision_char_tokenizer(alphabet: str | list[str]):
     """The lab's character tokenizer plus the four Qwen-VL vision tokens (as special tokens, after the alphabet)."""
     from lyceum.models.tokenizers import char_tokenizer
@@ -624,7 +629,7 @@ def build_tiny_vlm(arch: str = "qwen2_vl", *, tokenizer: Any = None, alphabet: s
                    dtype: str | torch.dtype | None = None) -> VisionLM:
     """A randomly initialised Qwen2-VL, Qwen2.5-VL or Qwen3-VL with a local tokenizer and image processor.
 
-    The tokenizer is ``vision_char_tokenizer(alphabet)`` (default: the lab's alphabet) unless one is given; it
+    The tokenizer is ``vision_char_tokenizer(alphabet)`` (default: ``TINY_ALPHABET``) unless one is given; it
     must hold the Qwen-VL vision tokens. The same arguments and seed give the same weights.
     """
     if arch not in TINY_ARCHS:
@@ -635,9 +640,7 @@ def build_tiny_vlm(arch: str = "qwen2_vl", *, tokenizer: Any = None, alphabet: s
     import transformers
 
     if tokenizer is None:
-        from lyceum.lab.tasks import ALPHABET
-
-        tokenizer = vision_char_tokenizer(alphabet or ALPHABET)
+        tokenizer = vision_char_tokenizer(alphabet or TINY_ALPHABET)
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in VISION_TOKENS}
     if any(i is None or i == tokenizer.unk_token_id for i in ids.values()):
         raise UserError(f"the tokenizer needs the vision tokens {', '.join(VISION_TOKENS)}")

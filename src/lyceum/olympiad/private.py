@@ -37,12 +37,12 @@ def write_private(path: str | Path, text: str) -> Path:
 
 
 def write_private_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> Path:
-    from lyceum.runs import _jsonable
+    from lyceum.runs import jsonable
 
-    return write_private(path, "".join(json.dumps(_jsonable(r), ensure_ascii=False) + "\n" for r in rows))
+    return write_private(path, "".join(json.dumps(jsonable(r), ensure_ascii=False) + "\n" for r in rows))
 
 
 def write_private_json(path: str | Path, obj: Any) -> Path:
-    from lyceum.runs import _jsonable
+    from lyceum.runs import jsonable
 
-    return write_private(path, json.dumps(_jsonable(obj), indent=2, ensure_ascii=False))
+    return write_private(path, json.dumps(jsonable(obj), indent=2, ensure_ascii=False))

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from lyceum.errors import UserError
-from lyceum.olympiad.agent import AgentConfig, AgentResult, _user, solve_minions
+from lyceum.olympiad.agent import AgentConfig, AgentResult, solve_minions
 from lyceum.olympiad.data import Problem
 from lyceum.olympiad.prompts import problem_text, render
 from lyceum.olympiad.transcript import Transcript
@@ -23,9 +23,11 @@ Solver = Callable[..., Awaitable[AgentResult]]
 
 async def solve_plain(client, problem: Problem, transcript: Transcript, config: AgentConfig) -> AgentResult:
     """One call with the problem (and its figures, unless text-only)."""
+    from lyceum.models.chat import user_message
+
     images = [] if config.text_only else problem.images
     messages = [{"role": "system", "content": render("solver_system")},
-                _user(problem_text(problem, images_attached=bool(images)), images)]
+                user_message(problem_text(problem, images_attached=bool(images)), images)]
     text = await transcript.chat(client, messages, step="solve", site="solver", **config.params)
     return AgentResult(response=text, status="single")
 

@@ -86,9 +86,9 @@ def question_subjects(question: str) -> list[str]:
 
 def _adverb(word: str) -> bool:
     """Only an adverb in WordNet ("closely", "sharply"): it says how, not what."""
-    from lyceum.research.concepts import _wordnet
+    from lyceum.research.concepts import wordnet
 
-    wn = _wordnet()
+    wn = wordnet()
     if wn is None or not word.endswith("ly"):
         return False
     return wn.lemma(word, "r") is not None and all(wn.lemma(word, pos) is None for pos in ("n", "v", "a"))

@@ -149,13 +149,13 @@ class WordNet:
 
 
 @functools.lru_cache(maxsize=1)
-def _wordnet() -> WordNet | None:
+def wordnet() -> WordNet | None:
     folder = wordnet_dir()
     return WordNet(folder) if folder else None
 
 
 def available() -> bool:
-    return _wordnet() is not None
+    return wordnet() is not None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -166,7 +166,7 @@ def expand_word(word: str) -> tuple[tuple[str, float], ...]:
     is the sense meant in WordNet's tagged corpus, so "gas" expands mostly to the fuel and the state of
     matter, hardly to "boast". Its dictionary form ("warmest" -> "warm") counts as the word itself.
     """
-    wn = _wordnet()
+    wn = wordnet()
     if wn is None or word in STOPWORDS or word in _GENERIC or len(word) < 3 or word.isdigit():
         return ()
     out: dict[str, float] = {}
@@ -268,7 +268,7 @@ def synonyms(word: str) -> frozenset[str]:
     """The word's dictionary forms, the members of its common synsets and, for an adjective, the noun it
     pertains to ("Japanese" -> "Japan"); never broader or narrower words, so a gold table does not "cover" the
     yen through the yen's hypernym "monetary unit"."""
-    wn = _wordnet()
+    wn = wordnet()
     word = word.lower()
     out = {word}
     if wn is None:
@@ -294,7 +294,7 @@ def synonyms(word: str) -> frozenset[str]:
 @functools.lru_cache(maxsize=4096)
 def antonyms(word: str) -> frozenset[str]:
     """Direct antonyms of the word's common senses ("inflation" -> "deflation")."""
-    wn = _wordnet()
+    wn = wordnet()
     if wn is None:
         return frozenset()
     out: set[str] = set()
@@ -310,7 +310,7 @@ def antonyms(word: str) -> frozenset[str]:
 @functools.lru_cache(maxsize=4096)
 def pertainyms(word: str) -> frozenset[str]:
     """The nouns an adjective pertains to: "japanese" -> {"japan"}, "french" -> {"france"}; empty for others."""
-    wn = _wordnet()
+    wn = wordnet()
     lemma = wn.lemma(word.lower(), "a") if wn is not None else None
     if lemma is None:
         return frozenset()

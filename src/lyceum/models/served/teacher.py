@@ -160,7 +160,7 @@ async def served_scores(teacher: ServedTeacher, input_ids: torch.Tensor, attenti
         if g_lp is not None:
             g_lp[i, cols] = torch.tensor([[pos[t] for t in ids] for pos, ids in zip(ans.given, given[i])],
                                          dtype=torch.float32).reshape(n, -1)
-    return Scores(logprobs, attention_mask[:, start:].float(), tk_ids, tk_lp, g_lp, None)
+    return Scores(logprobs, attention_mask[:, start:].float(), tk_ids, tk_lp, g_lp)
 
 
 def dense_teacher_logits(scores, targets: torch.Tensor, vocab: int, given_ids: torch.Tensor | None = None,
