@@ -192,7 +192,9 @@ def lab_model_dir(name: str | Recipe, *, root: Path | None = None, build: bool =
             return base / name
     target = (Path(root) if root else cache_root()) / name
     if not build:
-        raise UserError(f"lab model '{name}' is not built; run: lyceum lab make-models")
+        where = f" in {root}" if root else ""
+        raise UserError(f"lab model '{name}' is not built{where} (or was built from an older recipe); build it with: "
+                        f"lyceum lab make-models" + (f" --out {root}" if root else ""))
     lm = build_model(r, root=root, log=log)
     return save_model(lm, r, target, measured=measure(lm))
 
