@@ -81,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         sys.stderr.write(f"error: {e}\n")
         return 2
+    except PermissionError as e:  # an --out or --db the user cannot write, a file they cannot read
+        sys.stderr.write(f"error: permission denied: {e.filename or e}; choose a path you can write to\n")
+        return 2
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130

@@ -90,12 +90,15 @@ def mean_band(runs: list[list[dict[str, Any]]], key: str, event: str = "train") 
 
 def readable_ylim(ys: list[float], *, floor: float | None = None) -> tuple[float, float] | None:
     """Limits that keep a nearly constant series flat: matplotlib would stretch a 0.1% wobble over the whole
-    axis (and print an offset like '+2.4e1'). None when the data vary enough for autoscaling."""
+    axis (and print an offset like '+2.4e1'). With a ``floor`` (0 for counts) a series that varies by less than
+    half its height is drawn from the floor. None when the data vary enough for autoscaling."""
     vals = [y for y in ys if not is_missing(y)]
     if not vals:
         return None
     lo, hi = min(vals), max(vals)
     scale = max(abs(lo), abs(hi), 1e-12)
+    if floor is not None and lo >= floor and hi - lo < 0.5 * (hi - floor):
+        return floor, hi + 0.1 * (hi - floor)  # a count that barely moves: show it against its zero
     if hi - lo > 0.05 * scale:
         return None
     pad = 0.25 * scale
@@ -109,7 +112,7 @@ def line_figure(path, title: str, panels: list[dict[str, Any]], *, note: str = "
 
     A panel is a dict: ``title``, ``ylabel`` (required: a reader must know what the axis is), ``lines`` as
     ``(label, xs, ys)`` or ``(label, xs, ys, low, high)`` (a shaded band), optional ``hlines`` as
-    ``(line label, y)`` (dashed, in that line's colour), ``ylim``, ``marker``, ``smooth`` (a trailing moving
+    ``(line label, y)`` (dashed, in that line's colour; a label of no line gets a legend entry), ``ylim``, ``marker``, ``smooth`` (a trailing moving
     average drawn bold over the faint raw line), ``xlabel`` (default "step"), ``floor`` (lowest y limit a
     nearly constant series may get, e.g. 0 for counts).
     """
@@ -138,7 +141,9 @@ def line_figure(path, title: str, panels: list[dict[str, Any]], *, note: str = "
                 ax.fill_between(xs, line[3], line[4], color=handle.get_color(), alpha=0.15, linewidth=0)
             all_ys += list(ys)
         for label, y in panel.get("hlines", []):
-            ax.axhline(y, color=colours.get(label, "gray"), linestyle="--", linewidth=1)
+            # in the colour of the line it belongs to; a line of its own (with a legend entry) otherwise
+            ax.axhline(y, color=colours.get(label, "gray"), linestyle="--", linewidth=1,
+                       label=None if label in colours else label)
             all_ys.append(y)
         ax.set(title=panel["title"], xlabel=panel.get("xlabel", "step"), ylabel=panel["ylabel"])
         ax.ticklabel_format(axis="y", useOffset=False)

@@ -99,8 +99,11 @@ def _tasks(args) -> int:
         from lyceum.runs import write_jsonl
 
         rows = tasks.examples(problems, pattern=args.pattern or "R", template=args.template)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        write_jsonl(args.out, rows)
+        try:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            write_jsonl(args.out, rows)
+        except OSError as e:
+            raise UserError(f"cannot write {args.out}: {e.strerror}") from e
         print(f"wrote {len(rows)} rows to {args.out}")
         return 0
     patterns = [args.pattern] if args.pattern else list(tasks.PATTERNS)

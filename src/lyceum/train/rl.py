@@ -278,7 +278,8 @@ def plot_rl(run, *, smooth: int = 5) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from lyceum.train.report import _series, _smooth
+    from lyceum.tables import series as _series
+    from lyceum.tables import smooth as _smooth
 
     rows = run.read_metrics()
     xs, ys = _series(rows, "reward")
