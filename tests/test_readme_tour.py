@@ -79,7 +79,8 @@ def test_every_offline_tour_command_runs_as_written_and_the_demo_prints_the_docs
             continue  # no .venv in this checkout: the interpreter running the tests stands in for it
         if offline(line):
             script += [f"echo {shlex.quote(MARK + line.split('#')[0].strip())}", line]
-    proc = subprocess.run(["bash", "-c", "\n".join(script)], cwd=ROOT, env=env, capture_output=True, text=True)
+    proc = subprocess.run(["bash", "-c", "\n".join(script)], cwd=ROOT, env=env, capture_output=True, text=True,
+                          check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
     demo = proc.stdout.split(f"{MARK}lyceum distill demo\n")[1].split(MARK)[0]

@@ -122,6 +122,7 @@ def line_figure(path, title: str, panels: list[dict[str, Any]], *, note: str = "
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     path = Path(path)
     fig, axes = plt.subplots(1, len(panels), figsize=(panel_width * len(panels), height), squeeze=False)
@@ -133,7 +134,8 @@ def line_figure(path, title: str, panels: list[dict[str, Any]], *, note: str = "
                 continue
             width = panel.get("smooth", 1)
             drawn = smooth(list(ys), width) if width > 1 else ys
-            (handle,) = ax.plot(xs, drawn, label=label, marker=panel.get("marker"), markersize=4)
+            marker = panel.get("marker") or ("o" if len(xs) == 1 else None)  # a lone point needs a marker
+            (handle,) = ax.plot(xs, drawn, label=label, marker=marker, markersize=4)
             colours[label] = handle.get_color()
             if width > 1:
                 ax.plot(xs, ys, color=handle.get_color(), alpha=0.2, linewidth=0.8)
@@ -146,6 +148,11 @@ def line_figure(path, title: str, panels: list[dict[str, Any]], *, note: str = "
                        label=None if label in colours else label)
             all_ys.append(y)
         ax.set(title=panel["title"], xlabel=panel.get("xlabel", "step"), ylabel=panel["ylabel"])
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps and rollouts are counts
+        xs_all = {x for line in panel["lines"] for x in line[1]}
+        if len(xs_all) == 1:  # one step: a window around it, not matplotlib's +-5% of nothing
+            (x,) = xs_all
+            ax.set_xlim(x - 1, x + 1)
         ax.ticklabel_format(axis="y", useOffset=False)
         ylim = panel.get("ylim") or readable_ylim(all_ys, floor=panel.get("floor"))
         if ylim:
