@@ -81,7 +81,8 @@ def test_every_offline_tour_command_runs_as_written_and_the_demo_prints_the_docs
             script += [f"echo {shlex.quote(MARK + line.split('#')[0].strip())}", line]
     proc = subprocess.run(["bash", "-c", "\n".join(script)], cwd=ROOT, env=env, capture_output=True, text=True,
                           check=False)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    last = proc.stdout.rsplit(MARK, 1)[-1]  # the command that stopped the tour, and what it printed
+    assert proc.returncode == 0, f"{MARK}{last[-3000:]}\n{proc.stderr[-3000:]}"
 
     demo = proc.stdout.split(f"{MARK}lyceum distill demo\n")[1].split(MARK)[0]
     printed = printed_demo_rows(demo)

@@ -74,7 +74,7 @@ def register_demo(verbs) -> None:
     """`lyceum distill demo`: the lab's student and teacher, the lab's recipe."""
     p = verbs.add_parser("demo", help="the main job: distil a tiny student on this CPU and show it improve",
                          description="Distil a tiny lab student (multi-digit addition with a scratchpad) from a "
-                                     "compatible, stronger teacher, offline on a CPU (about 1-2 minutes on 2 "
+                                     "compatible, stronger teacher, offline on a CPU (1-7 minutes on 2 busy "
                                      "cores). Shows a live progress bar and a before/after table, and writes "
                                      "metrics.jsonl, report.md and plots to the run folder. The CPU kernels are "
                                      "pinned so a seed gives the same numbers on any x86-64 machine.")
