@@ -520,7 +520,7 @@ def plot_contrast(c: Contrast, outcomes: dict[str, dict], path: Path, *, seeds: 
         diagnostic.append((arm.label, *mean_band(rows, metric, event)))
         t = mean(outcomes[arm.label].get("teacher_accuracy"))
         if c.name in ("patterns", "capability") and not math.isnan(t):
-            teachers.append((f"teacher of {arm.label}", t))
+            teachers.append((arm.label, t))  # dashed, in the colour of its arm
     suffix = f" (mean and range over {seeds} seeds)" if seeds > 1 else ""
     return line_figure(path, c.title, [
         {"title": "held-out accuracy (greedy)" + ("; teachers dashed" if teachers else ""), "ylabel": "accuracy",
