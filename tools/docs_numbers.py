@@ -166,9 +166,10 @@ def render_lab_table(lab: dict) -> str:
                          f"{'**' + c['verdict'] + '**' if i == 0 else ''} |")
     per_seed = "; ".join(f"{a['label']}: {', '.join(a['after_per_seed'])}" for c in lab["contrasts"]
                          for a in c["arms"] if c["name"] in ("mechanism", "granularity"))
-    seeds_text = ", ".join(map(str, seeds))
+    seeds_text = (f"Seeds {', '.join(map(str, seeds))} (mean ± sd over seeds" if len(seeds) > 1
+                  else f"Seed {seeds[0]} (one seed")
     return ("\n".join(lines) + "\n\n"
-            f"Seeds {seeds_text} (mean ± sd over seeds; {lab['eval_prompts']} held-out 4-digit sums per seed), from "
+            f"{seeds_text}; {lab['eval_prompts']} held-out 4-digit sums per seed), from "
             f"`{lab['command']}`. Final accuracy per seed, {per_seed}.\n\n"
             + "\n".join(f"- **{c['name']}**: {c['why']}." for c in lab["contrasts"]) + "\n")
 
