@@ -218,3 +218,12 @@ def test_run_plots_put_loss_and_grad_norm_on_their_own_axes_and_name_k(tmp_path)
     wide = matplotlib.image.imread(paths["loss.png"]).shape[1]
     narrow = matplotlib.image.imread(paths["length.png"]).shape[1]
     assert wide > 1.5 * narrow  # two panels side by side: loss and gradient norm each get their own y axis
+
+
+def test_distill_demo_is_the_labs_verb_and_building_the_cli_imports_no_torch():
+    code = ("import sys; from lyceum.cli import build_parser; "
+            "args = build_parser().parse_args(['distill', 'demo', '--steps', '3']); "
+            "print(args.func.__module__, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["lyceum.lab.commands", "False"]
