@@ -99,7 +99,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
     from lyceum.train.probe import format_probe, probe
     from lyceum.train.schedules import load_prompts
 
-    for flag, value in (("--limit", args.limit), ("--n", args.n), ("--k", args.k), ("--max-new-tokens", args.max_new_tokens)):
+    counts = {"--limit": args.limit, "--n": args.n, "--k": args.k, "--max-new-tokens": args.max_new_tokens}
+    for flag, value in counts.items():
         if value < 1:  # checked before the models load (seconds to minutes)
             raise UserError(f"{flag} must be at least 1, got {value}")
     rows = load_prompts(args.prompts)[: args.limit]
