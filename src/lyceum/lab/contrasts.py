@@ -521,7 +521,7 @@ def plot_contrast(c: Contrast, outcomes: dict[str, dict], path: Path, *, seeds: 
         t = mean(outcomes[arm.label].get("teacher_accuracy"))
         if c.name in ("patterns", "capability") and not math.isnan(t):
             teachers.append((arm.label, t))  # dashed, in the colour of its arm
-    suffix = f" (mean and range over {seeds} seeds)" if seeds > 1 else ""
+    suffix = f"; lines: mean over {seeds} seeds, bands: their range" if seeds > 1 else ""
     return line_figure(path, c.title, [
         {"title": "held-out accuracy (greedy)" + ("; teachers dashed" if teachers else ""), "ylabel": "accuracy",
          "lines": accuracy, "hlines": teachers, "ylim": (0, 1.02), "marker": "o"},
