@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 TORCH := torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv lint bench clean browser sandbox
+.PHONY: demo test venv lint bench clean browser sandbox docs-numbers docs-check
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -19,6 +19,18 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/lyceum distill demo
+
+# The demo's and the lab's numbers in README.md and docs/: run the current code (the demo over 5 seeds, then
+# `lab reproduce --seeds 3`: hours on 2 cores; finished seeds are kept on a rerun), keep the numbers in
+# docs/numbers/*.json, rewrite the marked blocks of the docs from them.
+docs-numbers: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python tools/docs_numbers.py run
+	$(BIN)/python tools/docs_numbers.py collect
+	$(BIN)/python tools/docs_numbers.py render
+
+# the docs' marked blocks match docs/numbers/*.json (fast; the tests check it too)
+docs-check: $(STAMP)
+	$(BIN)/python tools/docs_numbers.py check
 
 test: $(STAMP) browser sandbox
 	$(BIN)/python -m pytest -q

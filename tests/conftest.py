@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # so tests can `from chat_server import user_texts`
 
-from chat_server import ScriptedChatServer  # noqa: E402
+from chat_server import ScriptedChatServer
 
 # The tests' models are tiny; on a loaded 2-core machine OpenMP threads make them far slower, not faster.
 os.environ.setdefault("OMP_NUM_THREADS", "1")

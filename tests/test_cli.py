@@ -44,7 +44,7 @@ def test_user_error_exits_2_without_traceback(capsys):
     def boom(args):
         raise UserError("the file x.jsonl does not exist")
 
-    import lyceum.cli as cli
+    from lyceum import cli
 
     parser = cli.build_parser()
     args = parser.parse_args(["olympiad"])

@@ -240,7 +240,7 @@ def test_demo_prints_the_table_and_writes_report_and_plots(tmp_path):
 
     from rich.console import Console
 
-    from lyceum.train.demo import DemoSetup, run_demo
+    from lyceum.lab.demo import DemoSetup, run_demo
 
     write_pair(tmp_path)
     setup = DemoSetup(tmp_path / "student", tmp_path / "teacher", rows(8), rows(4, seed=9), max_new_tokens=6,

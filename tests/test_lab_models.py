@@ -6,8 +6,8 @@ import torch
 from lyceum.errors import UserError
 from lyceum.lab import make_models as mm
 from lyceum.lab import models, tasks
-from lyceum.lab.sft import SFTConfig, collate, encode_rows, mean_loss, sft
 from lyceum.models.local import build_tiny, load_local
+from lyceum.train.sft import SFTConfig, collate, encode_rows, mean_loss, sft
 
 # Two tiny recipes, the second starting from the first, so a whole build takes seconds.
 TINY = models.Recipe("tiny_base", "test base", digits=(1, 2), hidden=32, layers=1, steps=6, batch_size=8,

@@ -16,8 +16,6 @@ ALLOWED = {  # layer -> the layers it may import (besides itself and SHARED)
     "olympiad": {"models", "train"},
     "research": {"models", "train"},
 }
-# Moving to lyceum.lab on the first-contact branch (issue 14's lab side); drop them here once they have moved.
-MOVING = {"lyceum.train.demo", "lyceum.train.recipes.lab_contrasts"}
 
 
 def module_name(path: Path) -> str:
@@ -57,7 +55,7 @@ def is_cli(module: str) -> bool:
     return last in ("cli", "commands") or last.endswith("_commands")
 
 
-@pytest.mark.parametrize("name", sorted(m for m in MODULES if m not in MOVING))
+@pytest.mark.parametrize("name", sorted(m for m in MODULES))
 def test_a_module_imports_only_its_own_layer_and_the_ones_below(name):
     mine = layer(name)
     if mine in SHARED or mine == "cli":
@@ -66,7 +64,7 @@ def test_a_module_imports_only_its_own_layer_and_the_ones_below(name):
     assert not wrong, f"{name} ({mine}) imports {wrong}"
 
 
-@pytest.mark.parametrize("name", sorted(m for m in MODULES if m not in MOVING))
+@pytest.mark.parametrize("name", sorted(m for m in MODULES))
 def test_no_module_imports_another_modules_private_names_or_a_cli_module(name):
     private = sorted(f"{m}.{a}" for m, a in imports(name) if a and a.startswith("_") and not a.startswith("__") and m != name)
     assert not private, f"{name} imports private names {private}"
@@ -78,7 +76,7 @@ def test_no_module_imports_another_modules_private_names_or_a_cli_module(name):
 @pytest.mark.parametrize("package", ["models", "train", "lab", "olympiad"])
 def test_no_import_cycles_inside_a_layer(package):
     graph = {m: {i for i, _ in imports(m) if i in MODULES and i != m and layer(i) == package}
-             for m in MODULES if layer(m) == package and m not in MOVING}
+             for m in MODULES if layer(m) == package}
     state: dict[str, int] = {}
 
     def visit(m, path):

@@ -23,6 +23,17 @@ SYSTEMS = {
     "research": ("lyceum.research.commands", "knowledgeable deep research over tables and documents"),
 }
 
+# verbs a higher layer adds to a system: `distill demo` is the lab's (its task and models), so train never
+# imports lab; "module:function" is called with the system's sub-parsers
+EXTRA_VERBS = {"distill": ["lyceum.lab.commands:register_demo"]}
+
+# which extra brings a missing module; matplotlib comes with every extra, so it is named by the system
+EXTRAS = {"torch": "train", "transformers": "train", "accelerate": "train", "safetensors": "train",
+          "sympy": "olympiad", "math_verify": "olympiad", "pint": "olympiad", "pylatexenc": "olympiad",
+          "pandas": "research", "duckdb": "research", "openpyxl": "research", "pyarrow": "research",
+          "pypdf": "research", "markdown": "research", "wn": "research"}
+SYSTEM_EXTRAS = {"distill": "train", "rl": "train", "lab": "train", "olympiad": "olympiad", "research": "research"}
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse that reports bad flags as one sentence (and the usage) with exit status 2."""
@@ -42,7 +53,17 @@ def build_parser() -> argparse.ArgumentParser:
         sub = systems.add_parser(name, help=help_text, description=help_text)
         verbs = sub.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
         importlib.import_module(module).register(verbs)
+        for target in EXTRA_VERBS.get(name, []):
+            module_name, _, function = target.partition(":")
+            getattr(importlib.import_module(module_name), function)(verbs)
     return parser
+
+
+def missing_dependency(error: ImportError, system: str | None) -> str:
+    """One sentence naming the missing module and the extra that brings it."""
+    missing = (getattr(error, "name", None) or str(error)).split(".")[0]
+    extra = EXTRAS.get(missing) or SYSTEM_EXTRAS.get(system or "", "all")
+    return f"a dependency is missing ({missing}); install it with: pip install 'lyceum[{extra}]'"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,12 +81,14 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         sys.stderr.write(f"error: {e}\n")
         return 2
+    except PermissionError as e:  # an --out or --db the user cannot write, a file they cannot read
+        sys.stderr.write(f"error: permission denied: {e.filename or e}; choose a path you can write to\n")
+        return 2
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130
     except ImportError as e:
-        missing = getattr(e, "name", None) or str(e)
-        sys.stderr.write(f"error: a dependency is missing ({missing}); install the extras: pip install 'lyceum[all]'\n")
+        sys.stderr.write(f"error: {missing_dependency(e, args.system)}\n")
         return 2
     return int(code or 0)
 

@@ -125,8 +125,8 @@ def build_model(name: str | Recipe, *, root: Path | None = None, log: Callable[[
     """
     import torch
 
-    from lyceum.lab.sft import SFTConfig, sft
     from lyceum.models.local import build_tiny, load_local
+    from lyceum.train.sft import SFTConfig, sft
 
     r = recipe(name)
     name = r.name
@@ -192,7 +192,9 @@ def lab_model_dir(name: str | Recipe, *, root: Path | None = None, build: bool =
             return base / name
     target = (Path(root) if root else cache_root()) / name
     if not build:
-        raise UserError(f"lab model '{name}' is not built; run: lyceum lab make-models")
+        where = f" in {root}" if root else ""
+        raise UserError(f"lab model '{name}' is not built{where} (or was built from an older recipe); build it with: "
+                        f"lyceum lab make-models" + (f" --out {root}" if root else ""))
     lm = build_model(r, root=root, log=log)
     return save_model(lm, r, target, measured=measure(lm))
 

@@ -1,4 +1,5 @@
-"""`lyceum distill ...`: train (on-policy distillation), probe (preflight teacher fit), demo (the main job).
+"""`lyceum distill ...`: train (on-policy distillation), probe (preflight teacher fit); `distill demo` is the lab's
+(registered by ``lyceum.lab.commands.register_demo``).
 
 Nothing heavy is imported here; each handler imports torch/transformers when it runs.
 """
@@ -48,17 +49,6 @@ def register(verbs) -> None:
     p.add_argument("--out", help="also write the results as JSON to this file")
     p.set_defaults(func=cmd_probe)
 
-    p = verbs.add_parser("demo", help="the main job: distil a tiny student on this CPU and show it improve",
-                         description="Distil a tiny lab student (multi-digit addition with a scratchpad) from a "
-                                     "compatible, stronger teacher, offline on a CPU in a few minutes. Shows a live "
-                                     "progress bar and a before/after table, and writes metrics.jsonl, report.md and "
-                                     "plots to the run folder.")
-    p.add_argument("--out", default="runs/demo", help="run folder (default runs/demo; replaced if it exists)")
-    p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the demo's own)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--models", default=None, help="where the lab's demo models live or get built")
-    p.set_defaults(func=cmd_demo)
-
     from lyceum.train.recipe_commands import register_recipes  # cold-start, select-prompts (issue 6)
 
     register_recipes(verbs)
@@ -88,8 +78,10 @@ def cmd_probe(args: argparse.Namespace) -> int:
     from lyceum.train.probe import format_probe, probe
     from lyceum.train.schedules import load_prompts
 
-    if args.limit < 1:
-        raise UserError(f"--limit must be at least 1, got {args.limit}")
+    counts = {"--limit": args.limit, "--n": args.n, "--k": args.k, "--max-new-tokens": args.max_new_tokens}
+    for flag, value in counts.items():
+        if value < 1:  # checked before the models load (seconds to minutes)
+            raise UserError(f"{flag} must be at least 1, got {value}")
     rows = load_prompts(args.prompts)[: args.limit]
     student = load_local(args.student, device=args.device)
     teachers = {}
@@ -112,9 +104,3 @@ def cmd_probe(args: argparse.Namespace) -> int:
         write_jsonl(args.out, [r.to_dict() for r in results])
     return 0
 
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    from lyceum.train.demo import run_demo
-
-    run_demo(args.out, steps=args.steps, seed=args.seed, models=args.models)
-    return 0

@@ -9,73 +9,64 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from lyceum import tables
+import yaml
+
 from lyceum.runs import RunDir
 from lyceum.tables import fmt_share, markdown_table
 
-# (file, title, [(metric key, label)], y label)
+# (file, [(panel title, [(metric key, label)], y label)]): a figure of several panels gives each its own y axis,
+# so quantities of different scale (a loss near 0.2, a gradient norm near 45) are never drawn on one; {k} is the
+# diagnostics' top-k (the loss's own top-k may differ)
 PANELS = [
-    ("overlap.png", "Top-k overlap between student and teacher",
-     [("overlap_ratio", "overlap ratio"), ("overlap_mass_student", "overlap mass (student)"),
-      ("overlap_mass_teacher", "overlap mass (teacher)")], "share"),
-    ("entropy.png", "Next-token entropy at student-visited states",
-     [("entropy_student", "student H(p)"), ("entropy_teacher", "teacher H(q)"), ("entropy_gap", "|H(q) - H(p)|")],
-     "nats"),
-    ("advantage.png", "Overlap-token advantage (near 0 is healthy)",
-     [("overlap_advantage", "overlap advantage"), ("sequence_reward", "sequence reward mean_t(log q - log p)")],
-     "nats"),
-    ("loss.png", "Loss and gradient norm", [("loss", "loss"), ("grad_norm", "grad norm")], ""),
-    ("length.png", "Response length", [("response_length", "mean response tokens")], "tokens"),
-    ("overlap_by_position.png", "Overlap ratio by position in the response",
-     [("overlap_ratio/first", "first third"), ("overlap_ratio/middle", "middle third"),
-      ("overlap_ratio/last", "last third")], "share"),
+    ("overlap.png", [("Top-{k} overlap between student and teacher",
+                      [("overlap_ratio", "overlap ratio"), ("overlap_mass_student", "overlap mass (student)"),
+                       ("overlap_mass_teacher", "overlap mass (teacher)")], "share")]),
+    ("entropy.png", [("Next-token entropy at student-visited states",
+                      [("entropy_student", "student H(p)"), ("entropy_teacher", "teacher H(q)"),
+                       ("entropy_gap", "|H(q) - H(p)|")], "nats")]),
+    ("advantage.png", [("Top-{k} overlap-token advantage (near 0 is healthy)",
+                        [("overlap_advantage", "overlap advantage"),
+                         ("sequence_reward", "sequence reward mean_t(log q - log p)")], "nats")]),
+    ("loss.png", [("Loss", [("loss", "loss")], "loss"),
+                  ("Gradient norm (before clipping)", [("grad_norm", "grad norm")], "L2 norm")]),
+    ("length.png", [("Response length", [("response_length", "mean response tokens")], "tokens")]),
+    ("overlap_by_position.png", [("Top-{k} overlap ratio by position in the response",
+                                  [("overlap_ratio/first", "first third"), ("overlap_ratio/middle", "middle third"),
+                                   ("overlap_ratio/last", "last third")], "overlap ratio")]),
 ]
 
 
-# kept only for train/recipes/lab_contrasts.py, which moves to lab/ on another branch and will import
-# lyceum.tables.smooth there; delete with that move
-_smooth = tables.smooth
-
-
 def plot_run(run: RunDir, *, smooth: int = 5) -> list[Path]:
-    """One PNG per panel (only panels with data), plus accuracy over steps when the run was evaluated."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """One PNG per figure with data, plus accuracy over steps when the run was evaluated."""
+    from lyceum.tables import line_figure, series
 
     rows = run.read_metrics()
+    config = run.path / "config.yaml"
+    cfg = (yaml.safe_load(config.read_text()) or {}) if config.exists() else {}
+    k = cfg.get("diagnostics_k", "k")
     written = []
-    for name, title, keys, ylabel in PANELS:
-        lines = [(label, *tables.series(rows, key)) for key, label in keys]
-        lines = [x for x in lines if x[1]]
-        if not lines:
-            continue
-        fig, ax = plt.subplots(figsize=(6.4, 3.6))
-        for label, xs, ys in lines:
-            (line,) = ax.plot(xs, tables.smooth(ys, smooth), label=label)
-            ax.plot(xs, ys, color=line.get_color(), alpha=0.2, linewidth=0.8)
-        ax.set(title=title, xlabel="step", ylabel=ylabel)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(run.path / name, dpi=110)
-        plt.close(fig)
-        written.append(run.path / name)
-    xs, ys = tables.series(rows, "accuracy", event="eval")
+    for name, figure in PANELS:
+        panels = []
+        for title, keys, ylabel in figure:
+            lines = [(label, *series(rows, key)) for key, label in keys]
+            lines = [x for x in lines if x[1]]
+            if lines:
+                # a count starts at 0: a nearly constant length is drawn flat, not as magnified noise
+                panels.append({"title": title.format(k=k), "ylabel": ylabel, "lines": lines, "smooth": smooth,
+                               "floor": 0.0 if ylabel == "tokens" else None, "legend": True})
+        if panels:
+            title = panels[0]["title"] if len(panels) == 1 else " and ".join(p["title"] for p in panels)
+            if "{k}" in figure[0][0] and "support" in cfg:  # the loss's own k is not the diagnostics' k
+                title += f" (the loss: {cfg['support']}, k = {cfg.get('k')})"
+            if len(panels) == 1:
+                panels[0]["title"] = ""
+            written.append(line_figure(run.path / name, title, panels))
+    xs, ys = series(rows, "accuracy", event="eval")
     if xs:
-        fig, ax = plt.subplots(figsize=(6.4, 3.6))
-        ax.plot(xs, ys, marker="o", label="student (greedy)")
         teacher = [r["accuracy"] for r in rows if r.get("event") == "eval_teacher"]
-        if teacher:
-            ax.axhline(teacher[-1], color="gray", linestyle="--", label="teacher (greedy)")
-        ax.set(title="Held-out accuracy", xlabel="step", ylabel="accuracy", ylim=(0, 1.02))
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(run.path / "accuracy.png", dpi=110)
-        plt.close(fig)
-        written.append(run.path / "accuracy.png")
+        written.append(line_figure(run.path / "accuracy.png", "Held-out accuracy", [{
+            "title": "", "ylabel": "accuracy (greedy)", "lines": [("student (greedy)", xs, ys)], "marker": "o",
+            "hlines": [("teacher (greedy)", teacher[-1])] if teacher else [], "ylim": (0, 1.02), "legend": True}]))
     return written
 
 

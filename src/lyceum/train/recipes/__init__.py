@@ -5,5 +5,4 @@
 - ``select_prompts``: re-wrap prompts in the teacher's template and keep the prompts the teacher-student
   diagnostics favour, plus a share of out-of-distribution ones.
 - ``length``: a maximum response length that grows on a schedule.
-- ``lab_contrasts``: the three lab experiments of issue 6 for ``lyceum lab reproduce``.
 """

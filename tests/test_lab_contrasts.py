@@ -1,11 +1,12 @@
-"""`lyceum lab reproduce` and the lab CLI: the report's plumbing, its verdict rules, the verbs."""
+"""`lyceum lab reproduce` (lab/contrasts.py) and the lab CLI: the report's plumbing, its verdict rules, the verbs."""
 
 import json
 
 import pytest
 
 from lyceum.cli import main
-from lyceum.lab import models, reproduce
+from lyceum.lab import contrasts as reproduce
+from lyceum.lab import models
 
 OWN = [c.name for c in reproduce.contrasts()]
 

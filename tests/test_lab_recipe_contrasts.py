@@ -1,4 +1,4 @@
-"""The lab contrasts of issue 6: their registry, their extra models' recipes, and argument checks.
+"""The recipe contrasts (lab/recipe_contrasts.py): their registry, their extra models' recipes, and argument checks.
 
 Running a contrast needs the lab's trained models (minutes of SFT on this CPU); `lyceum lab reproduce`
 runs them. These tests check what can be checked without training.
@@ -9,7 +9,7 @@ import torch
 
 from lyceum.errors import UserError
 from lyceum.lab.models import RECIPES, recipe_hash
-from lyceum.train.recipes.lab_contrasts import CONTRASTS, extra_recipes, run_contrasts
+from lyceum.lab.recipe_contrasts import CONTRASTS, extra_recipes, run_contrasts
 
 
 def test_the_three_contrasts_of_the_issue_are_registered():

@@ -1,6 +1,8 @@
-"""Issue 6's lab evidence: three contrasts on the lab's tiny models, each a report section with numbers and plots.
+"""The recipe contrasts: three experiments on the lab's tiny models, each a report section with numbers and plots.
 
-    from lyceum.train.recipes.lab_contrasts import CONTRASTS
+They run in the lab's one harness (``lyceum lab reproduce``, ``lab/contrasts.py``) after the paper's four.
+
+    from lyceum.lab.recipe_contrasts import CONTRASTS
     result = CONTRASTS["cold_start"](Path("runs/lab/cold_start"), quick=False)
     print(result.markdown); result.numbers; result.plots
 
@@ -25,11 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# OPD settings shared by the distillation contrasts (the demo's, for the same tiny models)
-OPD_SETTINGS = {"prompts_per_step": 16, "n": 4, "temperature": 1.0, "support": "student_topk", "k": 8,
-                "kind": "reverse_kl", "mode": "direct", "lr": 1e-3, "warmup_steps": 5, "lr_schedule": "cosine",
-                "max_grad_norm": 1.0, "micro_batch_size": 64, "diagnostics_k": 4, "checkpoint_every": 0,
-                "verifier": "lab", "device": "cpu", "dtype": "fp32"}
+from lyceum.lab.demo import DEMO_CONFIG
+from lyceum.tables import fmt_share, line_figure, markdown_table, series
+
+# OPD settings shared by the distillation contrasts: the demo's recipe; each contrast sets its own steps
+OPD_SETTINGS = {k: v for k, v in DEMO_CONFIG.items() if k not in ("steps", "eval_every")}
 QUICK = {"prompts_per_step": 2, "n": 2, "micro_batch_size": 8}
 
 
@@ -42,57 +44,17 @@ class ContrastResult:
     plots: list[Path] = field(default_factory=list)
 
 
-def _fmt(x: Any, pct: bool = False) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "-"
-    return f"{100 * x:.1f}%" if pct else f"{x:.3f}"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
-
-
 def _series(run_path: Path, key: str, event: str = "train") -> tuple[list[float], list[float]]:
     from lyceum.runs import read_jsonl
 
-    xs, ys = [], []
-    for r in read_jsonl(run_path / "metrics.jsonl"):
-        v = r.get(key)
-        if r.get("event") == event and isinstance(v, (int, float)) and not math.isnan(v):
-            xs.append(r["step"])
-            ys.append(v)
-    return xs, ys
+    return series(read_jsonl(run_path / "metrics.jsonl"), key, event)
 
 
 def _plot(path: Path, title: str, ylabel: str, lines: list[tuple[str, list[float], list[float]]], *,
           xlabel: str = "step", marker: str | None = None, ylim: tuple[float, float] | None = None) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from lyceum.train.report import _smooth
-
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
-    for label, xs, ys in lines:
-        if not xs:
-            continue
-        if marker:
-            ax.plot(xs, ys, marker=marker, label=label)
-        else:
-            (line,) = ax.plot(xs, _smooth(ys, 5), label=label)
-            ax.plot(xs, ys, color=line.get_color(), alpha=0.2, linewidth=0.8)
-    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
-    if ylim:
-        ax.set_ylim(*ylim)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    panel = {"title": "", "ylabel": ylabel, "xlabel": xlabel, "lines": lines, "marker": marker,
+             "smooth": 1 if marker else 5, "ylim": ylim, "legend": True}
+    return line_figure(path, title, [panel], panel_width=6.4, height=3.6)
 
 
 def _pattern_share(model_dir: Path, rows: list[dict], pattern: str) -> float:
@@ -181,8 +143,8 @@ def extra_model_dir(name: str, *, root: Path | None = None, quick: bool = False,
     import torch
 
     from lyceum.lab.models import cache_root, lab_model_dir, measure
-    from lyceum.lab.sft import SFTConfig, sft
     from lyceum.models.local import load_local
+    from lyceum.train.sft import SFTConfig, sft
 
     m = extra_recipes()[name]
     if quick:
@@ -262,28 +224,28 @@ def cold_start_contrast(out: Path, *, root: Path | None = None, seed: int = 0, q
                ("cold start, then OPD", *_series(cold.opd.run.path, "accuracy", "eval"))], marker="o",
               ylim=(0, 1.02)),
     ]
-    rows = [["initial top-k overlap (first steps)", _fmt(n["plain_overlap_initial"]), _fmt(n["cold_overlap_initial"])],
-            ["final top-k overlap (last steps)", _fmt(n["plain_overlap_final"]), _fmt(n["cold_overlap_final"])],
-            ["accuracy before OPD", _fmt(n["plain_accuracy_before"], True), _fmt(n["cold_accuracy_after_sft"], True)],
-            ["accuracy after OPD", _fmt(n["plain_accuracy_after"], True), _fmt(n["cold_accuracy_after"], True)],
-            ["answers in pattern L after OPD", _fmt(plain_pl, True), _fmt(cold_pl, True)]]
+    rows = [["initial top-k overlap (first steps)", fmt_share(n["plain_overlap_initial"]), fmt_share(n["cold_overlap_initial"])],
+            ["final top-k overlap (last steps)", fmt_share(n["plain_overlap_final"]), fmt_share(n["cold_overlap_final"])],
+            ["accuracy before OPD", fmt_share(n["plain_accuracy_before"], pct=True), fmt_share(n["cold_accuracy_after_sft"], pct=True)],
+            ["accuracy after OPD", fmt_share(n["plain_accuracy_after"], pct=True), fmt_share(n["cold_accuracy_after"], pct=True)],
+            ["answers in pattern L after OPD", fmt_share(plain_pl, pct=True), fmt_share(cold_pl, pct=True)]]
     overlap = _compare(n["cold_overlap_initial"], n["plain_overlap_initial"], OVERLAP_TIE)
     final = _compare(n["cold_accuracy_after"], n["plain_accuracy_after"], ACCURACY_TIE)
     md = "\n".join([
         (f"Student: {_describe('student')}. Teacher: {_describe('teacher_l')}; greedy accuracy "
-         f"{_fmt(n['teacher_accuracy'], True)} on the held-out sums ({n_eval} of {_eval_digits()} digits). Both "
+         f"{fmt_share(n['teacher_accuracy'], pct=True)} on the held-out sums ({n_eval} of {_eval_digits()} digits). Both "
          f"arms: {steps} OPD steps x {settings['prompts_per_step']} prompts x {settings['n']} rollouts, "
          f"{settings['kind']} on the student's top-{settings['k']}, lr {settings['lr']}. Cold start: the teacher "
          f"answered {sample_prompts} prompts once (temperature 0.7), the verifier kept {cold.kept}/{cold.total} "
-         f"({_fmt(cold.kept_ratio, True)}); {sft_steps} SFT steps took the student's loss on them from "
+         f"({fmt_share(cold.kept_ratio, pct=True)}); {sft_steps} SFT steps took the student's loss on them from "
          f"{cold.sft_loss_before:.3f} to {cold.sft_loss_after:.3f}."), "",
-        _table(["", "plain OPD", "cold start + OPD"], rows), "",
-        (f"Reading: with the cold start the initial top-k overlap was {overlap} ({_fmt(n['cold_overlap_initial'])} "
-         f"vs {_fmt(n['plain_overlap_initial'])}) and the final accuracy {final} "
-         f"({_fmt(n['cold_accuracy_after'], True)} vs {_fmt(n['plain_accuracy_after'], True)}). Plain OPD took the "
-         f"student from {_fmt(n['plain_accuracy_before'], True)} to {_fmt(n['plain_accuracy_after'], True)}; the SFT "
-         f"stage alone took it to {_fmt(n['cold_accuracy_after_sft'], True)} and OPD after it to "
-         f"{_fmt(n['cold_accuracy_after'], True)}. The paper's claim (a cold start gives a higher initial overlap "
+        markdown_table(["", "plain OPD", "cold start + OPD"], rows), "",
+        (f"Reading: with the cold start the initial top-k overlap was {overlap} ({fmt_share(n['cold_overlap_initial'])} "
+         f"vs {fmt_share(n['plain_overlap_initial'])}) and the final accuracy {final} "
+         f"({fmt_share(n['cold_accuracy_after'], pct=True)} vs {fmt_share(n['plain_accuracy_after'], pct=True)}). Plain OPD took the "
+         f"student from {fmt_share(n['plain_accuracy_before'], pct=True)} to {fmt_share(n['plain_accuracy_after'], pct=True)}; the SFT "
+         f"stage alone took it to {fmt_share(n['cold_accuracy_after_sft'], pct=True)} and OPD after it to "
+         f"{fmt_share(n['cold_accuracy_after'], pct=True)}. The paper's claim (a cold start gives a higher initial overlap "
          f"and a higher ceiling): {_agreement(overlap, final)}.")])
     return ContrastResult("cold_start", "Cold start vs plain OPD from an incompatible-pattern teacher", md,
                           {k: v for k, v in n.items() if v is not None}, plots)
@@ -372,25 +334,25 @@ def prompt_template_contrast(out: Path, *, root: Path | None = None, seed: int =
               marker="o", ylim=(0, 1.02)),
     ]
     s, t = "student_template", "teacher_template"
-    rows = [["initial top-k overlap", _fmt(n[f"{s}_overlap_initial"]), _fmt(n[f"{t}_overlap_initial"])],
-            ["final top-k overlap", _fmt(n[f"{s}_overlap_final"]), _fmt(n[f"{t}_overlap_final"])],
-            ["accuracy after, 'qa' prompts (student's)", _fmt(n[f"{s}_accuracy_qa_after"], True),
-             _fmt(n[f"{t}_accuracy_qa_after"], True)],
-            ["accuracy after, 'add' prompts (teacher's)", _fmt(n[f"{s}_accuracy_add_after"], True),
-             _fmt(n[f"{t}_accuracy_add_after"], True)]]
+    rows = [["initial top-k overlap", fmt_share(n[f"{s}_overlap_initial"]), fmt_share(n[f"{t}_overlap_initial"])],
+            ["final top-k overlap", fmt_share(n[f"{s}_overlap_final"]), fmt_share(n[f"{t}_overlap_final"])],
+            ["accuracy after, 'qa' prompts (student's)", fmt_share(n[f"{s}_accuracy_qa_after"], pct=True),
+             fmt_share(n[f"{t}_accuracy_qa_after"], pct=True)],
+            ["accuracy after, 'add' prompts (teacher's)", fmt_share(n[f"{s}_accuracy_add_after"], pct=True),
+             fmt_share(n[f"{t}_accuracy_add_after"], pct=True)]]
     overlap = _compare(n[f"{t}_overlap_initial"], n[f"{s}_overlap_initial"], OVERLAP_TIE)
     acc_own = _compare(n[f"{t}_accuracy_qa_after"], n[f"{s}_accuracy_qa_after"], ACCURACY_TIE)
     acc_teacher = _compare(n[f"{t}_accuracy_add_after"], n[f"{s}_accuracy_add_after"], ACCURACY_TIE)
     md = "\n".join([
         (f"Student: {extra_recipes()['student_qa'].recipe.description} (`Q: 12+34\\nA: ` / `add 12 and "
         f"34.\\n`); before OPD it "
-        f"scores {_fmt(n['student_accuracy_qa_before'], True)} on held-out {_eval_digits()}-digit 'qa' prompts and "
-        f"{_fmt(n['student_accuracy_add_before'], True)} on the same sums in the 'add' template. Teacher: "
+        f"scores {fmt_share(n['student_accuracy_qa_before'], pct=True)} on held-out {_eval_digits()}-digit 'qa' prompts and "
+        f"{fmt_share(n['student_accuracy_add_before'], pct=True)} on the same sums in the 'add' template. Teacher: "
         f"{extra_recipes()['teacher_add'].recipe.description}: "
-        f"{_fmt(n['teacher_accuracy_add'], True)} on 'add', {_fmt(n['teacher_accuracy_qa'], True)} on 'qa'. "
+        f"{fmt_share(n['teacher_accuracy_add'], pct=True)} on 'add', {fmt_share(n['teacher_accuracy_qa'], pct=True)} on 'qa'. "
         f"Same {len(own)} sums in both arms, re-wrapped by `align_template(rows, 'lab:add')` for the teacher-template "
         f"arm; {steps} OPD steps each, settings as in the cold-start contrast."), "",
-        _table(["", "prompts in the student's template", "prompts in the teacher's template"], rows), "",
+        markdown_table(["", "prompts in the student's template", "prompts in the teacher's template"], rows), "",
         (f"Reading: compared with prompts in the student's template, prompts in the teacher's template gave an "
          f"initial overlap that was {overlap}, a final 'qa' accuracy that was {acc_own} and a final 'add' accuracy "
          f"that was {acc_teacher}. The paper's recipe (the teacher's own template gives better distillation): "
@@ -454,13 +416,13 @@ def curriculum_contrast(out: Path, *, root: Path | None = None, seed: int = 0, q
     ]
     from lyceum.train.rl import stage_table
 
-    rows = [["held-out accuracy before", _fmt(n["curriculum_accuracy_before"], True),
-             _fmt(n["uniform_accuracy_before"], True)],
-            ["held-out accuracy after", _fmt(n["curriculum_accuracy_after"], True),
-             _fmt(n["uniform_accuracy_after"], True)],
-            ["mean training reward", _fmt(n["curriculum_reward_mean"]), _fmt(n["uniform_reward_mean"])],
-            ["share of zero-variance groups", _fmt(n["curriculum_zero_variance_share"], True),
-             _fmt(n["uniform_zero_variance_share"], True)],
+    rows = [["held-out accuracy before", fmt_share(n["curriculum_accuracy_before"], pct=True),
+             fmt_share(n["uniform_accuracy_before"], pct=True)],
+            ["held-out accuracy after", fmt_share(n["curriculum_accuracy_after"], pct=True),
+             fmt_share(n["uniform_accuracy_after"], pct=True)],
+            ["mean training reward", fmt_share(n["curriculum_reward_mean"]), fmt_share(n["uniform_reward_mean"])],
+            ["share of zero-variance groups", fmt_share(n["curriculum_zero_variance_share"], pct=True),
+             fmt_share(n["uniform_zero_variance_share"], pct=True)],
             ["rollouts (RL steps x prompts x group)", f"{int(n['curriculum_rollouts'])}",
              f"{int(n['uniform_rollouts'])}"]]
     final = _compare(n["curriculum_accuracy_after"], n["uniform_accuracy_after"], ACCURACY_TIE)
@@ -473,10 +435,10 @@ def curriculum_contrast(out: Path, *, root: Path | None = None, seed: int = 0, q
         f"easiest first, the next opens when the mean training reward over {settings['window']} steps reaches "
         f"{settings['thresholds']}. Uniform: every bucket from the start. Both arms use the same group size and "
         "generation length (enough for 5 digits), so the budgets match exactly."), "",
-        _table(["", "curriculum", "uniform"], rows), "",
+        markdown_table(["", "curriculum", "uniform"], rows), "",
         "Curriculum stages:", "", stage_table(arms["curriculum"].curriculum.stage_summaries()), "",
         (f"Reading: at equal rollout budget the curriculum's final held-out accuracy was {final} "
-         f"({_fmt(n['curriculum_accuracy_after'], True)} vs {_fmt(n['uniform_accuracy_after'], True)}; differences "
+         f"({fmt_share(n['curriculum_accuracy_after'], pct=True)} vs {fmt_share(n['uniform_accuracy_after'], pct=True)}; differences "
          f"under {100 * ACCURACY_TIE:.0f} points count as ties). P1-VL's use of a curriculum: "
          f"{_agreement(final)}.")])
     return ContrastResult("curriculum", "Curriculum vs uniform sampling for RL at equal rollout budget", md,

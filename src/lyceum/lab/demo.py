@@ -1,5 +1,7 @@
 """`lyceum distill demo`: the main job. On-policy distillation you can watch work on a laptop CPU.
 
+The demo belongs to the lab (its task, its models, its recipe); the `distill` CLI only dispatches here.
+
 The lab (``lyceum.lab.models``) provides a tiny student that writes multi-digit addition with a right-to-left
 scratchpad but has barely seen the harder sums, and a teacher of the same family and thinking pattern that
 learned them (new capability, compatible pattern: the case where the paper finds OPD works). The student
@@ -17,10 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lyceum.errors import UserError
 from lyceum.train.config import OPDConfig
 
-# The demo's recipe. Tiny models and a 2-core CPU: a large learning rate, short responses, a small top-k
-# (a character vocabulary has only a handful of plausible next tokens at any step).
+# The demo's recipe, also the base of every arm of the lab's contrasts. Tiny models and a 2-core CPU: a large
+# learning rate, short responses, a small top-k (a character vocabulary has only a handful of plausible next
+# tokens at any step).
 DEMO_CONFIG = {
     "steps": 200, "prompts_per_step": 16, "n": 4, "temperature": 1.0,
     "support": "student_topk", "k": 8, "kind": "reverse_kl", "mode": "direct",
@@ -51,12 +55,26 @@ def demo_rows(n_train: int = 1000, n_eval: int = 100, *, seed: int = 0) -> tuple
     return [r for r in pool if r["prompt"] not in held][:n_train], evals
 
 
+def models_folder(path: str | Path | None) -> Path | None:
+    """A ``--models`` folder the user named: it must exist (the lab never builds into a mistyped path)."""
+    if path is None:
+        return None
+    path = Path(path)
+    if not path.is_dir():
+        raise UserError(f"--models {path} is not a folder; build the lab's models there first with "
+                        f"`lyceum lab make-models --out {path}`, or leave --models out to use the shipped ones")
+    return path
+
+
 def demo_setup(models_dir: Path | None = None, *, log: Callable[[str], None] = print) -> DemoSetup:
-    """The lab's student and compatible teacher (shipped, cached, or built now; never downloaded)."""
+    """The lab's student and compatible teacher: shipped or cached (built there when absent; never downloaded),
+    or from ``models_dir``, which must already hold them (a rebuild there is `lyceum lab make-models`)."""
     from lyceum.lab import models
 
-    student = models.lab_model_dir("student", root=models_dir, log=log)
-    teacher = models.lab_model_dir("teacher", root=models_dir, log=log)
+    models_dir = models_folder(models_dir)
+    build = models_dir is None
+    student = models.lab_model_dir("student", root=models_dir, build=build, log=log)
+    teacher = models.lab_model_dir("teacher", root=models_dir, build=build, log=log)
     train, evals = demo_rows()
     return DemoSetup(student, teacher, train, evals, models.max_new_tokens(models.EVAL_DIGITS))
 
@@ -85,21 +103,22 @@ def _describe(setup: Any) -> str:
 def run_demo(out: str | Path = "runs/demo", *, steps: int | None = None, seed: int = 0, models: str | None = None,
              setup: Any = None, console=None):
     """Build or load the lab's demo models, distil, print the table; returns the ``TrainResult``."""
-    import torch
     from rich.console import Console
     from rich.table import Table
 
+    from lyceum.lab.reproducible import describe_kernels, pin_cpu_kernels
     from lyceum.train.distill import distill
     from lyceum.train.report import plot_run, reading, summary_rows, write_report
 
-    # The demo's models are tiny: OpenMP threads only add synchronisation. On this 2-core CPU under load, 10 demo
-    # steps took 8.7 s with one thread and 255 s with two.
-    torch.set_num_threads(1)
+    # One thread and pinned kernels: the same numbers on every x86-64 machine (lab/reproducible.py). The models
+    # are tiny, so threads only add synchronisation anyway: on this 2-core CPU under load, 10 demo steps took
+    # 8.7 s with one thread and 255 s with two.
+    kernels = describe_kernels(pin_cpu_kernels())
     console = console or Console()
     started = time.time()
     if setup is None:
         console.print("[bold]lyceum distill demo[/bold]: preparing the lab's tiny student and teacher ...")
-        setup = demo_setup(Path(models) if models else None, log=console.print)
+        setup = demo_setup(models, log=console.print)
     cfg = demo_config(setup, steps=steps, seed=seed)
     out = Path(out)
     if out.exists():
@@ -108,13 +127,14 @@ def run_demo(out: str | Path = "runs/demo", *, steps: int | None = None, seed: i
         f"student: {setup.student}\nteacher: {setup.teacher}\n"
         f"{len(setup.train_rows)} training prompts, {len(setup.eval_rows)} held-out prompts; "
         f"{cfg.steps} steps x {cfg.prompts_per_step} prompts x {cfg.n} rollouts, "
-        f"loss: {cfg.kind} on the student's top-{cfg.k}")
+        f"loss: {cfg.kind} on the student's top-{cfg.k}, seed {cfg.seed}\n{kernels}")
     result = distill(setup.student, setup.teacher, setup.train_rows, out, cfg, eval_rows=setup.eval_rows,
                      resume=False, desc="distilling")
     plots = plot_run(result.run)
     intro = (f"A tiny student distilled on-policy from a compatible, stronger teacher on the lab's addition task "
              f"({cfg.steps} steps, {cfg.prompts_per_step} prompts x {cfg.n} rollouts per step, {cfg.kind} on the "
-             f"student's top-{cfg.k}, lr {cfg.lr}). Wall time {time.time() - started:.0f} s.")
+             f"student's top-{cfg.k}, lr {cfg.lr}, seed {cfg.seed}). Wall time {time.time() - started:.0f} s. "
+             f"{kernels}.")
     about = _describe(setup)
     if about:
         intro += "\n\n" + about
