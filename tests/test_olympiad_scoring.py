@@ -162,6 +162,18 @@ def test_selfcheck_verb_reports_every_gold_sub_answer_correct(hipho_dir, capsys)
     assert capsys.readouterr().out.startswith("579/579 gold sub-answers of 403 problems graded correct in ")
 
 
+def test_selfcheck_writes_the_gold_answers_as_a_predictions_file_that_grades_full_marks(tmp_path, capsys):
+    data = small_hipho(tmp_path / "hipho")
+    preds = tmp_path / "runs" / "gold.jsonl"
+    assert main(["olympiad", "selfcheck", "--data", str(data), "--write-predictions", str(preds)]) == 0
+    rows = [json.loads(line) for line in preds.read_text().splitlines()]
+    assert sorted(r["id"] for r in rows) == ["A_1", "A_2", "A_3", "B_1"]
+    assert run_grade(data, preds, tmp_path / "out") == 0
+    grades = {g["id"]: g for g in map(json.loads, (tmp_path / "out" / "grades.jsonl").read_text().splitlines())}
+    # every rule-checked sub-answer is right (A_3 is open-ended: a judge's matter, not the rules')
+    assert all(c is True for i, g in grades.items() if i != "A_3" for c in g["correct"])
+
+
 def test_bad_lines_do_not_lose_the_other_rows(tmp_path, capsys):
     data = small_hipho(tmp_path / "hipho")
     preds = tmp_path / "p.jsonl"

@@ -22,6 +22,9 @@ def register(verbs) -> None:
     p.add_argument("--workers", type=int, default=1, help="processes for answer checks (default 1)")
     p.add_argument("--check-timeout", type=float, default=2.0,
                    help="CPU seconds per symbolic stage (default 2; a check that runs out is retried once with 4x)")
+    p.add_argument("--write-predictions", metavar="FILE",
+                   help="also write the gold answers as a predictions JSONL file (rows {id, response}) to try "
+                        "`olympiad grade` on")
     p.set_defaults(func=cmd_selfcheck)
 
     p = verbs.add_parser("grade", help="grade model predictions on HiPhO (answer level, optional judge, medals)",
@@ -162,6 +165,15 @@ def cmd_selfcheck(args) -> int:
     if args.workers < 1 or args.check_timeout <= 0:
         raise UserError("--workers must be at least 1 and --check-timeout positive")
     result = selfcheck(args.data, GradeSettings(timeout=args.check_timeout, workers=args.workers))
+    if args.write_predictions:
+        from lyceum.olympiad.eval import gold_predictions
+        from lyceum.runs import write_jsonl
+
+        path = Path(args.write_predictions)
+        if path.parent != Path("."):
+            path.parent.mkdir(parents=True, exist_ok=True)
+        write_jsonl(path, gold_predictions(args.data))
+        print(f"wrote the gold answers as predictions to {path}")
     ok = result["checked"] - len(result["mismatches"])
     print(f"{ok}/{result['checked']} gold sub-answers of {result['problems']} problems graded correct "
           f"in {result['seconds']:.2f} s, {result['ms_per_check']:.1f} ms per check "

@@ -214,6 +214,13 @@ def write_grading_report(path: Path, summary: dict[str, Any], grades: list[Probl
 # ---------------------------------------------------------------------------------------------------------
 # the grader on the gold answers
 
+def gold_predictions(data_dir: str | Path) -> list[dict[str, str]]:
+    """The gold answers as a model's responses (one row per problem, ``{"id", "response"}``): what selfcheck
+    grades, and a predictions file to try ``olympiad grade`` on."""
+    problems = problem_index(load_hipho(data_dir))
+    return [{"id": p.id, "response": "Solution.\n" + "\n".join(p.answers)} for p in problems.values()]
+
+
 def selfcheck(data_dir: str | Path, settings=None) -> dict[str, Any]:
     """Grade the gold answers as if a model had written them (boxed, in a response): every sub-answer that is
     not judge-only must come out correct. Checks the grader on a user's own copy of HiPhO; returns counts,
@@ -224,7 +231,7 @@ def selfcheck(data_dir: str | Path, settings=None) -> dict[str, Any]:
     from lyceum.olympiad.scoring import grade_rows
 
     problems = problem_index(load_hipho(data_dir))
-    rows = [{"id": p.id, "response": "Solution.\n" + "\n".join(p.answers)} for p in problems.values()]
+    rows = gold_predictions(data_dir)
     start = time.perf_counter()
     grades = grade_rows(rows, problems, settings)
     seconds = time.perf_counter() - start
