@@ -230,11 +230,8 @@ def is_interactive() -> bool:
     return sys.stderr.isatty()
 
 
-def progress(items: Iterable[T], *, total: int | None = None, desc: str = "") -> Iterator[T]:
-    """A progress bar on a terminal; silent when output is not a terminal (CI, pipes)."""
-    if not is_interactive():
-        yield from items
-        return
+def rich_progress():
+    """The one look of lyceum's progress bars: description, bar, done/total, elapsed, remaining, live info."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -244,11 +241,18 @@ def progress(items: Iterable[T], *, total: int | None = None, desc: str = "") ->
         TimeRemainingColumn,
     )
 
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TimeRemainingColumn(), TextColumn("{task.fields[info]}"), transient=False)
+
+
+def progress(items: Iterable[T], *, total: int | None = None, desc: str = "") -> Iterator[T]:
+    """A progress bar on a terminal; silent when output is not a terminal (CI, pipes)."""
+    if not is_interactive():
+        yield from items
+        return
     if total is None and hasattr(items, "__len__"):
         total = len(items)  # type: ignore[arg-type]
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TimeRemainingColumn(), TextColumn("{task.fields[info]}")]
-    with Progress(*columns, transient=False) as bar:
+    with rich_progress() as bar:
         task = bar.add_task(desc, total=total, info="")
         for x in items:
             yield x
@@ -261,17 +265,7 @@ class ProgressBar:
     def __init__(self, total: int, desc: str = "", completed: int = 0):
         self._bar = None
         if is_interactive():
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"))
+            self._bar = rich_progress()
             self._task = self._bar.add_task(desc, total=total, completed=completed, info="")
 
     def __enter__(self) -> Self:
