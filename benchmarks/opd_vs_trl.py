@@ -656,7 +656,9 @@ def markdown_table(records: list[dict], loss: dict | None) -> str:
 
 def write_table(out: Path) -> None:
     """(Re)write ``<out>/README.md`` from every results file in ``out``."""
-    records = [json.loads(f.read_text()) for f in sorted(out.glob("*.json")) if f.stem != "loss_memory_151k"]
+    # results/ also holds other benchmarks' files (olympiad, retrieval): keep this benchmark's records only
+    records = [r for f in sorted(out.glob("*.json")) if f.stem != "loss_memory_151k"
+               for r in [json.loads(f.read_text())] if isinstance(r, dict) and "setting" in r and "sides" in r]
     loss_f = out / "loss_memory_151k.json"
     loss = json.loads(loss_f.read_text()) if loss_f.exists() else None
     head = ("# Benchmark results: on-policy distillation, lyceum vs TRL\n\nWritten by `benchmarks/opd_vs_trl.py`; "
