@@ -36,7 +36,7 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,6 +134,25 @@ def parse_json_reply(text: str) -> Any:
     return json.loads(t[start : end + 1])
 
 
+def _while_locked(action: Callable[[], Any], timeout_s: float) -> Any:
+    """Run ``action``, trying again while another process holds the database lock.
+
+    sqlite answers "database is locked" at once, without its busy handler, when two connections switch a fresh
+    file to WAL or create its table at the same moment (it refuses to wait there to avoid a deadlock), so two
+    runs opening one new cache together need this loop on top of the busy timeout."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.005
+    while True:
+        try:
+            return action()
+        except sqlite3.OperationalError as e:
+            busy = "locked" in str(e) or "busy" in str(e)
+            if not busy or time.monotonic() > deadline:
+                raise
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 0.25)
+
+
 class ChatCache:
     """sqlite cache of chat responses keyed by a hash of the full request.
 
@@ -154,21 +173,29 @@ class ChatCache:
         self._local = threading.local()
         try:
             db = self._db()
-            db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, response TEXT NOT NULL)")
-            db.commit()
+            _while_locked(lambda: self._create_table(db), self.BUSY_TIMEOUT_S)
         except sqlite3.DatabaseError as e:
             raise UserError(f"the chat cache {self.path} is not a usable sqlite database ({e})") from e
+
+    @staticmethod
+    def _create_table(db: sqlite3.Connection) -> None:
+        db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, response TEXT NOT NULL)")
+        db.commit()
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
             db = sqlite3.connect(self.path, timeout=self.BUSY_TIMEOUT_S)
             db.execute(f"PRAGMA busy_timeout = {int(self.BUSY_TIMEOUT_S * 1000)}")
-            if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA synchronous = NORMAL")  # with WAL: still atomic and never corrupt on a crash
+            _while_locked(lambda: self._use_wal(db), self.BUSY_TIMEOUT_S)
             self._local.db = db
         return db
+
+    @staticmethod
+    def _use_wal(db: sqlite3.Connection) -> None:
+        if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")  # with WAL: still atomic and never corrupt on a crash
 
     @staticmethod
     def key(request: dict[str, Any]) -> str:
