@@ -38,6 +38,7 @@ import json
 import threading
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -56,6 +57,10 @@ class ServingServer:
         self._faults: deque = deque()
         self._lock = threading.Lock()
         self._model_lock = threading.Lock()  # one forward pass at a time (torch on 2 shared cores)
+        # Every forward pass runs on this one thread, as a real server's engine loop does: the HTTP handlers are
+        # new threads per connection, and CPU kernels may split work differently per thread, so a seeded
+        # sample could otherwise differ by the last bit between two identical requests.
+        self._engine = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -140,6 +145,7 @@ class ServingServer:
     def stop(self) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
+        self._engine.shutdown(wait=False)
 
     def inject(self, *faults: dict[str, Any]) -> ServingServer:
         with self._lock:
@@ -185,16 +191,20 @@ class ServingServer:
     @torch.no_grad()
     def _logprobs(self, ids: list[int]) -> torch.Tensor:
         """log p(. | ids[:t+1]) for every t: ``[len(ids), V]`` from one forward pass of the unpadded sequence."""
-        with self._model_lock:
-            x = torch.tensor([ids], device=self.lm.device)
-            hidden = self.lm.hidden_states(x)
-            return self.lm.logits(hidden)[0].float().log_softmax(-1).cpu()
+        def forward():
+            with self._model_lock, torch.no_grad():
+                x = torch.tensor([ids], device=self.lm.device)
+                hidden = self.lm.hidden_states(x)
+                return self.lm.logits(hidden)[0].float().log_softmax(-1).cpu()
+        return self._engine.submit(forward).result()
 
     def _sample(self, ids: list[int], n: int, max_new: int, temperature: float, top_p: float, seed, stops):
-        with self._model_lock:
-            stop_ids = list(self.lm.stop_ids) + [int(s) for s in stops or [] if int(s) not in self.lm.stop_ids]
-            s = self.lm.sample([ids], max_new_tokens=max_new, n=n, temperature=temperature, top_p=top_p,
-                               seed=seed, stop_ids=stop_ids)
+        def draw():
+            with self._model_lock:
+                stop_ids = list(self.lm.stop_ids) + [int(s) for s in stops or [] if int(s) not in self.lm.stop_ids]
+                return self.lm.sample([ids], max_new_tokens=max_new, n=n, temperature=temperature, top_p=top_p,
+                                      seed=seed, stop_ids=stop_ids)
+        s = self._engine.submit(draw).result()
         rows = []
         for r in range(n):
             L = int(s.lengths[r])

@@ -201,16 +201,14 @@ def test_served_samples_logprobs_equal_a_fresh_forward_pass(kind, student, stude
         assert (s.tokens[i, n - 1].item() in student.stop_ids) == (reason == "stop")
 
 
-@pytest.mark.xfail(strict=False, reason="known defect, open (issue 15): under pytest the seeded served samples differ "
-                   "between two identical requests in about 2 of 3 runs of this test alone, while the same calls in a "
-                   "plain script are identical in every run; the cause is not found yet")
 def test_vllm_samples_are_reproducible_under_a_seed(student, student_server):
     prompt_ids = student.encode(PROMPTS)
     sampler = client("vllm", student_server.url)
     a = asyncio.run(sampler.sample(prompt_ids, n=2, max_new_tokens=8, seed=3))
     b = asyncio.run(sampler.sample(prompt_ids, n=2, max_new_tokens=8, seed=3))
     assert [c.token_ids for c in a] == [c.token_ids for c in b]
-    assert student_server.requests[0][1]["prompt"] == prompt_ids[0]  # token ids on the wire, not text
+    # token ids on the wire, not text; the concurrent requests arrive in any order
+    assert prompt_ids[0] in [body["prompt"] for _, body in student_server.requests]
 
 
 # --------------------------------------------------------------------------------------------------- weight sync
