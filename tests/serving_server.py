@@ -24,6 +24,9 @@ Routes and shapes, with the source they follow (vLLM and SGLang main as of 2026)
   ``scheduler_output_processor_mixin.py`` (input entries aligned with ``input_ids[logprob_start_len:]``, entry 0
   None; ``logprob_start_len = -1`` means ``len(input_ids) - 1``). A single request with ``n`` > 1 or a batch of
   ``input_ids`` answers a list.
+- vLLM dev-mode ``POST /collective_rpc`` (``vllm/entrypoints/serve/dev/rpc/api_router.py``) with ``{"method":
+  "reload_weights", "kwargs": {"weights_path"}}`` (loads the folder with ``load_local``) and ``POST
+  /reset_prefix_cache`` (no prefix cache here: answered 200).
 - SGLang ``POST /update_weights_from_disk`` (``UpdateWeightFromDiskReqInput`` -> ``{"success", "message",
   "num_paused_requests"}``, HTTP 400 when it fails): loads the folder with ``load_local`` and serves it.
 
@@ -47,9 +50,11 @@ from lyceum.models.local import LocalLM, load_local
 
 
 class ServingServer:
-    def __init__(self, lm: LocalLM, model_name: str = "tiny"):
-        self.lm, self.model_name = lm, model_name
+    def __init__(self, lm: LocalLM, model_name: str = "tiny", engine: str | None = None):
+        """``engine="sglang"`` also answers SGLang's ``GET /get_model_info`` (how clients tell the two apart)."""
+        self.lm, self.model_name, self.engine = lm, model_name, engine
         self.weight_version: str | None = None
+        self.reloads = 0  # weight loads from disk (either server's route)
         self.requests: list[tuple[str, dict[str, Any]]] = []  # (path, body) of every POST, in arrival order
         self.answered: dict[str, int] = {}  # path -> requests answered with 200
         self.in_flight = self.max_in_flight = 0
@@ -85,6 +90,9 @@ class ServingServer:
                     self.send_json(200, {})
                 elif path == "/get_world_size":
                     self.send_json(200, {"world_size": 1})
+                elif path == "/get_model_info" and server.engine == "sglang":
+                    self.send_json(200, {"model_path": server.model_name, "tokenizer_path": server.model_name,
+                                         "is_generation": True, "weight_version": server.weight_version})
                 elif path == "/weight_info":
                     self.send_json(200, {"weight_version": server.weight_version})
                 else:
@@ -120,7 +128,10 @@ class ServingServer:
                     if status == 200:
                         with server._lock:
                             server.answered[path] = server.answered.get(path, 0) + 1
-                    self.send_json(status, reply)
+                    if reply is None:  # vLLM answers some control routes with an empty 200
+                        self.send_raw(status, b"", "text/plain")
+                    else:
+                        self.send_json(status, reply)
                 finally:
                     with server._lock:
                         server.in_flight -= 1
@@ -165,6 +176,10 @@ class ServingServer:
             return self._sglang_generate(body)
         if path == "/update_weights_from_disk":
             return self._update_from_disk(body)
+        if path == "/collective_rpc":
+            return self._collective_rpc(body)
+        if path == "/reset_prefix_cache":
+            return 200, None
         control = {"/pause": {"status": "paused"}, "/resume": {"status": "resumed"},
                    "/init_weight_transfer_engine": {"message": "Weight transfer initialized"},
                    "/start_weight_update": {"message": "Weight update started"},
@@ -340,6 +355,24 @@ class ServingServer:
             meta["output_token_ids_logprobs"] = [triples(r, given) for r in out_rows]
         return meta
 
+    def _collective_rpc(self, body: dict[str, Any]) -> tuple[int, Any]:
+        """vLLM dev mode: only the worker method a trainer calls here, ``reload_weights(weights_path=...)``."""
+        if body.get("method") is None:
+            return 400, {"detail": "Missing 'method' in request body"}
+        if body["method"] != "reload_weights" or "weights_path" not in (body.get("kwargs") or {}):
+            return 500, {"object": "error", "message": f"unsupported rpc {body['method']!r}", "code": 500}
+        try:
+            self._load(body["kwargs"]["weights_path"])
+        except Exception as e:  # noqa: BLE001 - a worker exception surfaces as HTTP 500 in vLLM
+            return 500, {"object": "error", "message": str(e), "code": 500}
+        return 200, {"results": [None]}
+
+    def _load(self, path: str) -> None:
+        new = load_local(path)
+        with self._model_lock:
+            self.lm.model = new.model.to(self.lm.device)
+        self.reloads += 1
+
     def _update_from_disk(self, body: dict[str, Any]) -> tuple[int, Any]:
         try:
             new = load_local(body.get("model_path", ""))
@@ -347,5 +380,6 @@ class ServingServer:
             return 400, {"success": False, "message": f"Failed to update weights: {e}", "num_paused_requests": 0}
         with self._model_lock:
             self.lm.model = new.model.to(self.lm.device)
+        self.reloads += 1
         self.weight_version = body.get("weight_version", self.weight_version)
         return 200, {"success": True, "message": "Succeeded to update model weights.", "num_paused_requests": 0}
