@@ -245,8 +245,11 @@ class ServingServer:
                 completion_tokens += len(toks)
                 logprobs = None
                 if k_out is not None:
-                    full = self._logprobs(ids + toks)[len(ids) - 1: len(ids) - 1 + len(toks)]
                     raw = temperature != 1.0 or top_p != 1.0  # raw_logprobs: the model's, before sampling params
+                    # at temperature 1 with no top-k asked the sampler's own log-probs are the whole answer: no
+                    # second forward pass (a real engine does not make one either)
+                    full = (self._logprobs(ids + toks)[len(ids) - 1: len(ids) - 1 + len(toks)]
+                            if raw or int(k_out) > 0 else None)
                     logprobs = self._completion_logprobs(toks, full, lps, int(k_out), as_ids, raw)
                 choices.append({
                     "index": len(choices), "text": "".join(self._decode(t) for t in toks),
@@ -268,7 +271,8 @@ class ServingServer:
             lp = float(full[j, t]) if raw else float(sampled_lps[j])
             tokens.append(name(t))
             token_lps.append(max(lp, -9999.0))
-            step = {name(t): max(float(full[j, t]), -9999.0)}  # the sampled token first, then the top k
+            own = float(full[j, t]) if full is not None else float(sampled_lps[j])
+            step = {name(t): max(own, -9999.0)}  # the sampled token first, then the top k
             if k > 0:
                 v, i = full[j].topk(k)
                 for val, tid in zip(v.tolist(), i.tolist()):
@@ -332,6 +336,9 @@ class ServingServer:
         return 200, outs[0] if single and n == 1 else outs
 
     def _sglang_logprobs(self, ids, toks, lps, start, k, given):
+        if toks and start == len(ids) - 1 and k == 0 and given is None:  # sampling: the sampler's log-probs
+            return {"input_token_logprobs": [[None, ids[start], None]],
+                    "output_token_logprobs": [[float(lp), int(t), None] for t, lp in zip(toks, lps)]}
         full = self._logprobs(ids + toks) if toks else self._logprobs(ids)
 
         def triples(row, id_list):
