@@ -4,6 +4,7 @@ asynchronous generation with its staleness bound, retries mid-run, and masked im
 
 import copy
 import json
+import time
 
 import pytest
 import torch
@@ -155,7 +156,22 @@ def test_distill_train_with_synchronous_served_rollouts_is_on_policy(pair, stude
     assert "/generate" in server.paths() and "/v1/completions" not in server.paths()
 
 
-def test_a_5xx_and_a_timeout_mid_run_are_retried_without_losing_a_rollout(pair, student):
+def test_a_5xx_and_a_timeout_mid_rollout_are_retried_without_losing_a_rollout(student, server, tmp_path):
+    server.inject({"status": 503, "path": "/v1/completions"}, {"delay": 2.0, "path": "/v1/completions"})
+    vllm = VLLMServer(server.url, "tiny", timeout=1.0, backoff=0.01)
+    ro = rollout(ServedRollouts(ServedSampler(vllm, student, weights_dir=tmp_path)), PROMPTS, n=2,
+                 max_new_tokens=8, seed=0)
+    assert ro.samples.prompt_index.tolist() == [0, 0, 1, 1, 2, 2]
+    assert vllm.endpoint.retries >= 2 and server.answered["/v1/completions"] >= 3
+    ids, mask, start = ro.samples.sequences()
+    assert torch.allclose(ro.samples.logprobs, student.score(ids, mask, start=start).logprobs * ro.samples.mask,
+                          atol=1e-5)
+    deadline = time.time() + 10
+    while server.in_flight and time.time() < deadline:  # the late answer finishes before the server stops
+        time.sleep(0.05)
+
+
+def test_5xx_and_malformed_replies_mid_run_are_retried_and_every_step_trains_on_all_its_rollouts(pair, student):
     server = serve(student)
     # the faults hit the rollout requests (one per prompt) of the first steps
     server.inject({"status": 503, "path": "/v1/completions"}, {"status": 500, "path": "/v1/completions"},

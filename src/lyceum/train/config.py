@@ -65,6 +65,7 @@ class OPDConfig:
     rollout_engine: str = "auto"
     rollout_model: str = ""
     rollout_weights_dir: str = ""
+    rollout_timeout: float = 1800.0
     sync_every: int = 1
     max_staleness: int = 0
     mis_low: float = 0.0
@@ -97,6 +98,8 @@ class OPDConfig:
                             f"{self.mis_low} and {self.mis_high}")
         if self.rollout_engine not in ("auto", "vllm", "sglang"):
             raise UserError(f"rollout_engine must be auto, vllm or sglang, got {self.rollout_engine!r}")
+        if self.rollout_timeout <= 0:
+            raise UserError(f"rollout_timeout must be positive, got {self.rollout_timeout}")
         if self.sync_every < 1 or self.max_staleness < 0:
             raise UserError(f"need sync_every >= 1 and max_staleness >= 0, got {self.sync_every} and "
                             f"{self.max_staleness}")
@@ -145,6 +148,7 @@ HELP = {
     "rollout_engine": "auto (ask the server), vllm or sglang",
     "rollout_model": "the model name a vLLM server serves (--served-model-name; auto: the first it lists)",
     "rollout_weights_dir": "folder the server can read, for weight pushes from disk (default: <run>/served-weights)",
+    "rollout_timeout": "seconds one rollout request may take before it is sent again (a long generation is slow)",
     "sync_every": "push the trainer's weights to the rollout server every N optimizer steps",
     "max_staleness": "0: sample each step's rollouts with the newest weights; 1: generate the next batch while "
                      "this one trains (one step off-policy); the bound on the logged staleness",

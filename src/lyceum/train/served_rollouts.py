@@ -112,9 +112,9 @@ def served_rollouts(cfg, student, run_path: str | Path, *, push=None) -> ServedR
     if engine == "vllm":
         if not model:
             raise UserError("the vLLM rollout server lists no model: pass --rollout-model (its --served-model-name)")
-        server = VLLMServer(cfg.rollout_url, model)
+        server = VLLMServer(cfg.rollout_url, model, timeout=cfg.rollout_timeout)
     else:
-        server = SGLangServer(cfg.rollout_url)
+        server = SGLangServer(cfg.rollout_url, timeout=cfg.rollout_timeout)
     weights_dir = None if push is not None else Path(cfg.rollout_weights_dir or Path(run_path) / "served-weights")
     served = ServedSampler(server, student, weights_dir=weights_dir, push=push)
     return ServedRollouts(served, sync_every=cfg.sync_every, max_staleness=cfg.max_staleness)
