@@ -6,7 +6,8 @@ one-step asynchronous: tokens/s and the trainer's peak RSS, side by side in one 
 
 Arms (each trainer is a fresh process running ``lyceum.train.distill.distill``, one torch thread):
 - ``in_process``: the student samples its own rollouts (the local sampler), as without --rollout-url;
-- ``served_sync``: rollouts from a server process (tests/serving_server.py, vLLM wire format, one torch thread),
+- ``served_sync``: rollouts from a server process (tests/serving_server.py in SGLang's wire format, one torch
+  thread, concurrent sampling requests decoded as one batch within 20 ms, like a real engine's batching),
   weights pushed from disk after every step, each step waits for its batch (max_staleness 0);
 - ``served_async``: the same, with max_staleness 1: the next batch is generated while this one trains.
 
@@ -57,7 +58,9 @@ def serve(model_dir: str, port_file: str) -> None:
     from lyceum.models.local import load_local
 
     torch.set_num_threads(1)
-    server = ServingServer(load_local(model_dir)).start()
+    # SGLang's wire format, with concurrent sampling requests decoded as one batch (as a real engine does; the
+    # vLLM format's per-request seeds would keep them apart here)
+    server = ServingServer(load_local(model_dir), engine="sglang", batch_window=0.02).start()
     Path(port_file).write_text(server.url)
     while True:
         time.sleep(3600)

@@ -50,9 +50,13 @@ from lyceum.models.local import LocalLM, load_local
 
 
 class ServingServer:
-    def __init__(self, lm: LocalLM, model_name: str = "tiny", engine: str | None = None):
-        """``engine="sglang"`` also answers SGLang's ``GET /get_model_info`` (how clients tell the two apart)."""
-        self.lm, self.model_name, self.engine = lm, model_name, engine
+    def __init__(self, lm: LocalLM, model_name: str = "tiny", engine: str | None = None, batch_window: float = 0.0):
+        """``engine="sglang"`` also answers SGLang's ``GET /get_model_info`` (how clients tell the two apart).
+        ``batch_window`` > 0: SGLang sampling requests that arrive within that many seconds of each other are
+        decoded as one batch, as a real engine's continuous batching would (for benchmarks; unseeded only)."""
+        self.lm, self.model_name, self.engine, self.batch_window = lm, model_name, engine, batch_window
+        self._jobs: list[dict[str, Any]] = []
+        self._jobs_lock = threading.Lock()
         self.weight_version: str | None = None
         self.reloads = 0  # weight loads from disk (either server's route)
         self.requests: list[tuple[str, dict[str, Any]]] = []  # (path, body) of every POST, in arrival order
@@ -216,6 +220,42 @@ class ServingServer:
             rows.append((s.tokens[r, :L].tolist(), s.logprobs[r, :L].tolist(), s.finish_reasons[r]))
         return rows
 
+    def _sample_batched(self, ids, n, max_new, temperature, top_p, seed, stops):
+        """``_sample`` for one prompt, decoded together with the other requests of the same settings that arrive
+        within ``batch_window``: the first to arrive waits the window, then samples every queued prompt at once."""
+        key = (n, max_new, temperature, top_p, tuple(stops or ()))
+        job = {"key": key, "ids": ids, "done": threading.Event(), "rows": None, "error": None}
+        with self._jobs_lock:
+            leader = not any(j["key"] == key for j in self._jobs)
+            self._jobs.append(job)
+        if not leader:
+            job["done"].wait()
+            if job["error"] is not None:
+                raise job["error"]
+            return job["rows"]
+        time.sleep(self.batch_window)
+        with self._jobs_lock:
+            batch = [j for j in self._jobs if j["key"] == key]
+            self._jobs = [j for j in self._jobs if j["key"] != key]
+        try:
+            with self._model_lock:
+                stop_ids = list(self.lm.stop_ids) + [int(x) for x in stops or [] if int(x) not in self.lm.stop_ids]
+                out = self.lm.sample([j["ids"] for j in batch], max_new_tokens=max_new, n=n, temperature=temperature,
+                                     top_p=top_p, stop_ids=stop_ids)
+            for b, j in enumerate(batch):
+                j["rows"] = []
+                for r in range(b * n, (b + 1) * n):
+                    L = int(out.lengths[r])
+                    j["rows"].append((out.tokens[r, :L].tolist(), out.logprobs[r, :L].tolist(), out.finish_reasons[r]))
+        except Exception as e:  # noqa: BLE001 - every waiting request answers with the batch's error
+            for j in batch:
+                j["error"] = e
+        for j in batch:
+            j["done"].set()
+        if job["error"] is not None:
+            raise job["error"]
+        return job["rows"]
+
     def _decode(self, t: int) -> str:
         tok = self.lm.tokenizer
         return tok.convert_ids_to_tokens(int(t)) if tok is not None else str(t)
@@ -322,7 +362,8 @@ class ServingServer:
         for b, ids in enumerate(batch):
             ids = [int(t) for t in ids]
             start = len(ids) - 1 if starts[b] is None or starts[b] == -1 else int(starts[b])
-            rows = (self._sample(ids, n, max_new, temperature, top_p, None, params.get("stop_token_ids"))
+            sample = self._sample_batched if self.batch_window and single else self._sample
+            rows = (sample(ids, n, max_new, temperature, top_p, None, params.get("stop_token_ids"))
                     if max_new > 0 else [([], [], "length")] * n)
             for toks, lps, reason in rows:
                 finish = ({"type": "stop", "matched": toks[-1]} if reason == "stop"

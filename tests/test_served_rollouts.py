@@ -12,7 +12,7 @@ from serving_server import ServingServer
 
 from lyceum.cli import main
 from lyceum.lab.tasks import ALPHABET, examples, make_problems
-from lyceum.models.local import build_tiny, load_local
+from lyceum.models.local import build_tiny
 from lyceum.models.served import ServedSampler, SGLangServer, VLLMServer
 from lyceum.models.tokenizers import char_tokenizer
 from lyceum.train.config import OPDConfig
@@ -68,6 +68,19 @@ def test_served_rollouts_carry_the_local_samplers_logprobs(kind, student, server
     # the local sampler's log-probs are those of a fresh forward pass (to 5e-7, test_models_local)
     assert torch.allclose(s.logprobs, student.score(ids, mask, start=start).logprobs * s.mask, atol=1e-5)
     assert s.prompt_index.tolist() == [0, 0, 1, 1, 2, 2] and s.mask.sum() > 0
+
+
+def test_batched_sampling_in_the_test_server_keeps_exact_logprobs(student, tmp_path):
+    # the benchmark's server decodes concurrent requests as one left-padded batch, as real engines batch them
+    server = ServingServer(copy.deepcopy(student), engine="sglang", batch_window=0.05).start()
+    try:
+        s = ServedRollouts(ServedSampler(client("sglang", server.url), student, weights_dir=tmp_path)).sample(
+            [r["prompt"] for r in PROMPTS], n=2, max_new_tokens=10)
+    finally:
+        server.stop()
+    ids, mask, start = s.sequences()
+    assert torch.allclose(s.logprobs, student.score(ids, mask, start=start).logprobs * s.mask, atol=1e-5)
+    assert s.prompt_index.tolist() == [0, 0, 1, 1, 2, 2]
 
 
 @pytest.mark.parametrize("kind", ["vllm", "sglang"])
@@ -218,7 +231,7 @@ def test_mis_weights_scale_each_rollouts_share_of_the_opd_loss(support, mode):
     torch.manual_seed(0)
     s, t = torch.randn(3, 5, 11, requires_grad=True), torch.randn(3, 5, 11)
     tokens, mask = torch.randint(0, 11, (3, 5)), torch.ones(3, 5)
-    kw = dict(support=support, k=4, mode=mode, diagnostics_k=4)
+    kw = {"support": support, "k": 4, "mode": mode, "diagnostics_k": 4}
     plain, _, _ = opd_loss_with_scan(s, t, tokens, mask, **kw)
     ones, _, _ = opd_loss_with_scan(s, t, tokens, mask, weights=torch.ones(3), **kw)
     assert torch.allclose(plain, ones, atol=1e-6)

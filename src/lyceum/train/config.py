@@ -16,7 +16,6 @@ from dataclasses import dataclass, fields
 
 from lyceum.errors import UserError
 
-
 # the default masked-importance-sampling band of served rollouts (a sequence ratio outside it is masked out)
 SERVED_MIS = (0.5, 2.0)
 

@@ -20,6 +20,7 @@ from lyceum.train.engine import TrainResult, train
 from lyceum.train.objectives import opd_objective
 from lyceum.train.rollout import evaluate
 from lyceum.train.schedules import load_prompts, make_schedule
+from lyceum.train.served_rollouts import sampler_for_run
 
 
 def distill(student: str | Path, teacher: str | Path, prompts: str | Path | list[dict], out: str | Path,
@@ -69,20 +70,5 @@ def distill(student: str | Path, teacher: str | Path, prompts: str | Path | list
         schedule = LengthSchedule(schedule, cfg.length_schedule)
     return train(s, TeacherFeedback(t, vocab, autocast), schedule, cfg, run, objective=objective,
                  vocab=vocab, eval_rows=evals, verifier=verifier, reference_accuracy=teacher_accuracy,
-                 autocast=autocast, dist=dist, resume=resume, desc=desc, sampler=served_sampler(cfg, s, run, dist))
+                 autocast=autocast, dist=dist, resume=resume, desc=desc, sampler=sampler_for_run(cfg, s, run, dist))
 
-
-def served_sampler(cfg: OPDConfig, student, run: RunDir, dist):
-    """The rollout server's sampler when ``cfg.rollout_url`` is set (else None: the student samples itself)."""
-    if not cfg.rollout_url:
-        return None
-    if dist.world_size > 1:
-        raise UserError("served rollouts (--rollout-url) run with one trainer process; start it without "
-                        "torchrun / accelerate launch")
-    from lyceum.train.served_rollouts import served_rollouts
-
-    sampler = served_rollouts(cfg, student, run.path)
-    run.log(f"rollouts from {cfg.rollout_url} ({sampler.served.server.kind}), weights pushed every "
-            f"{cfg.sync_every} step(s), max staleness {cfg.max_staleness}, masked importance sampling "
-            f"{'off' if cfg.mis is None else f'{cfg.mis[0]:g}..{cfg.mis[1]:g}'}")
-    return sampler

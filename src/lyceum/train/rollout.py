@@ -194,7 +194,7 @@ class StepRollouts:
             self._pending = (step + 1, self._pool.submit(self._job(step + 1)))
         return ro
 
-    def __enter__(self) -> StepRollouts:
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc) -> None:
@@ -203,10 +203,7 @@ class StepRollouts:
     def close(self) -> None:
         """Wait for a generation in flight (its batch is dropped) and stop the thread."""
         if self._pending is not None:
-            try:
-                self._pending[1].result()
-            except Exception:  # noqa: BLE001 - the run is ending or was already failing: keep its own error
-                pass
+            self._pending[1].exception()  # waits; an error of a batch nobody will train on is not raised
             self._pending = None
         if self._pool is not None:
             self._pool.shutdown(wait=True)

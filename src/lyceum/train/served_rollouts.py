@@ -118,3 +118,18 @@ def served_rollouts(cfg, student, run_path: str | Path, *, push=None) -> ServedR
     weights_dir = None if push is not None else Path(cfg.rollout_weights_dir or Path(run_path) / "served-weights")
     served = ServedSampler(server, student, weights_dir=weights_dir, push=push)
     return ServedRollouts(served, sync_every=cfg.sync_every, max_staleness=cfg.max_staleness)
+
+
+def sampler_for_run(cfg, student, run, dist):
+    """What ``distill`` and ``rl_train`` hand the engine: the rollout server's sampler when ``cfg.rollout_url``
+    is set (its settings logged to the run), else None (the student samples itself)."""
+    if not cfg.rollout_url:
+        return None
+    if dist.world_size > 1:
+        raise UserError("served rollouts (--rollout-url) run with one trainer process; start it without "
+                        "torchrun / accelerate launch")
+    sampler = served_rollouts(cfg, student, run.path)
+    band = "off" if cfg.mis is None else f"{cfg.mis[0]:g}..{cfg.mis[1]:g}"
+    run.log(f"rollouts from {cfg.rollout_url} ({sampler.served.server.kind}), weights pushed every "
+            f"{cfg.sync_every} step(s), max staleness {cfg.max_staleness}, masked importance sampling {band}")
+    return sampler
