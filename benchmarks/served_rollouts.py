@@ -1,7 +1,7 @@
 """OPD with the student's rollouts in-process vs from a served sampler in a second process, synchronous vs
 one-step asynchronous: tokens/s and the trainer's peak RSS, side by side in one run.
 
-    PYTHONPATH=src python benchmarks/served_rollouts.py                  # what results/ holds
+    PYTHONPATH=src python benchmarks/served_rollouts.py                  # what results/ holds (~6 min here)
     PYTHONPATH=src python benchmarks/served_rollouts.py --quick          # a fast look
 
 Arms (each trainer is a fresh process running ``lyceum.train.distill.distill``, one torch thread):
@@ -81,10 +81,10 @@ def train_arm(arm: str, work: Path, url: str, args) -> dict:
                     lr=1e-3, support="student_topk", k=8, diagnostics_every=0, eval_every=0, checkpoint_every=-1,
                     micro_batch_size=args.prompts * args.n, device="cpu", **extra)
     out = Path(tempfile.mkdtemp(prefix=f"{arm}-", dir=work))
-    t0 = time.time()
+    t0, cpu0 = time.time(), time.process_time()
     result = distill(work / "student", work / "teacher", work / "prompts.jsonl", out, cfg, resume=False,
                      desc=arm)
-    wall = time.time() - t0
+    wall, cpu = time.time() - t0, time.process_time() - cpu0
     rows = [r for r in result.run.read_metrics() if r.get("event") == "train"][1:]  # step 1 warms up
     seconds = sum(r["time_rollout"] + r["time_update"] for r in rows)
     tokens = sum(r["tokens"] for r in rows)
@@ -92,7 +92,7 @@ def train_arm(arm: str, work: Path, url: str, args) -> dict:
            "rollout_wait_s": round(sum(r["time_rollout"] for r in rows), 3),
            "update_s": round(sum(r["time_update"] for r in rows), 3),
            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-           "run_wall_s": round(wall, 1)}
+           "run_wall_s": round(wall, 1), "trainer_cpu_s": round(cpu, 1)}
     if arm != "in_process":
         rec["staleness"] = [r["staleness"] for r in rows]
         rec["mis_kept"] = round(statistics.mean(r["mis_kept"] for r in rows), 3)
@@ -100,12 +100,18 @@ def train_arm(arm: str, work: Path, url: str, args) -> dict:
     return rec
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=6, help="timed steps per arm (after one warm-up step)")
+    p.add_argument("--steps", type=int, default=4, help="timed steps per arm (after one warm-up step)")
     p.add_argument("--prompts", type=int, default=8, help="prompts per step")
     p.add_argument("--n", type=int, default=4, help="rollouts per prompt")
-    p.add_argument("--tokens", type=int, default=48, help="max new tokens per rollout")
+    p.add_argument("--tokens", type=int, default=32, help="max new tokens per rollout")
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--rounds", type=int, default=2)
@@ -141,18 +147,21 @@ def main() -> None:
         records: dict[str, list[dict]] = {a: [] for a in ARMS}
         for r in range(args.rounds):
             for arm in ARMS[r % len(ARMS):] + ARMS[: r % len(ARMS)]:  # rotate the order each round
+                served_cpu = cpu_seconds(server.pid)
                 proc = subprocess.run([sys.executable, __file__, "--arm", arm, url, *passthrough], env=env,
                                       capture_output=True, text=True, check=False)
                 if proc.returncode:
                     raise SystemExit(f"arm {arm} failed:\n{proc.stderr[-3000:]}")
                 rec = json.loads(proc.stdout.strip().splitlines()[-1])
+                rec["server_cpu_s"] = round(cpu_seconds(server.pid) - served_cpu, 1)
                 records[arm].append(rec)
                 print(json.dumps({"round": r + 1, **rec}), flush=True)
     finally:
         server.terminate()
         server.wait()
-    summary = {a: {"tokens_per_s": statistics.median(x["tokens_per_s"] for x in recs),
-                   "peak_rss_mb": statistics.median(x["peak_rss_mb"] for x in recs)} for a, recs in records.items()}
+    summary = {a: {k: statistics.median(x[k] for x in recs)
+                   for k in ("tokens_per_s", "peak_rss_mb", "trainer_cpu_s", "server_cpu_s", "rollout_wait_s",
+                             "update_s")} for a, recs in records.items()}
     setup = {"steps": args.steps, "prompts_per_step": args.prompts, "n": args.n, "max_new_tokens": args.tokens,
              "student": f"llama hidden {args.hidden} x {args.layers} layers",
              "teacher": f"llama hidden {2 * args.hidden} x {args.layers} layers", "rounds": args.rounds,
@@ -165,12 +174,17 @@ def main() -> None:
     lines = ["# Served rollouts: in-process vs served, synchronous vs one-step asynchronous", "",
              "Written by `benchmarks/served_rollouts.py` (command and method in its docstring). Setup: "
              + ", ".join(f"{k} {v}" for k, v in setup.items()) + ".", "",
-             "| arm | tokens/s (median) | vs in-process | trainer peak RSS (MB) | vs in-process |",
-             "|---|---:|---:|---:|---:|"]
+             ("| arm | tokens/s | vs in-process | trainer peak RSS (MB) | vs in-process | waiting for rollouts (s) "
+              "| rest of the steps (s) | trainer CPU (s) | server CPU (s) |"),
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for a in ARMS:
         s = summary[a]
         lines.append(f"| {a} | {s['tokens_per_s']:.1f} | {s['tokens_per_s'] / base['tokens_per_s']:.2f}x | "
-                     f"{s['peak_rss_mb']:.0f} | {s['peak_rss_mb'] / base['peak_rss_mb']:.2f} |")
+                     f"{s['peak_rss_mb']:.0f} | {s['peak_rss_mb'] / base['peak_rss_mb']:.2f} | "
+                     f"{s['rollout_wait_s']:.1f} | {s['update_s']:.1f} | {s['trainer_cpu_s']:.1f} | "
+                     f"{s['server_cpu_s']:.1f} |")
+    lines += ["", ("Medians over rounds. Waiting and the rest of the steps: the timed steps; CPU: the whole trainer "
+                   "process (loading, the warm-up step and the timed steps) and the server process during that arm.")]
     (out / "served_rollouts.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
