@@ -155,6 +155,18 @@ def test_distill_train_with_async_served_rollouts_keeps_staleness_within_its_bou
     assert server.reloads == 5  # the starting weights, then after each of the 4 steps
 
 
+def test_pushing_every_second_step_stays_within_a_staleness_bound_of_two(pair, student):
+    server = serve(student)
+    try:
+        assert main(distill_args(pair, server.url, "--max-staleness", "2", "--sync-every", "2")) == 0
+    finally:
+        server.stop()
+    rows = train_rows(pair / "run")
+    assert [r["staleness"] for r in rows] == [0, 1, 2, 1]
+    assert [r["policy_version"] for r in rows] == [0, 0, 0, 2]
+    assert server.reloads == 3  # the starting weights, then after steps 2 and 4
+
+
 def test_distill_train_with_synchronous_served_rollouts_is_on_policy(pair, student):
     server = serve(student, "sglang")  # engine detected: SGLang's routes
     try:

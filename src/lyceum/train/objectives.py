@@ -38,7 +38,7 @@ def opd_objective(cfg: OPDConfig) -> Objective:
         if value not in valid:
             raise UserError(f"unknown {name} {value!r}; choose one of {', '.join(valid)}")
 
-    mis = cfg.mis  # on by default for served rollouts: their tokens came from the server's weights
+    mis = getattr(cfg, "mis", None)  # on by default for served rollouts: their tokens came from the server's weights
 
     def objective(student, mb: MicroBatch, signal: Signal, diagnostics_k: int = 0):
         if signal.teacher is None:
