@@ -24,6 +24,9 @@ Routes and shapes, with the source they follow (vLLM and SGLang main as of 2026)
   ``scheduler_output_processor_mixin.py`` (input entries aligned with ``input_ids[logprob_start_len:]``, entry 0
   None; ``logprob_start_len = -1`` means ``len(input_ids) - 1``). A single request with ``n`` > 1 or a batch of
   ``input_ids`` answers a list.
+- vLLM dev-mode ``POST /collective_rpc`` (``vllm/entrypoints/serve/dev/rpc/api_router.py``) with ``{"method":
+  "reload_weights", "kwargs": {"weights_path"}}`` (loads the folder with ``load_local``) and ``POST
+  /reset_prefix_cache`` (no prefix cache here: answered 200).
 - SGLang ``POST /update_weights_from_disk`` (``UpdateWeightFromDiskReqInput`` -> ``{"success", "message",
   "num_paused_requests"}``, HTTP 400 when it fails): loads the folder with ``load_local`` and serves it.
 
@@ -48,9 +51,15 @@ from lyceum.models.local import LocalLM, load_local
 
 
 class ServingServer:
-    def __init__(self, lm: LocalLM, model_name: str = "tiny"):
-        self.lm, self.model_name = lm, model_name
+    def __init__(self, lm: LocalLM, model_name: str = "tiny", engine: str | None = None, batch_window: float = 0.0):
+        """``engine="sglang"`` also answers SGLang's ``GET /get_model_info`` (how clients tell the two apart).
+        ``batch_window`` > 0: SGLang sampling requests that arrive within that many seconds of each other are
+        decoded as one batch, as a real engine's continuous batching would (for benchmarks; unseeded only)."""
+        self.lm, self.model_name, self.engine, self.batch_window = lm, model_name, engine, batch_window
+        self._jobs: list[dict[str, Any]] = []
+        self._jobs_lock = threading.Lock()
         self.weight_version: str | None = None
+        self.reloads = 0  # weight loads from disk (either server's route)
         self.requests: list[tuple[str, dict[str, Any]]] = []  # (path, body) of every POST, in arrival order
         self.answered: dict[str, int] = {}  # path -> requests answered with 200
         self.in_flight = self.max_in_flight = 0
@@ -90,6 +99,9 @@ class ServingServer:
                     self.send_json(200, {})
                 elif path == "/get_world_size":
                     self.send_json(200, {"world_size": 1})
+                elif path == "/get_model_info" and server.engine == "sglang":
+                    self.send_json(200, {"model_path": server.model_name, "tokenizer_path": server.model_name,
+                                         "is_generation": True, "weight_version": server.weight_version})
                 elif path == "/weight_info":
                     self.send_json(200, {"weight_version": server.weight_version})
                 else:
@@ -125,7 +137,10 @@ class ServingServer:
                     if status == 200:
                         with server._lock:
                             server.answered[path] = server.answered.get(path, 0) + 1
-                    self.send_json(status, reply)
+                    if reply is None:  # vLLM answers some control routes with an empty 200
+                        self.send_raw(status, b"", "text/plain")
+                    else:
+                        self.send_json(status, reply)
                 finally:
                     with server._lock:
                         server.in_flight -= 1
@@ -171,6 +186,10 @@ class ServingServer:
             return self._sglang_generate(body)
         if path == "/update_weights_from_disk":
             return self._update_from_disk(body)
+        if path == "/collective_rpc":
+            return self._collective_rpc(body)
+        if path == "/reset_prefix_cache":
+            return 200, None
         control = {"/pause": {"status": "paused"}, "/resume": {"status": "resumed"},
                    "/init_weight_transfer_engine": {"message": "Weight transfer initialized"},
                    "/start_weight_update": {"message": "Weight update started"},
@@ -211,6 +230,42 @@ class ServingServer:
             rows.append((s.tokens[r, :L].tolist(), s.logprobs[r, :L].tolist(), s.finish_reasons[r]))
         return rows
 
+    def _sample_batched(self, ids, n, max_new, temperature, top_p, seed, stops):
+        """``_sample`` for one prompt, decoded together with the other requests of the same settings that arrive
+        within ``batch_window``: the first to arrive waits the window, then samples every queued prompt at once."""
+        key = (n, max_new, temperature, top_p, tuple(stops or ()))
+        job = {"key": key, "ids": ids, "done": threading.Event(), "rows": None, "error": None}
+        with self._jobs_lock:
+            leader = not any(j["key"] == key for j in self._jobs)
+            self._jobs.append(job)
+        if not leader:
+            job["done"].wait()
+            if job["error"] is not None:
+                raise job["error"]
+            return job["rows"]
+        time.sleep(self.batch_window)
+        with self._jobs_lock:
+            batch = [j for j in self._jobs if j["key"] == key]
+            self._jobs = [j for j in self._jobs if j["key"] != key]
+        try:
+            with self._model_lock:
+                stop_ids = list(self.lm.stop_ids) + [int(x) for x in stops or [] if int(x) not in self.lm.stop_ids]
+                out = self.lm.sample([j["ids"] for j in batch], max_new_tokens=max_new, n=n, temperature=temperature,
+                                     top_p=top_p, stop_ids=stop_ids)
+            for b, j in enumerate(batch):
+                j["rows"] = []
+                for r in range(b * n, (b + 1) * n):
+                    L = int(out.lengths[r])
+                    j["rows"].append((out.tokens[r, :L].tolist(), out.logprobs[r, :L].tolist(), out.finish_reasons[r]))
+        except Exception as e:  # noqa: BLE001 - every waiting request answers with the batch's error
+            for j in batch:
+                j["error"] = e
+        for j in batch:
+            j["done"].set()
+        if job["error"] is not None:
+            raise job["error"]
+        return job["rows"]
+
     def _decode(self, t: int) -> str:
         tok = self.lm.tokenizer
         return tok.convert_ids_to_tokens(int(t)) if tok is not None else str(t)
@@ -240,8 +295,11 @@ class ServingServer:
                 completion_tokens += len(toks)
                 logprobs = None
                 if k_out is not None:
-                    full = self._logprobs(ids + toks)[len(ids) - 1: len(ids) - 1 + len(toks)]
                     raw = temperature != 1.0 or top_p != 1.0  # raw_logprobs: the model's, before sampling params
+                    # at temperature 1 with no top-k asked the sampler's own log-probs are the whole answer: no
+                    # second forward pass (a real engine does not make one either)
+                    full = (self._logprobs(ids + toks)[len(ids) - 1: len(ids) - 1 + len(toks)]
+                            if raw or int(k_out) > 0 else None)
                     logprobs = self._completion_logprobs(toks, full, lps, int(k_out), as_ids, raw)
                 choices.append({
                     "index": len(choices), "text": "".join(self._decode(t) for t in toks),
@@ -263,7 +321,8 @@ class ServingServer:
             lp = float(full[j, t]) if raw else float(sampled_lps[j])
             tokens.append(name(t))
             token_lps.append(max(lp, -9999.0))
-            step = {name(t): max(float(full[j, t]), -9999.0)}  # the sampled token first, then the top k
+            own = float(full[j, t]) if full is not None else float(sampled_lps[j])
+            step = {name(t): max(own, -9999.0)}  # the sampled token first, then the top k
             if k > 0:
                 v, i = full[j].topk(k)
                 for val, tid in zip(v.tolist(), i.tolist()):
@@ -313,7 +372,8 @@ class ServingServer:
         for b, ids in enumerate(batch):
             ids = [int(t) for t in ids]
             start = len(ids) - 1 if starts[b] is None or starts[b] == -1 else int(starts[b])
-            rows = (self._sample(ids, n, max_new, temperature, top_p, None, params.get("stop_token_ids"))
+            sample = self._sample_batched if self.batch_window and single else self._sample
+            rows = (sample(ids, n, max_new, temperature, top_p, None, params.get("stop_token_ids"))
                     if max_new > 0 else [([], [], "length")] * n)
             for toks, lps, reason in rows:
                 finish = ({"type": "stop", "matched": toks[-1]} if reason == "stop"
@@ -327,6 +387,9 @@ class ServingServer:
         return 200, outs[0] if single and n == 1 else outs
 
     def _sglang_logprobs(self, ids, toks, lps, start, k, given):
+        if toks and start == len(ids) - 1 and k == 0 and given is None:  # sampling: the sampler's log-probs
+            return {"input_token_logprobs": [[None, ids[start], None]],
+                    "output_token_logprobs": [[float(lp), int(t), None] for t, lp in zip(toks, lps)]}
         full = self._logprobs(ids + toks) if toks else self._logprobs(ids)
 
         def triples(row, id_list):
@@ -350,6 +413,24 @@ class ServingServer:
             meta["output_token_ids_logprobs"] = [triples(r, given) for r in out_rows]
         return meta
 
+    def _collective_rpc(self, body: dict[str, Any]) -> tuple[int, Any]:
+        """vLLM dev mode: only the worker method a trainer calls here, ``reload_weights(weights_path=...)``."""
+        if body.get("method") is None:
+            return 400, {"detail": "Missing 'method' in request body"}
+        if body["method"] != "reload_weights" or "weights_path" not in (body.get("kwargs") or {}):
+            return 500, {"object": "error", "message": f"unsupported rpc {body['method']!r}", "code": 500}
+        try:
+            self._load(body["kwargs"]["weights_path"])
+        except Exception as e:  # noqa: BLE001 - a worker exception surfaces as HTTP 500 in vLLM
+            return 500, {"object": "error", "message": str(e), "code": 500}
+        return 200, {"results": [None]}
+
+    def _load(self, path: str) -> None:
+        new = load_local(path)
+        with self._model_lock:
+            self.lm.model = new.model.to(self.lm.device)
+        self.reloads += 1
+
     def _update_from_disk(self, body: dict[str, Any]) -> tuple[int, Any]:
         try:
             new = load_local(body.get("model_path", ""))
@@ -357,5 +438,6 @@ class ServingServer:
             return 400, {"success": False, "message": f"Failed to update weights: {e}", "num_paused_requests": 0}
         with self._model_lock:
             self.lm.model = new.model.to(self.lm.device)
+        self.reloads += 1
         self.weight_version = body.get("weight_version", self.weight_version)
         return 200, {"success": True, "message": "Succeeded to update model weights.", "num_paused_requests": 0}

@@ -16,6 +16,9 @@ from dataclasses import dataclass, fields
 
 from lyceum.errors import UserError
 
+# the default masked-importance-sampling band of served rollouts (a sequence ratio outside it is masked out)
+SERVED_MIS = (0.5, 2.0)
+
 
 @dataclass
 class OPDConfig:
@@ -56,6 +59,17 @@ class OPDConfig:
     eval_batch_size: int = 64
     verifier: str | None = None
     checkpoint_every: int = 50
+    # --- served rollouts (lyceum.train.served_rollouts) and masked importance sampling (rl_losses.mis_weights)
+    rollout_url: str = ""
+    rollout_engine: str = "auto"
+    rollout_model: str = ""
+    rollout_weights_dir: str = ""
+    rollout_timeout: float = 1800.0
+    sync_every: int = 1
+    max_staleness: int = 0
+    mis_low: float = 0.0
+    mis_high: float = 0.0
+    served_mis: bool = True
 
     def __post_init__(self) -> None:
         positive = ("steps", "prompts_per_step", "n", "max_new_tokens", "micro_batch_size", "k", "diagnostics_k",
@@ -78,6 +92,30 @@ class OPDConfig:
             raise UserError(f"lr_schedule must be constant or cosine, got {self.lr_schedule!r}")
         if self.dtype not in ("auto", "bf16", "fp32"):
             raise UserError(f"dtype must be auto, bf16 or fp32, got {self.dtype!r}")
+        if (self.mis_low or self.mis_high) and not 0 <= self.mis_low < self.mis_high:
+            raise UserError(f"masked importance sampling needs 0 <= mis_low < mis_high, got "
+                            f"{self.mis_low} and {self.mis_high}")
+        if self.rollout_engine not in ("auto", "vllm", "sglang"):
+            raise UserError(f"rollout_engine must be auto, vllm or sglang, got {self.rollout_engine!r}")
+        if self.rollout_timeout <= 0:
+            raise UserError(f"rollout_timeout must be positive, got {self.rollout_timeout}")
+        if self.sync_every < 1 or self.max_staleness < 0:
+            raise UserError(f"need sync_every >= 1 and max_staleness >= 0, got {self.sync_every} and "
+                            f"{self.max_staleness}")
+        # the sampler lags sync_every - 1 steps between pushes, one more when it generates a step ahead
+        lag = self.sync_every - 1 + (1 if self.max_staleness else 0)
+        if self.rollout_url and lag > self.max_staleness:
+            raise UserError(f"sync_every {self.sync_every} lets the sampler's weights fall {lag} steps behind, "
+                            f"more than max_staleness {self.max_staleness}: raise --max-staleness to {lag} or "
+                            f"lower --sync-every")
+
+    @property
+    def mis(self) -> tuple[float, float] | None:
+        """The masked-importance-sampling band: mis_low..mis_high when set, else SERVED_MIS for served rollouts
+        (unless served_mis is off), else None (off)."""
+        if self.mis_high:
+            return (self.mis_low, self.mis_high)
+        return SERVED_MIS if self.rollout_url and self.served_mis else None
 
     @classmethod
     def names(cls) -> list[str]:
@@ -105,6 +143,17 @@ HELP = {
     "eval_max_new_tokens": "response length at evaluation (0: max_new_tokens)",
     "eval_batch_size": "prompts per evaluation batch", "verifier": "verifier for accuracy, by name (lab, olympiad) or as package.module:function",
     "checkpoint_every": "checkpoint every N steps (0: only at the end, -1: never)",
+    "rollout_url": "a vLLM or SGLang server that samples the student's rollouts (http://host:port); empty: in-process",
+    "rollout_engine": "auto (ask the server), vllm or sglang",
+    "rollout_model": "the model name a vLLM server serves (--served-model-name; auto: the first it lists)",
+    "rollout_weights_dir": "folder the server can read, for weight pushes from disk (default: <run>/served-weights)",
+    "rollout_timeout": "seconds one rollout request may take before it is sent again (a long generation is slow)",
+    "sync_every": "push the trainer's weights to the rollout server every N optimizer steps",
+    "max_staleness": "0: sample each step's rollouts with the newest weights; 1: generate the next batch while "
+                     "this one trains (one step off-policy); the bound on the logged staleness",
+    "mis_low": "masked importance sampling: lower bound of the sequence ratio (both 0: off, or 0.5 with --rollout-url)",
+    "mis_high": "masked importance sampling: upper bound of the sequence ratio (both 0: off, or 2 with --rollout-url)",
+    "served_mis": "turn masked importance sampling on by default for served rollouts",
 }
 
 
@@ -122,8 +171,6 @@ class RLConfig(OPDConfig):
     scale_by_std: bool = True
     kl_coef: float = 0.0
     old: str = "current"
-    mis_low: float = 0.0
-    mis_high: float = 0.0
     teacher_coef: float = 0.0
     # --- curriculum (lyceum.train.curriculum)
     curriculum: bool = True
@@ -145,17 +192,11 @@ class RLConfig(OPDConfig):
             raise UserError(f"unknown RL loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
         if self.old not in ("current", "sampler"):
             raise UserError(f"old must be current or sampler, got {self.old!r}")
-        if (self.mis_low or self.mis_high) and not 0 <= self.mis_low < self.mis_high:
-            raise UserError(f"masked importance sampling needs 0 <= mis_low < mis_high, got "
-                            f"{self.mis_low} and {self.mis_high}")
         if self.pass_rate_k < 0 or self.window < 1 or self.n_buckets < 0:
             raise UserError("pass_rate_k and n_buckets must be >= 0 and window >= 1")
         for name in ("thresholds", "group_sizes", "stage_max_new_tokens"):
             number_list(getattr(self, name), name)
 
-    @property
-    def mis(self) -> tuple[float, float] | None:
-        return (self.mis_low, self.mis_high) if self.mis_high else None
 
 
 def number_list(text: str, name: str) -> list[float]:
@@ -174,8 +215,6 @@ RL_HELP = {
     "scale_by_std": "divide advantages by the group std (false: Dr. GRPO)",
     "kl_coef": "weight of the k3 KL to the frozen starting student",
     "old": "behaviour log-probs: current (on-policy) or sampler (recorded while sampling)",
-    "mis_low": "masked importance sampling: lower bound of the sequence ratio (both 0: off)",
-    "mis_high": "masked importance sampling: upper bound of the sequence ratio",
     "teacher_coef": "mixed feedback: weight of the OPD teacher term (needs --teacher)",
     "curriculum": "true: easiest bucket first, widen on reward; false: uniform over the pool",
     "pass_rate_k": "rollouts per prompt for the pass-rate filter (0: no filter)",

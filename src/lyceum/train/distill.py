@@ -20,6 +20,7 @@ from lyceum.train.engine import TrainResult, train
 from lyceum.train.objectives import opd_objective
 from lyceum.train.rollout import evaluate
 from lyceum.train.schedules import load_prompts, make_schedule
+from lyceum.train.served_rollouts import sampler_for_run
 
 
 def distill(student: str | Path, teacher: str | Path, prompts: str | Path | list[dict], out: str | Path,
@@ -69,4 +70,5 @@ def distill(student: str | Path, teacher: str | Path, prompts: str | Path | list
         schedule = LengthSchedule(schedule, cfg.length_schedule)
     return train(s, TeacherFeedback(t, vocab, autocast), schedule, cfg, run, objective=objective,
                  vocab=vocab, eval_rows=evals, verifier=verifier, reference_accuracy=teacher_accuracy,
-                 autocast=autocast, dist=dist, resume=resume, desc=desc)
+                 autocast=autocast, dist=dist, resume=resume, desc=desc, sampler=sampler_for_run(cfg, s, run, dist))
+

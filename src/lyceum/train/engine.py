@@ -44,7 +44,15 @@ from lyceum.train.devices import (  # noqa: F401 (re-exported: callers import th
 from lyceum.train.evaluation import Evaluations
 from lyceum.train.feedback import Feedback, head_source, verifier_rewards
 from lyceum.train.objectives import Objective, opd_objective, policy_objective  # noqa: F401 (re-exported)
-from lyceum.train.rollout import Rollouts, Sampler, as_sampler, evaluate, micro_batches, rollout  # noqa: F401
+from lyceum.train.rollout import (  # noqa: F401
+    Rollouts,
+    Sampler,
+    StepRollouts,
+    as_sampler,
+    evaluate,
+    micro_batches,
+    rollout,
+)
 from lyceum.train.scan import token_scan
 from lyceum.train.schedules import PromptSchedule
 
@@ -130,15 +138,17 @@ def train(student: LocalLM, feedback: Feedback, schedule: PromptSchedule, cfg: O
         run.continue_from(start or None, checkpoint=run.path / "checkpoint")
     if start == 0 and not evals.evals:
         evals.run(0, run)
+    if hasattr(sampler, "begin"):  # a served sampler: the server starts from the trainer's weights
+        sampler.begin(model, start)
+    source = StepRollouts(sampler, schedule, steps=cfg.steps, seed_of=lambda s: step_seed(cfg.seed, s, dist.rank),
+                          temperature=cfg.temperature, top_p=cfg.top_p, ahead=getattr(sampler, "ahead", False))
 
-    with ProgressBar(cfg.steps, desc=desc, completed=start) if dist.main else nullcontext() as bar:
+    with ProgressBar(cfg.steps, desc=desc, completed=start) if dist.main else nullcontext() as bar, source:
         for step in range(start, cfg.steps):
             t0 = time.time()
-            # 1. rollout: the student answers this step's prompts
-            rows = schedule.next_batch(step)
+            # 1. rollout: the student answers this step's prompts (served: maybe generated during the last step)
             model.eval()
-            ro = rollout(sampler, rows, n=schedule.group_size(step), max_new_tokens=schedule.max_new_tokens(step),
-                         temperature=cfg.temperature, top_p=cfg.top_p, seed=step_seed(cfg.seed, step, dist.rank))
+            ro = source.get(step)
             # 2. feedback: a verifier's rewards now; the teacher scores each micro-batch inside the loss loop
             if verifier is not None:
                 ro.rewards = verifier_rewards(verifier, ro)
@@ -165,6 +175,10 @@ def train(student: LocalLM, feedback: Feedback, schedule: PromptSchedule, cfg: O
             # 5. log
             record.update(stats)
             record.update(step_record(ro, grad_norm, scheduler.get_last_lr()[0], (t0, t1, t_opt, t2), times))
+            if ro.policy_version is not None:  # served rollouts: how many updates behind the sampler's weights were
+                record.update(staleness=step - ro.policy_version, policy_version=ro.policy_version,
+                              weight_pushes=getattr(sampler, "pushes", 0),
+                              time_push=round(getattr(sampler, "push_seconds", 0.0), 3))
             _log_rewards(record, ro, seq_reward, evals)
             if schedule.observe(step, record):
                 run.log(f"schedule advanced after step {step + 1}")

@@ -530,6 +530,10 @@ def _per_token(
     return done(_PerToken(d, bi, ti, chunk, cand=cand, valid=valid, lp_bar=lp_bar, lq_bar=lq_bar))
 
 
+def _weigh(x: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+    return x if w is None else x * w
+
+
 def _scatter(values: torch.Tensor, bi, ti, shape) -> torch.Tensor:
     out = values.new_zeros(shape)
     return out.index_put((bi, ti), values)
@@ -636,10 +640,14 @@ def opd_loss_with_scan(
     clip: float = 0.2,
     chunk_size: int | None = None,
     diagnostics_k: int = 16,
+    weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float], TokenScan | None]:
     """``opd_loss`` plus a ``TokenScan`` of top-``diagnostics_k`` quantities (None when it is 0), read off the
     same passes over the two heads as the loss, so ``scan.diagnostics()`` and ``scan.sequence_reward()`` cost
     no extra projection of either head (with ``sampled`` the teacher's pass is shared, the student's is not).
+
+    ``weights`` ``[B]``: one factor per rollout on its tokens' loss terms (masked importance sampling of
+    rollouts from another engine, ``rl_losses.mis_weights``); the divergence stat stays unweighted.
     """
     if mode not in MODES:
         raise UserError(f"unknown update mode {mode!r}; choose one of {', '.join(MODES)}")
@@ -658,14 +666,19 @@ def opd_loss_with_scan(
         stats["support_size"] = float(pt.valid.sum()) / denom
         stats["empty_support"] = float((~pt.valid.any(-1)).sum()) / denom
 
+    row_w = None if weights is None else weights.to(pt.d.device, torch.float32)[pt.bi]
     if mode == "direct" or support == "full":
-        if pt.mean is not None:
+        if pt.mean is not None and row_w is None:
             loss = pt.mean
+        elif pt.mean is not None:  # the fused mean cannot weigh rows: one more pass, differentiable per position
+            d = _FullDivergence.apply(*source(student_logits), *_detached(teacher_logits), pt.bi, pt.ti, kind,
+                                      float(beta), pt.chunk)
+            loss = (d * row_w).sum() / denom
         elif support == "sampled":
             l = pt.d.detach()
-            loss = (l + l * (pt.logp - pt.logp.detach())).sum() / denom
+            loss = _weigh(l + l * (pt.logp - pt.logp.detach()), row_w).sum() / denom
         else:
-            loss = pt.d.sum() / denom
+            loss = _weigh(pt.d, row_w).sum() / denom
         stats["loss"] = float(loss.detach())
         return loss, stats, pt.scan
 
@@ -695,7 +708,7 @@ def opd_loss_with_scan(
         surrogate = torch.where(adv < 0, torch.minimum(surrogate, -DUAL_CLIP * adv), surrogate)
     surrogate = _where0(valid, surrogate)
     per_token = surrogate.sum(-1) if surrogate.dim() == 2 else surrogate
-    loss = per_token.sum() / denom
+    loss = _weigh(per_token, row_w).sum() / denom
     n_valid = max(int(valid.sum()), 1)
     stats["loss"] = float(loss.detach())
     stats["advantage"] = float(_where0(valid, adv).sum()) / n_valid

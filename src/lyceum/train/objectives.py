@@ -38,14 +38,34 @@ def opd_objective(cfg: OPDConfig) -> Objective:
         if value not in valid:
             raise UserError(f"unknown {name} {value!r}; choose one of {', '.join(valid)}")
 
+    mis = getattr(cfg, "mis", None)  # on by default for served rollouts: their tokens came from the server's weights
+
     def objective(student, mb: MicroBatch, signal: Signal, diagnostics_k: int = 0):
         if signal.teacher is None:
             raise UserError("on-policy distillation needs a teacher in the feedback")
-        return opd_loss_with_scan(student, signal.teacher, mb.tokens, mb.response_mask, support=cfg.support,
-                                  k=cfg.k, kind=cfg.kind, beta=cfg.beta, mode=cfg.mode, clip=cfg.clip,
-                                  diagnostics_k=diagnostics_k)
+        weights = None
+        if mis is not None:
+            weights = _mis(student, mb, mis)
+        loss, stats, scan = opd_loss_with_scan(student, signal.teacher, mb.tokens, mb.response_mask,
+                                               support=cfg.support, k=cfg.k, kind=cfg.kind, beta=cfg.beta,
+                                               mode=cfg.mode, clip=cfg.clip, diagnostics_k=diagnostics_k,
+                                               weights=weights)
+        if weights is not None:
+            stats["mis_kept"] = float((weights > 0).float().mean())
+        return loss, stats, scan
 
     return objective
+
+
+def _mis(student, mb: MicroBatch, band: tuple[float, float]) -> torch.Tensor:
+    """Sequence-level masked importance sampling weights ``[b]``: the trainer's log-probs of the sampled tokens
+    (no gradient) against the sampler's (``mb.old_logprobs``)."""
+    from lyceum.train.losses import token_logprobs
+    from lyceum.train.rl_losses import mis_weights
+
+    with torch.no_grad():
+        logp = token_logprobs(student, mb.tokens) * mb.response_mask
+    return mis_weights(logp, mb.old_logprobs, mb.response_mask, low=band[0], high=band[1])
 
 
 def policy_objective(loss: str = "grpo", *, clip_low: float | None = None, clip_high: float | None = None,

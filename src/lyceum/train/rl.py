@@ -63,6 +63,7 @@ def rl_train(student: str | Path | Any, prompts: str | Path | list[dict], out: s
     from lyceum.train.engine import train
     from lyceum.train.feedback import MixedFeedback, TeacherFeedback, VerifierFeedback
     from lyceum.train.schedules import load_prompts
+    from lyceum.train.served_rollouts import sampler_for_run
     from lyceum.train.verifiers import get_verifier
 
     cfg = cfg or RLConfig()
@@ -129,7 +130,7 @@ def rl_train(student: str | Path | Any, prompts: str | Path | list[dict], out: s
         feedback = MixedFeedback(feedback, TeacherFeedback(t, vocab, autocast))
     result = train(s, feedback, schedule, cfg, run, objective=rl_objective(cfg, reference=reference, vocab=vocab),
                    vocab=vocab, eval_rows=evals, verifier=verifier, autocast=autocast, dist=dist,
-                   resume=resume, desc=desc)
+                   resume=resume, desc=desc, sampler=sampler_for_run(cfg, s, run, dist))
     # 4. per-stage summaries
     if dist.main:
         run.write_json("curriculum.json", {"filter": report, "stages": curriculum.stage_summaries()})

@@ -93,6 +93,7 @@ class Rollouts:
     rows: list[dict]
     samples: Samples
     rewards: torch.Tensor | None = None  # [N] verifier rewards, when a verifier is configured
+    policy_version: int | None = None  # optimizer steps in the weights that sampled them (served samplers)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -145,6 +146,68 @@ def rollout(student: LocalLM | Sampler, rows: list[dict], *, n: int, max_new_tok
     samples = as_sampler(student, autocast).sample([r["prompt"] for r in rows], n=n, max_new_tokens=max_new_tokens,
                                                    temperature=temperature, top_p=top_p, seed=seed)
     return Rollouts(rows, samples)
+
+
+class StepRollouts:
+    """Each training step's rollouts, from the step's prompts (``schedule``) and the sampler.
+
+    With ``ahead`` (a served sampler allowed one step of staleness), the next step's batch is generated in a
+    background thread while the current one trains: the prompts, group size and length are taken from the
+    schedule in the caller's thread when the generation starts (so a curriculum's advance reaches the batch
+    after), the sampler's ``policy_version`` is read then too, and the thread only samples.
+    """
+
+    def __init__(self, sampler: Sampler, schedule, *, steps: int, seed_of: Callable[[int], int | None],
+                 temperature: float = 1.0, top_p: float = 1.0, ahead: bool = False):
+        self.sampler, self.schedule, self.steps, self.seed_of = sampler, schedule, steps, seed_of
+        self.temperature, self.top_p, self.ahead = temperature, top_p, ahead
+        self._pending: tuple[int, Any] | None = None
+        self._pool = None
+
+    def _job(self, step: int) -> Callable[[], Rollouts]:
+        rows = self.schedule.next_batch(step)
+        n, length = self.schedule.group_size(step), self.schedule.max_new_tokens(step)
+        version = getattr(self.sampler, "policy_version", None)
+
+        def run() -> Rollouts:
+            ro = rollout(self.sampler, rows, n=n, max_new_tokens=length, temperature=self.temperature,
+                         top_p=self.top_p, seed=self.seed_of(step))
+            ro.policy_version = version
+            return ro
+
+        return run
+
+    def get(self, step: int) -> Rollouts:
+        """This step's rollouts (waiting for them if they are being generated); starts the next step's when
+        ``ahead``."""
+        if self._pending is not None and self._pending[0] == step:
+            ro = self._pending[1].result()
+        else:
+            self.close()
+            ro = self._job(step)()
+        self._pending = None
+        if self.ahead and step + 1 < self.steps:
+            if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rollouts")
+            self._pending = (step + 1, self._pool.submit(self._job(step + 1)))
+        return ro
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Wait for a generation in flight (its batch is dropped) and stop the thread."""
+        if self._pending is not None:
+            self._pending[1].exception()  # waits; an error of a batch nobody will train on is not raised
+            self._pending = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
 
 def evaluate(model: LocalLM | Sampler, rows: list[dict], verifier, *, max_new_tokens: int, batch_size: int = 64,

@@ -10,6 +10,7 @@ tokens. Log-probs are the server's, i.e. the sampling policy's, which is what im
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,13 +23,15 @@ class ServedSampler:
     def __init__(self, server, lm, *, weights_dir: str | Path | None = None, push=None):
         """``server``: a ``VLLMServer`` or ``SGLangServer`` serving the student; ``lm``: the trainer's student.
 
-        Weight pushes: with SGLang, ``weights_dir`` (a folder the server can read) for update_weights_from_disk;
-        with vLLM, ``push(lm, version)``: a callable doing the GPU-only NCCL/IPC transfer (``VLLMWeightTransfer``).
+        Weight pushes: ``weights_dir`` (a folder the server can read): SGLang's update_weights_from_disk, vLLM's
+        dev-mode reload_weights (each push writes ``weights-<version>`` there and removes the one before); or
+        ``push(lm, version)``: a callable doing vLLM's GPU-only NCCL/IPC transfer (``VLLMWeightTransfer``).
         """
         self.server, self.lm = server, lm
         self.weights_dir = Path(weights_dir) if weights_dir is not None else None
         self._push = push
         self.version: str | None = None
+        self._last_folder: Path | None = None
 
     def sample(self, prompts: Sequence[str] | Sequence[Sequence[int]], max_new_tokens: int = 256, *,
                temperature: float = 1.0, top_p: float = 1.0, n: int = 1, seed: int | None = None,
@@ -48,10 +51,14 @@ class ServedSampler:
         """Send the trainer's current weights to the server, tagged ``version``."""
         if self._push is not None:
             self._push(self.lm, version)
-        elif self.server.kind == "sglang" and self.weights_dir is not None:
-            run_sync(self.server.push_from_disk(self.lm, self.weights_dir / f"weights-{version}",
-                                                weight_version=version))
+        elif self.weights_dir is not None:
+            folder = self.weights_dir / f"weights-{version}"
+            run_sync(self.server.push_from_disk(self.lm, folder, weight_version=version))
+            if self._last_folder is not None and self._last_folder != folder:
+                shutil.rmtree(self._last_folder, ignore_errors=True)  # the server reads the new folder now
+            self._last_folder = folder
         else:
             raise UserError("this served sampler has no weight route: give weights_dir (SGLang "
-                            "update_weights_from_disk) or push= (vLLM's NCCL/IPC transfer, GPU only)")
+                            "update_weights_from_disk, vLLM's dev-mode reload_weights) or push= (vLLM's NCCL/IPC "
+                            "transfer, GPU only)")
         self.version = version

@@ -18,6 +18,10 @@ Wire format read from vLLM's source (github.com/vllm-project/vllm, main as of 20
   /init_weight_transfer_engine {"init_info": ...}``, ``/pause``, ``/start_weight_update``, ``/update_weights
   {"update_info": {"names", "dtype_names", "shapes", "packed"}}``, ``/finish_weight_update {"weight_version"}``,
   ``/resume``, ``GET /weight_info``. The tensors themselves travel over NCCL or CUDA IPC (GPU only).
+- weights from disk ``vllm/entrypoints/serve/dev/rpc/api_router.py`` (``VLLM_SERVER_DEV_MODE=1``): ``POST
+  /collective_rpc {"method", "args", "kwargs", "timeout"}`` (string arguments only) runs a worker method; the
+  worker's ``reload_weights(weights_path=...)`` reloads from a folder, as NeMo-RL's remote vLLM client calls it
+  (``nemo_rl``, ``reload_weights`` -> ``/collective_rpc``), then ``POST /reset_prefix_cache``.
 - LoRA: ``LoadLoRAAdapterRequest {"lora_name", "lora_path", "load_inplace"}`` (needs ``--enable-lora`` and
   ``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True``); the reply is plain text.
 
@@ -30,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from lyceum.errors import UserError
@@ -95,6 +100,23 @@ class VLLMServer:
 
         parts = await asyncio.gather(*(batch(a) for a in range(0, len(sequences), self.batch_size)))
         return [s for part in parts for s in part]
+
+    # ---- weight sync from disk
+
+    async def reload_weights_from_disk(self, path: str | Path) -> None:
+        """Every worker reloads its weights from ``path`` (a folder the server can read), then the prefix cache,
+        whose KV entries the old weights computed, is dropped. Dev-mode routes (``VLLM_SERVER_DEV_MODE=1``):
+        ``POST /collective_rpc {"method": "reload_weights", "kwargs": {"weights_path"}}`` and
+        ``POST /reset_prefix_cache``, the sequence NeMo-RL's remote vLLM client sends."""
+        await self.endpoint.post("/collective_rpc", {"method": "reload_weights",
+                                                     "kwargs": {"weights_path": str(path)}})
+        await self.endpoint.post("/reset_prefix_cache")
+
+    async def push_from_disk(self, lm, folder: str | Path, *, weight_version: str | None = None) -> None:
+        """Save the trainer's ``LocalLM`` to ``folder`` (on a disk the server shares) and have the server load it.
+        vLLM keeps no weight version on this route; ``weight_version`` is accepted for SGLang's signature."""
+        await asyncio.to_thread(lm.save, folder)
+        await self.reload_weights_from_disk(Path(folder).resolve())
 
     # ---- LoRA
 
