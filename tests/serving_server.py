@@ -69,7 +69,7 @@ class ServingServer:
         # Every forward pass runs on this one thread, as a real server's engine loop does: the HTTP handlers are
         # new threads per connection, and CPU kernels may split work differently per thread, so a seeded
         # sample could otherwise differ by the last bit between two identical requests.
-        self._engine = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
+        self._engine_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -160,7 +160,7 @@ class ServingServer:
     def stop(self) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
-        self._engine.shutdown(wait=False)
+        self._engine_thread.shutdown(wait=False)
 
     def inject(self, *faults: dict[str, Any]) -> ServingServer:
         with self._lock:
@@ -215,7 +215,7 @@ class ServingServer:
                 x = torch.tensor([ids], device=self.lm.device)
                 hidden = self.lm.hidden_states(x)
                 return self.lm.logits(hidden)[0].float().log_softmax(-1).cpu()
-        return self._engine.submit(forward).result()
+        return self._engine_thread.submit(forward).result()
 
     def _sample(self, ids: list[int], n: int, max_new: int, temperature: float, top_p: float, seed, stops):
         def draw():
@@ -223,7 +223,7 @@ class ServingServer:
                 stop_ids = list(self.lm.stop_ids) + [int(s) for s in stops or [] if int(s) not in self.lm.stop_ids]
                 return self.lm.sample([ids], max_new_tokens=max_new, n=n, temperature=temperature, top_p=top_p,
                                       seed=seed, stop_ids=stop_ids)
-        s = self._engine.submit(draw).result()
+        s = self._engine_thread.submit(draw).result()
         rows = []
         for r in range(n):
             L = int(s.lengths[r])
