@@ -56,6 +56,8 @@ class OPDConfig:
     eval_batch_size: int = 64
     verifier: str | None = None
     checkpoint_every: int = 50
+    # --- scale
+    fsdp: bool = False
 
     def __post_init__(self) -> None:
         positive = ("steps", "prompts_per_step", "n", "max_new_tokens", "micro_batch_size", "k", "diagnostics_k",
@@ -105,6 +107,8 @@ HELP = {
     "eval_max_new_tokens": "response length at evaluation (0: max_new_tokens)",
     "eval_batch_size": "prompts per evaluation batch", "verifier": "verifier for accuracy, by name (lab, olympiad) or as package.module:function",
     "checkpoint_every": "checkpoint every N steps (0: only at the end, -1: never)",
+    "fsdp": "shard the student, its gradients and optimizer state across the processes of a torchrun / "
+            "accelerate launch (FSDP2; checkpoints resume at any number of processes)",
 }
 
 
