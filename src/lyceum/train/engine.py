@@ -325,7 +325,9 @@ def accumulate_sums(student: LocalLM, ro: Rollouts, feedback: Feedback, objectiv
         mb = mb.to(student.device)
         mb.share = {u: v / max(totals[u], 1) for u, v in units(mb.response_mask).items()}
 
-        def compute(mb=mb):
+        kept: dict[str, Any] = {}  # what the scan after the backward needs (kept out of FSDP's output hooks)
+
+        def compute(mb=mb, kept=kept):
             t0 = time.time()
             with autocast():
                 hidden = student.hidden_states(mb.ids, mb.mask)[:, mb.start - 1: -1]
@@ -338,9 +340,11 @@ def accumulate_sums(student: LocalLM, ro: Rollouts, feedback: Feedback, objectiv
                 loss, stats, scan = objective(src, mb, signal, want)
             if want and scan is None and forward is not None:
                 scan = token_scan(src, signal.teacher, mb.tokens, mb.response_mask, want)
-            return loss, stats, scan, (src, signal, want), (t0, t1, t2)
+            kept.update(src=src, signal=signal, want=want)
+            return loss, stats, scan, (t0, t1, t2)
 
-        loss, stats, scan, (src, signal, want), (t0, t1, t2) = forward(compute) if forward else compute()
+        loss, stats, scan, (t0, t1, t2) = forward(compute) if forward else compute()
+        src, signal, want = kept["src"], kept["signal"], kept["want"]
         (loss * (mb.share[unit] * scale)).backward()
         diagnostics: dict[str, float] = {}
         if want:

@@ -52,7 +52,9 @@ class Sharded:
     full: LocalLM  # plain copy for decoding, evaluation and saving; refreshed by gather()
 
     def forward(self, fn):
-        return self.root(fn)
+        """``fn()`` inside the root's forward; ``fn`` returns (loss, ...). FSDP hooks its backward on the loss,
+        cloned so that the hook is on a tensor of its own (not a view of one the loss computation kept)."""
+        return self.root(lambda: (lambda out: (out[0].clone(), *out[1:]))(fn()))
 
     @torch.no_grad()
     def gather(self) -> LocalLM:
