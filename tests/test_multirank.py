@@ -129,3 +129,17 @@ def test_the_curriculum_advances_on_every_process_at_the_same_step(runs):
     # the mean of all rollouts (0.5) opens stage 1 (threshold 0.4) and never stage 2 (0.6), which rank 0's
     # own reward (1.0) would have opened, and rank 1's (0.0) not even stage 1
     assert [(s["stage"], s["first_step"]) for s in stages[0]] == [(0, 0), (1, 1)]
+
+
+@pytest.mark.parametrize("command", [["distill", "train", "--teacher", "T"], ["rl", "train"]])
+def test_fsdp_is_a_bare_flag_of_the_training_commands(command):
+    from lyceum.cli import build_parser
+    from lyceum.train.config import OPDConfig, RLConfig
+    from lyceum.train.config_flags import config_from_args
+
+    cls = RLConfig if command[0] == "rl" else OPDConfig
+    base = [*command, "--student", "S", "--prompts", "P", "--out", "O"]
+    parse = lambda *flags: config_from_args(build_parser().parse_args([*base, *flags]), cls)
+    assert parse("--fsdp").fsdp is True
+    assert parse("--fsdp", "false").fsdp is False
+    assert parse().fsdp is False

@@ -84,6 +84,8 @@ def ensure_process_group(device: torch.device) -> None:
 
     if dist.is_initialized():
         return
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
     backend = "nccl" if device.type == "cuda" else "gloo"
     if "MASTER_ADDR" in os.environ and "WORLD_SIZE" in os.environ:
         dist.init_process_group(backend)
@@ -105,18 +107,19 @@ def decoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
 
 def shard(student: LocalLM, *, bf16: bool) -> Sharded:
     """Shard ``student.model`` in place (decoder layers, then the root) after keeping a plain copy of it."""
+    import torch.distributed
+    from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
     ensure_process_group(student.device)
     full = LocalLM(copy.deepcopy(student.model), student.tokenizer, student.device)
     full.model.eval().requires_grad_(False)
-    mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if bf16 else MixedPrecisionPolicy()
-    kw: dict[str, Any] = {"mp_policy": mp}
-    if student.device.type == "cuda":
-        from torch.distributed.device_mesh import init_device_mesh
-        import torch.distributed as dist
-
-        kw["mesh"] = init_device_mesh("cuda", (dist.get_world_size(),))
+    # bf16 compute with float32 gradient reduction on a GPU; a CPU run (gloo) stays float32, under autocast
+    gpu_bf16 = bf16 and student.device.type == "cuda"
+    mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if gpu_bf16 else MixedPrecisionPolicy()
+    # the mesh on the student's device type (FSDP's default would pick CUDA wherever it exists)
+    kw: dict[str, Any] = {"mp_policy": mp,
+                          "mesh": init_device_mesh(student.device.type, (torch.distributed.get_world_size(),))}
     for layer in decoder_layers(student.model):
         fully_shard(layer, **kw)
     root = _Root(student.model)
