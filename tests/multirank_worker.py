@@ -1,10 +1,11 @@
 """Runs of the engine in one of several processes, for tests/test_multirank.py (gloo on the CPU).
 
-    python tests/multirank_worker.py OUT STEPS                                one process: OUT/fsdp to STEPS
+    python tests/multirank_worker.py OUT STEPS [--plain]                      one process: OUT/fsdp to STEPS
     torchrun --standalone --nproc_per_node 2 tests/multirank_worker.py OUT STEPS     two processes
 
-``OUT/fsdp`` is on-policy distillation with ``fsdp=True`` and a checkpoint at the end, continued from its
-checkpoint (saved at either number of processes) up to STEPS optimizer steps. Two processes also run
+``OUT/fsdp`` is on-policy distillation with ``fsdp=True`` (``--plain``: without) and a checkpoint at the end,
+continued from its checkpoint (saved at either number of processes, with or without FSDP) up to STEPS
+optimizer steps. Two processes also run
 - ``OUT/plain``: the same distillation without FSDP (the all-reduce path), 2 steps;
 - ``OUT/curriculum``: RL with a curriculum whose verifier rewards every rollout of rank 0 and none of rank 1;
   each process writes its curriculum's stage log to ``curriculum/stages-rank<R>.json``.
@@ -92,7 +93,8 @@ def main() -> None:
     out, steps = Path(sys.argv[1]), int(sys.argv[2])
     dist = init_distributed(torch.device("cpu"))
     world = dist.world_size
-    opd_run(out / "fsdp", opd_cfg(world, steps=steps, fsdp=True), rank=dist.rank, world=world, dist=dist)
+    fsdp = "--plain" not in sys.argv
+    opd_run(out / "fsdp", opd_cfg(world, steps=steps, fsdp=fsdp), rank=dist.rank, world=world, dist=dist)
     if world > 1:
         opd_run(out / "plain", opd_cfg(world, steps=2), rank=dist.rank, world=world, dist=dist)
         curriculum_run(out / "curriculum", dist)

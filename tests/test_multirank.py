@@ -18,12 +18,12 @@ WORKER = Path(__file__).with_name("multirank_worker.py")
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
-def launch(out: Path, steps: int, processes: int) -> subprocess.Popen:
+def launch(out: Path, steps: int, processes: int, *flags: str) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(name, None)
-    cmd = [sys.executable, str(WORKER), str(out), str(steps)]
+    cmd = [sys.executable, str(WORKER), str(out), str(steps), *flags]
     if processes > 1:  # --standalone: a free port of its own, so parallel test runs do not collide
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
                *cmd[1:]]
@@ -42,10 +42,11 @@ def train_rows(folder: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """--fsdp: step 1 in one process, steps 2-3 in two, step 4 in one again, each resuming the other's
-    checkpoint; the plain and curriculum runs in two processes; and the one-process reference, 4 steps."""
+    """OUT/fsdp: step 1 in one process without FSDP, steps 2-3 in two with --fsdp, step 4 in one with --fsdp,
+    each resuming the other's checkpoint; the plain and curriculum runs in two processes; and the one-process
+    reference without FSDP, 4 steps."""
     out = tmp_path_factory.mktemp("multirank")
-    first = launch(out, 1, 1)
+    first = launch(out, 1, 1, "--plain")
     _, reference = worker.reference_run(out / "reference", 4)  # meanwhile, in this process
     finish(first)
     finish(launch(out, 3, 2))
@@ -64,8 +65,9 @@ def test_fsdp_over_two_processes_follows_the_one_process_loss_trajectory(runs):
 
 
 def test_fsdp_checkpoints_resume_at_another_number_of_processes(runs):
-    # step 1 was saved by one process and continued by two; step 3 by two and continued by one: the steps
-    # after each resume match the uninterrupted reference only if weights and AdamW state came back whole
+    # step 1 was saved by one process without FSDP and continued by two with it; step 3 by two and continued
+    # by one: the steps after each resume match the uninterrupted reference only if weights and AdamW state
+    # came back whole
     assert "resumed from" in (runs["out"] / "fsdp" / "run.log").read_text()
     assert (runs["out"] / "fsdp" / "checkpoint" / "dcp" / ".metadata").is_file()
     for step in (1, 3):
@@ -74,7 +76,7 @@ def test_fsdp_checkpoints_resume_at_another_number_of_processes(runs):
 
 
 def test_each_of_two_fsdp_processes_holds_about_half_the_parameters_and_optimizer_state(runs):
-    one, two = runs["fsdp"][0], runs["fsdp"][1]
+    two, one = runs["fsdp"][1], runs["fsdp"][3]
     for key in ("memory_param_bytes", "memory_optimizer_bytes"):
         assert 0.45 <= two[key] / one[key] <= 0.55, key
     whole = sum(p.numel() * p.element_size() for p in runs["reference"].model.parameters())

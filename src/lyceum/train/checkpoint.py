@@ -192,15 +192,18 @@ def load_checkpoint(path: str | Path, *, student: LocalLM, optimizer, scheduler,
 
 
 def _load_sharded(path: Path, *, student: LocalLM, optimizer, scheduler, sharded) -> tuple[int, dict[str, Any]]:
-    from lyceum.errors import UserError
-    from lyceum.train.fsdp import load_state
+    from transformers import AutoModelForCausalLM
 
-    if not (path / SHARDS).is_dir():
-        raise UserError(f"{path} was saved without --fsdp; resume it without --fsdp, or start over with --restart")
-    load_state(path / SHARDS, student.model, optimizer)
+    from lyceum.train.fsdp import load_state, load_whole
+
+    state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=False)
+    if (path / SHARDS).is_dir():
+        load_state(path / SHARDS, student.model, optimizer)
+    else:  # saved without --fsdp: every process reads the whole state and keeps its shards
+        saved = AutoModelForCausalLM.from_pretrained(path / "model", local_files_only=True)
+        load_whole(student.model, optimizer, saved.state_dict(), state["optimizer"])
     if sharded is not None:
         sharded.gather()
-    state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=False)
     scheduler.load_state_dict(state["scheduler"])
     set_rng_state(state["rng"])
     return int(state["step"]), state["extra"]

@@ -158,6 +158,21 @@ def save_state(folder: str | Path, model: torch.nn.Module, optimizer: torch.opti
     dcp.save({"model": model_sd, "optimizer": optim_sd}, checkpoint_id=str(folder))
 
 
+def load_whole(model: torch.nn.Module, optimizer: torch.optim.Optimizer, model_sd: dict[str, torch.Tensor],
+               optim_sd: dict[str, Any]) -> None:
+    """Shard a whole state (a checkpoint saved without --fsdp) into model and optimizer; every process calls it.
+
+    ``optim_sd`` is a plain ``optimizer.state_dict()``, whose parameters are numbered in the order of
+    ``model.parameters()`` that require a gradient (how the engine builds its optimizer)."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
+
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    by_name = {"state": {names[i]: s for i, s in optim_sd["state"].items()},
+               "param_groups": [{**g, "params": [names[i] for i in g["params"]]} for g in optim_sd["param_groups"]]}
+    set_state_dict(model, optimizer, model_state_dict=model_sd, optim_state_dict=by_name,
+                   options=StateDictOptions(full_state_dict=True))
+
+
 def load_state(folder: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
     """Load what ``save_state`` wrote, at this run's world size (DCP reshards), into model and optimizer."""
     import torch.distributed.checkpoint as dcp
