@@ -131,10 +131,12 @@ def check_same_batches(rollouts: int, micro_batch_size: int) -> None:
     """Every process must run as many forwards as the others (each is a collective), else they would hang."""
     import torch.distributed as dist
 
+    from lyceum.errors import UserError
+
     n = torch.tensor([rollouts, -rollouts])
     dist.all_reduce(n, op=dist.ReduceOp.MAX)
-    if int(n[0]) != -int(n[1]):
-        raise RuntimeError(f"--fsdp needs the same number of rollouts on every process; this step has between "
+    if int(n[0]) != -int(n[1]):  # every process knows it, so all stop with the same sentence
+        raise UserError(f"--fsdp needs the same number of rollouts on every process; this step has between "
                            f"{-int(n[1])} and {int(n[0])} (micro-batches of {micro_batch_size})")
 
 
