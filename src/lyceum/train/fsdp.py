@@ -54,7 +54,11 @@ class Sharded:
     def forward(self, fn):
         """``fn()`` inside the root's forward; ``fn`` returns (loss, ...). FSDP hooks its backward on the loss,
         cloned so that the hook is on a tensor of its own (not a view of one the loss computation kept)."""
-        return self.root(lambda: (lambda out: (out[0].clone(), *out[1:]))(fn()))
+        def run():
+            loss, *rest = fn()
+            return (loss.clone(), *rest)
+
+        return self.root(run)
 
     @torch.no_grad()
     def gather(self) -> LocalLM:
