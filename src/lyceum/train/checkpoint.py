@@ -9,6 +9,10 @@ rename, and everything fsynced), then ``checkpoint`` becomes ``checkpoint.old``,
 three names, and ``recover_checkpoint`` (run by ``has_checkpoint``, ``load_checkpoint`` and every save) puts
 it back under ``checkpoint``: the current one if complete, else the finished ``.tmp`` (a kill between the two
 renames), else ``.old``. A folder is complete when it holds ``trainer.pt``.
+
+A run under ``--fsdp`` (``save_sharded_checkpoint``) also writes ``<run>/checkpoint/dcp/``: the sharded
+student and optimizer through ``torch.distributed.checkpoint``, every process its own shards, which load back
+at any number of processes; ``trainer.pt`` then holds no optimizer and ``model/`` is the gathered student.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import torch
 from lyceum.models.local import LocalLM
 
 STATE_FILE = "trainer.pt"
+SHARDS = "dcp"  # the torch.distributed.checkpoint folder of a sharded run
 
 
 def rng_state() -> dict[str, Any]:
@@ -129,22 +134,76 @@ def save_checkpoint(path: str | Path, *, student: LocalLM, optimizer, scheduler,
     return path
 
 
+def save_sharded_checkpoint(path: str | Path, *, sharded, optimizer, scheduler, step: int,
+                            extra: dict[str, Any], main: bool) -> Path:
+    """``save_checkpoint`` for a sharded student: every process calls it (the DCP save is collective)."""
+    import torch.distributed as torch_dist
+
+    from lyceum.train.fsdp import save_state
+
+    path = Path(path)
+    tmp, old = _siblings(path)
+    if main:
+        recover_checkpoint(path)
+        _remove(tmp)
+    torch_dist.barrier()
+    save_state(tmp / SHARDS, sharded.student.model, optimizer)
+    if main:
+        sharded.full.save(tmp / "model")
+        part = tmp / (STATE_FILE + ".part")
+        torch.save({"step": step, "scheduler": scheduler.state_dict(), "rng": rng_state(), "extra": extra}, part)
+        part.rename(tmp / STATE_FILE)
+        _fsync_tree(tmp)
+        if path.exists():
+            path.rename(old)
+        tmp.rename(path)
+        _fsync_dir(path.parent)
+        _remove(old)
+    torch_dist.barrier()  # nobody reads or writes the checkpoint before it is in place
+    return path
+
+
 def has_checkpoint(path: str | Path) -> bool:
     """Whether a complete checkpoint is there, after recovering one an interrupted save left under another name."""
     recover_checkpoint(path)
     return _complete(Path(path))
 
 
-def load_checkpoint(path: str | Path, *, student: LocalLM, optimizer, scheduler) -> tuple[int, dict[str, Any]]:
-    """Restore weights, optimizer, schedule and RNG in place; return (the step to continue from, extras)."""
+def load_checkpoint(path: str | Path, *, student: LocalLM, optimizer, scheduler,
+                    sharded=None) -> tuple[int, dict[str, Any]]:
+    """Restore weights, optimizer, schedule and RNG in place; return (the step to continue from, extras).
+
+    With ``sharded`` (an ``fsdp.Sharded``) the student and optimizer come from the checkpoint's DCP shards,
+    resharded to this run's processes, and the gathered copy is refreshed.
+    """
     from transformers import AutoModelForCausalLM
 
     path = Path(path)
     recover_checkpoint(path)
+    if sharded is not None or (path / SHARDS).is_dir():
+        return _load_sharded(path, student=student, optimizer=optimizer, scheduler=scheduler, sharded=sharded)
     saved = AutoModelForCausalLM.from_pretrained(path / "model", local_files_only=True)
     student.model.load_state_dict(saved.state_dict())
     state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=False)
     optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    set_rng_state(state["rng"])
+    return int(state["step"]), state["extra"]
+
+
+def _load_sharded(path: Path, *, student: LocalLM, optimizer, scheduler, sharded) -> tuple[int, dict[str, Any]]:
+    from transformers import AutoModelForCausalLM
+
+    from lyceum.train.fsdp import load_state, load_whole
+
+    state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=False)
+    if (path / SHARDS).is_dir():
+        load_state(path / SHARDS, student.model, optimizer)
+    else:  # saved without --fsdp: every process reads the whole state and keeps its shards
+        saved = AutoModelForCausalLM.from_pretrained(path / "model", local_files_only=True)
+        load_whole(student.model, optimizer, saved.state_dict(), state["optimizer"])
+    if sharded is not None:
+        sharded.gather()
     scheduler.load_state_dict(state["scheduler"])
     set_rng_state(state["rng"])
     return int(state["step"]), state["extra"]

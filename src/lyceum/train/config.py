@@ -70,6 +70,8 @@ class OPDConfig:
     mis_low: float = 0.0
     mis_high: float = 0.0
     served_mis: bool = True
+    # --- scale
+    fsdp: bool = False
 
     def __post_init__(self) -> None:
         positive = ("steps", "prompts_per_step", "n", "max_new_tokens", "micro_batch_size", "k", "diagnostics_k",
@@ -154,6 +156,8 @@ HELP = {
     "mis_low": "masked importance sampling: lower bound of the sequence ratio (both 0: off, or 0.5 with --rollout-url)",
     "mis_high": "masked importance sampling: upper bound of the sequence ratio (both 0: off, or 2 with --rollout-url)",
     "served_mis": "turn masked importance sampling on by default for served rollouts",
+    "fsdp": "shard the student, its gradients and optimizer state across the processes of a torchrun / "
+            "accelerate launch (FSDP2; checkpoints resume at any number of processes)",
 }
 
 

@@ -26,8 +26,10 @@ def add_config_flags(p: argparse.ArgumentParser, cls, help_text: dict[str, str],
     group = p.add_argument_group("settings (override --config)")
     for f in dataclasses.fields(cls):
         kind = {bool: parse_bool, int: int, float: float}.get(type(f.default), str)
+        # a bare boolean flag (--fsdp) means true; --fsdp false still reads its value
+        bare = {"nargs": "?", "const": True} if kind is parse_bool else {}
         group.add_argument("--" + f.name.replace("_", "-"), *aliases.get(f.name, []), dest=f"cfg_{f.name}",
-                           type=kind, default=argparse.SUPPRESS, metavar=f.name.upper(),
+                           type=kind, default=argparse.SUPPRESS, metavar=f.name.upper(), **bare,
                            help=f"{help_text.get(f.name, f.name)} (default: {f.default})")
 
 

@@ -34,6 +34,8 @@ def init_distributed(device: torch.device) -> Dist:
         return Dist()
     import torch.distributed as dist
 
+    if device.type == "cuda":  # NCCL collectives (and FSDP) run on the current device
+        torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return Dist(dist.get_rank(), dist.get_world_size())

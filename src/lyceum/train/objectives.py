@@ -5,6 +5,11 @@
 ``scan`` is the ``scan.TokenScan`` of the step's diagnostics when the objective read it off its own passes over
 the two heads (the OPD loss does, for ``diagnostics_k`` > 0), else None (the engine then scans on its own).
 
+``loss`` is a mean over the micro-batch in the objective's ``unit``: ``"token"`` (a token mean, the default) or
+``"sequence"`` (a mean over rollouts, GSPO). The engine weights each micro-batch by its share of the step's
+units (``MicroBatch.share``), so the step's gradient does not depend on how the rollouts are cut into
+micro-batches, nor on how they are spread over processes.
+
     opd_objective(cfg)                         on-policy distillation: ``losses.opd_loss`` against the teacher
     policy_objective("grpo", clip_low=0.2)     RL with a verifier: GRPO / GSPO on the signal's advantages
     mixed_objective(policy, opd, teacher_coef) both: the policy loss plus a weighted OPD term
@@ -103,19 +108,26 @@ def policy_objective(loss: str = "grpo", *, clip_low: float | None = None, clip_
             stats["mis_kept"] = float((weights > 0).float().mean())
         return value, stats, None
 
+    objective.unit = "sequence" if loss == "gspo" else "token"
     return objective
 
 
 def mixed_objective(policy: Objective, opd: Objective, teacher_coef: float) -> Objective:
     """The policy loss plus ``teacher_coef`` times the OPD term (verifier reward and teacher at once)."""
 
+    unit = getattr(policy, "unit", "token")
+
     def objective(student, mb: MicroBatch, signal: Signal, diagnostics_k: int = 0):
         loss, stats, _ = policy(student, mb, signal)
         t_loss, t_stats, scan = opd(student, mb, signal, diagnostics_k)
-        total = loss + teacher_coef * t_loss
+        # the engine weights the sum by the policy's unit; the OPD term is a token mean, so it is re-weighted
+        # to its own share of the step's tokens
+        rescale = mb.share["token"] / mb.share[unit] if mb.share and mb.share[unit] else 1.0
+        total = loss + teacher_coef * rescale * t_loss
         return total, {**stats, "teacher_loss": t_stats["loss"], "policy_loss": float(loss.detach()),
                        "loss": float(total.detach())}, scan
 
+    objective.unit = unit
     return objective
 
 

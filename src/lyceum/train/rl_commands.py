@@ -13,6 +13,7 @@ from lyceum.train.config_flags import add_config_flags, config_from_args
 
 def register(verbs) -> None:
     from lyceum.train.config import HELP, RL_HELP, RLConfig
+    from lyceum.train.distill_commands import ALIASES
 
     p = verbs.add_parser(
         "train", help="curriculum RL (GRPO/GSPO) of a local model with a verifier",
@@ -29,7 +30,7 @@ def register(verbs) -> None:
     p.add_argument("--out", required=True, help="run folder, e.g. runs/rl (an existing run resumes)")
     p.add_argument("--config", help="YAML/JSON file of settings")
     p.add_argument("--restart", action="store_true", help="ignore a checkpoint in --out and start over")
-    add_config_flags(p, RLConfig, {**HELP, **RL_HELP})
+    add_config_flags(p, RLConfig, {**HELP, **RL_HELP}, ALIASES)  # --rollouts-per-prompt under torchrun
     p.set_defaults(func=cmd_train)
 
 
@@ -43,6 +44,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = config_from_args(args, RLConfig)
     result = rl_train(args.student, args.prompts, args.out, cfg, eval_rows=args.eval_prompts,
                       teacher=args.teacher, resume=not args.restart)
+    if not result.train.main:  # the other processes of a multi-process run: the first one reports
+        return 0
     write_rl_report(result, title=f"Curriculum RL: {Path(args.out).name}")
     if result.filter:
         f = result.filter

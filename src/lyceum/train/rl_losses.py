@@ -15,7 +15,9 @@ GSPO (sequence level; the P1-VL recipe): one length-normalised ratio per rollout
     s_i  = exp( mean_t (logp_t - old_logp_t) )
     loss = mean over rollouts of  -min(s_i A_i, clip(s_i, 1 - e_lo, 1 + e_hi) A_i)
 
-with GSPO's much tighter clip range (3e-4 / 4e-4 in the GSPO paper) because s_i is a geometric mean.
+with GSPO's much tighter clip range (3e-4 / 4e-4 in the GSPO paper) because s_i is a geometric mean. Every
+term of GSPO, its KL included, is a mean over rollouts (verl's ``seq-mean-token-mean``), so the engine can
+weight micro-batches by their share of the rollouts and the gradient does not depend on the micro-batching.
 
 Both take an optional KL to a frozen reference policy with the k3 estimator (unbiased, always >= 0)
 
@@ -129,7 +131,7 @@ def gspo_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tens
                                   / has_tokens.sum().clamp(min=1)),
                "ratio_mean": float(ratio.detach().mean())}
     if ref_logp is not None and kl_coef:
-        kl = _masked_mean(k3_kl(logp, ref_logp), mask)
+        kl = (_seq_mean(k3_kl(logp, ref_logp), mask) * has_tokens).sum() / has_tokens.sum().clamp(min=1)
         loss = loss + kl_coef * kl
         metrics["kl_ref"] = float(kl.detach())
     metrics["pg_loss"] = float(per_seq.detach().mean())

@@ -120,11 +120,13 @@ class MicroBatch:
     start: int  # first response column
     old_logprobs: torch.Tensor | None = None  # [b, L] log-probs of the tokens under the sampling distribution
     group: torch.Tensor | None = None  # [b] prompt index: rollouts of one prompt form a group
+    # its share of the step's loss units over every process, per unit ("token", "sequence"); set by the engine
+    share: dict[str, float] | None = None
 
     def to(self, device: torch.device) -> MicroBatch:
         move = lambda t: None if t is None else t.to(device)
         return MicroBatch(self.index, self.ids.to(device), self.mask.to(device), self.start,
-                          move(self.old_logprobs), move(self.group))
+                          move(self.old_logprobs), move(self.group), self.share)
 
     @property
     def tokens(self) -> torch.Tensor:
