@@ -11,6 +11,7 @@ from pathlib import Path
 
 from lyceum.train.config import HELP, OPDConfig
 from lyceum.train.config_flags import add_config_flags, config_from_args
+from lyceum.train.served_teacher import add_teacher_flags, teacher_from_args
 
 # longer spellings, e.g. for launchers (torchrun, accelerate) whose own flags would swallow an abbreviation
 ALIASES = {"n": ["--rollouts-per-prompt"]}
@@ -23,13 +24,14 @@ def register(verbs) -> None:
                                      "per-token reverse KL. Both are local Hugging Face model folders sharing "
                                      "one tokenizer. Several GPUs: `accelerate launch -m lyceum distill train ...`.")
     p.add_argument("--student", required=True, help="student model folder (HF format)")
-    p.add_argument("--teacher", required=True, help="teacher model folder (HF format, same tokenizer)")
+    p.add_argument("--teacher", help="teacher model folder (HF format, same tokenizer); or --teacher-url")
     p.add_argument("--prompts", required=True, help="prompt file: JSONL with a 'prompt' field, or one per line")
     p.add_argument("--eval-prompts", help="held-out prompts graded by --verifier before, during and after")
     p.add_argument("--out", required=True, help="run folder, e.g. runs/my-run (an existing run resumes)")
     p.add_argument("--config", help="YAML/JSON file of training settings")
     p.add_argument("--restart", action="store_true", help="ignore a checkpoint in --out and start over")
     add_config_flags(p, OPDConfig, HELP, ALIASES)
+    add_teacher_flags(p)
     p.set_defaults(func=cmd_train)
 
     p = verbs.add_parser("probe", help="score student rollouts under each candidate teacher before training",
@@ -60,7 +62,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from lyceum.train.report import plot_run, summary_rows, write_report
 
     cfg = config_from_args(args, OPDConfig)
-    result = distill(args.student, args.teacher, args.prompts, args.out, cfg, eval_rows=args.eval_prompts,
+    teacher = teacher_from_args(args) or args.teacher
+    result = distill(args.student, teacher, args.prompts, args.out, cfg, eval_rows=args.eval_prompts,
                      resume=not args.restart)
     if not result.main:
         return 0

@@ -6,6 +6,7 @@ answer here, so rewards can be normalised within each prompt's group) and return
 student's response positions (OPD), and/or per-rollout rewards and advantages (RL).
 
     TeacherFeedback(teacher, vocab)            on-policy distillation: the teacher scores the student's tokens
+    ServedTeacherFeedback(server, vocab, support=..., k=...)   the same with the teacher behind vLLM / SGLang
     VerifierFeedback(verifier)                 RL: reward = mean over sub-answers of a verifier's verdicts
     MixedFeedback(TeacherFeedback(...), VerifierFeedback(...))     both
 
@@ -57,6 +58,80 @@ class TeacherFeedback:
         return Signal(teacher=head_source(self.teacher, hidden[:, mb.start - 1: -1], self.vocab))
 
 
+class ServedTeacherFeedback:
+    """The teacher behind a vLLM or SGLang server: its sparse answers (``sparse.SparseTeacher``) as the signal.
+
+    What to ask for is fixed at start-up by ``teacher_request``, which refuses, in one sentence, a support the
+    server cannot answer. Supports that need no student ids (``sampled``, ``teacher_topk``) are scored for the
+    whole step at once: ``prepare`` sends every rollout (``batch_size`` sequences per request, ``concurrency``
+    requests in flight) from a background thread, so the server works while the trainer runs the student's
+    forward pass, and each micro-batch takes its rows. Supports that need log q at the student's top-k ids ask
+    per micro-batch, with the ids read off the student's head (``needs_student``). Requests retry as
+    ``lyceum.models.chat`` does; a request that fails on every attempt stops the run with one sentence.
+    ``diagnostics_k`` > 0 adds the teacher's top-``diagnostics_k`` to every request (the overlap diagnostics).
+    """
+
+    def __init__(self, server, vocab: int, *, support: str, k: int, diagnostics_k: int = 0):
+        from lyceum.models.served import teacher_request
+
+        self.server, self.vocab = server, vocab
+        req = teacher_request(server.kind, support, k)
+        self.topk = max(req.topk, diagnostics_k)
+        # given ids: the student's top-k of the loss (and of the diagnostics, for overlap_advantage)
+        self.given_k = max(k, diagnostics_k) if req.given else 0
+        self.needs_student = req.given
+        self._pool = None
+        self._pending = None  # (future, rows' response length) of the step's prefetch
+
+    def prepare(self, rollouts: Rollouts) -> dict[str, float]:
+        if self.needs_student:
+            return {}
+        from concurrent.futures import ThreadPoolExecutor
+
+        from lyceum.train.served_teacher import score_sparse
+
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="served-teacher")
+        ids, mask, start = rollouts.samples.sequences()
+        self._pending = self._pool.submit(score_sparse, self.server, ids, mask, start, self.vocab, topk=self.topk)
+        return {}
+
+    def __call__(self, mb: MicroBatch, student=None) -> Signal:
+        from lyceum.train.served_teacher import score_sparse
+        from lyceum.train.sparse import SparseTeacher
+
+        if not self.needs_student:
+            if self._pending is None:
+                raise RuntimeError("ServedTeacherFeedback.prepare(rollouts) must run before its micro-batches")
+            whole = self._pending.result()
+            rows, L = mb.index.cpu(), mb.tokens.shape[1]
+            pick = lambda t: None if t is None else t[rows, :L]
+            sparse = SparseTeacher(pick(whole.token_logprobs), pick(whole.tokens), self.vocab, pick(whole.topk_ids),
+                                   pick(whole.topk_logprobs), server=whole.server)
+            return Signal(teacher=sparse.to(mb.ids.device))
+        if student is None:
+            raise RuntimeError("this support asks the teacher for the student's top-k ids: pass student=")
+        given = student_topk_ids(student, mb.response_mask, self.given_k)
+        sparse = score_sparse(self.server, mb.ids.cpu(), mb.mask.cpu(), mb.start, self.vocab, topk=self.topk,
+                              given_ids=given.cpu())
+        return Signal(teacher=sparse.to(mb.ids.device))
+
+
+@torch.no_grad()
+def student_topk_ids(src, mask: torch.Tensor, k: int) -> torch.Tensor:
+    """The student's top-``k`` ids ``[b, L, k]`` at the masked positions of a logits source (zero elsewhere): the
+    ids a served teacher is asked for. Same ``topk`` as the loss's own, on the same logits."""
+    from lyceum.train.logits import chunk_rows, positions, vocab_size
+    from lyceum.train.losses import topk_ids
+
+    V = vocab_size(src)
+    k = min(k, V)
+    bi, ti = positions(mask.bool(), tuple(mask.shape), mask.device)
+    out = torch.zeros((*mask.shape, k), dtype=torch.long, device=mask.device)
+    out[bi, ti] = topk_ids(src, bi, ti, k, chunk_rows(bi.numel(), V, None))
+    return out
+
+
 class VerifierFeedback:
     """Rewards from a verifier, normalised within each prompt's group (GRPO/GSPO advantages)."""
 
@@ -85,6 +160,7 @@ class MixedFeedback:
 
     def __init__(self, *parts: Feedback):
         self.parts = parts
+        self.needs_student = any(getattr(p, "needs_student", False) for p in parts)
 
     def prepare(self, rollouts: Rollouts) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -92,10 +168,10 @@ class MixedFeedback:
             out.update(p.prepare(rollouts))
         return out
 
-    def __call__(self, mb: MicroBatch) -> Signal:
+    def __call__(self, mb: MicroBatch, student=None) -> Signal:
         sig = Signal()
         for p in self.parts:
-            s = p(mb)
+            s = p(mb, student=student) if getattr(p, "needs_student", False) else p(mb)
             for name in ("teacher", "rewards", "advantages"):
                 if getattr(sig, name) is None:
                     setattr(sig, name, getattr(s, name))

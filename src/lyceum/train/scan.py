@@ -36,12 +36,17 @@ class TokenScan:
     teacher_entropy: torch.Tensor
     student_token_logprobs: torch.Tensor | None = None
     teacher_token_logprobs: torch.Tensor | None = None
+    unavailable: tuple[str, ...] = ()  # metrics the teacher's answers cannot give (a served teacher): read nan
 
     def diagnostics(self) -> dict[str, float]:
         """The token diagnostics of these positions (``diagnostics.METRICS``, overall and per third)."""
-        return topk_diagnostics(self.student_topk_ids, self.student_topk_logprobs, self.teacher_topk_ids,
-                                self.teacher_logprobs_at_student_topk, self.student_entropy, self.teacher_entropy,
-                                self.mask)
+        out = topk_diagnostics(self.student_topk_ids, self.student_topk_logprobs, self.teacher_topk_ids,
+                               self.teacher_logprobs_at_student_topk, self.student_entropy, self.teacher_entropy,
+                               self.mask)
+        for key in out:
+            if key.split("/")[0] in self.unavailable:
+                out[key] = float("nan")
+        return out
 
     def sequence_reward(self) -> torch.Tensor:
         """r(y) = mean_t(log q - log p) per rollout, ``[B]``."""
@@ -113,7 +118,12 @@ def token_scan(student, teacher, tokens: torch.Tensor | None, mask: torch.Tensor
     """The scan of two logits sources (``[B, T, V]`` logits or ``logits.Head``s) at the positions of ``mask``.
 
     ``tokens`` ``[B, T]`` (the sampled ids) add the token log-probs for ``sequence_reward``; None leaves them out.
+    A served teacher's answers (``sparse.SparseTeacher``) give the diagnostics they can (``sparse.sparse_scan``).
     """
+    from lyceum.train.sparse import is_sparse, sparse_scan
+
+    if is_sparse(teacher):
+        return sparse_scan(student, teacher, tokens, mask, k, chunk_size=chunk_size)
     if vocab_size(student) != vocab_size(teacher):
         raise UserError(f"student and teacher vocabularies differ ({vocab_size(student)} vs "
                         f"{vocab_size(teacher)}); the diagnostics need a shared tokenizer")

@@ -1,0 +1,110 @@
+"""A teacher behind a vLLM or SGLang server, for every command that uses a teacher.
+
+    server = served_teacher("http://gpu1:30000", engine="sglang")          # or engine="vllm", model="teacher"
+    sparse = score_sparse(server, ids, mask, start, vocab, topk=16, given_ids=student_topk)   # a SparseTeacher
+    loss, stats = opd_loss(student_head, sparse, tokens, mask, support="union", k=16)          # no dense logits
+
+The command-line side: ``add_teacher_flags(parser)`` adds ``--teacher-url``, ``--teacher-model``,
+``--teacher-engine`` and the connection settings; ``teacher_from_args(args)`` returns the server client (or None
+when the teacher is a local folder). ``lyceum.train.feedback.ServedTeacherFeedback`` is the engine's side.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from lyceum.errors import UserError
+
+ENGINES = ("vllm", "sglang")
+
+
+def served_teacher(url: str, *, engine: str, model: str | None = None, concurrency: int = 8, batch_size: int = 8,
+                   timeout: float = 300.0, max_retries: int = 4):
+    """The client of a teacher server: ``engine`` "vllm" (needs ``model``, the served model name) or "sglang"."""
+    from lyceum.models.served import SGLangServer, VLLMServer
+
+    if engine not in ENGINES:
+        raise UserError(f"--teacher-engine must be vllm or sglang, got {engine!r}")
+    if engine == "vllm":
+        if not model:
+            raise UserError("a vLLM teacher needs --teacher-model, the name it serves (vllm serve "
+                            "--served-model-name)")
+        return VLLMServer(url, model, concurrency=concurrency, batch_size=batch_size, timeout=timeout,
+                          max_retries=max_retries)
+    return SGLangServer(url, concurrency=concurrency, batch_size=batch_size, timeout=timeout, max_retries=max_retries)
+
+
+def is_served(teacher: Any) -> bool:
+    """A server client (``VLLMServer`` / ``SGLangServer``) rather than a model folder or a ``LocalLM``."""
+    return getattr(teacher, "kind", None) in ENGINES and hasattr(teacher, "score")
+
+
+async def score_sparse_async(server, input_ids, attention_mask, start: int, vocab: int, *, topk: int = 0,
+                             given_ids=None):
+    """The teacher's answers about ``input_ids[:, start:]`` as a ``SparseTeacher`` ``[B, T - start, ...]``."""
+    from lyceum.models.served import served_scores
+    from lyceum.train.sparse import SparseTeacher
+
+    scores = await served_scores(server, input_ids, attention_mask, start=start, topk=topk, given_ids=given_ids)
+    return SparseTeacher(scores.logprobs, input_ids[:, start:].cpu(), vocab, scores.topk_ids, scores.topk_logprobs,
+                         given_ids.cpu() if given_ids is not None else None, scores.given_logprobs, server.kind)
+
+
+def score_sparse(server, input_ids, attention_mask, start: int, vocab: int, *, topk: int = 0, given_ids=None):
+    """``score_sparse_async`` from synchronous code (requests still go out concurrently)."""
+    from lyceum.models.chat import run_sync
+
+    return run_sync(score_sparse_async(server, input_ids, attention_mask, start, vocab, topk=topk,
+                                       given_ids=given_ids))
+
+
+# --------------------------------------------------------------------------------------------------- the CLI
+
+
+def add_teacher_flags(p: argparse.ArgumentParser, *, required_teacher: bool = True) -> None:
+    """``--teacher-url`` and its settings; with them, ``--teacher`` (a local folder) is not needed."""
+    g = p.add_argument_group("served teacher (instead of a local --teacher folder)")
+    g.add_argument("--teacher-url", help="URL of a vLLM or SGLang server serving the teacher, e.g. "
+                                         "http://gpu1:30000 (same tokenizer as the student)")
+    g.add_argument("--teacher-engine", choices=ENGINES, help="what serves --teacher-url: vllm (sampled and "
+                                                             "teacher_topk supports) or sglang (every support "
+                                                             "but full)")
+    g.add_argument("--teacher-model", help="the model name a vLLM teacher serves (--served-model-name)")
+    g.add_argument("--teacher-concurrency", type=int, default=8, help="teacher requests in flight (default 8)")
+    g.add_argument("--teacher-batch-size", type=int, default=8, help="sequences per teacher request (default 8)")
+    g.add_argument("--teacher-timeout", type=float, default=300.0,
+                   help="seconds before a teacher request is retried (default 300)")
+    p.set_defaults(_teacher_required=required_teacher)
+
+
+def teacher_from_args(args: argparse.Namespace, local_flag: str = "--teacher"):
+    """The served teacher's client when ``--teacher-url`` is given, else None; checks the flags go together."""
+    url = getattr(args, "teacher_url", None)
+    local = getattr(args, local_flag.lstrip("-").replace("-", "_"), None)
+    if url and local:
+        raise UserError(f"give either {local_flag} (a local folder) or --teacher-url (a server), not both")
+    if not url:
+        if getattr(args, "teacher_engine", None) or getattr(args, "teacher_model", None):
+            raise UserError("--teacher-engine and --teacher-model describe a served teacher; add --teacher-url")
+        if getattr(args, "_teacher_required", False) and not local:
+            raise UserError(f"this command needs a teacher: {local_flag} (a local folder) or --teacher-url "
+                            f"(a vLLM or SGLang server)")
+        return None
+    if not args.teacher_engine:
+        raise UserError("--teacher-url needs --teacher-engine vllm or sglang (the two speak different protocols)")
+    for flag, value in (("--teacher-concurrency", args.teacher_concurrency),
+                        ("--teacher-batch-size", args.teacher_batch_size)):
+        if value < 1:
+            raise UserError(f"{flag} must be at least 1, got {value}")
+    return served_teacher(url, engine=args.teacher_engine, model=args.teacher_model,
+                          concurrency=args.teacher_concurrency, batch_size=args.teacher_batch_size,
+                          timeout=args.teacher_timeout)
+
+
+def describe(teacher: Any) -> str:
+    """How a run's config names its teacher: the folder, or ``sglang http://...`` / ``vllm:NAME http://...``."""
+    if is_served(teacher):
+        name = f"vllm:{teacher.model}" if teacher.kind == "vllm" else "sglang"
+        return f"{name} {teacher.endpoint.base_url}"
+    return str(teacher)
