@@ -194,3 +194,59 @@ def test_teacher_flags_must_go_together(tmp_path, capsys):
     assert "--teacher-model" in capsys.readouterr().err
     assert main([*base, "--teacher", "x", "--teacher-url", "http://127.0.0.1:9", "--teacher-engine", "sglang"]) == 2
     assert "not both" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------------- the other commands
+
+
+def test_probe_scores_a_served_teacher_as_it_scores_the_same_teacher_in_process(student, teacher, server):
+    from lyceum.train.probe import probe
+
+    results = {r.teacher: r for r in probe(student, {"local": teacher, "served": client("sglang", server.url)},
+                                           PROMPTS, n=2, max_new_tokens=8, k=4, seed=0)}
+    local, served = results["local"], results["served"]
+    assert abs(served.reward_mean - local.reward_mean) < 1e-5  # sequence reward: log q of the sampled tokens
+    for name in ("overlap_ratio", "overlap_mass_student", "overlap_mass_teacher", "overlap_advantage"):
+        assert abs(served.diagnostics[name] - local.diagnostics[name]) < 1e-5, name
+    assert served.diagnostics["entropy_gap"] != served.diagnostics["entropy_gap"]  # nan: no server returns it
+
+
+def test_select_prompts_scores_with_a_served_teacher_equal_the_in_process_ones(student, teacher, server):
+    from lyceum.train.recipes.select_prompts import score_prompts
+
+    rows = examples(make_problems(4, digits=(1, 2), seed=3))
+    local = score_prompts(student, teacher, rows, n=2, max_new_tokens=6, k=4, seed=0)
+    served = score_prompts(student, client("vllm", server.url), rows, n=2, max_new_tokens=6, k=4, seed=0)
+    for a, b in zip(local, served):
+        assert abs(a.overlap_ratio - b.overlap_ratio) < 1e-5 and abs(a.overlap_mass - b.overlap_mass) < 1e-5
+        assert abs(a.teacher_logprob - b.teacher_logprob) < 1e-5
+    assert [a.rank for a in local] == [b.rank for b in served]
+
+
+def test_rl_train_mixed_feedback_and_cold_start_take_a_teacher_url(tmp_path, server, capsys):
+    from lyceum.train.verifiers import register_verifier
+
+    register_verifier("served-any", lambda row, response: 1.0)  # keep every teacher sample: this is about wiring
+    prompts = write_prompts(tmp_path / "prompts.jsonl", 4)
+    before = len(server.requests)
+    code = main(["rl", "train", "--student", str(CHECKPOINTS / "student"), "--prompts", str(prompts),
+                 "--out", str(tmp_path / "rl"), "--steps", "1", "--verifier", "lab", "--pass-rate-k", "0",
+                 "--max-new-tokens", "6", "--n", "2", "--prompts-per-step", "2", "--device", "cpu",
+                 "--curriculum", "false", "--difficulty-key", "digits", "--teacher-coef", "0.5", "--support", "sampled", "--checkpoint-every", "-1",
+                 "--teacher-url", server.url, "--teacher-engine", "vllm", "--teacher-model", "tiny"])
+    assert code == 0, capsys.readouterr().err
+    step = [json.loads(x) for x in (tmp_path / "rl" / "metrics.jsonl").read_text().splitlines()
+            if json.loads(x)["event"] == "train"][0]
+    assert "teacher_loss" in step and "overlap_ratio" in step and "sequence_reward" in step
+    assert "/v1/completions" in server.paths()[before:]
+
+    code = main(["distill", "cold-start", "--student", str(CHECKPOINTS / "student"), "--prompts", str(prompts),
+                 "--out", str(tmp_path / "cold"), "--teacher-url", server.url, "--teacher-engine", "sglang",
+                 "--verifier", "served-any", "--require-stop", "false", "--samples-per-prompt", "2",
+                 "--max-new-tokens", "8", "--sft-steps", "1",
+                 "--steps", "1", "--prompts-per-step", "2", "--n", "2", "--k", "4", "--device", "cpu",
+                 "--eval-every", "0", "--checkpoint-every", "-1"])
+    assert code == 0, capsys.readouterr().err
+    samples = [json.loads(x) for x in (tmp_path / "cold" / "teacher_samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 8  # 4 prompts x 2 samples, drawn by the teacher's server
+    assert (tmp_path / "cold" / "opd" / "metrics.jsonl").exists()

@@ -39,7 +39,7 @@ def register(verbs) -> None:
                                      "student's tokens, and the paper's diagnostics (top-k overlap, overlap mass, "
                                      "entropy gap, ...) say which teacher fits, in plain words.")
     p.add_argument("--student", required=True, help="student model folder")
-    p.add_argument("--teacher", required=True, action="append", help="teacher model folder (repeat for several)")
+    p.add_argument("--teacher", action="append", help="teacher model folder (repeat for several); or --teacher-url")
     p.add_argument("--prompts", required=True, help="prompt file (JSONL with 'prompt', or one per line)")
     p.add_argument("--limit", type=int, default=64, help="use the first N prompts (default 64)")
     p.add_argument("--n", type=int, default=4, help="rollouts per prompt (default 4)")
@@ -49,6 +49,7 @@ def register(verbs) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="also write the results as JSON to this file")
+    add_teacher_flags(p)
     p.set_defaults(func=cmd_probe)
 
     from lyceum.train.recipe_commands import register_recipes  # cold-start, select-prompts (issue 6)
@@ -85,10 +86,15 @@ def cmd_probe(args: argparse.Namespace) -> int:
     for flag, value in counts.items():
         if value < 1:  # checked before the models load (seconds to minutes)
             raise UserError(f"{flag} must be at least 1, got {value}")
+    served = teacher_from_args(args, allow_both=True)
     rows = load_prompts(args.prompts)[: args.limit]
     student = load_local(args.student, device=args.device)
     teachers = {}
-    for path in args.teacher:
+    if served is not None:
+        from lyceum.train.served_teacher import describe
+
+        teachers[describe(served)] = served
+    for path in args.teacher or []:
         name = Path(path).name or str(path)
         while name in teachers:
             name += "'"

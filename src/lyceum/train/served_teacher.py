@@ -40,6 +40,11 @@ def is_served(teacher: Any) -> bool:
     return getattr(teacher, "kind", None) in ENGINES and hasattr(teacher, "score")
 
 
+def ask_given(server) -> bool:
+    """Whether to ask ``server`` for log q at the student's top-k ids when scanning diagnostics (SGLang can)."""
+    return server.kind == "sglang"
+
+
 async def score_sparse_async(server, input_ids, attention_mask, start: int, vocab: int, *, topk: int = 0,
                              given_ids=None):
     """The teacher's answers about ``input_ids[:, start:]`` as a ``SparseTeacher`` ``[B, T - start, ...]``."""
@@ -78,11 +83,12 @@ def add_teacher_flags(p: argparse.ArgumentParser, *, required_teacher: bool = Tr
     p.set_defaults(_teacher_required=required_teacher)
 
 
-def teacher_from_args(args: argparse.Namespace, local_flag: str = "--teacher"):
-    """The served teacher's client when ``--teacher-url`` is given, else None; checks the flags go together."""
+def teacher_from_args(args: argparse.Namespace, local_flag: str = "--teacher", *, allow_both: bool = False):
+    """The served teacher's client when ``--teacher-url`` is given, else None; checks the flags go together.
+    ``allow_both``: a command comparing several teachers (the probe) takes folders and a server at once."""
     url = getattr(args, "teacher_url", None)
     local = getattr(args, local_flag.lstrip("-").replace("-", "_"), None)
-    if url and local:
+    if url and local and not allow_both:
         raise UserError(f"give either {local_flag} (a local folder) or --teacher-url (a server), not both")
     if not url:
         if getattr(args, "teacher_engine", None) or getattr(args, "teacher_model", None):
@@ -100,6 +106,17 @@ def teacher_from_args(args: argparse.Namespace, local_flag: str = "--teacher"):
     return served_teacher(url, engine=args.teacher_engine, model=args.teacher_model,
                           concurrency=args.teacher_concurrency, batch_size=args.teacher_batch_size,
                           timeout=args.teacher_timeout)
+
+
+def served_scan(student_src, server, ids, attention, start: int, vocab: int, tokens, mask, k: int):
+    """The diagnostics scan (``scan.TokenScan``) of a student's rollouts under a served teacher: the teacher's
+    top-``k`` and, where the server takes given ids, log q at the student's top-``k`` (for overlap_advantage)."""
+    from lyceum.train.feedback import student_topk_ids
+    from lyceum.train.scan import token_scan
+
+    given = student_topk_ids(student_src, mask, k).cpu() if ask_given(server) else None
+    sparse = score_sparse(server, ids.cpu(), attention.cpu(), start, vocab, topk=k, given_ids=given)
+    return token_scan(student_src, sparse.to(mask.device), tokens, mask, k)
 
 
 def describe(teacher: Any) -> str:
