@@ -48,14 +48,48 @@ def child_env() -> dict[str, str]:
 
 
 def serve(folder: str, port_file: str) -> None:
-    """The teacher server: tests/serving_server.py backed by the checkpoint in ``folder``."""
+    """The teacher server: tests/serving_server.py backed by the checkpoint in ``folder``, with one change a real
+    server has too: a prefill-only ``/generate`` batch runs as one padded forward pass, not one per sequence."""
+    import threading
+
     import torch
     from serving_server import ServingServer
 
     from lyceum.models.local import load_local
 
+    class BatchedServer(ServingServer):
+        def __init__(self, lm, model_name):
+            super().__init__(lm, model_name)
+            self._local = threading.local()
+
+        def _sglang_generate(self, body):
+            inp, params = body.get("input_ids"), body.get("sampling_params") or {}
+            if int(params.get("max_new_tokens", 128)) == 0 and inp and isinstance(inp[0], list):
+                self._local.cache = self._batch_logprobs([[int(t) for t in ids] for ids in inp])
+            try:
+                return super()._sglang_generate(body)
+            finally:
+                self._local.cache = None
+
+        def _logprobs(self, ids):
+            cache = getattr(self._local, "cache", None)
+            if cache is not None and tuple(ids) in cache:
+                return cache[tuple(ids)]
+            return super()._logprobs(ids)
+
+        @torch.no_grad()
+        def _batch_logprobs(self, seqs):
+            width = max(len(s) for s in seqs)
+            x = torch.zeros((len(seqs), width), dtype=torch.long)
+            m = torch.zeros_like(x)
+            for i, s in enumerate(seqs):  # right-padded: every real position is computed as it is alone
+                x[i, : len(s)], m[i, : len(s)] = torch.tensor(s), 1
+            with self._model_lock:
+                lp = self.lm.logits(self.lm.hidden_states(x, m)).float().log_softmax(-1)
+            return {tuple(s): lp[i, : len(s)] for i, s in enumerate(seqs)}
+
     torch.set_num_threads(1)
-    server = ServingServer(load_local(folder), model_name="teacher").start()
+    server = BatchedServer(load_local(folder), model_name="teacher").start()
     Path(port_file).write_text(server.url)
     while True:
         time.sleep(3600)

@@ -62,13 +62,15 @@ class ServedTeacherFeedback:
     """The teacher behind a vLLM or SGLang server: its sparse answers (``sparse.SparseTeacher``) as the signal.
 
     What to ask for is fixed at start-up by ``teacher_request``, which refuses, in one sentence, a support the
-    server cannot answer. Supports that need no student ids (``sampled``, ``teacher_topk``) are scored for the
-    whole step at once: ``prepare`` sends every rollout (``batch_size`` sequences per request, ``concurrency``
-    requests in flight) from a background thread, so the server works while the trainer runs the student's
-    forward pass, and each micro-batch takes its rows. Supports that need log q at the student's top-k ids ask
-    per micro-batch, with the ids read off the student's head (``needs_student``). Requests retry as
-    ``lyceum.models.chat`` does; a request that fails on every attempt stops the run with one sentence.
-    ``diagnostics_k`` > 0 adds the teacher's top-``diagnostics_k`` to every request (the overlap diagnostics).
+    server cannot answer. Supports that need no student ids (``sampled``, ``teacher_topk``) are scored ahead:
+    ``prepare`` sends the step's rollouts at once, ``batch_size`` to a request and in the order the micro-batches
+    will need them, with up to ``concurrency`` requests in flight, so the server works while the trainer runs
+    the student's forward and backward, and each micro-batch waits only for its own rows. Supports that need
+    log q at the student's top-k ids ask per micro-batch, with the ids read off the student's head
+    (``needs_student``). The client lives on one event loop in a background thread, so its connections are
+    kept across steps. Requests retry as ``lyceum.models.chat`` does; a request that fails on every attempt
+    stops the run with one sentence. ``diagnostics_k`` > 0 adds the teacher's top-``diagnostics_k`` to every
+    request (the overlap diagnostics).
     """
 
     def __init__(self, server, vocab: int, *, support: str, k: int, diagnostics_k: int = 0):
@@ -80,40 +82,58 @@ class ServedTeacherFeedback:
         # given ids: the student's top-k of the loss (and of the diagnostics, for overlap_advantage)
         self.given_k = max(k, diagnostics_k) if req.given else 0
         self.needs_student = req.given
-        self._pool = None
-        self._pending = None  # (future, rows' response length) of the step's prefetch
+        self._loop = None
+        self._chunks: list = []  # the step's prefetch: (rows, future of their SparseTeacher)
+        self._where: dict[int, tuple[int, int]] = {}  # rollout -> (chunk, row in it)
+
+    def _submit(self, coro):
+        from lyceum.train.served_teacher import LoopThread
+
+        if self._loop is None:
+            self._loop = LoopThread()
+        return self._loop.submit(coro)
 
     def prepare(self, rollouts: Rollouts) -> dict[str, float]:
         if self.needs_student:
             return {}
-        from concurrent.futures import ThreadPoolExecutor
+        from lyceum.train.rollout import micro_batch_order
+        from lyceum.train.served_teacher import score_sparse_async
 
-        from lyceum.train.served_teacher import score_sparse
-
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="served-teacher")
         ids, mask, start = rollouts.samples.sequences()
-        self._pending = self._pool.submit(score_sparse, self.server, ids, mask, start, self.vocab, topk=self.topk)
+        order = micro_batch_order(rollouts)
+        size = max(1, int(getattr(self.server, "batch_size", 8)))
+        self._chunks, self._where = [], {}
+        for a in range(0, len(order), size):
+            rows = order[a: a + size]
+            future = self._submit(score_sparse_async(self.server, ids[rows], mask[rows], start, self.vocab,
+                                                     topk=self.topk))
+            self._where.update({int(r): (len(self._chunks), j) for j, r in enumerate(rows.tolist())})
+            self._chunks.append((rows, future))
         return {}
 
     def __call__(self, mb: MicroBatch, student=None) -> Signal:
-        from lyceum.train.served_teacher import score_sparse
+        from lyceum.train.served_teacher import score_sparse_async
         from lyceum.train.sparse import SparseTeacher
 
         if not self.needs_student:
-            if self._pending is None:
+            if not self._chunks:
                 raise RuntimeError("ServedTeacherFeedback.prepare(rollouts) must run before its micro-batches")
-            whole = self._pending.result()
-            rows, L = mb.index.cpu(), mb.tokens.shape[1]
-            pick = lambda t: None if t is None else t[rows, :L]
-            sparse = SparseTeacher(pick(whole.token_logprobs), pick(whole.tokens), self.vocab, pick(whole.topk_ids),
-                                   pick(whole.topk_logprobs), server=whole.server)
+            L = mb.tokens.shape[1]
+            picked = [(self._chunks[c][1].result(), j) for c, j in (self._where[int(r)] for r in mb.index.tolist())]
+
+            def rows(name):
+                if getattr(picked[0][0], name) is None:
+                    return None
+                return torch.stack([getattr(sp, name)[j, :L] for sp, j in picked])
+
+            sparse = SparseTeacher(rows("token_logprobs"), rows("tokens"), self.vocab, rows("topk_ids"),
+                                   rows("topk_logprobs"), server=self.server.kind)
             return Signal(teacher=sparse.to(mb.ids.device))
         if student is None:
             raise RuntimeError("this support asks the teacher for the student's top-k ids: pass student=")
         given = student_topk_ids(student, mb.response_mask, self.given_k)
-        sparse = score_sparse(self.server, mb.ids.cpu(), mb.mask.cpu(), mb.start, self.vocab, topk=self.topk,
-                              given_ids=given.cpu())
+        sparse = self._submit(score_sparse_async(self.server, mb.ids.cpu(), mb.mask.cpu(), mb.start, self.vocab,
+                                                 topk=self.topk, given_ids=given.cpu())).result()
         return Signal(teacher=sparse.to(mb.ids.device))
 
 

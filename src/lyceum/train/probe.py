@@ -59,6 +59,8 @@ class ProbeResult:
 def read_diagnostics(d: dict[str, float]) -> str:
     """A plain-language reading of the diagnostics, from the thresholds at the top of this module."""
     ratio, gap, adv = d["overlap_ratio"], d["entropy_gap"], d["overlap_advantage"]
+    unknown_gap = math.isnan(gap)  # a served teacher does not return its entropy
+    gap = 0.0 if unknown_gap else gap
     if ratio < OVERLAP_LOW and gap >= ENTROPY_GAP_LARGE:
         text = (
             "low overlap and large entropy gap: thinking patterns look incompatible; consider a cold start "
@@ -80,6 +82,8 @@ def read_diagnostics(d: dict[str, float]) -> str:
         text = "partial overlap: distillation may work; check that the overlap rises in the first steps"
     if not math.isnan(adv) and adv < ADVANTAGE_NEGATIVE:
         text += f"; the student is over-confident on the shared tokens (overlap advantage {adv:.2f})"
+    if unknown_gap:
+        text += " (entropy gap unknown: the served teacher does not return its entropy)"
     return text
 
 

@@ -12,6 +12,8 @@ when the teacher is a local folder). ``lyceum.train.feedback.ServedTeacherFeedba
 from __future__ import annotations
 
 import argparse
+import asyncio
+import threading
 from typing import Any
 
 from lyceum.errors import UserError
@@ -33,6 +35,19 @@ def served_teacher(url: str, *, engine: str, model: str | None = None, concurren
         return VLLMServer(url, model, concurrency=concurrency, batch_size=batch_size, timeout=timeout,
                           max_retries=max_retries)
     return SGLangServer(url, concurrency=concurrency, batch_size=batch_size, timeout=timeout, max_retries=max_retries)
+
+
+class LoopThread:
+    """One event loop in a daemon thread: a served teacher's client, its connections and its concurrency bound
+    live across a whole run, and synchronous code submits coroutines to it (``submit`` -> a Future)."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="served-teacher")
+        self.thread.start()
+
+    def submit(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
 
 def is_served(teacher: Any) -> bool:
