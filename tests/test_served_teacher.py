@@ -171,6 +171,26 @@ def test_distill_train_with_a_teacher_url_runs_and_writes_metrics(tmp_path, serv
     assert "sglang http://127.0.0.1" in (tmp_path / "run" / "config.yaml").read_text()
 
 
+def test_a_5xx_and_a_timeout_mid_run_are_retried_and_every_step_trains_on_all_its_rollouts(tmp_path, server,
+                                                                                           capsys):
+    prompts = write_prompts(tmp_path / "prompts.jsonl", 4)
+    before = len(server.requests)
+    # no evaluation: the first requests to the server are step 1's teacher scores
+    server.inject({"status": 503, "path": "/generate"}, {"delay": 2.5, "path": "/generate"})
+    code = main(["distill", "train", "--student", str(CHECKPOINTS / "student"), "--teacher-url", server.url,
+                 "--teacher-engine", "sglang", "--teacher-timeout", "1", "--teacher-batch-size", "2",
+                 "--prompts", str(prompts), "--out", str(tmp_path / "run"), "--steps", "2", "--prompts-per-step",
+                 "2", "--n", "2", "--max-new-tokens", "6", "--support", "teacher_topk", "--k", "4",
+                 "--device", "cpu", "--checkpoint-every", "-1", "--eval-every", "0"])
+    assert code == 0, capsys.readouterr().err
+    steps = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+             if json.loads(x)["event"] == "train"]
+    assert [m["step"] for m in steps] == [1, 2] and all(m["rollouts"] == 4 for m in steps)
+    # 2 steps x 4 rollouts, 2 per request = 4 scoring requests, plus a resend for each of the 2 faults (a busy
+    # machine may add a timeout of its own: resent the same way)
+    assert server.paths()[before:].count("/generate") >= 6
+
+
 def test_distill_train_refuses_an_unsupported_support_in_one_sentence(tmp_path, server, capsys):
     prompts = write_prompts(tmp_path / "prompts.jsonl", 2)
     before = len(server.requests)
