@@ -176,7 +176,7 @@ RL_HELP = {
     "old": "behaviour log-probs: current (on-policy) or sampler (recorded while sampling)",
     "mis_low": "masked importance sampling: lower bound of the sequence ratio (both 0: off)",
     "mis_high": "masked importance sampling: upper bound of the sequence ratio",
-    "teacher_coef": "mixed feedback: weight of the OPD teacher term (needs --teacher)",
+    "teacher_coef": "mixed feedback: weight of the OPD teacher term (needs --teacher or --teacher-url)",
     "curriculum": "true: easiest bucket first, widen on reward; false: uniform over the pool",
     "pass_rate_k": "rollouts per prompt for the pass-rate filter (0: no filter)",
     "max_pass_rate": "drop prompts solved more often than this",

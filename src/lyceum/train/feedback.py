@@ -3,7 +3,9 @@
 A feedback has two calls. ``prepare(rollouts)`` runs once per step on all rollouts (a verifier scores every
 answer here, so rewards can be normalised within each prompt's group) and returns numbers to log.
 ``feedback(micro_batch)`` returns a ``Signal`` for a micro-batch: the teacher's logits source aligned with the
-student's response positions (OPD), and/or per-rollout rewards and advantages (RL).
+student's response positions (OPD), and/or per-rollout rewards and advantages (RL). A feedback with
+``needs_student = True`` (a served teacher asked for log q at the student's top-k ids) is called
+``feedback(micro_batch, student=head)`` with the student's logits source of that micro-batch.
 
     TeacherFeedback(teacher, vocab)            on-policy distillation: the teacher scores the student's tokens
     ServedTeacherFeedback(server, vocab, support=..., k=...)   the same with the teacher behind vLLM / SGLang
@@ -11,7 +13,8 @@ student's response positions (OPD), and/or per-rollout rewards and advantages (R
     MixedFeedback(TeacherFeedback(...), VerifierFeedback(...))     both
 
 The teacher's logits are never materialised here: the signal carries a ``losses.Head`` (its final hidden
-states and LM-head weight) and the loss computes logits a chunk of positions at a time.
+states and LM-head weight) and the loss computes logits a chunk of positions at a time; a served teacher's
+signal carries its sparse answers (``sparse.SparseTeacher``), which the loss reads directly.
 """
 
 from __future__ import annotations
