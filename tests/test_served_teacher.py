@@ -270,3 +270,12 @@ def test_rl_train_mixed_feedback_and_cold_start_take_a_teacher_url(tmp_path, ser
     samples = [json.loads(x) for x in (tmp_path / "cold" / "teacher_samples.jsonl").read_text().splitlines()]
     assert len(samples) == 8  # 4 prompts x 2 samples, drawn by the teacher's server
     assert (tmp_path / "cold" / "opd" / "metrics.jsonl").exists()
+
+
+def test_a_vllm_teacher_that_serves_another_model_name_is_refused_before_loading(tmp_path, server, capsys):
+    prompts = write_prompts(tmp_path / "prompts.jsonl", 2)
+    code = main(["distill", "train", "--student", str(CHECKPOINTS / "student"), "--teacher-url", server.url,
+                 "--teacher-engine", "vllm", "--teacher-model", "qwen-7b", "--prompts", str(prompts),
+                 "--out", str(tmp_path / "run"), "--support", "sampled", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 2 and "serves tiny, not 'qwen-7b'" in err and not (tmp_path / "run").exists()

@@ -118,9 +118,27 @@ def teacher_from_args(args: argparse.Namespace, local_flag: str = "--teacher", *
                         ("--teacher-batch-size", args.teacher_batch_size)):
         if value < 1:
             raise UserError(f"{flag} must be at least 1, got {value}")
-    return served_teacher(url, engine=args.teacher_engine, model=args.teacher_model,
-                          concurrency=args.teacher_concurrency, batch_size=args.teacher_batch_size,
-                          timeout=args.teacher_timeout)
+    server = served_teacher(url, engine=args.teacher_engine, model=args.teacher_model,
+                            concurrency=args.teacher_concurrency, batch_size=args.teacher_batch_size,
+                            timeout=args.teacher_timeout)
+    check_teacher(server)
+    return server
+
+
+def check_teacher(server) -> None:
+    """Before any model loads: the server answers, and a vLLM server serves the model name we will send.
+
+    An unreachable server raises ``ChatEndpointDown`` (one sentence) after the transport's retries."""
+    from lyceum.models.chat import run_sync
+
+    if server.kind == "sglang":
+        run_sync(server.endpoint.get("/health"))
+        return
+    reply = run_sync(server.endpoint.get("/v1/models"))
+    names = [m.get("id") for m in reply.get("data", [])] if isinstance(reply, dict) else []
+    if names and server.model not in names:
+        raise UserError(f"the vLLM server at {server.endpoint.base_url} serves {', '.join(map(str, names))}, not "
+                        f"{server.model!r}; pass one of those as --teacher-model")
 
 
 def served_scan(student_src, server, ids, attention, start: int, vocab: int, tokens, mask, k: int):
