@@ -255,8 +255,8 @@ def test_rl_train_mixed_feedback_and_cold_start_take_a_teacher_url(tmp_path, ser
                  "--curriculum", "false", "--difficulty-key", "digits", "--teacher-coef", "0.5", "--support", "sampled", "--checkpoint-every", "-1",
                  "--teacher-url", server.url, "--teacher-engine", "vllm", "--teacher-model", "tiny"])
     assert code == 0, capsys.readouterr().err
-    step = [json.loads(x) for x in (tmp_path / "rl" / "metrics.jsonl").read_text().splitlines()
-            if json.loads(x)["event"] == "train"][0]
+    step = next(json.loads(x) for x in (tmp_path / "rl" / "metrics.jsonl").read_text().splitlines()
+                if json.loads(x)["event"] == "train")
     assert "teacher_loss" in step and "overlap_ratio" in step and "sequence_reward" in step
     assert "/v1/completions" in server.paths()[before:]
 

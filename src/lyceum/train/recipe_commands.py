@@ -75,7 +75,6 @@ def cmd_cold_start(args: argparse.Namespace) -> int:
     from lyceum.train.config_flags import config_from_args
     from lyceum.train.recipes.cold_start import ColdStartConfig, cold_start
     from lyceum.train.report import summary_rows
-
     from lyceum.train.served_teacher import teacher_from_args
 
     cfg = config_from_args(args, ColdStartConfig)

@@ -42,7 +42,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     from lyceum.train.report import summary_rows
     from lyceum.train.rl import rl_train
     from lyceum.train.rl_report import stage_table, write_rl_report
-
     from lyceum.train.served_teacher import teacher_from_args
 
     cfg = config_from_args(args, RLConfig)

@@ -102,7 +102,6 @@ def score_prompts(student, teacher, rows: list[dict], *, n: int = 2, max_new_tok
     from lyceum.train.logits import response_head
     from lyceum.train.rollout import sample_batches
     from lyceum.train.scan import token_scan
-
     from lyceum.train.served_teacher import is_served, served_scan
 
     if not rows:
