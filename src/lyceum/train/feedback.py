@@ -115,7 +115,7 @@ class ServedTeacherFeedback:
         return {}
 
     def __call__(self, mb: MicroBatch, student=None) -> Signal:
-        from lyceum.train.served_teacher import score_sparse_async
+        from lyceum.train.served_teacher import score_sparse_async, student_topk_ids
         from lyceum.train.sparse import SparseTeacher
 
         if not self.needs_student:
@@ -138,21 +138,6 @@ class ServedTeacherFeedback:
         sparse = self._submit(score_sparse_async(self.server, mb.ids.cpu(), mb.mask.cpu(), mb.start, self.vocab,
                                                  topk=self.topk, given_ids=given.cpu())).result()
         return Signal(teacher=sparse.to(mb.ids.device))
-
-
-@torch.no_grad()
-def student_topk_ids(src, mask: torch.Tensor, k: int) -> torch.Tensor:
-    """The student's top-``k`` ids ``[b, L, k]`` at the masked positions of a logits source (zero elsewhere): the
-    ids a served teacher is asked for. Same ``topk`` as the loss's own, on the same logits."""
-    from lyceum.train.logits import chunk_rows, positions, vocab_size
-    from lyceum.train.losses import topk_ids
-
-    V = vocab_size(src)
-    k = min(k, V)
-    bi, ti = positions(mask.bool(), tuple(mask.shape), mask.device)
-    out = torch.zeros((*mask.shape, k), dtype=torch.long, device=mask.device)
-    out[bi, ti] = topk_ids(src, bi, ti, k, chunk_rows(bi.numel(), V, None))
-    return out
 
 
 class VerifierFeedback:

@@ -45,8 +45,8 @@ from lyceum.train.logits import (  # noqa: F401  (Head, positions, ... are part 
     source,
     vocab_size,
 )
-from lyceum.train.scan import ScanSink, TokenScan, joint_pass
-from lyceum.train.sparse import SparseTeacher, is_sparse, scan_at
+from lyceum.train.scan import ScanSink, TokenScan, joint_pass, scan_at
+from lyceum.train.sparse import SparseTeacher, is_sparse
 
 SUPPORTS = (
     "sampled",

@@ -141,10 +141,26 @@ def check_teacher(server) -> None:
                         f"{server.model!r}; pass one of those as --teacher-model")
 
 
+def student_topk_ids(src, mask, k: int):
+    """The student's top-``k`` ids ``[b, L, k]`` at the masked positions of a logits source (zero elsewhere): the
+    ids a served teacher is asked for. Same ``topk`` as the loss's own, on the same logits."""
+    import torch
+
+    from lyceum.train.logits import chunk_rows, positions, vocab_size
+    from lyceum.train.losses import topk_ids
+
+    V = vocab_size(src)
+    k = min(k, V)
+    bi, ti = positions(mask.bool(), tuple(mask.shape), mask.device)
+    out = torch.zeros((*mask.shape, k), dtype=torch.long, device=mask.device)
+    with torch.no_grad():
+        out[bi, ti] = topk_ids(src, bi, ti, k, chunk_rows(bi.numel(), V, None))
+    return out
+
+
 def served_scan(student_src, server, ids, attention, start: int, vocab: int, tokens, mask, k: int):
     """The diagnostics scan (``scan.TokenScan``) of a student's rollouts under a served teacher: the teacher's
     top-``k`` and, where the server takes given ids, log q at the student's top-``k`` (for overlap_advantage)."""
-    from lyceum.train.feedback import student_topk_ids
     from lyceum.train.scan import token_scan
 
     given = student_topk_ids(student_src, mask, k).cpu() if ask_given(server) else None

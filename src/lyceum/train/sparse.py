@@ -12,14 +12,13 @@ side of every support straight from them instead of a ``Head`` or dense ``[b, L,
 All log-probs are full-softmax log-probs of the teacher; renormalising on a support is shift-invariant, so it
 gives exactly what renormalising the teacher's logits gives. Nothing of size V is ever built.
 
-``sparse_scan`` is the diagnostics scan (``scan.TokenScan``) with the teacher's side read from the same answers;
-what a server does not return (the teacher's entropy always; q at the student's top-k without given ids) is nan,
-and the diagnostics built on it drop out of the step's record (the engine skips nan stats).
+``scan.sparse_scan`` is the diagnostics scan with the teacher's side read from the same answers; what a server
+does not return (the teacher's entropy always; q at the student's top-k without given ids) is left out of the
+step's record.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -100,69 +99,3 @@ class SparseTeacher:
 
 def is_sparse(teacher) -> bool:
     return isinstance(teacher, SparseTeacher)
-
-
-@torch.no_grad()
-def sparse_scan(student, teacher: SparseTeacher, tokens: torch.Tensor | None, mask: torch.Tensor, k: int, *,
-                chunk_size: int | None = None):
-    """``scan.token_scan`` with a served teacher: the student's side from one pass over its head, the teacher's
-    from its answers. Teacher top-k ids need a top-``k`` answer (else the overlap diagnostics read nan), q at the
-    student's top-k comes from given ids where asked (else from the teacher's top-k where they overlap, nan
-    elsewhere), and the teacher's entropy is nan."""
-    from lyceum.train.logits import chunk_rows, positions, vocab_size
-
-    if k < 1:
-        raise UserError(f"the diagnostics need k >= 1, got {k}")
-    bi, ti = positions(mask, tuple(mask.shape), mask.device)
-    y = tokens.to(mask.device)[bi, ti] if tokens is not None else None
-    return scan_at(student, teacher, y, bi, ti, mask, k, chunk_rows(bi.numel(), vocab_size(student), chunk_size))
-
-
-@torch.no_grad()
-def scan_at(student, teacher: SparseTeacher, y, bi, ti, mask: torch.Tensor, k: int, chunk: int):
-    """``sparse_scan`` at positions (bi, ti) of ``mask`` with the sampled tokens ``y`` [n] there (or None)."""
-    from lyceum.train.logits import entropy, iter_chunk_logits, vocab_size
-    from lyceum.train.scan import TokenScan
-
-    k = min(k, vocab_size(student))
-    n = bi.numel()
-    dev = mask.device
-    s_ids = torch.zeros(n, k, dtype=torch.long, device=dev)
-    s_top = torch.zeros(n, k, device=dev)
-    s_ent = torch.zeros(n, device=dev)
-    s_tok = torch.zeros(n, device=dev)
-    for s, e, z in iter_chunk_logits(student, bi, ti, chunk):
-        lp = z.log_softmax(-1)
-        top = lp.topk(k, -1)
-        s_ids[s:e], s_top[s:e], s_ent[s:e] = top.indices, top.values, entropy(lp)
-        if y is not None:
-            s_tok[s:e] = lp.gather(1, y[s:e, None])[:, 0]
-    teacher = teacher.to(dev)
-    nan = math.nan
-    if teacher.topk_size >= k:
-        t_ids = teacher.topk_ids[bi, ti, :k].long()
-    else:  # no top-k answer: placeholder ids; the overlap diagnostics are marked unavailable below
-        t_ids = torch.full((n, k), -1, dtype=torch.long, device=dev)
-    t_at_s = _partial_lookup(teacher, bi, ti, s_ids)
-    s_ent_t = torch.full((n,), nan, device=dev)
-    t_tok = teacher.token_logprobs[bi, ti].float()
-
-    def put(values):
-        out = values.new_zeros((*mask.shape, *values.shape[1:]))
-        out[bi, ti] = values
-        return out
-
-    unavailable = {"entropy_teacher", "entropy_gap"}
-    if teacher.given_size < k:  # renormalising q on S^p needs q at every id of S^p, not just the overlapping ones
-        unavailable.add("overlap_advantage")
-    if teacher.topk_size < k:
-        unavailable |= {"overlap_ratio", "overlap_mass_student", "overlap_mass_teacher", "overlap_advantage"}
-    return TokenScan(mask, put(s_ids), put(s_top), put(t_ids), put(t_at_s), put(s_ent), put(s_ent_t),
-                     put(s_tok) if y is not None else None, put(t_tok) if y is not None else None,
-                     unavailable=tuple(sorted(unavailable)))
-
-
-def _partial_lookup(teacher: SparseTeacher, bi, ti, ids: torch.Tensor) -> torch.Tensor:
-    """log q at ``ids`` [n, k] where the answers hold it, nan where they do not."""
-    found_lp = teacher.logprobs_at(bi, ti, ids, valid=torch.zeros_like(ids, dtype=torch.bool))
-    return torch.where(found_lp <= -9999.0, torch.full_like(found_lp, math.nan), found_lp)
