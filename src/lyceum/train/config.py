@@ -219,7 +219,7 @@ RL_HELP = {
     "scale_by_std": "divide advantages by the group std (false: Dr. GRPO)",
     "kl_coef": "weight of the k3 KL to the frozen starting student",
     "old": "behaviour log-probs: current (on-policy) or sampler (recorded while sampling)",
-    "teacher_coef": "mixed feedback: weight of the OPD teacher term (needs --teacher)",
+    "teacher_coef": "mixed feedback: weight of the OPD teacher term (needs --teacher or --teacher-url)",
     "curriculum": "true: easiest bucket first, widen on reward; false: uniform over the pool",
     "pass_rate_k": "rollouts per prompt for the pass-rate filter (0: no filter)",
     "max_pass_rate": "drop prompts solved more often than this",

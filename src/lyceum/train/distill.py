@@ -1,4 +1,4 @@
-"""On-policy distillation of a local student from a local teacher: the engine with a teacher as feedback.
+"""On-policy distillation of a local student from a local or served teacher: the engine with a teacher as feedback.
 
     result = distill("models/student", "models/teacher", "prompts.jsonl", "runs/opd", OPDConfig(steps=200),
                      eval_rows=load_prompts("eval.jsonl"))
@@ -11,6 +11,7 @@ receives a gradient. Both must share one tokenizer (checked up front).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from lyceum.errors import UserError
 from lyceum.runs import RunDir
@@ -23,16 +24,24 @@ from lyceum.train.schedules import load_prompts, make_schedule
 from lyceum.train.served_rollouts import sampler_for_run
 
 
-def distill(student: str | Path, teacher: str | Path, prompts: str | Path | list[dict], out: str | Path,
+def distill(student: str | Path, teacher: str | Path | Any, prompts: str | Path | list[dict], out: str | Path,
             cfg: OPDConfig | None = None, *, eval_rows: str | Path | list[dict] | None = None,
             resume: bool = True, desc: str = "distill") -> TrainResult:
-    """Distil ``teacher`` into ``student`` (model folders) on ``prompts``; the run goes to ``out``."""
+    """Distil ``teacher`` into ``student`` (model folders) on ``prompts``; the run goes to ``out``.
+
+    ``teacher`` may also be a served teacher's client (``served_teacher.served_teacher(url, engine=...)``): its
+    log-probs then come from the server (``feedback.ServedTeacherFeedback``) and no teacher is loaded here."""
     from lyceum.models.local import check_pair, load_local
     from lyceum.train.checkpoint import has_checkpoint
-    from lyceum.train.feedback import TeacherFeedback
+    from lyceum.train.feedback import ServedTeacherFeedback, TeacherFeedback
+    from lyceum.train.served_teacher import describe, is_served
 
     cfg = cfg or OPDConfig()
     objective = opd_objective(cfg)
+    served = None
+    if is_served(teacher):  # refuses a support the server cannot answer before anything loads
+        served = ServedTeacherFeedback(teacher, 0, support=cfg.support, k=cfg.k,
+                                       diagnostics_k=cfg.diagnostics_k if cfg.diagnostics_every else 0)
     device = pick_device(cfg)
     dist = init_distributed(device)
     autocast = autocast_for(cfg, device)
@@ -46,14 +55,22 @@ def distill(student: str | Path, teacher: str | Path, prompts: str | Path | list
     if evals and verifier is None:
         raise UserError("evaluation prompts need a verifier to grade them; set verifier (e.g. --verifier lab)")
 
-    run = RunDir.open(out, {"student": str(student), "teacher": str(teacher),
+    run = RunDir.open(out, {"student": str(student), "teacher": describe(teacher),
                          "prompts": str(prompts) if not isinstance(prompts, list) else f"{len(rows)} rows",
                          **vars(cfg)}, fresh=not resume and dist.main)
     resuming = resume and has_checkpoint(run.path / "checkpoint")
     # a resumed run continues from the checkpoint's weights, which load_checkpoint puts in place
     s = load_local(student, device=device, dtype="fp32")
-    t = load_local(teacher, device=device, dtype="bf16" if uses_bf16(cfg, device) else "fp32")
-    vocab = check_pair(s, t)
+    if served is not None:
+        from lyceum.models.served import ServedSampler
+
+        t = ServedSampler(teacher, s)  # the teacher's own answers (evaluation) come from the server too
+        vocab = served.vocab = s.vocab_size
+        feedback = served
+    else:
+        t = load_local(teacher, device=device, dtype="bf16" if uses_bf16(cfg, device) else "fp32")
+        vocab = check_pair(s, t)
+        feedback = TeacherFeedback(t, vocab, autocast)
 
     teacher_accuracy = None
     if evals and verifier and dist.main and not resuming:
@@ -68,7 +85,7 @@ def distill(student: str | Path, teacher: str | Path, prompts: str | Path | list
         from lyceum.train.recipes.length import LengthSchedule
 
         schedule = LengthSchedule(schedule, cfg.length_schedule)
-    return train(s, TeacherFeedback(t, vocab, autocast), schedule, cfg, run, objective=objective,
+    return train(s, feedback, schedule, cfg, run, objective=objective,
                  vocab=vocab, eval_rows=evals, verifier=verifier, reference_accuracy=teacher_accuracy,
                  autocast=autocast, dist=dist, resume=resume, desc=desc, sampler=sampler_for_run(cfg, s, run, dist))
 

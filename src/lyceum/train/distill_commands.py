@@ -11,6 +11,7 @@ from pathlib import Path
 
 from lyceum.train.config import HELP, OPDConfig
 from lyceum.train.config_flags import add_config_flags, config_from_args
+from lyceum.train.served_teacher import add_teacher_flags, teacher_from_args
 
 # longer spellings, e.g. for launchers (torchrun, accelerate) whose own flags would swallow an abbreviation
 ALIASES = {"n": ["--rollouts-per-prompt"]}
@@ -23,13 +24,14 @@ def register(verbs) -> None:
                                      "per-token reverse KL. Both are local Hugging Face model folders sharing "
                                      "one tokenizer. Several GPUs: `accelerate launch -m lyceum distill train ...`.")
     p.add_argument("--student", required=True, help="student model folder (HF format)")
-    p.add_argument("--teacher", required=True, help="teacher model folder (HF format, same tokenizer)")
+    p.add_argument("--teacher", help="teacher model folder (HF format, same tokenizer); or --teacher-url")
     p.add_argument("--prompts", required=True, help="prompt file: JSONL with a 'prompt' field, or one per line")
     p.add_argument("--eval-prompts", help="held-out prompts graded by --verifier before, during and after")
     p.add_argument("--out", required=True, help="run folder, e.g. runs/my-run (an existing run resumes)")
     p.add_argument("--config", help="YAML/JSON file of training settings")
     p.add_argument("--restart", action="store_true", help="ignore a checkpoint in --out and start over")
     add_config_flags(p, OPDConfig, HELP, ALIASES)
+    add_teacher_flags(p)
     p.set_defaults(func=cmd_train)
 
     p = verbs.add_parser("probe", help="score student rollouts under each candidate teacher before training",
@@ -37,7 +39,7 @@ def register(verbs) -> None:
                                      "student's tokens, and the paper's diagnostics (top-k overlap, overlap mass, "
                                      "entropy gap, ...) say which teacher fits, in plain words.")
     p.add_argument("--student", required=True, help="student model folder")
-    p.add_argument("--teacher", required=True, action="append", help="teacher model folder (repeat for several)")
+    p.add_argument("--teacher", action="append", help="teacher model folder (repeat for several); or --teacher-url")
     p.add_argument("--prompts", required=True, help="prompt file (JSONL with 'prompt', or one per line)")
     p.add_argument("--limit", type=int, default=64, help="use the first N prompts (default 64)")
     p.add_argument("--n", type=int, default=4, help="rollouts per prompt (default 4)")
@@ -47,6 +49,7 @@ def register(verbs) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="also write the results as JSON to this file")
+    add_teacher_flags(p)
     p.set_defaults(func=cmd_probe)
 
     from lyceum.train.recipe_commands import register_recipes  # cold-start, select-prompts (issue 6)
@@ -60,7 +63,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from lyceum.train.report import plot_run, summary_rows, write_report
 
     cfg = config_from_args(args, OPDConfig)
-    result = distill(args.student, args.teacher, args.prompts, args.out, cfg, eval_rows=args.eval_prompts,
+    teacher = teacher_from_args(args) or args.teacher
+    result = distill(args.student, teacher, args.prompts, args.out, cfg, eval_rows=args.eval_prompts,
                      resume=not args.restart)
     if not result.main:
         return 0
@@ -82,10 +86,15 @@ def cmd_probe(args: argparse.Namespace) -> int:
     for flag, value in counts.items():
         if value < 1:  # checked before the models load (seconds to minutes)
             raise UserError(f"{flag} must be at least 1, got {value}")
+    served = teacher_from_args(args, allow_both=True)
     rows = load_prompts(args.prompts)[: args.limit]
     student = load_local(args.student, device=args.device)
     teachers = {}
-    for path in args.teacher:
+    if served is not None:
+        from lyceum.train.served_teacher import describe
+
+        teachers[describe(served)] = served
+    for path in args.teacher or []:
         name = Path(path).name or str(path)
         while name in teachers:
             name += "'"

@@ -347,7 +347,8 @@ def accumulate_sums(student: LocalLM, ro: Rollouts, feedback: Feedback, objectiv
                 hidden = student.hidden_states(mb.ids, mb.mask)[:, mb.start - 1: -1]
             src = head_source(student, hidden, vocab)
             t1 = time.time()
-            signal = feedback(mb)
+            # a served teacher asked for log q at the student's top-k ids reads them off the student's head
+            signal = feedback(mb, student=src) if getattr(feedback, "needs_student", False) else feedback(mb)
             t2 = time.time()
             want = diagnostics_k if signal.teacher is not None else 0
             with autocast():

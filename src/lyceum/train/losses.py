@@ -21,7 +21,9 @@ m = (1 - beta) p + beta q it is beta KL(q || m) + (1 - beta) KL(p || m).
 
 Inputs are logits ``[B, T, V]`` or a ``Head`` (the lm-head input ``[B, T, H]`` and its weight): with a Head
 the logits are computed chunk by chunk inside the loss and never exist in full, which is what keeps the
-151k-vocabulary case small. The teacher never receives a gradient.
+151k-vocabulary case small. The teacher may also be a ``sparse.SparseTeacher``: a served teacher's answers (log q
+of the sampled token, its top-k, log q at given ids), read directly for every support but ``full``. The teacher
+never receives a gradient.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ from lyceum.train.logits import (  # noqa: F401  (Head, positions, ... are part 
     source,
     vocab_size,
 )
-from lyceum.train.scan import ScanSink, TokenScan, joint_pass
+from lyceum.train.scan import ScanSink, TokenScan, joint_pass, scan_at
+from lyceum.train.sparse import SparseTeacher, is_sparse
 
 SUPPORTS = (
     "sampled",
@@ -454,7 +457,10 @@ def _check(support, kind, beta, k, student, teacher):
             f"support 'sampled' only estimates reverse KL (log p(y) - log q(y) for y drawn from the student); "
             f"use a top-k or full support for {kind}"
         )
-    vs, vt = vocab_size(student), vocab_size(teacher)
+    if is_sparse(teacher) and support == "full":
+        raise UserError("the full support needs the teacher's whole distribution at every position, which a served "
+                        "teacher does not return; use sampled or a top-k support")
+    vs, vt = vocab_size(student), teacher.vocab if is_sparse(teacher) else vocab_size(teacher)
     if vs != vt:
         raise UserError(
             f"student and teacher vocabularies differ ({vs} vs {vt}); on-policy distillation needs a shared tokenizer"
@@ -499,6 +505,9 @@ def _per_token(
         pt.scan = sink.result(bi, ti, mask) if sink is not None else None
         return pt
 
+    if is_sparse(teacher):
+        return _sparse_per_token(student, teacher, y, bi, ti, mask, support, min(k, V), kind, beta, chunk, scan_k)
+
     if support == "full" and (token_mean or sink is not None):
         mean, d = _FullDivergenceMean.apply(
             *source(student), *_detached(teacher), bi, ti, kind, float(beta), chunk, sink
@@ -532,6 +541,37 @@ def _per_token(
 
 def _weigh(x: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
     return x if w is None else x * w
+
+
+def _sparse_per_token(student, teacher: SparseTeacher, y, bi, ti, mask, support, k, kind, beta, chunk,
+                      scan_k) -> _PerToken:
+    """``_per_token`` against a served teacher's answers: the teacher's side of each support is read from them
+    (no teacher head, no dense logits); the student's side is computed exactly as against a local teacher."""
+    teacher = teacher.to(bi.device)
+    if support == "sampled":
+        if y is None:
+            raise UserError("support 'sampled' needs the sampled tokens")
+        lp = logprobs_at(student, bi, ti, y[:, None], chunk=chunk)[:, 0]
+        lq = teacher.token_logprobs[bi, ti].float()
+        pt = _PerToken(lp - lq, bi, ti, chunk, logp=lp, logq=lq)
+    else:
+        s_ids = None
+        if support != "teacher_topk":
+            # the ids the teacher was asked about are the student's top-k, read off this same head (sorted): use
+            # them, so a precision difference between that read and this one cannot leave an id unanswered
+            s_ids = (teacher.given_ids[bi, ti, :k].long() if teacher.given_size >= k
+                     else topk_ids(student, bi, ti, k, chunk))
+        t_ids = teacher.top(bi, ti, k)[0].long() if support != "student_topk" else None
+        cand, valid = support_candidates(
+            s_ids if s_ids is not None else t_ids, t_ids if t_ids is not None else s_ids, support
+        )
+        lp_bar = _renormalised(logits_at(student, bi, ti, cand, chunk=chunk), valid)
+        lq_bar = _renormalised(teacher.logprobs_at(bi, ti, cand, valid), valid)
+        d = _support_divergence(lp_bar, lq_bar, valid, kind, float(beta))
+        pt = _PerToken(d, bi, ti, chunk, cand=cand, valid=valid, lp_bar=lp_bar, lq_bar=lq_bar)
+    if scan_k > 0:
+        pt.scan = scan_at(student, teacher, y, bi, ti, mask, scan_k, chunk)
+    return pt
 
 
 def _scatter(values: torch.Tensor, bi, ti, shape) -> torch.Tensor:
@@ -693,7 +733,10 @@ def opd_loss_with_scan(
         old = old_logprobs[pt.bi, pt.ti].float() if old_logprobs is not None else logp.detach()
         valid = pt.valid
         if paper:
-            lq = logprobs_at(teacher_logits, pt.bi, pt.ti, pt.cand, chunk=pt.chunk, grad=False)
+            if is_sparse(teacher_logits):
+                lq = teacher_logits.to(pt.bi.device).logprobs_at(pt.bi, pt.ti, pt.cand, valid)
+            else:
+                lq = logprobs_at(teacher_logits, pt.bi, pt.ti, pt.cand, chunk=pt.chunk, grad=False)
             w = old.exp() if support == "symmetric_difference" else _renormalised(old, valid).exp()
             adv = _where0(valid, -(_where0(valid, w) * (old - lq)).detach())
         else:

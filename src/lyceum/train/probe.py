@@ -59,6 +59,8 @@ class ProbeResult:
 def read_diagnostics(d: dict[str, float]) -> str:
     """A plain-language reading of the diagnostics, from the thresholds at the top of this module."""
     ratio, gap, adv = d["overlap_ratio"], d["entropy_gap"], d["overlap_advantage"]
+    unknown_gap = math.isnan(gap)  # a served teacher does not return its entropy
+    gap = 0.0 if unknown_gap else gap
     if ratio < OVERLAP_LOW and gap >= ENTROPY_GAP_LARGE:
         text = (
             "low overlap and large entropy gap: thinking patterns look incompatible; consider a cold start "
@@ -80,6 +82,8 @@ def read_diagnostics(d: dict[str, float]) -> str:
         text = "partial overlap: distillation may work; check that the overlap rises in the first steps"
     if not math.isnan(adv) and adv < ADVANTAGE_NEGATIVE:
         text += f"; the student is over-confident on the shared tokens (overlap advantage {adv:.2f})"
+    if unknown_gap:
+        text += " (entropy gap unknown: the served teacher does not return its entropy)"
     return text
 
 
@@ -98,7 +102,8 @@ def probe(
 ) -> list[ProbeResult]:
     """Score ``n`` student rollouts per prompt under every teacher; results ranked best fit first.
 
-    ``student`` and the ``teachers`` values are ``lyceum.models.local.LocalLM``s sharing one vocabulary.
+    ``student`` and the ``teachers`` values are ``lyceum.models.local.LocalLM``s sharing one vocabulary; a teacher
+    may also be a served teacher's client (``served_teacher.served_teacher``), whose diagnostics lack the entropies.
     ``verify(prompt, response_text)`` (optional) scores a rollout; >= 0.5 counts as correct.
     """
     from lyceum.models.local import check_pair
@@ -110,8 +115,11 @@ def probe(
         raise UserError("the probe needs at least one prompt")
     if k < 1:
         raise UserError(f"the probe needs k >= 1, got {k}")
+    from lyceum.train.served_teacher import is_served, served_scan
+
     for teacher in teachers.values():
-        check_pair(student, teacher)
+        if not is_served(teacher):
+            check_pair(student, teacher)
     k = min(k, student.vocab_size)
 
     samples = student.sample(prompts, max_new_tokens, temperature=temperature, n=n, seed=seed)
@@ -127,10 +135,15 @@ def probe(
 
     results = []
     for name, teacher in progress(list(teachers.items()), desc="probe: scoring under each teacher"):
-        vocab = check_pair(student, teacher)
-        scan = token_scan(response_head(student, ids, attention, start, vocab),
-                          response_head(teacher, ids, attention, start, vocab), tokens, mask, k,
-                          chunk_size=chunk_size)
+        if is_served(teacher):  # the teacher's side from the server's answers (no entropy: nan)
+            vocab = student.vocab_size
+            scan = served_scan(response_head(student, ids, attention, start, vocab), teacher, ids, attention, start,
+                               vocab, tokens, mask, k)
+        else:
+            vocab = check_pair(student, teacher)
+            scan = token_scan(response_head(student, ids, attention, start, vocab),
+                              response_head(teacher, ids, attention, start, vocab), tokens, mask, k,
+                              chunk_size=chunk_size)
         d = scan.diagnostics()
         reward = scan.sequence_reward().cpu().double()
         results.append(

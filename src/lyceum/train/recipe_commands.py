@@ -25,6 +25,7 @@ def register_recipes(verbs) -> None:
     from lyceum.train.config import HELP
     from lyceum.train.config_flags import add_config_flags
     from lyceum.train.recipes.cold_start import ColdStartConfig
+    from lyceum.train.served_teacher import add_teacher_flags
 
     p = verbs.add_parser(
         "cold-start", help="recipe: SFT the student on verified teacher samples, then distil on-policy",
@@ -34,12 +35,13 @@ def register_recipes(verbs) -> None:
                     "checkpoint. Each stage is skipped when the run folder shows it finished, so rerunning the "
                     "command resumes.")
     p.add_argument("--student", required=True, help="student model folder (HF format)")
-    p.add_argument("--teacher", required=True, help="teacher model folder (same tokenizer)")
+    p.add_argument("--teacher", help="teacher model folder (same tokenizer); or --teacher-url")
     p.add_argument("--prompts", required=True, help="prompt file (JSONL with 'prompt' + what the verifier needs)")
     p.add_argument("--eval-prompts", help="held-out prompts graded before and after the OPD stage")
     p.add_argument("--out", required=True, help="run folder, e.g. runs/cold-start (rerun to resume)")
     p.add_argument("--config", help="YAML/JSON file of settings")
     add_config_flags(p, ColdStartConfig, {**HELP, **COLD_START_HELP})
+    add_teacher_flags(p)
     p.set_defaults(func=cmd_cold_start)
 
     p = verbs.add_parser(
@@ -49,7 +51,7 @@ def register_recipes(verbs) -> None:
                     "the teacher's likelihood of the prompt; keep the top fraction and mix in a share of the "
                     "rest as out-of-distribution prompts. Writes prompts.jsonl and a table explaining the choice.")
     p.add_argument("--student", required=True, help="student model folder")
-    p.add_argument("--teacher", required=True, help="teacher model folder (same tokenizer)")
+    p.add_argument("--teacher", help="teacher model folder (same tokenizer); or --teacher-url")
     p.add_argument("--prompts", required=True, help="candidate prompt pool (JSONL with 'prompt', or one per line)")
     p.add_argument("--out", required=True, help="output folder for prompts.jsonl, selection.md, selection.jsonl")
     p.add_argument("--template", help="teacher template: lab:<name>, chat, or a format string with {question}")
@@ -64,6 +66,7 @@ def register_recipes(verbs) -> None:
     p.add_argument("--k", type=int, default=16, help="top-k of the overlap diagnostics (default 16)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--seed", type=int, default=0)
+    add_teacher_flags(p)
     p.set_defaults(func=cmd_select_prompts)
 
 
@@ -72,9 +75,11 @@ def cmd_cold_start(args: argparse.Namespace) -> int:
     from lyceum.train.config_flags import config_from_args
     from lyceum.train.recipes.cold_start import ColdStartConfig, cold_start
     from lyceum.train.report import summary_rows
+    from lyceum.train.served_teacher import teacher_from_args
 
     cfg = config_from_args(args, ColdStartConfig)
-    result = cold_start(args.student, args.teacher, args.prompts, args.out, cfg, eval_rows=args.eval_prompts)
+    teacher = teacher_from_args(args) or args.teacher
+    result = cold_start(args.student, teacher, args.prompts, args.out, cfg, eval_rows=args.eval_prompts)
     if result.skipped:
         print(f"resumed: {', '.join(result.skipped)} already done")
     print(f"teacher samples kept: {result.kept}/{result.total} ({100 * result.kept_ratio:.1f}%)")
@@ -108,13 +113,16 @@ def cmd_select_prompts(args: argparse.Namespace) -> int:
 
     if args.limit < 0 or args.n < 1 or args.max_new_tokens < 1 or args.k < 1:
         raise UserError("--limit must be >= 0 and --n, --max-new-tokens, --k at least 1")
+    from lyceum.train.served_teacher import teacher_from_args
+
     weights = parse_weights(args.weights)
+    served = teacher_from_args(args)
     rows = load_prompts(args.prompts)
     rows = rows[:args.limit] if args.limit else rows
     student = load_local(args.student, device=args.device)
-    teacher = load_local(args.teacher, device=args.device)
-    if args.template:
-        rows = align_template(rows, args.template, tokenizer=teacher.tokenizer)
+    teacher = served or load_local(args.teacher, device=args.device)
+    if args.template:  # a served teacher shares the student's tokenizer (and so its chat template)
+        rows = align_template(rows, args.template, tokenizer=student.tokenizer if served else teacher.tokenizer)
     scores = score_prompts(student, teacher, rows, n=args.n, max_new_tokens=args.max_new_tokens, k=args.k,
                            seed=args.seed, weights=weights)
     kept = select(scores, keep_fraction=args.keep_fraction, ood_share=args.ood_share, seed=args.seed)

@@ -61,16 +61,21 @@ def rl_train(student: str | Path | Any, prompts: str | Path | list[dict], out: s
     from lyceum.train.curriculum import filter_by_pass_rate
     from lyceum.train.devices import autocast_for, init_distributed, pick_device, uses_bf16
     from lyceum.train.engine import train
-    from lyceum.train.feedback import MixedFeedback, TeacherFeedback, VerifierFeedback
+    from lyceum.train.feedback import MixedFeedback, ServedTeacherFeedback, TeacherFeedback, VerifierFeedback
     from lyceum.train.schedules import load_prompts
     from lyceum.train.served_rollouts import sampler_for_run
+    from lyceum.train.served_teacher import describe, is_served
     from lyceum.train.verifiers import get_verifier
 
     cfg = cfg or RLConfig()
     if not cfg.verifier:
         raise UserError("RL needs a verifier to reward the answers; set verifier (e.g. --verifier lab)")
     if cfg.teacher_coef and teacher is None:
-        raise UserError("teacher_coef > 0 (mixed feedback) needs a teacher model (--teacher)")
+        raise UserError("teacher_coef > 0 (mixed feedback) needs a teacher model (--teacher or --teacher-url)")
+    served = None
+    if is_served(teacher) and cfg.teacher_coef:  # refuses a support the server cannot answer, before loading
+        served = ServedTeacherFeedback(teacher, 0, support=cfg.support, k=cfg.k,
+                                       diagnostics_k=cfg.diagnostics_k if cfg.diagnostics_every else 0)
     verifier = get_verifier(cfg.verifier)
     device = pick_device(cfg)
     dist = init_distributed(device)
@@ -78,13 +83,15 @@ def rl_train(student: str | Path | Any, prompts: str | Path | list[dict], out: s
     rows = prompts if isinstance(prompts, list) else load_prompts(prompts)
     evals = eval_rows if isinstance(eval_rows, list) or eval_rows is None else load_prompts(eval_rows)
     run = RunDir.open(out, {"student": str(student) if not isinstance(student, LocalLM) else "(in memory)",
-                         "teacher": None if teacher is None else str(teacher),
+                         "teacher": None if teacher is None else describe(teacher),
                          "prompts": str(prompts) if not isinstance(prompts, list) else f"{len(rows)} rows",
                          **vars(cfg)})
     s = student if isinstance(student, LocalLM) else load_local(student, device=device, dtype="fp32")
     vocab = s.vocab_size
     t = None
-    if teacher is not None and cfg.teacher_coef:
+    if served is not None:
+        served.vocab = vocab
+    elif teacher is not None and cfg.teacher_coef:
         t = teacher if isinstance(teacher, LocalLM) else load_local(
             teacher, device=device, dtype="bf16" if uses_bf16(cfg, device) else "fp32")
         vocab = check_pair(s, t)
@@ -128,6 +135,8 @@ def rl_train(student: str | Path | Any, prompts: str | Path | list[dict], out: s
     feedback = VerifierFeedback(verifier, scale_by_std=cfg.scale_by_std)
     if t is not None:
         feedback = MixedFeedback(feedback, TeacherFeedback(t, vocab, autocast))
+    elif served is not None:
+        feedback = MixedFeedback(feedback, served)
     result = train(s, feedback, schedule, cfg, run, objective=rl_objective(cfg, reference=reference, vocab=vocab),
                    vocab=vocab, eval_rows=evals, verifier=verifier, autocast=autocast, dist=dist,
                    resume=resume, desc=desc, sampler=sampler_for_run(cfg, s, run, dist))

@@ -31,6 +31,9 @@ def register(verbs) -> None:
     p.add_argument("--config", help="YAML/JSON file of settings")
     p.add_argument("--restart", action="store_true", help="ignore a checkpoint in --out and start over")
     add_config_flags(p, RLConfig, {**HELP, **RL_HELP}, ALIASES)  # --rollouts-per-prompt under torchrun
+    from lyceum.train.served_teacher import add_teacher_flags
+
+    add_teacher_flags(p, required_teacher=False)  # mixed feedback's teacher behind vLLM / SGLang
     p.set_defaults(func=cmd_train)
 
 
@@ -40,10 +43,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from lyceum.train.report import summary_rows
     from lyceum.train.rl import rl_train
     from lyceum.train.rl_report import stage_table, write_rl_report
+    from lyceum.train.served_teacher import teacher_from_args
 
     cfg = config_from_args(args, RLConfig)
     result = rl_train(args.student, args.prompts, args.out, cfg, eval_rows=args.eval_prompts,
-                      teacher=args.teacher, resume=not args.restart)
+                      teacher=teacher_from_args(args) or args.teacher, resume=not args.restart)
     if not result.train.main:  # the other processes of a multi-process run: the first one reports
         return 0
     write_rl_report(result, title=f"Curriculum RL: {Path(args.out).name}")

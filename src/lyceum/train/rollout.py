@@ -229,12 +229,19 @@ def evaluate(model: LocalLM | Sampler, rows: list[dict], verifier, *, max_new_to
     return {"accuracy": sum(correct) / n, "response_length": sum(lengths) / n, "stop_rate": sum(stops) / n}
 
 
+def micro_batch_order(ro: Rollouts) -> torch.Tensor:
+    """The order ``micro_batches`` takes the rollouts in (by prompt, then response length), so work prepared
+    ahead (a served teacher's scores) can be ready in the order it is needed."""
+    s = ro.samples
+    return torch.argsort(s.prompt_mask.sum(-1) * 100_000 + s.mask.sum(-1).long(), stable=True)
+
+
 def micro_batches(ro: Rollouts, size: int) -> Iterator[MicroBatch]:
     """Length-sorted micro-batches of at most ``size`` rollouts, each trimmed of all-padding columns."""
     s = ro.samples
     prompt_len = s.prompt_mask.sum(-1)
     resp_len = s.mask.sum(-1).long()
-    order = torch.argsort(prompt_len * 100_000 + resp_len, stable=True)
+    order = micro_batch_order(ro)
     P = s.prompt_ids.shape[1]
     for a in range(0, len(order), size):
         idx = order[a: a + size]

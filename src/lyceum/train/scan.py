@@ -12,6 +12,7 @@ step with a teacher in the feedback, the probe, prompt selection).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -36,12 +37,17 @@ class TokenScan:
     teacher_entropy: torch.Tensor
     student_token_logprobs: torch.Tensor | None = None
     teacher_token_logprobs: torch.Tensor | None = None
+    unavailable: tuple[str, ...] = ()  # metrics the teacher's answers cannot give (a served teacher): read nan
 
     def diagnostics(self) -> dict[str, float]:
         """The token diagnostics of these positions (``diagnostics.METRICS``, overall and per third)."""
-        return topk_diagnostics(self.student_topk_ids, self.student_topk_logprobs, self.teacher_topk_ids,
-                                self.teacher_logprobs_at_student_topk, self.student_entropy, self.teacher_entropy,
-                                self.mask)
+        out = topk_diagnostics(self.student_topk_ids, self.student_topk_logprobs, self.teacher_topk_ids,
+                               self.teacher_logprobs_at_student_topk, self.student_entropy, self.teacher_entropy,
+                               self.mask)
+        for key in out:
+            if key.split("/")[0] in self.unavailable:
+                out[key] = float("nan")
+        return out
 
     def sequence_reward(self) -> torch.Tensor:
         """r(y) = mean_t(log q - log p) per rollout, ``[B]``."""
@@ -113,7 +119,12 @@ def token_scan(student, teacher, tokens: torch.Tensor | None, mask: torch.Tensor
     """The scan of two logits sources (``[B, T, V]`` logits or ``logits.Head``s) at the positions of ``mask``.
 
     ``tokens`` ``[B, T]`` (the sampled ids) add the token log-probs for ``sequence_reward``; None leaves them out.
+    A served teacher's answers (``sparse.SparseTeacher``) give the diagnostics they can (``sparse_scan``).
     """
+    from lyceum.train.sparse import is_sparse
+
+    if is_sparse(teacher):
+        return sparse_scan(student, teacher, tokens, mask, k, chunk_size=chunk_size)
     if vocab_size(student) != vocab_size(teacher):
         raise UserError(f"student and teacher vocabularies differ ({vocab_size(student)} vs "
                         f"{vocab_size(teacher)}); the diagnostics need a shared tokenizer")
@@ -139,3 +150,65 @@ def token_diagnostics(student_logits, teacher_logits, mask: torch.Tensor, k: int
     return token_scan(student_logits, teacher_logits, None, mask, k, chunk_size=chunk_size).diagnostics()
 
 
+# --------------------------------------------------------------------------------------------------- served
+
+
+@torch.no_grad()
+def sparse_scan(student, teacher, tokens: torch.Tensor | None, mask: torch.Tensor, k: int, *,
+                chunk_size: int | None = None):
+    """``token_scan`` with a served teacher's answers (``sparse.SparseTeacher``): the student's side from one pass
+    over its head, the teacher's from the answers. The overlap diagnostics need the teacher's top-``k``,
+    ``overlap_advantage`` needs q at the student's top-k (given ids), and the teacher's entropy is never
+    answered: what is missing is listed in ``TokenScan.unavailable`` and reads nan."""
+    if k < 1:
+        raise UserError(f"the diagnostics need k >= 1, got {k}")
+    bi, ti = positions(mask, tuple(mask.shape), mask.device)
+    y = tokens.to(mask.device)[bi, ti] if tokens is not None else None
+    return scan_at(student, teacher, y, bi, ti, mask, k, chunk_rows(bi.numel(), vocab_size(student), chunk_size))
+
+
+@torch.no_grad()
+def scan_at(student, teacher, y, bi, ti, mask: torch.Tensor, k: int, chunk: int):
+    """``sparse_scan`` at positions (bi, ti) of ``mask`` with the sampled tokens ``y`` [n] there (or None)."""
+    k = min(k, vocab_size(student))
+    n = bi.numel()
+    dev = mask.device
+    s_ids = torch.zeros(n, k, dtype=torch.long, device=dev)
+    s_top = torch.zeros(n, k, device=dev)
+    s_ent = torch.zeros(n, device=dev)
+    s_tok = torch.zeros(n, device=dev)
+    for s, e, z in iter_chunk_logits(student, bi, ti, chunk):
+        lp = z.log_softmax(-1)
+        top = lp.topk(k, -1)
+        s_ids[s:e], s_top[s:e], s_ent[s:e] = top.indices, top.values, entropy(lp)
+        if y is not None:
+            s_tok[s:e] = lp.gather(1, y[s:e, None])[:, 0]
+    teacher = teacher.to(dev)
+    nan = math.nan
+    if teacher.topk_size >= k:
+        t_ids = teacher.topk_ids[bi, ti, :k].long()
+    else:  # no top-k answer: placeholder ids; the overlap diagnostics are marked unavailable below
+        t_ids = torch.full((n, k), -1, dtype=torch.long, device=dev)
+    t_at_s = _partial_lookup(teacher, bi, ti, s_ids)
+    s_ent_t = torch.full((n,), nan, device=dev)
+    t_tok = teacher.token_logprobs[bi, ti].float()
+
+    def put(values):
+        out = values.new_zeros((*mask.shape, *values.shape[1:]))
+        out[bi, ti] = values
+        return out
+
+    unavailable = {"entropy_teacher", "entropy_gap"}
+    if teacher.given_size < k:  # renormalising q on S^p needs q at every id of S^p, not just the overlapping ones
+        unavailable.add("overlap_advantage")
+    if teacher.topk_size < k:
+        unavailable |= {"overlap_ratio", "overlap_mass_student", "overlap_mass_teacher", "overlap_advantage"}
+    return TokenScan(mask, put(s_ids), put(s_top), put(t_ids), put(t_at_s), put(s_ent), put(s_ent_t),
+                     put(s_tok) if y is not None else None, put(t_tok) if y is not None else None,
+                     unavailable=tuple(sorted(unavailable)))
+
+
+def _partial_lookup(teacher, bi, ti, ids: torch.Tensor) -> torch.Tensor:
+    """log q at ``ids`` [n, k] where the answers hold it, nan where they do not."""
+    found_lp = teacher.logprobs_at(bi, ti, ids, valid=torch.zeros_like(ids, dtype=torch.bool))
+    return torch.where(found_lp <= -9999.0, torch.full_like(found_lp, math.nan), found_lp)

@@ -89,7 +89,7 @@ def keep_correct(samples: list[dict], *, min_reward: float = 1.0, require_stop: 
             if s["reward"] >= min_reward and (not require_stop or s.get("finish", "stop") == "stop")]
 
 
-def cold_start(student: str | Path, teacher: str | Path, prompts: str | Path | list[dict], out: str | Path,
+def cold_start(student: str | Path, teacher: str | Path | Any, prompts: str | Path | list[dict], out: str | Path,
                cfg: ColdStartConfig | None = None, *, eval_rows: str | Path | list[dict] | None = None,
                log=print) -> ColdStartResult:
     """Run (or resume) the three stages; the OPD stage is ``lyceum.train.distill.distill`` from the SFT model."""
@@ -98,6 +98,7 @@ def cold_start(student: str | Path, teacher: str | Path, prompts: str | Path | l
     from lyceum.train.devices import pick_device
     from lyceum.train.distill import distill
     from lyceum.train.schedules import load_prompts
+    from lyceum.train.served_teacher import describe, is_served
     from lyceum.train.sft import SFTConfig, mean_loss, sft
     from lyceum.train.verifiers import get_verifier
 
@@ -105,8 +106,12 @@ def cold_start(student: str | Path, teacher: str | Path, prompts: str | Path | l
     if not cfg.verifier:
         raise UserError("the cold start keeps only correct teacher answers; set a verifier (e.g. --verifier lab)")
     verifier = get_verifier(cfg.verifier)
+    if is_served(teacher):  # the OPD stage's support must be one the server answers: refused before stage 1
+        from lyceum.models.served import teacher_request
+
+        teacher_request(teacher.kind, cfg.support, cfg.k)
     rows = prompts if isinstance(prompts, list) else load_prompts(prompts)
-    run = RunDir.open(out, {"student": str(student), "teacher": str(teacher),
+    run = RunDir.open(out, {"student": str(student), "teacher": describe(teacher),
                          "prompts": str(prompts) if not isinstance(prompts, list) else f"{len(rows)} rows",
                          **vars(cfg)})
     device = pick_device(cfg)
@@ -118,7 +123,12 @@ def cold_start(student: str | Path, teacher: str | Path, prompts: str | Path | l
         samples, kept = read_jsonl(samples_file), read_jsonl(data_file)
         skipped.append("teacher samples")
     else:
-        t = load_local(teacher, device=device)
+        if is_served(teacher):  # the server samples; the student's tokenizer (shared) encodes and decodes
+            from lyceum.models.served import ServedSampler
+
+            t = ServedSampler(teacher, load_local(student, device=device))
+        else:
+            t = load_local(teacher, device=device)
         pool = rows[:cfg.sample_prompts] if cfg.sample_prompts else rows
         samples = teacher_samples(t, pool, verifier, m=cfg.samples_per_prompt,
                                   max_new_tokens=cfg.sample_max_new_tokens or cfg.max_new_tokens,

@@ -91,7 +91,8 @@ def score_prompts(student, teacher, rows: list[dict], *, n: int = 2, max_new_tok
                   seed: int = 0, batch_size: int = 32, weights: dict[str, float] | None = None) -> list[PromptScore]:
     """The three signals for each row, from ``n`` student rollouts per prompt scored by both models.
 
-    ``student`` and ``teacher`` are ``LocalLM``s sharing a vocabulary. Returns the rows' scores in input order,
+    ``student`` and ``teacher`` are ``LocalLM``s sharing a vocabulary (the teacher may be a served teacher's
+    client, ``served_teacher.served_teacher``: its side then comes from the server's answers). Returns the rows' scores in input order,
     already ranked (``score``, ``rank``) with ``weights`` (see ``rank_scores``).
     """
     import torch
@@ -101,10 +102,12 @@ def score_prompts(student, teacher, rows: list[dict], *, n: int = 2, max_new_tok
     from lyceum.train.logits import response_head
     from lyceum.train.rollout import sample_batches
     from lyceum.train.scan import token_scan
+    from lyceum.train.served_teacher import is_served, served_scan
 
     if not rows:
         raise UserError("there are no candidate prompts to score")
-    vocab = check_pair(student, teacher)
+    served = is_served(teacher)  # a vLLM / SGLang client: the teacher's side comes from its answers
+    vocab = student.vocab_size if served else check_pair(student, teacher)
     k = min(k, student.vocab_size)
     out: list[PromptScore] = []
     for a, samples in sample_batches(student, [r["prompt"] for r in rows], n=n, max_new_tokens=max_new_tokens,
@@ -113,13 +116,21 @@ def score_prompts(student, teacher, rows: list[dict], *, n: int = 2, max_new_tok
         chunk = rows[a: a + batch_size]
         ids, attention, start = samples.sequences()
         mask = attention[:, start:].to(student.device)
-        scan = token_scan(response_head(student, ids, attention, start, vocab),
-                          response_head(teacher, ids, attention, start, vocab), None, mask, k)
+        s_head = response_head(student, ids, attention, start, vocab)
+        if served:
+            scan = served_scan(s_head, teacher, ids, attention, start, vocab, None, mask, k)
+        else:
+            scan = token_scan(s_head, response_head(teacher, ids, attention, start, vocab), None, mask, k)
         # the teacher's likelihood of the prompt text itself; a row's first real token has no prefix to be
         # predicted from (it would be read off a padding column), so it is left out
         p_ids, p_mask = samples.prompt_ids[::n], samples.prompt_mask[::n]
-        prompt_lp = teacher.score(p_ids, p_mask, start=1)
-        first = (p_mask.cumsum(-1) == 1) & (p_mask == 1)
+        if served:  # a server scores unpadded rows: move each prompt to the left, its first token at column 0
+            p_ids, p_mask = _left_aligned(p_ids, p_mask)
+            prompt_lp = _served_prompt_scores(teacher, p_ids, p_mask)
+            first = torch.zeros_like(p_mask, dtype=torch.bool)
+        else:
+            prompt_lp = teacher.score(p_ids, p_mask, start=1)
+            first = (p_mask.cumsum(-1) == 1) & (p_mask == 1)
         counted = (prompt_lp.mask > 0) & ~first[:, 1:].to(prompt_lp.mask.device)
         lp_sum = torch.where(counted, prompt_lp.logprobs, torch.zeros_like(prompt_lp.logprobs)).sum(-1).cpu()
         lp_tokens = counted.sum(-1).clamp(min=1).cpu()
@@ -135,6 +146,24 @@ def score_prompts(student, teacher, rows: list[dict], *, n: int = 2, max_new_tok
             out.append(PromptScore(len(out), row["prompt"], _nan0(ratio), _nan0(mass),
                                    float(lp_sum[j] / lp_tokens[j])))
     return rank_scores(out, weights)
+
+
+def _left_aligned(ids, mask):
+    """Left-padded rows moved to start at column 0 (padding after them), so a row's first token is at column 0."""
+    import torch
+
+    out_ids, out_mask = torch.zeros_like(ids), torch.zeros_like(mask)
+    for i in range(ids.shape[0]):
+        real = ids[i][mask[i].bool()]
+        out_ids[i, : real.numel()], out_mask[i, : real.numel()] = real, 1
+    return out_ids, out_mask
+
+
+def _served_prompt_scores(server, ids, mask):
+    from lyceum.models.chat import run_sync
+    from lyceum.models.served import served_scores
+
+    return run_sync(served_scores(server, ids, mask, start=1))
 
 
 def _nan0(x: float) -> float:
