@@ -56,6 +56,12 @@ class OPDConfig:
     eval_batch_size: int = 64
     verifier: str | None = None
     checkpoint_every: int = 50
+    # --- memory and experiment tracking (lyceum.train.memory, lyceum.train.trackers)
+    gradient_checkpointing: bool = False
+    lora_r: int = 0
+    lora_alpha: float = 16.0
+    lora_targets: str = "all-linear"
+    report_to: str = "none"
 
     def __post_init__(self) -> None:
         positive = ("steps", "prompts_per_step", "n", "max_new_tokens", "micro_batch_size", "k", "diagnostics_k",
@@ -78,6 +84,14 @@ class OPDConfig:
             raise UserError(f"lr_schedule must be constant or cosine, got {self.lr_schedule!r}")
         if self.dtype not in ("auto", "bf16", "fp32"):
             raise UserError(f"dtype must be auto, bf16 or fp32, got {self.dtype!r}")
+        if self.lora_r < 0 or self.lora_alpha <= 0:
+            raise UserError(f"lora_r must be 0 (off) or more and lora_alpha positive, got {self.lora_r} and "
+                            f"{self.lora_alpha}")
+        if self.lora_r and not self.lora_targets.strip():
+            raise UserError("lora_targets is empty; name the modules to adapt (e.g. q_proj,v_proj) or all-linear")
+        from lyceum.train.trackers import parse_report_to
+
+        parse_report_to(self.report_to)
 
     @classmethod
     def names(cls) -> list[str]:
@@ -105,6 +119,14 @@ HELP = {
     "eval_max_new_tokens": "response length at evaluation (0: max_new_tokens)",
     "eval_batch_size": "prompts per evaluation batch", "verifier": "verifier for accuracy, by name (lab, olympiad) or as package.module:function",
     "checkpoint_every": "checkpoint every N steps (0: only at the end, -1: never)",
+    "gradient_checkpointing": "recompute each decoder layer in the backward pass (the model's own gradient "
+                              "checkpointing): less activation memory, about a third more compute",
+    "lora_r": "LoRA rank (0: off, train every weight); with LoRA only the adapters train and are saved",
+    "lora_alpha": "LoRA scaling numerator (the update is alpha / r times B A)",
+    "lora_targets": "modules that get adapters: all-linear (every linear layer but the LM head) or names, "
+                    "e.g. q_proj,k_proj,v_proj,o_proj",
+    "report_to": "mirror the metrics to none, tensorboard, wandb or both (tensorboard,wandb); metrics.jsonl is "
+                 "always written",
 }
 
 

@@ -43,10 +43,12 @@ from lyceum.train.devices import (  # noqa: F401 (re-exported: callers import th
 )
 from lyceum.train.evaluation import Evaluations
 from lyceum.train.feedback import Feedback, head_source, verifier_rewards
+from lyceum.train.memory import prepare_student
 from lyceum.train.objectives import Objective, opd_objective, policy_objective  # noqa: F401 (re-exported)
 from lyceum.train.rollout import Rollouts, Sampler, as_sampler, evaluate, micro_batches, rollout  # noqa: F401
 from lyceum.train.scan import token_scan
 from lyceum.train.schedules import PromptSchedule
+from lyceum.train.trackers import close_trackers, open_trackers
 
 # diagnostics averaged over this many steps at the start and the end of a run for the summary
 SUMMARY_WINDOW = 5
@@ -116,6 +118,7 @@ def train(student: LocalLM, feedback: Feedback, schedule: PromptSchedule, cfg: O
     dist = dist or Dist()
     autocast = autocast or nullcontext
     vocab = vocab or student.vocab_size
+    prepare_student(student, cfg)  # gradient checkpointing, LoRA adapters (lyceum.train.memory)
     sampler = sampler or as_sampler(student, autocast)
     model = student.model
     params = [p for p in model.parameters() if p.requires_grad]
@@ -128,6 +131,7 @@ def train(student: LocalLM, feedback: Feedback, schedule: PromptSchedule, cfg: O
     start, history = _resume(run, student, optimizer, scheduler, schedule, evals) if resume else (0, [])
     if dist.main:  # metrics keep only the steps up to `start`; says "resuming at step N" or "starting over"
         run.continue_from(start or None, checkpoint=run.path / "checkpoint")
+        open_trackers(cfg.report_to, run, config=vars(cfg), start_step=start)  # mirrors of metrics.jsonl
     if start == 0 and not evals.evals:
         evals.run(0, run)
 
@@ -186,6 +190,7 @@ def train(student: LocalLM, feedback: Feedback, schedule: PromptSchedule, cfg: O
                                                   "reference_accuracy": evals.reference_accuracy})
 
     model.eval()
+    close_trackers(run)
     barrier(dist)
     return TrainResult(run, cfg.steps, evals.evals, _window_mean(history[:SUMMARY_WINDOW]),
                        _window_mean(history[-SUMMARY_WINDOW:]), evals.reference_accuracy, dist.main)
