@@ -33,8 +33,8 @@ RESULTS = HERE / "results"
 
 # the Qwen2.5-0.5B shape; "tiny" is for the smoke test
 SHAPES = {
-    "0.5b": dict(vocab_size=151936, hidden=896, layers=24, heads=14, kv_heads=2, intermediate=4864),
-    "tiny": dict(vocab_size=512, hidden=64, layers=2, heads=4, kv_heads=2, intermediate=128),
+    "0.5b": {"vocab_size": 151936, "hidden": 896, "layers": 24, "heads": 14, "kv_heads": 2, "intermediate": 4864},
+    "tiny": {"vocab_size": 512, "hidden": 64, "layers": 2, "heads": 4, "kv_heads": 2, "intermediate": 128},
 }
 # row name -> (processes, settings)
 ROWS = {
@@ -135,9 +135,9 @@ def run_row(name: str, args) -> dict:
 
 # the Qwen2.5 family's shapes: parameters, layers, hidden, SwiGLU width, KV heads x head dim
 MODELS = {
-    "1.5B": dict(params=1.54e9, layers=28, hidden=1536, inter=8960, kv=2 * 128),
-    "7B": dict(params=7.62e9, layers=28, hidden=3584, inter=18944, kv=4 * 128),
-    "32B": dict(params=32.8e9, layers=64, hidden=5120, inter=27648, kv=8 * 128),
+    "1.5B": {"params": 1.54e9, "layers": 28, "hidden": 1536, "inter": 8960, "kv": 2 * 128},
+    "7B": {"params": 7.62e9, "layers": 28, "hidden": 3584, "inter": 18944, "kv": 4 * 128},
+    "32B": {"params": 32.8e9, "layers": 64, "hidden": 5120, "inter": 27648, "kv": 8 * 128},
 }
 
 
@@ -231,8 +231,8 @@ def main() -> int:
                          f"{sum(x['train_seconds'] for x in r['per_rank']) / r['ranks']:.0f} s"])
         lines += [markdown_table(["setting", "ranks", "trainable", "RSS after build (GiB)", "peak RSS per rank (GiB)",
                                   "train time"], rows), ""]
-    lines += [f"Estimate per GPU, {args.estimate_tokens:,} tokens per micro-batch (student only; OPD adds the "
-              f"teacher's bf16 weights, 2 B per parameter):", "", markdown_table(e_header, e_rows)]
+    lines += [(f"Estimate per GPU, {args.estimate_tokens:,} tokens per micro-batch (student only; OPD adds the "
+               f"teacher's bf16 weights, 2 B per parameter):"), "", markdown_table(e_header, e_rows)]
     text = "\n".join(lines)
     print(text)
     out = Path(args.out)

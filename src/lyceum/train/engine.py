@@ -43,7 +43,7 @@ from lyceum.train.devices import (  # noqa: F401 (re-exported: callers import th
 )
 from lyceum.train.evaluation import Evaluations
 from lyceum.train.feedback import Feedback, head_source, verifier_rewards
-from lyceum.train.memory import prepare_student
+from lyceum.train.memory import describe_student, prepare_student
 from lyceum.train.objectives import Objective, opd_objective, policy_objective  # noqa: F401 (re-exported)
 from lyceum.train.rollout import Rollouts, Sampler, as_sampler, evaluate, micro_batches, rollout  # noqa: F401
 from lyceum.train.scan import token_scan
@@ -132,6 +132,7 @@ def train(student: LocalLM, feedback: Feedback, schedule: PromptSchedule, cfg: O
     if dist.main:  # metrics keep only the steps up to `start`; says "resuming at step N" or "starting over"
         run.continue_from(start or None, checkpoint=run.path / "checkpoint")
         open_trackers(cfg.report_to, run, config=vars(cfg), start_step=start)  # mirrors of metrics.jsonl
+        run.log(describe_student(student))
     if start == 0 and not evals.evals:
         evals.run(0, run)
 

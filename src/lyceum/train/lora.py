@@ -17,7 +17,6 @@ import json
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from lyceum.errors import UserError
 
@@ -31,6 +30,14 @@ def _peft():
     except ImportError as e:
         raise UserError("LoRA (lora_r > 0) needs the peft package: pip install 'lyceum[train]'") from e
     return peft
+
+
+@contextmanager
+def _quiet():
+    """peft asks transformers 5 about checkpointing through a deprecated name: not the user's concern."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        yield
 
 
 def target_modules(targets: str) -> str | list[str]:
@@ -47,8 +54,7 @@ def add_lora(lm, *, r: int, alpha: float, targets: str = "all-linear"):
     config = peft.LoraConfig(r=r, lora_alpha=alpha, target_modules=target_modules(targets), lora_dropout=0.0,
                              bias="none", task_type="CAUSAL_LM")
     try:
-        with warnings.catch_warnings():  # peft asks transformers 5 through a deprecated name; not the user's concern
-            warnings.simplefilter("ignore", FutureWarning)
+        with _quiet():
             wrapped = peft.get_peft_model(lm.model, config)
     except ValueError as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
@@ -60,12 +66,6 @@ def add_lora(lm, *, r: int, alpha: float, targets: str = "all-linear"):
     lm.model = wrapped.get_base_model()
     lm.adapter = wrapped
     return lm
-
-
-def trainable_parameters(model) -> tuple[int, int]:
-    """(parameters that receive gradients, all parameters)."""
-    params = list(model.parameters())
-    return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
 
 
 @contextmanager
@@ -121,12 +121,7 @@ def merge_adapter(adapter: str | Path, out: str | Path, *, base: str | Path | No
     if not base:
         raise UserError(f"{folder / ADAPTER_CONFIG} does not name its base model; pass --base")
     lm = load_local(base, device=device, dtype="fp32")
-    wrapped = peft.PeftModel.from_pretrained(lm.model, str(folder))
-    lm.model = wrapped.merge_and_unload()
+    with _quiet():
+        wrapped = peft.PeftModel.from_pretrained(lm.model, str(folder))
+        lm.model = wrapped.merge_and_unload()
     return lm.save(out)
-
-
-def describe(lm) -> dict[str, Any]:
-    """What trains: parameter counts for the run log."""
-    trainable, total = trainable_parameters(lm.model)
-    return {"trainable_parameters": trainable, "parameters": total, "lora": getattr(lm, "adapter", None) is not None}

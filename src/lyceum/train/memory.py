@@ -35,3 +35,36 @@ def prepare_student(lm, cfg):
     if cfg.gradient_checkpointing:
         enable_gradient_checkpointing(lm)
     return lm
+
+
+def describe_student(lm) -> str:
+    """One line for the run log: how many weights train, and the memory settings in force."""
+    params = list(lm.model.parameters())
+    trainable, total = sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+    what = ["LoRA adapters" if getattr(lm, "adapter", None) is not None else "every weight"]
+    if any(getattr(m, "gradient_checkpointing", False) is True for m in lm.model.modules()):  # HF's layer flag
+        what.append("gradient checkpointing")
+    return f"training {trainable:,} of {total:,} parameters ({', '.join(what)})"
+
+
+def saved_activation_bytes(model, fn):
+    """Run ``fn()`` and count the bytes autograd keeps for the backward pass, other than ``model``'s weights.
+
+    Returns ``(fn's result, bytes)``. A tracked quantity rather than a timing or an RSS reading: it is exact and
+    the same on every machine. Under gradient checkpointing the layers' own hooks replace their saved tensors by
+    recipes to recompute them, so only what stays alive is counted (the layer inputs the recompute starts from
+    are held by the checkpoint itself and not seen here: about layers x tokens x hidden values)."""
+    import torch
+
+    weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    kept: dict[int, int] = {}
+
+    def pack(t):
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in weights:
+            kept[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    return out, sum(kept.values())

@@ -88,8 +88,8 @@ def reference_logprobs(reference, mb: MicroBatch, vocab: int | None = None) -> t
 
     A reference with LoRA adapters is the student itself computed with its adapters switched off
     (``lora.base_weights``): the base weights never change, so they are the starting policy."""
-    from lyceum.train.losses import token_logprobs
     from lyceum.train.lora import base_weights
+    from lyceum.train.losses import token_logprobs
 
     with torch.no_grad(), base_weights(reference):
         hidden = reference.hidden_states(mb.ids.to(reference.device), mb.mask.to(reference.device))
