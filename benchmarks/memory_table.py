@@ -193,11 +193,15 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--rows", default=",".join(ROWS), help=f"comma list of {', '.join(ROWS)}")
     p.add_argument("--shape", default="0.5b", choices=list(SHAPES))
-    p.add_argument("--steps", type=int, default=1, help="optimizer steps per row")
+    # two steps: AdamW allocates its moments in the first optimizer step, so only from the second step on do
+    # weights, moments, gradients and activations coexist (the steady-state peak)
+    p.add_argument("--steps", type=int, default=2, help="optimizer steps per row (2: the steady-state peak)")
     p.add_argument("--prompts", type=int, default=2, help="prompts per step per rank")
     p.add_argument("--n", type=int, default=2, help="rollouts per prompt")
-    p.add_argument("--max-new-tokens", type=int, default=128)
-    p.add_argument("--prompt-tokens", type=int, default=16)
+    # a long prompt and short responses: the same activations per rollout as a long response, for far fewer
+    # decode steps (the backward pass runs through every position either way)
+    p.add_argument("--max-new-tokens", type=int, default=32)
+    p.add_argument("--prompt-tokens", type=int, default=112)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--estimate-tokens", type=int, default=16 * 2048,
                    help="tokens per micro-batch in the worked estimate (16 rollouts x 2048)")

@@ -110,9 +110,11 @@ def test_a_resumed_lora_run_reloads_its_adapters_and_a_full_model_run_refuses_th
         distil(load_local(tmp / "student", device="cpu", dtype="fp32"), tiny(1), cfg(lora_r=0), tmp / "run")
 
 
-def test_lora_targets_that_match_nothing_are_one_clear_error(tmp_path):
+def test_lora_targets_that_match_nothing_or_the_lm_head_are_one_clear_error(tmp_path):
     with pytest.raises(UserError, match="cannot add LoRA adapters"):
         distil(tiny(0), tiny(1), cfg(lora_targets="no_such_proj"), tmp_path / "run")
+    with pytest.raises(UserError, match="LM head is not supported"):
+        distil(tiny(0), tiny(1), cfg(lora_targets="q_proj,lm_head"), tmp_path / "run2")
 
 
 # rewards about half the answers (by the parity of the first character), so every group carries a gradient

@@ -59,6 +59,10 @@ def add_lora(lm, *, r: int, alpha: float, targets: str = "all-linear"):
     except ValueError as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise UserError(f"cannot add LoRA adapters to {targets!r} of this model: {first}") from e
+    if hasattr(wrapped.get_base_model().get_output_embeddings(), "lora_A"):
+        # the losses read the LM head's weight directly (lyceum.train.logits), which would skip its adapter
+        raise UserError("LoRA on the LM head is not supported (the losses read its weight directly); target the "
+                        "decoder's linear layers, e.g. all-linear or q_proj,v_proj")
     # the merge step finds the base model through this path: keep it absolute
     name = str(getattr(lm.model, "name_or_path", "") or "")
     if name and Path(name).is_dir():
