@@ -189,7 +189,8 @@ class LocalLM:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         quiet_transformers()
-        (self.adapter or self.model).save_pretrained(path)  # with LoRA: adapter_config.json + adapter weights
+        # with LoRA adapters: adapter_config.json + adapter weights only
+        (self.adapter if self.adapter is not None else self.model).save_pretrained(path)
         if self.tokenizer is not None:
             self.tokenizer.save_pretrained(path)
         return path
