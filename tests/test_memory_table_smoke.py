@@ -10,7 +10,7 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "memory_table.py"
 
 def test_memory_table_runs_its_rows_and_writes_the_estimate(tmp_path):
     proc = subprocess.run([sys.executable, str(BENCH), "--shape", "tiny", "--rows", "plain,lora+gc,fsdp",
-                           "--max-new-tokens", "4", "--out", str(tmp_path / "mt")],
+                           "--max-new-tokens", "4", "--steps", "1", "--out", str(tmp_path / "mt")],
                           capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     record = json.loads((tmp_path / "mt.json").read_text())
