@@ -31,7 +31,8 @@ EXTRA_VERBS = {"distill": ["lyceum.lab.commands:register_demo"]}
 EXTRAS = {"torch": "train", "transformers": "train", "accelerate": "train", "safetensors": "train",
           "sympy": "olympiad", "math_verify": "olympiad", "pint": "olympiad", "pylatexenc": "olympiad",
           "pandas": "research", "duckdb": "research", "openpyxl": "research", "pyarrow": "research",
-          "pypdf": "research", "markdown": "research", "wn": "research"}
+          "pypdf": "research", "markdown": "research", "wn": "research", "peft": "train",
+          "tensorboard": "trackers", "wandb": "trackers"}
 SYSTEM_EXTRAS = {"distill": "train", "rl": "train", "lab": "train", "olympiad": "olympiad", "research": "research"}
 
 

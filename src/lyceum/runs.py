@@ -12,7 +12,7 @@ import os
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
@@ -89,6 +89,8 @@ class RunDir:
     path: Path
     inherited_rows: int = 0  # metrics rows earlier processes left in metrics.jsonl when this one opened it
     rerun: bool = False  # the folder already held a run's metrics or log when it was opened
+    # experiment trackers that mirror every metrics row (lyceum.train.trackers); metrics.jsonl stays the record
+    mirrors: list[Any] = field(default_factory=list, repr=False)
 
     @classmethod
     def create(cls, root: str | Path, name: str, config: Any = None, *, resume: bool = True) -> RunDir:
@@ -132,6 +134,8 @@ class RunDir:
     def log_metrics(self, record: dict[str, Any]) -> None:
         record = {"time": round(time.time(), 3), **jsonable(record)}
         append_private(self.path / "metrics.jsonl", json.dumps(record) + "\n")
+        for mirror in self.mirrors:
+            mirror.log(record)
 
     def read_metrics(self) -> list[dict[str, Any]]:
         return read_jsonl(self.path / "metrics.jsonl") if (self.path / "metrics.jsonl").exists() else []

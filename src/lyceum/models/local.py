@@ -137,6 +137,8 @@ class LocalLM:
     model: Any
     tokenizer: Any = None
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    # peft's wrapper when the model carries LoRA adapters (lyceum.train.lora): save() then writes them alone
+    adapter: Any = None
 
     # ---- ids
 
@@ -187,7 +189,8 @@ class LocalLM:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         quiet_transformers()
-        self.model.save_pretrained(path)
+        # with LoRA adapters: adapter_config.json + adapter weights only
+        (self.adapter if self.adapter is not None else self.model).save_pretrained(path)
         if self.tokenizer is not None:
             self.tokenizer.save_pretrained(path)
         return path

@@ -1,6 +1,7 @@
 """Checkpoints: everything needed to continue a run exactly where it stopped.
 
     <run>/checkpoint/model/           the student (save_pretrained + tokenizer): loadable with load_local
+    <run>/checkpoint/adapter/         instead of model/ in a LoRA run: the adapters alone (``lyceum distill merge``)
     <run>/checkpoint/trainer.pt       step, optimizer, LR schedule, RNG states, prompt-schedule state, extras
 
 Saving is crash-safe. The new checkpoint is written to ``checkpoint.tmp`` (``trainer.pt`` last, through a
@@ -26,10 +27,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from lyceum.errors import UserError
 from lyceum.models.local import LocalLM
 
 STATE_FILE = "trainer.pt"
 SHARDS = "dcp"  # the torch.distributed.checkpoint folder of a sharded run
+ADAPTER_DIR = "adapter"  # a LoRA run's checkpoint holds its adapters here instead of a model/ folder
 
 
 def rng_state() -> dict[str, Any]:
@@ -120,7 +123,7 @@ def save_checkpoint(path: str | Path, *, student: LocalLM, optimizer, scheduler,
     tmp, old = _siblings(path)
     recover_checkpoint(path)
     _remove(tmp)
-    student.save(tmp / "model")
+    student.save(tmp / (ADAPTER_DIR if student.adapter is not None else "model"))  # LoRA: the adapters alone
     part = tmp / (STATE_FILE + ".part")
     torch.save({"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "rng": rng_state(), "extra": extra}, part)
@@ -182,8 +185,17 @@ def load_checkpoint(path: str | Path, *, student: LocalLM, optimizer, scheduler,
     recover_checkpoint(path)
     if sharded is not None or (path / SHARDS).is_dir():
         return _load_sharded(path, student=student, optimizer=optimizer, scheduler=scheduler, sharded=sharded)
-    saved = AutoModelForCausalLM.from_pretrained(path / "model", local_files_only=True)
-    student.model.load_state_dict(saved.state_dict())
+    has_adapter = (path / ADAPTER_DIR).is_dir()
+    if has_adapter != (student.adapter is not None):
+        held, need = ("LoRA adapters", "the run's lora_r") if has_adapter else ("a full model", "lora_r 0")
+        raise UserError(f"the checkpoint in {path} holds {held}; resume with {need}, or start over with --restart")
+    if has_adapter:
+        from lyceum.train.lora import load_adapter_weights
+
+        load_adapter_weights(student, path / ADAPTER_DIR)
+    else:
+        saved = AutoModelForCausalLM.from_pretrained(path / "model", local_files_only=True)
+        student.model.load_state_dict(saved.state_dict())
     state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=False)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])

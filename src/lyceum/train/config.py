@@ -72,6 +72,12 @@ class OPDConfig:
     served_mis: bool = True
     # --- scale
     fsdp: bool = False
+    # --- memory and experiment tracking (lyceum.train.memory, lyceum.train.trackers)
+    gradient_checkpointing: bool = False
+    lora_r: int = 0
+    lora_alpha: float = 16.0
+    lora_targets: str = "all-linear"
+    report_to: str = "none"
 
     def __post_init__(self) -> None:
         positive = ("steps", "prompts_per_step", "n", "max_new_tokens", "micro_batch_size", "k", "diagnostics_k",
@@ -110,6 +116,20 @@ class OPDConfig:
             raise UserError(f"sync_every {self.sync_every} lets the sampler's weights fall {lag} steps behind, "
                             f"more than max_staleness {self.max_staleness}: raise --max-staleness to {lag} or "
                             f"lower --sync-every")
+        if self.lora_r < 0 or self.lora_alpha <= 0:
+            raise UserError(f"lora_r must be 0 (off) or more and lora_alpha positive, got {self.lora_r} and "
+                            f"{self.lora_alpha}")
+        if self.lora_r and not self.lora_targets.strip():
+            raise UserError("lora_targets is empty; name the modules to adapt (e.g. q_proj,v_proj) or all-linear")
+        if self.lora_r and self.fsdp:
+            raise UserError("LoRA with --fsdp is not supported yet: train the adapters without --fsdp (they are "
+                            "small), or shard a full-weight run")
+        if self.lora_r and self.rollout_url:
+            raise UserError("LoRA students with --rollout-url are not supported yet (the server would need the "
+                            "adapter route): sample in-process, or train all weights")
+        from lyceum.train.trackers import parse_report_to
+
+        parse_report_to(self.report_to)
 
     @property
     def mis(self) -> tuple[float, float] | None:
@@ -158,6 +178,14 @@ HELP = {
     "served_mis": "turn masked importance sampling on by default for served rollouts",
     "fsdp": "shard the student, its gradients and optimizer state across the processes of a torchrun / "
             "accelerate launch (FSDP2; checkpoints resume at any number of processes)",
+    "gradient_checkpointing": "recompute each decoder layer in the backward pass (the model's own gradient "
+                              "checkpointing): less activation memory, about a third more compute",
+    "lora_r": "LoRA rank (0: off, train every weight); with LoRA only the adapters train and are saved",
+    "lora_alpha": "LoRA scaling numerator (the update is alpha / r times B A)",
+    "lora_targets": "modules that get adapters: all-linear (every linear layer but the LM head) or names, "
+                    "e.g. q_proj,k_proj,v_proj,o_proj",
+    "report_to": "mirror the metrics to none, tensorboard, wandb or both (tensorboard,wandb); metrics.jsonl is "
+                 "always written",
 }
 
 

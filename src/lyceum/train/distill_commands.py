@@ -52,6 +52,15 @@ def register(verbs) -> None:
     add_teacher_flags(p)
     p.set_defaults(func=cmd_probe)
 
+    p = verbs.add_parser("merge", help="fold a LoRA run's adapters into its base model (a plain HF folder)",
+                         description="Merge the LoRA adapters a run trained (--lora-r) into the base model they were "
+                                     "trained on and save a plain Hugging Face model folder, loadable without "
+                                     "peft. Works for `distill train` and `rl train` runs alike.")
+    p.add_argument("--adapter", required=True, help="a LoRA run folder, or its checkpoint/adapter folder")
+    p.add_argument("--out", required=True, help="folder for the merged model")
+    p.add_argument("--base", help="base model folder (default: the one recorded in adapter_config.json)")
+    p.set_defaults(func=cmd_merge)
+
     from lyceum.train.recipe_commands import register_recipes  # cold-start, select-prompts (issue 6)
 
     register_recipes(verbs)
@@ -71,7 +80,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     plots = plot_run(result.run)
     write_report(result.run, result, title=f"On-policy distillation: {Path(args.out).name}", plots=plots)
     print(markdown_table(["", "before / initial", "after / final"], summary_rows(result)))
-    print(f"\nrun folder: {result.run.path}  (distilled student: {result.run.path / 'checkpoint' / 'model'})")
+    print(f"\nrun folder: {result.run.path}  ({trained_output(result.run.path, 'distilled student')})")
+    return 0
+
+
+def trained_output(run_path: Path, what: str) -> str:
+    """Where a run's trained weights are: the model folder, or with LoRA the adapters and how to merge them."""
+    adapter = run_path / "checkpoint" / "adapter"
+    if adapter.is_dir():
+        return f"LoRA adapters: {adapter}; merge: lyceum distill merge --adapter {run_path} --out MODEL_DIR"
+    return f"{what}: {run_path / 'checkpoint' / 'model'}"
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from lyceum.train.lora import merge_adapter
+
+    out = merge_adapter(args.adapter, args.out, base=args.base)
+    print(f"merged model: {out}")
     return 0
 
 

@@ -46,6 +46,7 @@ from lyceum.train.devices import (  # noqa: F401 (re-exported: callers import th
 )
 from lyceum.train.evaluation import Evaluations
 from lyceum.train.feedback import Feedback, head_source, verifier_rewards
+from lyceum.train.memory import describe_student, prepare_student
 from lyceum.train.objectives import Objective, opd_objective, policy_objective  # noqa: F401 (re-exported)
 from lyceum.train.rollout import (  # noqa: F401
     Rollouts,
@@ -59,6 +60,7 @@ from lyceum.train.rollout import (  # noqa: F401
 from lyceum.train.scan import token_scan
 from lyceum.train.schedules import PromptSchedule
 from lyceum.train.step_stats import StepPart, gather, global_units, merge, units
+from lyceum.train.trackers import close_trackers, open_trackers
 
 # diagnostics averaged over this many steps at the start and the end of a run for the summary
 SUMMARY_WINDOW = 5
@@ -128,6 +130,7 @@ def train(student: LocalLM, feedback: Feedback, schedule: PromptSchedule, cfg: O
     dist = dist or Dist()
     autocast = autocast or nullcontext
     vocab = vocab or student.vocab_size
+    prepare_student(student, cfg)  # gradient checkpointing, LoRA adapters (lyceum.train.memory), before sharding
     sharded = None
     if getattr(cfg, "fsdp", False):  # shard before the optimizer exists, so its state is sharded too
         from lyceum.train.fsdp import shard
@@ -148,6 +151,8 @@ def train(student: LocalLM, feedback: Feedback, schedule: PromptSchedule, cfg: O
         sampler.push_weights(plain.model)
     if dist.main:  # metrics keep only the steps up to `start`; says "resuming at step N" or "starting over"
         run.continue_from(start or None, checkpoint=run.path / "checkpoint")
+        open_trackers(cfg.report_to, run, config=vars(cfg), start_step=start)  # mirrors of metrics.jsonl
+        run.log(describe_student(student))
     if start == 0 and not evals.evals:
         evals.run(0, run)
     if hasattr(sampler, "begin"):  # a served sampler: the server starts from the trainer's weights
@@ -236,6 +241,7 @@ def train(student: LocalLM, feedback: Feedback, schedule: PromptSchedule, cfg: O
                                 step=done, extra=extra)
 
     model.eval()
+    close_trackers(run)
     barrier(dist)
     if sharded:  # the caller's student ends as the whole trained model, as without --fsdp
         student.model = plain.model

@@ -98,10 +98,7 @@ def policy_objective(loss: str = "grpo", *, clip_low: float | None = None, clip_
             weights = mis_weights(logp.detach(), mb.old_logprobs, mb.response_mask, low=mis[0], high=mis[1])
         ref_logp = None
         if reference is not None and kl_coef:
-            with torch.no_grad():
-                hidden = reference.hidden_states(mb.ids.to(reference.device), mb.mask.to(reference.device))
-                src = head_source(reference, hidden[:, mb.start - 1: -1], vocab or reference.vocab_size)
-                ref_logp = token_logprobs(src, mb.tokens.to(reference.device)).to(logp.device)
+            ref_logp = reference_logprobs(reference, mb, vocab).to(logp.device)
         value, stats = policy_loss(loss, logp, behaviour, signal.advantages, mb.response_mask, clip_low=clip_low,
                                    clip_high=clip_high, ref_logp=ref_logp, kl_coef=kl_coef, weights=weights)
         if weights is not None:
@@ -110,6 +107,20 @@ def policy_objective(loss: str = "grpo", *, clip_low: float | None = None, clip_
 
     objective.unit = "sequence" if loss == "gspo" else "token"
     return objective
+
+
+def reference_logprobs(reference, mb: MicroBatch, vocab: int | None = None) -> torch.Tensor:
+    """Log-probs of ``mb``'s response tokens under the frozen reference (its first ``vocab`` logits), no gradient.
+
+    A reference with LoRA adapters is the student itself computed with its adapters switched off
+    (``lora.base_weights``): the base weights never change, so they are the starting policy."""
+    from lyceum.train.lora import base_weights
+    from lyceum.train.losses import token_logprobs
+
+    with torch.no_grad(), base_weights(reference):
+        hidden = reference.hidden_states(mb.ids.to(reference.device), mb.mask.to(reference.device))
+        src = head_source(reference, hidden[:, mb.start - 1: -1], vocab or reference.vocab_size)
+        return token_logprobs(src, mb.tokens.to(reference.device))
 
 
 def mixed_objective(policy: Objective, opd: Objective, teacher_coef: float) -> Objective:

@@ -12,7 +12,8 @@ What happens, top to bottom:
    next bucket when the training reward crosses the stage threshold, with the stage's group size and length;
 4. per-stage summaries (reward, zero-variance group share, response length) go to ``curriculum.json``.
 
-Optional: a KL term to a frozen copy of the starting student (``kl_coef``), sequence-level masked importance
+Optional: a KL term to a frozen copy of the starting student (``kl_coef``; with LoRA the base weights with
+adapters off, no copy), sequence-level masked importance
 sampling against the sampler's log-probs (``mis_low``/``mis_high``, for rollouts from another engine), and
 mixed feedback (``teacher`` + ``teacher_coef``): the OPD loss of the teacher added to the policy loss.
 """
@@ -95,9 +96,12 @@ def rl_train(student: str | Path | Any, prompts: str | Path | list[dict], out: s
         t = teacher if isinstance(teacher, LocalLM) else load_local(
             teacher, device=device, dtype="bf16" if uses_bf16(cfg, device) else "fp32")
         vocab = check_pair(s, t)
-    # the reference for the KL term is the starting student, frozen: load it before any update
+    # the reference for the KL term is the starting student, frozen: load it before any update. With LoRA it
+    # is the student itself with its adapters switched off (objectives.reference_logprobs), not a second copy
     reference = None
-    if cfg.kl_coef:
+    if cfg.kl_coef and cfg.lora_r:
+        reference = s
+    elif cfg.kl_coef:
         import copy
 
         reference = copy.deepcopy(s)

@@ -60,5 +60,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if rows:
         print()
         print(markdown_table(["", "before", "after"], rows))
-    print(f"\nrun folder: {result.run.path}  (trained model: {result.run.path / 'checkpoint' / 'model'})")
+    from lyceum.train.distill_commands import trained_output
+
+    print(f"\nrun folder: {result.run.path}  ({trained_output(result.run.path, 'trained model')})")
     return 0
