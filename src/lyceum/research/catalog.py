@@ -24,11 +24,12 @@ from typing import Any
 from lyceum.errors import UserError
 from lyceum.research.bm25 import BM25, STOPWORDS, tokenize
 from lyceum.research.concepts import available as concepts_available
-from lyceum.research.concepts import query_concepts
+from lyceum.research.concepts import broader_text, query_concepts
 from lyceum.research.ingest import TABLE_SUFFIXES, PackageMeta, ResourceMeta, package_metadata, read_table
 from lyceum.research.selection import GRANULARITY_WORDS, select_tables
 
 CATALOG_VERSION = 5
+BROADER_WEIGHT = 0.5  # a question word found among the broader words of a table's text, relative to its own words
 _SKIP_NAMES = {"datapackage.json", "package.json", "readme.md", "readme.txt", "readme", "license", "license.md",
                "provenance", "changelog.md"}
 
@@ -414,6 +415,7 @@ class Catalog:
         self.reports = reports
         self.by_id = {p.id: p for p in profiles}
         self._index = BM25([tokenize(p.search_text) for p in profiles])
+        self._broader: BM25 | None = None
         self._con = None
         self.meta: dict[str, Any] = {}
         self._vectors: list[list[float]] | None = None
@@ -568,14 +570,19 @@ class Catalog:
         """Tables ranked by BM25 over their descriptions, plus a bonus for entities the query names.
 
         With ``expand`` (the default) the query also counts, at lower weights, the words WordNet relates to its
-        own (see ``concepts.py``), so a question can find a table that describes itself in other words.
+        own (see ``concepts.py``), so a question can find a table that describes itself in other words; and a
+        question word counts, at ``BROADER_WEIGHT``, where a table's words are kinds of it (a question about
+        rodents finds a table about rats, one about conifers a table about spruce trees).
 
         With ``embed`` (texts -> vectors, see ``embeddings.py``) the BM25 score is blended with the cosine
         similarity between the query and each table's title and description.
         """
         terms = tokenize(query)
         if expand and concepts_available():
-            scores = self._index.concept_scores(query_concepts(query))
+            if self._broader is None:
+                self._broader = BM25([broader_text(p.search_text) for p in self.profiles])
+            concepts = query_concepts(query)
+            scores = self._index.concept_scores(concepts, broader=self._broader, broader_weight=BROADER_WEIGHT)
         else:
             scores = self._index.scores(terms)
         if embed is not None:

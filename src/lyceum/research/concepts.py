@@ -98,7 +98,8 @@ class WordNet:
             return word
         if word in self._exceptions[pos]:
             return self._exceptions[pos][word]
-        rules = {"n": [("ses", "s"), ("xes", "x"), ("ches", "ch"), ("shes", "sh"), ("ies", "y"), ("s", "")],
+        rules = {"n": [("ses", "s"), ("xes", "x"), ("ches", "ch"), ("shes", "sh"), ("ies", "y"), ("men", "man"),
+                       ("s", "")],
                  "v": [("ies", "y"), ("es", "e"), ("es", ""), ("ed", "e"), ("ed", ""), ("ing", "e"), ("ing", ""),
                        ("s", "")],
                  "a": [("er", ""), ("est", ""), ("er", "e"), ("est", "e")], "r": []}[pos]
@@ -320,3 +321,62 @@ def pertainyms(word: str) -> frozenset[str]:
             if sym == "\\":
                 out |= {w.lower().replace("_", " ") for w in wn.synset(t, tp)[0]}
     return frozenset(out)
+
+
+BROADER_SHARE = 0.25  # a document word's senses at least this common lend it their broader words
+
+
+@functools.lru_cache(maxsize=65536)
+def broader_words(word: str) -> tuple[str, ...]:
+    """What a document word is a kind of, and what else it is called: the synonyms and the hypernyms (two
+    levels up) of its common senses ("rats" -> "rat", "rodent", "gnawer", "placental"; "spruce" -> "conifer").
+
+    The index side of concept expansion: a question asks about "rodents" or "conifers", the table's documentation
+    says "rats" or "Sitka spruce". Only senses that are common for the word count, so a table about rats does not
+    also become a table about strikebreakers.
+    """
+    wn = wordnet()
+    if wn is None or word in STOPWORDS or len(word) < 3 or word.isdigit():
+        return ()
+    senses = []
+    for pos in ("n", "v", "a"):
+        lemma = wn.lemma(word, pos)
+        if lemma is not None:
+            senses += [(lemma, pos, offset, wn.tag_count(lemma, pos, offset)) for offset in wn.synsets(lemma, pos)]
+    total = sum(c + 0.5 for *_, c in senses)
+    out: set[str] = set()
+    untagged = all(c == 0 for *_, c in senses)
+    for lemma, pos, offset, count in senses:
+        # A word the tagged corpus never saw ("spruce": the tree, its wood) keeps its noun senses: which one a
+        # table means is unknown, and a document word's broader words only add to its table's text.
+        if not ((count + 0.5) / total >= BROADER_SHARE or (untagged and pos == "n")):
+            continue
+        out.add(lemma)
+        words, pointers = wn.synset(offset, pos)
+        out.update(words)
+        for symbol, target, tpos in pointers:
+            if symbol in ("@", "@i"):
+                up_words, up_pointers = wn.synset(target, tpos)
+                out.update(up_words)
+                for s2, t2, p2 in up_pointers:
+                    if s2 in ("@", "@i"):
+                        out.update(wn.synset(t2, p2)[0])
+    return tuple(sorted({w.lower().replace("_", " ").replace("-", " ") for w in out} - {word}))
+
+
+def broader_text(text: str) -> list[str]:
+    """The search terms of everything ``text``'s words are a kind of (see ``broader_words``), each once."""
+    from lyceum.research.bm25 import tokenize
+
+    own = set(tokenize(text))
+    terms: set[str] = set()
+    for word in set(tokenize(text, stemmed=False)):
+        terms |= _broader_stems(word)
+    return sorted(terms - own)
+
+
+@functools.lru_cache(maxsize=65536)
+def _broader_stems(word: str) -> frozenset[str]:
+    from lyceum.research.bm25 import tokenize
+
+    return frozenset(t for phrase in broader_words(word) for t in tokenize(phrase) if t not in _GENERIC_STEMS)
