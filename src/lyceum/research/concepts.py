@@ -28,6 +28,7 @@ from lyceum.research.bm25 import STOPWORDS, stem
 SYNONYM_WEIGHT = 0.5
 RELATED_WEIGHT = 0.3  # hypernyms, derivations, similar adjectives
 HYPONYM_WEIGHT = 0.25
+DECADE_WEIGHT = 0.8  # a year inside a decade or century the question names
 MIN_SENSE_SHARE = 0.1  # senses rarer than this (by tagged-corpus frequency) are not expanded
 MAX_HYPONYMS = 25  # a synset with more direct hyponyms is too general to expand downwards
 
@@ -203,6 +204,24 @@ def expand_word(word: str) -> tuple[tuple[str, float], ...]:
     return tuple(sorted(out.items()))
 
 
+@functools.lru_cache(maxsize=4096)
+def name_forms(lemma: str) -> tuple[str, ...]:
+    """How the lexicon writes a two-word term where it is a name ("US_House", "French_capital"); empty when it
+    is written in lower case in any sense."""
+    wn = wordnet()
+    key = wn.lemma(lemma, "n") if wn is not None else None
+    if key is None:
+        return ()
+    forms = [w for offset in wn.synsets(key, "n") for w in wn.synset(offset, "n")[0] if w.lower() == key]
+    return tuple(forms) if forms and all(w != w.lower() for w in forms) else ()
+
+
+def _cased_like(written: str, forms: tuple[str, ...]) -> bool:
+    """Whether the question writes a name's words capitalised where the name does ("US house": no)."""
+    words = re.split(r"[\s_-]+", written)
+    return any(all(not f[:1].isupper() or w[:1].isupper() for w, f in zip(words, form.split("_"))) for form in forms)
+
+
 def query_concepts(text: str) -> list[dict[str, float]]:
     """The question as concepts: each of its search terms with the terms WordNet relates to it, weighted.
 
@@ -213,12 +232,17 @@ def query_concepts(text: str) -> list[dict[str, float]]:
     from lyceum.research.bm25 import tokenize
 
     words = tokenize(text, keep_stopwords=True, stemmed=False)
+    capitalized = {w.lower() for w in re.findall(r"\b[A-Z][a-z]+\b", text)}
+    # A lexicon name ("US House" of Representatives) is meant only when the question capitalises it: "US house
+    # prices" are prices of houses.
+    written = {f"{a.lower()}_{b.lower()}": f"{a} {b}" for a, b in re.findall(r"\b([A-Za-z]+)[\s-]+(?=([A-Za-z]+)\b)", text)}
     # A two-word lexicon term ("greenhouse gas", "ascorbic acid") is one concept, read in its own sense rather
     # than as its two words (a greenhouse gas is no glasshouse).
     units, i = [], 0
     while i < len(words):
         pair = f"{words[i]}_{words[i + 1]}" if i + 1 < len(words) else ""
-        if pair and words[i] not in STOPWORDS and words[i + 1] not in STOPWORDS and expand_word(pair):
+        if pair and words[i] not in STOPWORDS and words[i + 1] not in STOPWORDS and expand_word(pair) and \
+                (not name_forms(pair) or _cased_like(written.get(pair, ""), name_forms(pair))):
             units.append(pair)
             i += 2
         else:
@@ -244,7 +268,22 @@ def query_concepts(text: str) -> list[dict[str, float]]:
             if related:
                 concepts.append(related)
         else:
+            if unit in capitalized:
+                # "Portuguese", "Hawaiian", "American": a people's or place's adjective names the place itself.
+                for name in pertainyms(unit):
+                    terms = tokenize(name)
+                    for t in terms:
+                        related[t] = max(related.get(t, 0.0), 1.0 if len(terms) == 1 else SYNONYM_WEIGHT)
             concepts.append({**related, **{t: 1.0 for t in own}})
+    # A decade or a century ("the 1970s", "the 1800s") is the years in it: a table documenting 1975 matches.
+    for m in re.finditer(r"\b(1[5-9]|20)(\d)(\d)s\b", text):
+        start = int(m.group(0)[:4])
+        span = 100 if start % 100 == 0 and start < 2000 else 10 if start % 10 == 0 else 0  # "2000s": a decade
+        if span:
+            years = {str(y): DECADE_WEIGHT for y in range(start + 1, start + span)}
+            for c in concepts:
+                if c.get(str(start)) == 1.0:
+                    c.update({y: w for y, w in years.items() if y not in c})
     return concepts
 
 
