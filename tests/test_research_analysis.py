@@ -226,3 +226,12 @@ def test_every_period_a_question_names_is_analysed_side_by_side(catalog, tmp_pat
 def test_a_dip_of_a_few_percent_does_not_end_a_fall():
     fall = largest_fall(list(range(6)), [100, 144, 138, 143.7, 60, 80])
     assert (fall["peak"], fall["trough"]) == (144, 60)
+
+
+def test_a_question_ranking_years_is_read_with_its_size_and_direction():
+    from lyceum.research.question import ranked_years
+
+    assert parse_question("Which were the five warmest years on record?").ranked_years == (5, "highest")
+    assert ranked_years("which year was the coldest?") == (1, "lowest")
+    assert ranked_years("the 3 years with the lowest oil prices") == (3, "lowest")
+    assert ranked_years("how did gdp grow since 2000?") is None

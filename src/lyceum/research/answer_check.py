@@ -106,10 +106,11 @@ def _vocabulary(profiles) -> set[str]:
 def covers(word: str, vocabulary: set[str]) -> bool:
     """Whether the tables' vocabulary names ``word``: itself, its dictionary form, a WordNet synonym (a
     several-word synonym when all its words appear) or antonym (a price index "deflated by the CPI" is about
-    inflation), or a word of the same family (a shared stem of six letters or more: "inflation" / "inflated")."""
-    from lyceum.research.concepts import antonyms, synonyms
+    inflation), the quantity an adjective grades ("warmest" is a temperature), or a word of the same family (a
+    shared stem of six letters or more: "inflation" / "inflated")."""
+    from lyceum.research.concepts import antonyms, attributes, synonyms
 
-    for term in {word} | synonyms(word) | antonyms(word):
+    for term in {word} | synonyms(word) | antonyms(word) | attributes(word):
         stems = tokenize(term)
         if stems and all(any(_same_family(t, v) for v in vocabulary) for t in stems):
             return True

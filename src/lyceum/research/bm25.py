@@ -115,10 +115,10 @@ class BM25:
         ``broader`` indexes, per document, the words its own words are a kind of ("rodent" for a text about
         rats); a concept's own word found there counts at ``broader_weight``.
         """
-        own = [[t for t, w in c.items() if w >= 1.0] for c in concepts]
-        weighted = [{t: w * self.idf[t] for t, w in c.items() if t in self.idf and w > 0} for c in concepts]
-        pairs = [(c, [(t, broader_weight * broader.idf[t]) for t in o if t in broader.idf] if broader else [])
-                 for c, o in zip(weighted, own)]
+        own = [{t: w for t, w in c.items() if w >= max(c.values())} for c in concepts if c]
+        weighted = [{t: w * self.idf[t] for t, w in c.items() if t in self.idf and w > 0} for c in concepts if c]
+        pairs = [(c, [(t, broader_weight * w * broader.idf[t]) for t, w in o.items() if t in broader.idf]
+                  if broader else []) for c, o in zip(weighted, own)]
         pairs = [(c, b) for c, b in pairs if c or b]
         out = []
         for i, (counts, length) in enumerate(zip(self.tf, self.lengths)):

@@ -414,7 +414,10 @@ class Catalog:
         self.profiles = profiles
         self.reports = reports
         self.by_id = {p.id: p for p in profiles}
-        self._index = BM25([tokenize(p.search_text) for p in profiles])
+        # A table with a time column answers for the years it covers (see ``covered_years``), not for the years
+        # its description happens to name ("the 1990 Gulf War spike" does not make oil prices a 1990 table).
+        self._index = BM25([[t for t in tokenize(p.search_text) if not (covered_years(p) and _YEAR.fullmatch(t))]
+                            for p in profiles])
         self._broader: BM25 | None = None
         self._con = None
         self.meta: dict[str, Any] = {}
@@ -580,7 +583,7 @@ class Catalog:
         terms = tokenize(query)
         if expand and concepts_available():
             if self._broader is None:
-                self._broader = BM25([broader_text(p.search_text) for p in self.profiles])
+                self._broader = BM25([broader_text(p.search_text) + covered_years(p) for p in self.profiles])
             concepts = query_concepts(query)
             scores = self._index.concept_scores(concepts, broader=self._broader, broader_weight=BROADER_WEIGHT)
         else:
@@ -605,6 +608,19 @@ class Catalog:
     def select(self, question: str, *, max_tables: int = 3, embed=None) -> list[TableProfile]:
         """The tables a rule-based analysis should use; see ``lyceum.research.selection``."""
         return select_tables(self, question, max_tables=max_tables, embed=embed)
+
+
+_YEAR = re.compile(r"(1[5-9]|20)\d\d")
+
+
+def covered_years(p: TableProfile) -> list[str]:
+    """The years a table's time column spans: a question about 1990 is about every table that covers 1990, not
+    only those whose description happens to mention it."""
+    try:
+        start, end = int(str(p.time_start)[:4]), int(str(p.time_end)[:4])
+    except (TypeError, ValueError):
+        return []
+    return [str(y) for y in range(start, end + 1)] if 0 <= end - start <= 500 else []
 
 
 def _profile_from_dict(d: dict[str, Any]) -> TableProfile:

@@ -28,6 +28,7 @@ from lyceum.research.bm25 import STOPWORDS, stem
 SYNONYM_WEIGHT = 0.5
 RELATED_WEIGHT = 0.3  # hypernyms, derivations, similar adjectives
 HYPONYM_WEIGHT = 0.25
+YEAR_WEIGHT = 0.5  # a year the question names: a time it asks about more than a subject
 DECADE_WEIGHT = 0.8  # a year inside a decade or century the question names
 MIN_SENSE_SHARE = 0.1  # senses rarer than this (by tagged-corpus frequency) are not expanded
 MAX_HYPONYMS = 25  # a synset with more direct hyponyms is too general to expand downwards
@@ -275,15 +276,18 @@ def query_concepts(text: str) -> list[dict[str, float]]:
                     for t in terms:
                         related[t] = max(related.get(t, 0.0), 1.0 if len(terms) == 1 else SYNONYM_WEIGHT)
             concepts.append({**related, **{t: 1.0 for t in own}})
+    # A year is a time the question asks about more than a subject: a table that merely mentions it counts less.
+    for c in concepts:
+        years = [t for t, w in c.items() if w == 1.0 and re.fullmatch(r"(1[5-9]|20)\d\d", t)]
+        c.update({t: YEAR_WEIGHT for t in years})
     # A decade or a century ("the 1970s", "the 1800s") is the years in it: a table documenting 1975 matches.
     for m in re.finditer(r"\b(1[5-9]|20)(\d)(\d)s\b", text):
         start = int(m.group(0)[:4])
         span = 100 if start % 100 == 0 and start < 2000 else 10 if start % 10 == 0 else 0  # "2000s": a decade
         if span:
-            years = {str(y): DECADE_WEIGHT for y in range(start + 1, start + span)}
             for c in concepts:
-                if c.get(str(start)) == 1.0:
-                    c.update({y: w for y, w in years.items() if y not in c})
+                if c.get(str(start)) == YEAR_WEIGHT:
+                    c.update({str(y): DECADE_WEIGHT * c[str(start)] for y in range(start + 1, start + span)})
     return concepts
 
 
@@ -419,3 +423,18 @@ def _broader_stems(word: str) -> frozenset[str]:
     from lyceum.research.bm25 import tokenize
 
     return frozenset(t for phrase in broader_words(word) for t in tokenize(phrase) if t not in _GENERIC_STEMS)
+
+
+@functools.lru_cache(maxsize=4096)
+def attributes(word: str) -> frozenset[str]:
+    """The quantities an adjective is a value of: "warmest" -> {"temperature"}, "heavy" -> {"weight", ...}."""
+    wn = wordnet()
+    lemma = wn.lemma(word.lower(), "a") if wn is not None else None
+    if lemma is None:
+        return frozenset()
+    out: set[str] = set()
+    for offset in wn.synsets(lemma, "a")[:3]:
+        for sym, t, tp in wn.synset(offset, "a")[1]:
+            if sym == "=":
+                out |= {w.lower().replace("_", " ") for w in wn.synset(t, tp)[0]}
+    return frozenset(out)
