@@ -187,6 +187,15 @@ def change_finding(panel: Panel, w: Window, scope: Scope, sink: FigureSink) -> F
         per_year = ann.diff().iloc[1:]
         pct = (ann.pct_change(fill_method=None) * 100).iloc[1:]
         what, unit = "yearly change", panel.unit
+    if panel.is_change:
+        # The years the question names, as published ("inflation in 1990 and 2020").
+        named = [y for y in scope.years_named if y in ann.index]
+        for e in ann.columns if named else []:
+            stated = [(y, float(ann.at[y, e])) for y in named if not is_missing(ann.at[y, e])]
+            if stated:
+                sentences.append(f"The {what} of {e} was " + " and ".join(
+                    f"{with_unit(v, panel.unit)} in {y}" for y, v in stated) + ".")
+                numbers.update({f"{e} {what} {y}": v for y, v in stated})
     # Decade averages: the clearest answer to "is it speeding up?" (a short period lists its years instead).
     div, word = scale_for(per_year.abs().max().tolist(), unit)
     if word:
