@@ -335,7 +335,11 @@ def test_a_question_word_finds_tables_whose_own_words_are_kinds_of_it(tmp_path):
     write_described_table(tmp_path / "t", "survival", "Survival of rats", "Share of rats alive after irradiation.")
     write_described_table(tmp_path / "t", "spruce", "Spruce growth", "Sitka spruce grown in chambers.")
     write_described_table(tmp_path / "t", "diamonds", "Diamond weights", "Carats of cut stones.")
+    write_described_table(tmp_path / "t", "makers", "Makers of transportation equipment", "Firms by state.")
+    write_described_table(tmp_path / "t", "trips", "Trips by bus", "Passengers transported by state.")
     catalog = Catalog.build(tmp_path / "t", tmp_path / "c.duckdb")
+    # A word of the same family counts: "transport equipment" is the table of transportation equipment.
+    assert catalog.search("firms making transport equipment", k=1)[0][0].dataset == "makers"
     # No table says "rodent" or "conifer": the lexicon knows a rat is a rodent and a spruce a conifer.
     assert catalog.search("How many laboratory rodents survive?", k=1)[0][0].dataset == "survival"
     assert catalog.search("growth of conifers", k=1)[0][0].dataset == "spruce"

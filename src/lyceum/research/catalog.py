@@ -29,6 +29,7 @@ from lyceum.research.ingest import TABLE_SUFFIXES, PackageMeta, ResourceMeta, pa
 from lyceum.research.selection import GRANULARITY_WORDS, select_tables
 
 CATALOG_VERSION = 5
+FAMILY_WEIGHT = 0.7  # an indexed word of the same family as a question word ("transportation" for "transport")
 BROADER_WEIGHT = 0.5  # a question word found among the broader words of a table's text, relative to its own words
 _SKIP_NAMES = {"datapackage.json", "package.json", "readme.md", "readme.txt", "readme", "license", "license.md",
                "provenance", "changelog.md"}
@@ -584,7 +585,7 @@ class Catalog:
         if expand and concepts_available():
             if self._broader is None:
                 self._broader = BM25([broader_text(p.search_text) + covered_years(p) for p in self.profiles])
-            concepts = query_concepts(query)
+            concepts = [self._with_word_family(c) for c in query_concepts(query)]
             scores = self._index.concept_scores(concepts, broader=self._broader, broader_weight=BROADER_WEIGHT)
         else:
             scores = self._index.scores(terms)
@@ -604,6 +605,22 @@ class Catalog:
                 ranked.append((p, s + bonus))
         ranked.sort(key=lambda x: -x[1])
         return ranked[:k]
+
+    def _with_word_family(self, concept: dict[str, float]) -> dict[str, float]:
+        """A concept plus the indexed words of the same family as its own word, sharing its first six letters
+        or more ("transport" / "transportation", "immigrant" / "immigration"), at FAMILY_WEIGHT."""
+        if not hasattr(self, "_by_prefix"):
+            self._by_prefix: dict[str, list[str]] = {}
+            for term in self._index.idf:
+                if len(term) >= 6 and term.isalpha():
+                    self._by_prefix.setdefault(term[:6], []).append(term)
+        out = dict(concept)
+        for own in [t for t, w in concept.items() if w >= 1.0 and len(t) >= 6 and t.isalpha()]:
+            for term in self._by_prefix.get(own[:6], []):
+                shared = len(os.path.commonprefix([own, term]))
+                if term != own and shared >= max(6, min(len(own), len(term)) - 3):
+                    out[term] = max(out.get(term, 0.0), FAMILY_WEIGHT)
+        return out
 
     def select(self, question: str, *, max_tables: int = 3, embed=None) -> list[TableProfile]:
         """The tables a rule-based analysis should use; see ``lyceum.research.selection``."""
