@@ -235,3 +235,9 @@ def test_a_question_ranking_years_is_read_with_its_size_and_direction():
     assert ranked_years("which year was the coldest?") == (1, "lowest")
     assert ranked_years("the 3 years with the lowest oil prices") == (3, "lowest")
     assert ranked_years("how did gdp grow since 2000?") is None
+
+
+def test_a_year_naming_a_crash_is_a_period_of_its_own():
+    s = parse_question("How far did Brent fall in the 2008 crash and in the 2014-2016 collapse?")
+    assert s.periods == [(2014, 2016), (2008, 2009)] and "peaks" in s.intents
+    assert parse_question("Compare the 2014-16 and 2008-09 oil crashes").periods == [(2014, 2016), (2008, 2009)]

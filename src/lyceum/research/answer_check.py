@@ -24,7 +24,7 @@ from lyceum.research.question import INTENT_WORDS
 _NOT_SUBJECTS = re.compile(
     r"^(how|what|which|when|where|why|who|whose|did|does|do|has|have|had|is|are|was|were|been|the|since|from|to|"
     r"until|over|last|past|recent|recently|previous|years?|decades?|months?|weeks?|days?|quarters?|period|periods|"
-    r"time|times|today|now|current|currently|ago|early|late|mid|first|second|third|major|main|big|overall|"
+    r"time|times|today|now|current|currently|ago|early|late|mid|first|second|third|major|main|big|overall|far|"
     r"evolve[ds]?|evolving|compare[ds]?|comparing|during|between|across|within|each|every|per|versus|vs|"
     r"one|two|three|four|five|six|seven|eight|nine|ten|twenty|fifty|hundred|much|many|terms?|data|value|values|"
     r"level|levels|number|numbers|amount|happen(ed|s)?|look|looked|show|shows|explain|describe|there|term|"

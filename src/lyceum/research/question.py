@@ -12,7 +12,8 @@ _YEAR = r"(1[5-9]\d\d|20\d\d)"
 INTENT_WORDS = {
     "growth": r"grow|growth|rising|rise|rose|increase|fast|rate|expand|evolv|change|trend|moved|move",
     "accelerate": r"accelerat|speed(ing)? up|faster|slow(ing)? down|decelerat",
-    "peaks": r"peak|shock|spike|crash|collapse|high|low|record|extreme|volatil|boom|bust|rally|plunge|surge",
+    "peaks": r"peak|shock|spike|crash|collapse|high|low|record|extreme|volatil|boom|bust|rally|plunge|surge|fall|fell|"
+             r"drop|declin|trough",
     "compare": r"compar|relative|versus|\bvs\.?\b|against|gap|differ|catch(ing)? up|overtake",
     "share": r"share|dominat|proportion|concentrat|portion",
     "rank": r"largest|biggest|top|rank|most|leading|smallest|which",
@@ -70,6 +71,13 @@ def parse_question(question: str) -> Scope:
     for a, b in re.findall(rf"between\s+{_YEAR}\s+and\s+{_YEAR}", q):
         if (int(a), int(b)) not in scope.periods:
             scope.periods.append((int(a), int(b)))
+    # "The 2008 crash" is an episode too: a year naming a shock spans into the next (a crash's trough often
+    # falls in the following year), unless a named span already covers it.
+    for y in re.findall(rf"(?<![\d-]){_YEAR}\s+(?:oil\s+|price\s+|financial\s+|market\s+)?(?:crash|collapse|crisis|"
+                        rf"shock|spike|slump|recession|bust|plunge|rout)", q):
+        y = int(y)
+        if not any(a <= y <= b for a, b in scope.periods):
+            scope.periods.append((y, y + 1))
     # Every year the question names is shown ("in 2010 and 2020", "the 2008 and 2014 crashes"), and the period
     # stretches to cover them all.
     scope.years_named = sorted({int(y) for y in re.findall(rf"(?<!\d){_YEAR}(?!\d)", q)}
