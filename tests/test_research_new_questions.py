@@ -116,6 +116,38 @@ def more_facts(tables):
     ]
 
 
+def unseen_facts(tables):
+    """Five questions written after the last analyst change and first run as they are here (13/13 then): the
+    closest this file has to questions nobody tuned the analyst for."""
+    t = tables
+    gdp = pd.read_csv(t / "gdp/data/gdp.csv")
+    pop = pd.read_csv(t / "population/data/population.csv")
+    both = gdp.merge(pop, on=["Country Name", "Year"], suffixes=("_gdp", "_pop"))
+    per_person = both.assign(v=both["Value_gdp"] / both["Value_pop"]).set_index(["Country Name", "Year"])["v"]
+    people = pop.set_index(["Country Name", "Year"])["Value"]
+    gold = annual_mean(t / "gold-prices/data/monthly.csv", "Date", "Price")
+    fx = pd.read_csv(t / "exchange-rates/data/annual.csv")
+    yen_per_usd = fx[fx["Country"] == "Japan"].assign(y=lambda d: pd.to_datetime(d["Date"]).dt.year) \
+        .set_index("y")["Exchange rate"]
+    temp = pd.read_csv(t / "global-temp/data/annual.csv")
+    cold = temp[(temp["Source"] == "gcag") & (temp["Year"] >= 1950)].nsmallest(3, "Mean")
+    other = temp[temp["Source"] != "gcag"].set_index("Year")["Mean"]
+    wti = annual_mean(t / "oil-prices/data/wti-daily.csv", "Date", "Price")
+    brent = annual_mean(t / "oil-prices/data/brent-daily.csv", "Date", "Price")
+    return [
+        ("How did Canada's GDP per capita change between 2005 and 2015?",
+         [("Canada", y, per_person["Canada", y]) for y in (2005, 2015)]),
+        ("What was the average price of gold in Japanese yen in 2000 and 2020?",
+         [("Gold", y, gold[y] * yen_per_usd[y]) for y in (2000, 2020)]),
+        ("Which were the three coldest years since 1950 in the global temperature record?",
+         [("", int(r.Year), (r.Mean, other.get(int(r.Year)))) for r in cold.itertuples()]),
+        ("How did India's population compare with China's in 1980 and 2020?",
+         [(c, y, people[c, y]) for c in ("India", "China") for y in (1980, 2020)]),
+        ("What were the average WTI and Brent prices in 2015, and how large was the gap between them?",
+         [("WTI", 2015, wti[2015]), ("Brent", 2015, brent[2015])]),
+    ]
+
+
 def contexts(body: str):
     """Each sentence, and each table row with its table's header: the context a stated number belongs to."""
     header = None
@@ -159,7 +191,7 @@ def test_verified_recall_on_new_questions_is_at_least_80_percent(tables_dir, tmp
     from lyceum.research.pipeline import ResearchConfig, run_research
 
     catalog = Catalog.open_or_build(tables_dir, tmp_path_factory.getbasetemp() / "research-catalog.duckdb")
-    questions = facts(tables_dir) + more_facts(tables_dir)
+    questions = facts(tables_dir) + more_facts(tables_dir) + unseen_facts(tables_dir)
     reports = []
     for i, (question, _) in enumerate(questions):
         run = run_research(ResearchConfig(question=question), tmp_path / f"q{i}", catalog=catalog)
