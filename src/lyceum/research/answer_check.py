@@ -24,7 +24,7 @@ from lyceum.research.question import INTENT_WORDS
 _NOT_SUBJECTS = re.compile(
     r"^(how|what|which|when|where|why|who|whose|did|does|do|has|have|had|is|are|was|were|been|the|since|from|to|"
     r"until|over|last|past|recent|recently|previous|years?|decades?|months?|weeks?|days?|quarters?|period|periods|"
-    r"time|times|today|now|current|currently|ago|early|late|mid|first|second|third|major|main|big|overall|"
+    r"time|times|today|now|current|currently|ago|early|late|mid|first|second|third|major|main|big|overall|far|"
     r"evolve[ds]?|evolving|compare[ds]?|comparing|during|between|across|within|each|every|per|versus|vs|"
     r"one|two|three|four|five|six|seven|eight|nine|ten|twenty|fifty|hundred|much|many|terms?|data|value|values|"
     r"level|levels|number|numbers|amount|happen(ed|s)?|look|looked|show|shows|explain|describe|there|term|"
@@ -106,10 +106,11 @@ def _vocabulary(profiles) -> set[str]:
 def covers(word: str, vocabulary: set[str]) -> bool:
     """Whether the tables' vocabulary names ``word``: itself, its dictionary form, a WordNet synonym (a
     several-word synonym when all its words appear) or antonym (a price index "deflated by the CPI" is about
-    inflation), or a word of the same family (a shared stem of six letters or more: "inflation" / "inflated")."""
-    from lyceum.research.concepts import antonyms, synonyms
+    inflation), the quantity an adjective grades ("warmest" is a temperature), or a word of the same family (a
+    shared stem of six letters or more: "inflation" / "inflated")."""
+    from lyceum.research.concepts import antonyms, attributes, synonyms
 
-    for term in {word} | synonyms(word) | antonyms(word):
+    for term in {word} | synonyms(word) | antonyms(word) | attributes(word):
         stems = tokenize(term)
         if stems and all(any(_same_family(t, v) for v in vocabulary) for t in stems):
             return True

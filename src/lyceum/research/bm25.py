@@ -22,17 +22,32 @@ _WORD = re.compile(r"[a-z0-9]+")
 
 
 def stem(word: str) -> str:
-    """A light English suffix stripper (a Porter step-1 subset); enough to match plurals and verb forms."""
-    w = _strip_suffix(word)
+    """A light English suffix stripper (a Porter step-1 subset); enough to match plurals and verb forms.
+
+    British and American spellings meet too ("labour"/"labor", "centre"/"center", "programme"/"program").
+    """
+    w = _strip_suffix(_american(word))
     # A final silent "e" is dropped so "evolve"/"evolved" and "increase"/"increasing" meet.
     return w[:-1] if len(w) > 4 and w.endswith("e") else w
+
+
+_BRITISH = ((re.compile(r"(?<=[a-z]{3})our(s?)$"), r"or\1"), (re.compile(r"(?<=[a-z]{2})tre(s?)$"), r"ter\1"),
+            (re.compile(r"(?<=[a-z]{4})mme(s?)$"), r"m\1"), (re.compile(r"(?<=[a-z]{3})is(e|ed|es|ing|ation)$"), r"iz\1"))
+
+
+def _american(word: str) -> str:
+    if len(word) < 5:
+        return word
+    for pattern, repl in _BRITISH:
+        word = pattern.sub(repl, word)
+    return word
 
 
 def _strip_suffix(word: str) -> str:
     w = word
     if len(w) <= 3 or w.isdigit():
         return w
-    for suffix, repl in (("ational", "ate"), ("isation", "ise"), ("ization", "ise"), ("ies", "y"), ("sses", "ss")):
+    for suffix, repl in (("ational", "ate"), ("isation", "ize"), ("ization", "ize"), ("ies", "y"), ("sses", "ss")):
         if w.endswith(suffix) and len(w) - len(suffix) >= 2:
             return w[: -len(suffix)] + repl
     for suffix in ("ingly", "edly", "ing", "ed"):
@@ -90,24 +105,38 @@ class BM25:
     def scores(self, query: list[str]) -> list[float]:
         return [self.score(query, i) for i in range(len(self.tf))]
 
-    def concept_scores(self, concepts: list[dict[str, float]]) -> list[float]:
+    def concept_scores(self, concepts: list[dict[str, float]], *, broader: BM25 | None = None,
+                       broader_weight: float = 0.5) -> list[float]:
         """Scores for a query of concepts, each a set of alternative terms with weights.
 
         A concept counts once per document, through its best-matching term (the question's own word at 1.0,
         a related word below it), so a word with many related words cannot outweigh one with few.
+
+        ``broader`` indexes, per document, the words its own words are a kind of ("rodent" for a text about
+        rats); a concept's own word found there counts at ``broader_weight``.
         """
-        concepts = [{t: w * self.idf[t] for t, w in c.items() if t in self.idf and w > 0} for c in concepts]
-        concepts = [c for c in concepts if c]
+        own = [{t: w for t, w in c.items() if w >= max(c.values())} for c in concepts if c]
+        weighted = [{t: w * self.idf[t] for t, w in c.items() if t in self.idf and w > 0} for c in concepts if c]
+        pairs = [(c, [(t, broader_weight * w * broader.idf[t]) for t, w in o.items() if t in broader.idf]
+                  if broader else []) for c, o in zip(weighted, own)]
+        pairs = [(c, b) for c, b in pairs if c or b]
         out = []
-        for counts, length in zip(self.tf, self.lengths):
+        for i, (counts, length) in enumerate(zip(self.tf, self.lengths)):
             norm = self.k1 * (1 - self.b + self.b * length / (self.avg_length or 1.0))
+            if broader is not None:
+                b_counts = broader.tf[i]
+                b_norm = broader.k1 * (1 - broader.b + broader.b * broader.lengths[i] / (broader.avg_length or 1.0))
             total = 0.0
-            for c in concepts:
+            for c, b in pairs:
                 best = 0.0
                 for t, wi in c.items():
                     f = counts.get(t)
                     if f:
                         best = max(best, wi * f * (self.k1 + 1) / (f + norm))
+                for t, wi in b:
+                    f = b_counts.get(t)
+                    if f:
+                        best = max(best, wi * f * (broader.k1 + 1) / (f + b_norm))
                 total += best
             out.append(total)
         return out

@@ -24,11 +24,13 @@ from typing import Any
 from lyceum.errors import UserError
 from lyceum.research.bm25 import BM25, STOPWORDS, tokenize
 from lyceum.research.concepts import available as concepts_available
-from lyceum.research.concepts import query_concepts
+from lyceum.research.concepts import broader_text, query_concepts
 from lyceum.research.ingest import TABLE_SUFFIXES, PackageMeta, ResourceMeta, package_metadata, read_table
 from lyceum.research.selection import GRANULARITY_WORDS, select_tables
 
 CATALOG_VERSION = 5
+FAMILY_WEIGHT = 0.7  # an indexed word of the same family as a question word ("transportation" for "transport")
+BROADER_WEIGHT = 0.5  # a question word found among the broader words of a table's text, relative to its own words
 _SKIP_NAMES = {"datapackage.json", "package.json", "readme.md", "readme.txt", "readme", "license", "license.md",
                "provenance", "changelog.md"}
 
@@ -413,7 +415,11 @@ class Catalog:
         self.profiles = profiles
         self.reports = reports
         self.by_id = {p.id: p for p in profiles}
-        self._index = BM25([tokenize(p.search_text) for p in profiles])
+        # A table with a time column answers for the years it covers (see ``covered_years``), not for the years
+        # its description happens to name ("the 1990 Gulf War spike" does not make oil prices a 1990 table).
+        self._index = BM25([[t for t in tokenize(p.search_text) if not (covered_years(p) and _YEAR.fullmatch(t))]
+                            for p in profiles])
+        self._broader: BM25 | None = None
         self._con = None
         self.meta: dict[str, Any] = {}
         self._vectors: list[list[float]] | None = None
@@ -568,14 +574,19 @@ class Catalog:
         """Tables ranked by BM25 over their descriptions, plus a bonus for entities the query names.
 
         With ``expand`` (the default) the query also counts, at lower weights, the words WordNet relates to its
-        own (see ``concepts.py``), so a question can find a table that describes itself in other words.
+        own (see ``concepts.py``), so a question can find a table that describes itself in other words; and a
+        question word counts, at ``BROADER_WEIGHT``, where a table's words are kinds of it (a question about
+        rodents finds a table about rats, one about conifers a table about spruce trees).
 
         With ``embed`` (texts -> vectors, see ``embeddings.py``) the BM25 score is blended with the cosine
         similarity between the query and each table's title and description.
         """
         terms = tokenize(query)
         if expand and concepts_available():
-            scores = self._index.concept_scores(query_concepts(query))
+            if self._broader is None:
+                self._broader = BM25([broader_text(p.search_text) + covered_years(p) for p in self.profiles])
+            concepts = [self._with_word_family(c) for c in query_concepts(query)]
+            scores = self._index.concept_scores(concepts, broader=self._broader, broader_weight=BROADER_WEIGHT)
         else:
             scores = self._index.scores(terms)
         if embed is not None:
@@ -595,9 +606,38 @@ class Catalog:
         ranked.sort(key=lambda x: -x[1])
         return ranked[:k]
 
+    def _with_word_family(self, concept: dict[str, float]) -> dict[str, float]:
+        """A concept plus the indexed words of the same family as its own word, sharing its first six letters
+        or more ("transport" / "transportation", "immigrant" / "immigration"), at FAMILY_WEIGHT."""
+        if not hasattr(self, "_by_prefix"):
+            self._by_prefix: dict[str, list[str]] = {}
+            for term in self._index.idf:
+                if len(term) >= 6 and term.isalpha():
+                    self._by_prefix.setdefault(term[:6], []).append(term)
+        out = dict(concept)
+        for own in [t for t, w in concept.items() if w >= 1.0 and len(t) >= 6 and t.isalpha()]:
+            for term in self._by_prefix.get(own[:6], []):
+                shared = len(os.path.commonprefix([own, term]))
+                if term != own and shared >= max(6, min(len(own), len(term)) - 3):
+                    out[term] = max(out.get(term, 0.0), FAMILY_WEIGHT)
+        return out
+
     def select(self, question: str, *, max_tables: int = 3, embed=None) -> list[TableProfile]:
         """The tables a rule-based analysis should use; see ``lyceum.research.selection``."""
         return select_tables(self, question, max_tables=max_tables, embed=embed)
+
+
+_YEAR = re.compile(r"(1[5-9]|20)\d\d")
+
+
+def covered_years(p: TableProfile) -> list[str]:
+    """The years a table's time column spans: a question about 1990 is about every table that covers 1990, not
+    only those whose description happens to mention it."""
+    try:
+        start, end = int(str(p.time_start)[:4]), int(str(p.time_end)[:4])
+    except (TypeError, ValueError):
+        return []
+    return [str(y) for y in range(start, end + 1)] if 0 <= end - start <= 500 else []
 
 
 def _profile_from_dict(d: dict[str, Any]) -> TableProfile:

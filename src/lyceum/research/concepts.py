@@ -28,6 +28,8 @@ from lyceum.research.bm25 import STOPWORDS, stem
 SYNONYM_WEIGHT = 0.5
 RELATED_WEIGHT = 0.3  # hypernyms, derivations, similar adjectives
 HYPONYM_WEIGHT = 0.25
+YEAR_WEIGHT = 0.5  # a year the question names: a time it asks about more than a subject
+DECADE_WEIGHT = 0.8  # a year inside a decade or century the question names
 MIN_SENSE_SHARE = 0.1  # senses rarer than this (by tagged-corpus frequency) are not expanded
 MAX_HYPONYMS = 25  # a synset with more direct hyponyms is too general to expand downwards
 
@@ -98,7 +100,8 @@ class WordNet:
             return word
         if word in self._exceptions[pos]:
             return self._exceptions[pos][word]
-        rules = {"n": [("ses", "s"), ("xes", "x"), ("ches", "ch"), ("shes", "sh"), ("ies", "y"), ("s", "")],
+        rules = {"n": [("ses", "s"), ("xes", "x"), ("ches", "ch"), ("shes", "sh"), ("ies", "y"), ("men", "man"),
+                       ("s", "")],
                  "v": [("ies", "y"), ("es", "e"), ("es", ""), ("ed", "e"), ("ed", ""), ("ing", "e"), ("ing", ""),
                        ("s", "")],
                  "a": [("er", ""), ("est", ""), ("er", "e"), ("est", "e")], "r": []}[pos]
@@ -202,6 +205,24 @@ def expand_word(word: str) -> tuple[tuple[str, float], ...]:
     return tuple(sorted(out.items()))
 
 
+@functools.lru_cache(maxsize=4096)
+def name_forms(lemma: str) -> tuple[str, ...]:
+    """How the lexicon writes a two-word term where it is a name ("US_House", "French_capital"); empty when it
+    is written in lower case in any sense."""
+    wn = wordnet()
+    key = wn.lemma(lemma, "n") if wn is not None else None
+    if key is None:
+        return ()
+    forms = [w for offset in wn.synsets(key, "n") for w in wn.synset(offset, "n")[0] if w.lower() == key]
+    return tuple(forms) if forms and all(w != w.lower() for w in forms) else ()
+
+
+def _cased_like(written: str, forms: tuple[str, ...]) -> bool:
+    """Whether the question writes a name's words capitalised where the name does ("US house": no)."""
+    words = re.split(r"[\s_-]+", written)
+    return any(all(not f[:1].isupper() or w[:1].isupper() for w, f in zip(words, form.split("_"))) for form in forms)
+
+
 def query_concepts(text: str) -> list[dict[str, float]]:
     """The question as concepts: each of its search terms with the terms WordNet relates to it, weighted.
 
@@ -212,12 +233,17 @@ def query_concepts(text: str) -> list[dict[str, float]]:
     from lyceum.research.bm25 import tokenize
 
     words = tokenize(text, keep_stopwords=True, stemmed=False)
+    capitalized = {w.lower() for w in re.findall(r"\b[A-Z][a-z]+\b", text)}
+    # A lexicon name ("US House" of Representatives) is meant only when the question capitalises it: "US house
+    # prices" are prices of houses.
+    written = {f"{a.lower()}_{b.lower()}": f"{a} {b}" for a, b in re.findall(r"\b([A-Za-z]+)[\s-]+(?=([A-Za-z]+)\b)", text)}
     # A two-word lexicon term ("greenhouse gas", "ascorbic acid") is one concept, read in its own sense rather
     # than as its two words (a greenhouse gas is no glasshouse).
     units, i = [], 0
     while i < len(words):
         pair = f"{words[i]}_{words[i + 1]}" if i + 1 < len(words) else ""
-        if pair and words[i] not in STOPWORDS and words[i + 1] not in STOPWORDS and expand_word(pair):
+        if pair and words[i] not in STOPWORDS and words[i + 1] not in STOPWORDS and expand_word(pair) and \
+                (not name_forms(pair) or _cased_like(written.get(pair, ""), name_forms(pair))):
             units.append(pair)
             i += 2
         else:
@@ -243,7 +269,25 @@ def query_concepts(text: str) -> list[dict[str, float]]:
             if related:
                 concepts.append(related)
         else:
+            if unit in capitalized:
+                # "Portuguese", "Hawaiian", "American": a people's or place's adjective names the place itself.
+                for name in pertainyms(unit):
+                    terms = tokenize(name)
+                    for t in terms:
+                        related[t] = max(related.get(t, 0.0), 1.0 if len(terms) == 1 else SYNONYM_WEIGHT)
             concepts.append({**related, **{t: 1.0 for t in own}})
+    # A year is a time the question asks about more than a subject: a table that merely mentions it counts less.
+    for c in concepts:
+        years = [t for t, w in c.items() if w == 1.0 and re.fullmatch(r"(1[5-9]|20)\d\d", t)]
+        c.update({t: YEAR_WEIGHT for t in years})
+    # A decade or a century ("the 1970s", "the 1800s") is the years in it: a table documenting 1975 matches.
+    for m in re.finditer(r"\b(1[5-9]|20)(\d)(\d)s\b", text):
+        start = int(m.group(0)[:4])
+        span = 100 if start % 100 == 0 and start < 2000 else 10 if start % 10 == 0 else 0  # "2000s": a decade
+        if span:
+            for c in concepts:
+                if c.get(str(start)) == YEAR_WEIGHT:
+                    c.update({str(y): DECADE_WEIGHT * c[str(start)] for y in range(start + 1, start + span)})
     return concepts
 
 
@@ -318,5 +362,79 @@ def pertainyms(word: str) -> frozenset[str]:
     for offset in wn.synsets(lemma, "a")[:2]:
         for sym, t, tp in wn.synset(offset, "a")[1]:
             if sym == "\\":
+                out |= {w.lower().replace("_", " ") for w in wn.synset(t, tp)[0]}
+    return frozenset(out)
+
+
+BROADER_SHARE = 0.25  # a document word's senses at least this common lend it their broader words
+
+
+@functools.lru_cache(maxsize=65536)
+def broader_words(word: str) -> tuple[str, ...]:
+    """What a document word is a kind of, and what else it is called: the synonyms and the hypernyms (two
+    levels up) of its common senses ("rats" -> "rat", "rodent", "gnawer", "placental"; "spruce" -> "conifer").
+
+    The index side of concept expansion: a question asks about "rodents" or "conifers", the table's documentation
+    says "rats" or "Sitka spruce". Only senses that are common for the word count, so a table about rats does not
+    also become a table about strikebreakers.
+    """
+    wn = wordnet()
+    if wn is None or word in STOPWORDS or len(word) < 3 or word.isdigit():
+        return ()
+    senses = []
+    for pos in ("n", "v", "a"):
+        lemma = wn.lemma(word, pos)
+        if lemma is not None:
+            senses += [(lemma, pos, offset, wn.tag_count(lemma, pos, offset)) for offset in wn.synsets(lemma, pos)]
+    total = sum(c + 0.5 for *_, c in senses)
+    out: set[str] = set()
+    untagged = all(c == 0 for *_, c in senses)
+    for lemma, pos, offset, count in senses:
+        # A word the tagged corpus never saw ("spruce": the tree, its wood) keeps its noun senses: which one a
+        # table means is unknown, and a document word's broader words only add to its table's text.
+        if not ((count + 0.5) / total >= BROADER_SHARE or (untagged and pos == "n")):
+            continue
+        out.add(lemma)
+        words, pointers = wn.synset(offset, pos)
+        out.update(words)
+        for symbol, target, tpos in pointers:
+            if symbol in ("@", "@i"):
+                up_words, up_pointers = wn.synset(target, tpos)
+                out.update(up_words)
+                for s2, t2, p2 in up_pointers:
+                    if s2 in ("@", "@i"):
+                        out.update(wn.synset(t2, p2)[0])
+    return tuple(sorted({w.lower().replace("_", " ").replace("-", " ") for w in out} - {word}))
+
+
+def broader_text(text: str) -> list[str]:
+    """The search terms of everything ``text``'s words are a kind of (see ``broader_words``), each once."""
+    from lyceum.research.bm25 import tokenize
+
+    own = set(tokenize(text))
+    terms: set[str] = set()
+    for word in set(tokenize(text, stemmed=False)):
+        terms |= _broader_stems(word)
+    return sorted(terms - own)
+
+
+@functools.lru_cache(maxsize=65536)
+def _broader_stems(word: str) -> frozenset[str]:
+    from lyceum.research.bm25 import tokenize
+
+    return frozenset(t for phrase in broader_words(word) for t in tokenize(phrase) if t not in _GENERIC_STEMS)
+
+
+@functools.lru_cache(maxsize=4096)
+def attributes(word: str) -> frozenset[str]:
+    """The quantities an adjective is a value of: "warmest" -> {"temperature"}, "heavy" -> {"weight", ...}."""
+    wn = wordnet()
+    lemma = wn.lemma(word.lower(), "a") if wn is not None else None
+    if lemma is None:
+        return frozenset()
+    out: set[str] = set()
+    for offset in wn.synsets(lemma, "a")[:3]:
+        for sym, t, tp in wn.synset(offset, "a")[1]:
+            if sym == "=":
                 out |= {w.lower().replace("_", " ") for w in wn.synset(t, tp)[0]}
     return frozenset(out)

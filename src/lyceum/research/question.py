@@ -12,7 +12,8 @@ _YEAR = r"(1[5-9]\d\d|20\d\d)"
 INTENT_WORDS = {
     "growth": r"grow|growth|rising|rise|rose|increase|fast|rate|expand|evolv|change|trend|moved|move",
     "accelerate": r"accelerat|speed(ing)? up|faster|slow(ing)? down|decelerat",
-    "peaks": r"peak|shock|spike|crash|collapse|high|low|record|extreme|volatil|boom|bust|rally|plunge|surge",
+    "peaks": r"peak|shock|spike|crash|collapse|high|low|record|extreme|volatil|boom|bust|rally|plunge|surge|fall|fell|"
+             r"drop|declin|trough",
     "compare": r"compar|relative|versus|\bvs\.?\b|against|gap|differ|catch(ing)? up|overtake",
     "share": r"share|dominat|proportion|concentrat|portion",
     "rank": r"largest|biggest|top|rank|most|leading|smallest|which",
@@ -34,6 +35,7 @@ class Scope:
     years_named: list[int] = field(default_factory=list)
     top_n: int | None = None  # "the top 5", "the ten largest"
     periods: list[tuple[int, int]] = field(default_factory=list)  # every span named: "2008-09", "2014 to 2016"
+    ranked_years: tuple[int, str] | None = None  # "the five warmest years": (5, "highest"); "coldest year": (1, "lowest")
 
     def describe(self) -> str:
         if self.last_years:
@@ -69,6 +71,13 @@ def parse_question(question: str) -> Scope:
     for a, b in re.findall(rf"between\s+{_YEAR}\s+and\s+{_YEAR}", q):
         if (int(a), int(b)) not in scope.periods:
             scope.periods.append((int(a), int(b)))
+    # "The 2008 crash" is an episode too: a year naming a shock spans into the next (a crash's trough often
+    # falls in the following year), unless a named span already covers it.
+    for y in re.findall(rf"(?<![\d-]){_YEAR}\s+(?:oil\s+|price\s+|financial\s+|market\s+)?(?:crash|collapse|crisis|"
+                        rf"shock|spike|slump|recession|bust|plunge|rout)", q):
+        y = int(y)
+        if not any(a <= y <= b for a, b in scope.periods):
+            scope.periods.append((y, y + 1))
     # Every year the question names is shown ("in 2010 and 2020", "the 2008 and 2014 crashes"), and the period
     # stretches to cover them all.
     scope.years_named = sorted({int(y) for y in re.findall(rf"(?<!\d){_YEAR}(?!\d)", q)}
@@ -88,7 +97,29 @@ def parse_question(question: str) -> Scope:
     if (m := re.search(rf"\btop[ -]{n}\b|\b{n} (?:largest|biggest|leading|richest|top)\b", q)):
         word = m.group(1) or m.group(2)
         scope.top_n = int(word) if word.isdigit() else _NUMBER_WORDS[word]
+    scope.ranked_years = ranked_years(q)
     for intent, pattern in INTENT_WORDS.items():
         if re.search(pattern, q):
             scope.intents.add(intent)
     return scope
+
+
+_HIGHEST = r"warmest|hottest|highest|largest|biggest|wettest|strongest|most expensive"
+_LOWEST = r"coldest|coolest|lowest|smallest|driest|weakest|cheapest"
+
+
+def ranked_years(q: str) -> tuple[int, str] | None:
+    """A question that ranks years by a measure ("the five warmest years on record", "which year was the
+    coldest", "the years with the highest prices"): how many, and which end of the ranking."""
+    n = r"(\d+|" + "|".join(_NUMBER_WORDS) + r")"
+    m = re.search(rf"(?:\b{n}\s+)?\b({_HIGHEST}|{_LOWEST})\s+(years?)\b", q) or \
+        re.search(rf"\b(?:which|what)\s+(?:{n}\s+)?(years?)\b[^?.]*?\b({_HIGHEST}|{_LOWEST})\b", q) or \
+        re.search(rf"(?:\b{n}\s+)?\b(years?)\s+(?:with|of|when)\s+(?:the\s+)?({_HIGHEST}|{_LOWEST})\b", q)
+    if not m:
+        return None
+    groups = [g for g in m.groups() if g]
+    count = next((g for g in groups if g.isdigit() or g in _NUMBER_WORDS), None)
+    word = next(g for g in groups if re.fullmatch(rf"{_HIGHEST}|{_LOWEST}", g))
+    plural = any(g == "years" for g in groups)
+    k = (int(count) if count.isdigit() else _NUMBER_WORDS[count]) if count else (5 if plural else 1)
+    return k, "highest" if re.fullmatch(_HIGHEST, word) else "lowest"

@@ -21,6 +21,7 @@ from pathlib import Path
 from lyceum.research.analysis.cross_section import analyze_cross_section, latest_ranking_finding
 from lyceum.research.analysis.derived import (
     converted_panels,
+    inflation_panels,
     correlation_across_tables,
     deflated_panels,
     per_capita_panels,
@@ -41,7 +42,7 @@ def analyze_tables(catalog: Catalog, tables: list[TableProfile], question: str, 
     findings: list[Finding] = []
     panels = build_panels(catalog, [t for t in tables if t.time_column], question, scope)
     derived = (per_capita_panels(catalog, panels, question) + deflated_panels(catalog, panels, question)
-               + converted_panels(catalog, panels, question))
+               + converted_panels(catalog, panels, question) + inflation_panels(catalog, panels, question))
     # A per-capita or real-terms question is answered by the derived panel first; the published series follow.
     panels = derived + panels
     if "correlation" in scope.intents:

@@ -177,6 +177,60 @@ def deflated_panels(catalog: Catalog, panels: list[Panel], question: str) -> lis
     return out
 
 
+INFLATION = re.compile(r"\binflation\b|\bconsumer prices\b|\bcost of living\b", re.IGNORECASE)
+
+
+def inflation_panels(catalog: Catalog, panels: list[Panel], question: str) -> list[Panel]:
+    """For a question that sets a series against inflation ("US house prices vs inflation"): the yearly
+    consumer price inflation of the countries concerned, from the catalog's price index, as a panel of its own.
+
+    The countries are those the question names, else those of the other panels' entities or currencies. A
+    real-terms question ("adjusted for inflation") is answered by deflating instead (``deflated_panels``).
+    """
+    import pandas as pd
+
+    from lyceum.research.catalog import matched_entities
+
+    if not INFLATION.search(question) or asks_real_terms(question):
+        return []
+    found = price_index(catalog)
+    if found is None or any(found[0].id in panel.tables for panel in panels):
+        return []
+    cpi_table, cpi_col = found
+    frame = catalog.frame(cpi_table.id)
+    year_col = cpi_table.time_column
+    years = frame[year_col].astype("Int64") if cpi_table.column(year_col).type == "year" else \
+        pd.to_datetime(frame[year_col], errors="coerce").dt.year
+    cpi = pd.DataFrame({"year": years, "country": frame[cpi_table.entity_column].astype(str),
+                        "cpi": frame[cpi_col].astype(float)}).dropna()
+    known = set(cpi["country"])
+    countries = [c for c in matched_entities(question, sorted(known)) if c in known]
+    if not countries:
+        for panel in panels:
+            money = re.match(r"([A-Z]{3})\b", panel.unit or "")
+            for e in panel.entities:
+                country = e if e in known else _CURRENCY_COUNTRY.get(money.group(1)) if money else None
+                if country and country not in countries:
+                    countries.append(country)
+    parts, how = [], ""
+    for country in countries:
+        series = cpi[cpi["country"] == country].set_index("year")["cpi"].sort_index()
+        levels, how = index_levels(series, cpi_table.description)
+        rate = series if how.startswith("yearly percentage changes") else levels.pct_change() * 100
+        rate = rate.dropna()
+        parts.append(pd.DataFrame({"year": rate.index.astype(int), "entity": country, "value": rate.values}))
+    if not parts:
+        return []
+    joined = pd.concat(parts, ignore_index=True)
+    joined["time"] = pd.to_datetime(joined["year"].astype(str) + "-07-01")
+    formula = (f"the yearly percentage changes that {cpi_table.id} '{cpi_col}' holds (though described as an index)"
+               if how.startswith("yearly percentage changes") else
+               f"the year-on-year percentage change of {cpi_table.id} '{cpi_col}'")
+    return [Panel(measure="consumer price inflation", unit="%", frequency="annual",
+                  data=joined[["time", "year", "entity", "value"]], tables=[cpi_table.id], is_change=True,
+                  entities=countries, formula=formula)]
+
+
 def correlation_across_tables(panels: list[Panel], scope, sink) -> list:
     """For a question about how two measures from different tables relate: join their annual values on year
     and report the correlation of levels, of year-on-year changes, and of changes with one series lagging the

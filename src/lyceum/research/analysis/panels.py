@@ -155,6 +155,13 @@ def build_panels(catalog: Catalog, tables: list[TableProfile], question: str, sc
                 spelled = {n: written_as(n, t.description) for n in names}
                 ent = ent.replace(spelled)
                 names = [spelled[n] for n in names]
+                if sum(1 for m in members if m[0].entity_column) > 1:
+                    # Two tables of one panel hold the same entities (real and nominal house price indexes):
+                    # each entity is named with its table's word, or the two series would merge into one.
+                    dataset_tables = [p for p in catalog.profiles if p.dataset == t.dataset]
+                    label = series_label(t, [m[0] for m in members], tables, dataset_tables, measure)
+                    ent = ent.where(~ent.isin(names), ent + f" ({label})")
+                    names = [f"{n} ({label})" for n in names]
             else:
                 dataset_tables = [p for p in catalog.profiles if p.dataset == t.dataset]
                 names = [series_label(t, [m[0] for m in members], tables, dataset_tables, measure)]

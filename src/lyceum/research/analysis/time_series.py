@@ -40,6 +40,8 @@ from lyceum.tables import fmt, is_missing, markdown_table
 def analyze_panel(panel: Panel, scope: Scope, sink: FigureSink) -> list[Finding]:
     w = choose_window(panel, scope)
     out = [] if panel.is_change else [levels_finding(panel, w, sink, scope.years_named)]
+    if scope.ranked_years and not panel.is_change:
+        out.insert(0, ranked_years_finding(panel, w, *scope.ranked_years))
     out.append(change_finding(panel, w, scope, sink))
     if not panel.is_change:
         out.append(extremes_finding(panel, w, scope))
@@ -127,6 +129,38 @@ def levels_finding(panel: Panel, w: Window, sink: FigureSink, named_years: list[
                    numbers=numbers, sources=list(panel.tables), kind="levels")
 
 
+def ranked_years_finding(panel: Panel, w: Window, k: int, end: str) -> Finding | None:
+    """The k complete years with the highest (or lowest) annual average of each series: "the five warmest years".
+
+    A partial latest year is left out: its average covers only some months."""
+    ann = yearly(panel, w.years())
+    ann = ann.loc[[y for y in ann.index if y <= w.end]]
+    if ann.empty:
+        return None
+    what = "value" if panel.frequency == "annual" else "average"
+    sentences, rows, numbers = [], [], {}
+    for e in ann.columns:
+        s = ann[e].dropna()
+        if len(s) < 2:
+            continue
+        top = s.sort_values(ascending=(end == "lowest")).head(k)
+        listed = ", ".join(f"{int(y)} ({with_unit(float(v), panel.unit)})" for y, v in top.items())
+        n = f"{k} years" if k > 1 else "year"
+        sentences.append(f"The {n} with the {end} annual {what} of {e} in {int(s.index[0])}–{int(s.index[-1])} "
+                         f"{'were' if k > 1 else 'was'} {listed}.")
+        rows += [[str(i + 1), str(e), str(int(y)), fmt(float(v))] for i, (y, v) in enumerate(top.items())]
+        numbers.update({f"{e} {int(y)}": float(v) for y, v in top.items()})
+    if not sentences:
+        return None
+    unit = f" ({panel.unit})" if panel.unit else ""
+    prov = Provenance(tables=panel.tables, method=f"annual {what} of '{panel.measure}' per year, complete years "
+                                                  f"ranked ({end} first)", numbers=numbers)
+    table = Table(markdown_table(["Rank", "Series", "Year", f"Annual {what}{unit}"], rows),
+                  f"Years with the {end} annual {what} of {lower_words(panel.measure)}, {w.label()}", prov)
+    return Finding(title=f"Years with the {end} {lower_words(panel.measure)}", sentences=sentences, tables=[table],
+                   numbers=numbers, sources=list(panel.tables), kind="ranking")
+
+
 def decades_of(years: list[int]) -> list[tuple[int, list[int]]]:
     out: dict[int, list[int]] = {}
     for y in years:
@@ -153,6 +187,15 @@ def change_finding(panel: Panel, w: Window, scope: Scope, sink: FigureSink) -> F
         per_year = ann.diff().iloc[1:]
         pct = (ann.pct_change(fill_method=None) * 100).iloc[1:]
         what, unit = "yearly change", panel.unit
+    if panel.is_change:
+        # The years the question names, as published ("inflation in 1990 and 2020").
+        named = [y for y in scope.years_named if y in ann.index]
+        for e in ann.columns if named else []:
+            stated = [(y, float(ann.at[y, e])) for y in named if not is_missing(ann.at[y, e])]
+            if stated:
+                sentences.append(f"The {what} of {e} was " + " and ".join(
+                    f"{with_unit(v, panel.unit)} in {y}" for y, v in stated) + ".")
+                numbers.update({f"{e} {what} {y}": v for y, v in stated})
     # Decade averages: the clearest answer to "is it speeding up?" (a short period lists its years instead).
     div, word = scale_for(per_year.abs().max().tolist(), unit)
     if word:
