@@ -455,7 +455,11 @@ def quiet_transformers() -> None:
 
 def load_local(path: str | Path, device: str | torch.device | None = None,
                dtype: str | torch.dtype | None = None) -> LocalLM:
-    """Load an HF causal LM and its tokenizer from a local directory (nothing is downloaded)."""
+    """Load an HF causal LM and its tokenizer from a local directory (nothing is downloaded).
+
+    A folder whose config describes an image-text-to-text model (``models.vlm.is_vision_model``) loads as a
+    ``VisionLM`` (``load_vlm``), so every command that takes a model folder takes a Qwen-VL one too.
+    """
     path = Path(path)
     if not path.exists():
         raise UserError(f"model directory not found: {path}")
@@ -463,6 +467,10 @@ def load_local(path: str | Path, device: str | torch.device | None = None,
         raise UserError(f"{path} is a file; give the directory that holds the model's config.json")
     if not (path / "config.json").exists():
         raise UserError(f"{path} is not a Hugging Face model directory (no config.json)")
+    from lyceum.models.vlm import is_vision_model, load_vlm
+
+    if is_vision_model(path):  # Qwen2-VL / Qwen2.5-VL / Qwen3-VL: the model with its image processor
+        return load_vlm(path, device=device, dtype=dtype)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     quiet_transformers()

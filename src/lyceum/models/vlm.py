@@ -501,6 +501,11 @@ def freeze_vision(model: Any, frozen: bool = True, *, train_projector: bool = Tr
     return counts
 
 
+def freeze_student_vision(lm: Any, frozen: bool = True) -> dict[str, int] | None:
+    """``freeze_vision`` for a loaded model of any kind: a no-op (None) for a text model, else the counts."""
+    return freeze_vision(lm.model, frozen) if isinstance(lm, VisionLM) else None
+
+
 # --------------------------------------------------------------------------------------------------- loading
 
 

@@ -137,11 +137,10 @@ def has_checkpoint(path: str | Path) -> bool:
 
 def load_checkpoint(path: str | Path, *, student: LocalLM, optimizer, scheduler) -> tuple[int, dict[str, Any]]:
     """Restore weights, optimizer, schedule and RNG in place; return (the step to continue from, extras)."""
-    from transformers import AutoModelForCausalLM
-
     path = Path(path)
     recover_checkpoint(path)
-    saved = AutoModelForCausalLM.from_pretrained(path / "model", local_files_only=True)
+    # the student's own class, so a vision-language student (its vision tower included) restores too
+    saved = type(student.model).from_pretrained(path / "model", local_files_only=True)
     student.model.load_state_dict(saved.state_dict())
     state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=False)
     optimizer.load_state_dict(state["optimizer"])

@@ -27,8 +27,10 @@ def distill(student: str | Path, teacher: str | Path, prompts: str | Path | list
             resume: bool = True, desc: str = "distill") -> TrainResult:
     """Distil ``teacher`` into ``student`` (model folders) on ``prompts``; the run goes to ``out``."""
     from lyceum.models.local import check_pair, load_local
+    from lyceum.models.vlm import freeze_student_vision
     from lyceum.train.checkpoint import has_checkpoint
     from lyceum.train.feedback import TeacherFeedback
+    from lyceum.train.rollout import check_images_fit
 
     cfg = cfg or OPDConfig()
     objective = opd_objective(cfg)
@@ -51,8 +53,14 @@ def distill(student: str | Path, teacher: str | Path, prompts: str | Path | list
     resuming = resume and has_checkpoint(run.path / "checkpoint")
     # a resumed run continues from the checkpoint's weights, which load_checkpoint puts in place
     s = load_local(student, device=device, dtype="fp32")
+    frozen = freeze_student_vision(s, cfg.freeze_vision)  # before the optimizer collects what trains
+    if frozen and dist.main:
+        run.log(f"vision encoder {'frozen' if cfg.freeze_vision else 'trained'}: {frozen['trainable']:,} "
+                f"trainable and {frozen['frozen']:,} frozen parameters")
     t = load_local(teacher, device=device, dtype="bf16" if uses_bf16(cfg, device) else "fp32")
     vocab = check_pair(s, t)
+    check_images_fit(s, rows + (evals or []))
+    check_images_fit(t, rows + (evals or []))
 
     teacher_accuracy = None
     if evals and verifier and dist.main and not resuming:

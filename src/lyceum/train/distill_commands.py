@@ -11,6 +11,7 @@ from pathlib import Path
 
 from lyceum.train.config import HELP, OPDConfig
 from lyceum.train.config_flags import add_config_flags, config_from_args
+from lyceum.train.data_flags import add_data_flags, prompt_rows
 
 # longer spellings, e.g. for launchers (torchrun, accelerate) whose own flags would swallow an abbreviation
 ALIASES = {"n": ["--rollouts-per-prompt"]}
@@ -24,12 +25,14 @@ def register(verbs) -> None:
                                      "one tokenizer. Several GPUs: `accelerate launch -m lyceum distill train ...`.")
     p.add_argument("--student", required=True, help="student model folder (HF format)")
     p.add_argument("--teacher", required=True, help="teacher model folder (HF format, same tokenizer)")
-    p.add_argument("--prompts", required=True, help="prompt file: JSONL with a 'prompt' field, or one per line")
+    p.add_argument("--prompts", help="prompt file: JSONL with a 'prompt' field (and 'images'), or one per line; "
+                                      "or use --data")
     p.add_argument("--eval-prompts", help="held-out prompts graded by --verifier before, during and after")
     p.add_argument("--out", required=True, help="run folder, e.g. runs/my-run (an existing run resumes)")
     p.add_argument("--config", help="YAML/JSON file of training settings")
     p.add_argument("--restart", action="store_true", help="ignore a checkpoint in --out and start over")
     add_config_flags(p, OPDConfig, HELP, ALIASES)
+    add_data_flags(p)
     p.set_defaults(func=cmd_train)
 
     p = verbs.add_parser("probe", help="score student rollouts under each candidate teacher before training",
@@ -59,8 +62,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from lyceum.train.distill import distill
     from lyceum.train.report import plot_run, summary_rows, write_report
 
+    from lyceum.models.vlm import is_vision_model
+
     cfg = config_from_args(args, OPDConfig)
-    result = distill(args.student, args.teacher, args.prompts, args.out, cfg, eval_rows=args.eval_prompts,
+    prompts, eval_prompts, cfg, notes = prompt_rows(args, cfg, images=is_vision_model(args.student))
+    for line in notes:
+        print(line)
+    result = distill(args.student, args.teacher, prompts, args.out, cfg, eval_rows=eval_prompts,
                      resume=not args.restart)
     if not result.main:
         return 0

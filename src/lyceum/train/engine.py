@@ -258,7 +258,7 @@ def accumulate_gradients(student: LocalLM, ro: Rollouts, feedback: Feedback, obj
         w = mb.n_tokens / total
         t0 = time.time()
         with autocast():
-            hidden = student.hidden_states(mb.ids, mb.mask)[:, mb.start - 1: -1]
+            hidden = student.hidden_states(mb.ids, mb.mask, **mb.body_inputs())[:, mb.start - 1: -1]
         src = head_source(student, hidden, vocab)
         t1 = time.time()
         signal = feedback(mb)

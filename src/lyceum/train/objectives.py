@@ -74,7 +74,8 @@ def policy_objective(loss: str = "grpo", *, clip_low: float | None = None, clip_
         ref_logp = None
         if reference is not None and kl_coef:
             with torch.no_grad():
-                hidden = reference.hidden_states(mb.ids.to(reference.device), mb.mask.to(reference.device))
+                hidden = reference.hidden_states(mb.ids.to(reference.device), mb.mask.to(reference.device),
+                                                 **mb.body_inputs())
                 src = head_source(reference, hidden[:, mb.start - 1: -1], vocab or reference.vocab_size)
                 ref_logp = token_logprobs(src, mb.tokens.to(reference.device)).to(logp.device)
         value, stats = policy_loss(loss, logp, behaviour, signal.advantages, mb.response_mask, clip_low=clip_low,
