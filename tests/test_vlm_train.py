@@ -10,16 +10,16 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("PIL")
 
-from test_vlm_prompts import png, tiny_exam, write_jsonl  # noqa: E402 - the HiPhO-shaped exam folder
+from test_vlm_prompts import png, tiny_exam, write_jsonl
 
-from lyceum.cli import main  # noqa: E402
-from lyceum.errors import UserError  # noqa: E402
-from lyceum.models.local import build_tiny, load_local  # noqa: E402
-from lyceum.models.tokenizers import char_tokenizer  # noqa: E402
-from lyceum.models.vlm import TINY_ALPHABET, VisionLM, build_tiny_vlm, vision_parameters  # noqa: E402
-from lyceum.runs import RunDir  # noqa: E402
-from lyceum.train.rl import RLConfig, rl_train  # noqa: E402
-from lyceum.train.verifiers import register_verifier  # noqa: E402
+from lyceum.cli import main
+from lyceum.errors import UserError
+from lyceum.models.local import build_tiny, load_local
+from lyceum.models.tokenizers import char_tokenizer
+from lyceum.models.vlm import TINY_ALPHABET, VisionLM, build_tiny_vlm, vision_parameters
+from lyceum.runs import RunDir
+from lyceum.train.rl import RLConfig, rl_train
+from lyceum.train.verifiers import register_verifier
 
 torch.set_num_threads(1)
 
@@ -73,6 +73,7 @@ def test_rl_train_on_hipho_problems_with_images_runs_end_to_end(tmp_path, capsys
     assert [r["step"] for r in evals] == [0, 2]  # the held-out exam, graded before and after
     config = (run / "config.yaml").read_text()
     assert "verifier: hipho" in config  # --data hipho rewards by the olympiad rules unless told otherwise
+    assert "n_buckets: 3" in config and "difficulty_key: difficulty" in config  # HiPhO points, in 3 buckets
     assert "kept 2 problems (1 images)" in capsys.readouterr().out
     assert isinstance(load_local(run / "checkpoint" / "model", device="cpu"), VisionLM)  # saved with its processor
 
@@ -100,8 +101,8 @@ def test_rl_training_reaches_the_projector_through_the_images_and_freezes_the_vi
 
 def test_the_training_forward_pass_sees_the_pixels_the_sampler_saw(tmp_path):
     """Per micro-batch (re-padded, columns trimmed), the student's token log-probs equal the sampled ones."""
-    from lyceum.train.losses import token_logprobs
     from lyceum.train.logits import head_source
+    from lyceum.train.losses import token_logprobs
     from lyceum.train.rollout import micro_batches, rollout
 
     vlm = tiny_vl()
@@ -146,7 +147,7 @@ def test_a_text_student_refuses_prompts_with_images(tmp_path):
     lm = build_tiny("llama", tokenizer=char_tokenizer(TINY_ALPHABET), hidden=32, layers=1, heads=2)
     rows = [{"prompt": "sum=", "images": [str(png(tmp_path / "a.png"))], "difficulty": 1}]
     cfg = RLConfig(steps=1, pass_rate_k=0, eval_every=0, checkpoint_every=-1, device="cpu")
-    with pytest.raises(UserError, match="1 of the prompt rows carry images, but the model [(]LocalLM[)] is text-only"):
+    with pytest.raises(UserError, match="1 of the prompt rows carry images, but the model [(]LocalLM[)] takes no images"):
         rl_train(lm, rows, tmp_path / "run", cfg)
 
 

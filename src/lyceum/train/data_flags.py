@@ -7,7 +7,9 @@ Shared by `rl train` and `distill train`:
 ``--data hipho DIR`` turns the HiPhO exams in DIR into prompt rows with their diagrams (for a vision-language
 student; a text student gets rows whose text says the figures are not shown), rewarded by the ``hipho``
 verifier (the mean over sub-answers of the olympiad grader's verdicts) unless ``--verifier`` says otherwise,
-with each problem's points as the curriculum's difficulty. ``--eval-exams`` grades held-out exams of DIR.
+with each problem's points as the curriculum's difficulty (3 buckets unless ``--n-buckets`` says otherwise; the
+pass-rate filter, ``--pass-rate-k``, drops what the student always or never solves first). ``--eval-exams``
+grades held-out exams of DIR (without ``--exams``, training uses every other exam).
 
 Nothing heavy is imported here.
 """
@@ -19,6 +21,9 @@ import dataclasses
 from typing import Any
 
 from lyceum.errors import UserError
+
+# curriculum buckets of a data set's difficulty (HiPhO: points) when --n-buckets is not given
+DATA_BUCKETS = 3
 
 
 def add_data_flags(p: argparse.ArgumentParser) -> None:
@@ -68,13 +73,20 @@ def prompt_rows(args: argparse.Namespace, cfg: Any, *, images: bool) -> tuple[An
                 raise UserError("no training exam is left once the --eval-exams are held out")
         evals, eval_summary = load_data(kind, folder, exams=args.eval_exams, modalities=args.modality, images=images)
         notes.append(f"{kind} evaluation prompts: {eval_summary}")
-    verifier_flag = "cfg_verifier" in vars(args)
-    if not verifier_flag and not _config_sets(args, "verifier"):
+    if not _given(args, "verifier"):
         cfg = dataclasses.replace(cfg, verifier=DATA_VERIFIERS.get(kind, cfg.verifier))
+    if hasattr(cfg, "n_buckets") and not cfg.n_buckets and not _given(args, "n_buckets"):
+        # HiPhO points take dozens of distinct values: a stage each would never reach the hard problems
+        cfg = dataclasses.replace(cfg, n_buckets=DATA_BUCKETS)
+        notes.append(f"curriculum: {DATA_BUCKETS} difficulty buckets by the problems' points (--n-buckets)")
     return rows, evals, cfg, notes
 
 
-def _config_sets(args: argparse.Namespace, name: str) -> bool:
+def _given(args: argparse.Namespace, name: str) -> bool:
+    """Whether the user set a setting, by flag or in the --config file."""
     from lyceum.runs import load_config
 
+    if f"cfg_{name}" in vars(args):
+        return True
     return bool(getattr(args, "config", None)) and name in load_config(args.config)
+

@@ -58,11 +58,10 @@ def register(verbs) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from lyceum.models.vlm import is_vision_model
     from lyceum.tables import markdown_table
     from lyceum.train.distill import distill
     from lyceum.train.report import plot_run, summary_rows, write_report
-
-    from lyceum.models.vlm import is_vision_model
 
     cfg = config_from_args(args, OPDConfig)
     prompts, eval_prompts, cfg, notes = prompt_rows(args, cfg, images=is_vision_model(args.student))

@@ -37,13 +37,12 @@ def register(verbs) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from lyceum.models.vlm import is_vision_model
     from lyceum.tables import markdown_table
     from lyceum.train.config import RLConfig
     from lyceum.train.report import summary_rows
     from lyceum.train.rl import rl_train
     from lyceum.train.rl_report import stage_table, write_rl_report
-
-    from lyceum.models.vlm import is_vision_model
 
     cfg = config_from_args(args, RLConfig)
     prompts, eval_prompts, cfg, notes = prompt_rows(args, cfg, images=is_vision_model(args.student))

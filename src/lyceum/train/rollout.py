@@ -174,17 +174,22 @@ def check_images_fit(model: Any, rows: Sequence[dict]) -> None:
         return
     n = len({id(r) for r in rows if row_images(r)})
     if n:
-        name = type(getattr(model, "lm", model)).__name__
-        raise UserError(f"{n} of the prompt rows carry images, but the model ({name}) is text-only; use a "
-                        "vision-language model folder (Qwen2-VL, Qwen2.5-VL, Qwen3-VL) or text-only rows")
+        name = type(model.lm if isinstance(model, LocalSampler) else model).__name__
+        raise UserError(f"{n} of the prompt rows carry images, but the model ({name}) takes no images; use a "
+                        "local vision-language model folder (Qwen2-VL, Qwen2.5-VL, Qwen3-VL) or text-only rows")
 
 
 def takes_images(model: Any) -> bool:
-    """Whether ``model`` (a LocalLM or a sampler) samples from prompts with images."""
+    """Whether ``model`` (a LocalLM or a sampler) samples from prompts with images.
+
+    A served sampler must say so itself (``takes_images = True``): one that encodes prompts with a local
+    ``VisionLM`` but sends only token ids would give the server image placeholders without their pixels.
+    """
     from lyceum.models.vlm import VisionLM
 
-    lm = getattr(model, "lm", model)
-    return isinstance(lm, VisionLM) or bool(getattr(model, "takes_images", False))
+    if isinstance(model, (LocalLM, LocalSampler)):
+        return isinstance(getattr(model, "lm", model), VisionLM)
+    return bool(getattr(model, "takes_images", False))
 
 
 def rollout(student: LocalLM | Sampler, rows: list[dict], *, n: int, max_new_tokens: int, temperature: float = 1.0,
