@@ -177,7 +177,23 @@ def test_data_flags_refuse_mixed_or_missing_prompt_sources(tmp_path, capsys):
 
 def test_rl_runs_on_real_hipho_diagram_problems(hipho_dir, tmp_path):
     tiny_vl().save(tmp_path / "vl")
-    code = main(rl_args(tmp_path / "vl", hipho_dir, tmp_path / "run", "--exams", "IPhO_2025", "--steps", "1",
-                        "--modality", "text+data figure", "--n", "2", "--prompts-per-step", "1"))
+    # F=MA's problems are short (about 1,000 characters): a step is seconds, not minutes, on a CPU
+    code = main(rl_args(tmp_path / "vl", hipho_dir, tmp_path / "run", "--exams", "F=MA_2025", "--steps", "1",
+                        "--modality", "text+illustration figure", "--n", "2", "--prompts-per-step", "1"))
     assert code == 0
     assert [r["step"] for r in RunDir(tmp_path / "run").read_metrics() if r.get("event") == "train"] == [1]
+
+
+def test_a_vision_language_run_resumes_from_its_checkpoint(tmp_path):
+    rows = [{"prompt": "<image>\nsum=", "images": [str(png(tmp_path / f"{i}.png", (16, 16), (60 * i, 0, 0)))],
+             "difficulty": 1} for i in range(2)]
+    cfg = dict(lr=1e-2, prompts_per_step=2, n=2, max_new_tokens=3, verifier="starts-with-digit", pass_rate_k=2,
+               max_pass_rate=1.0, drop_unsolved=False, eval_every=0, checkpoint_every=1, diagnostics_every=0,
+               device="cpu")
+    first = tiny_vl()
+    rl_train(first, rows, tmp_path / "run", RLConfig(steps=1, **cfg))  # pass rates sampled with the images
+    again = tiny_vl()  # a fresh process would load the initial weights; the checkpoint puts the trained ones back
+    rl_train(again, rows, tmp_path / "run", RLConfig(steps=2, **cfg))
+    assert [r["step"] for r in RunDir(tmp_path / "run").read_metrics() if r.get("event") == "train"] == [1, 2]
+    assert "at step 1" in (tmp_path / "run" / "run.log").read_text()  # resumed, not started over
+    assert (tmp_path / "run" / "pool.jsonl").exists()
