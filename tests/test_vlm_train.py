@@ -197,3 +197,17 @@ def test_a_vision_language_run_resumes_from_its_checkpoint(tmp_path):
     assert [r["step"] for r in RunDir(tmp_path / "run").read_metrics() if r.get("event") == "train"] == [1, 2]
     assert "at step 1" in (tmp_path / "run" / "run.log").read_text()  # resumed, not started over
     assert (tmp_path / "run" / "pool.jsonl").exists()
+
+
+def test_a_served_sampler_is_refused_rows_with_images_unless_it_takes_them(tmp_path):
+    """It encodes with the local VisionLM but sends token ids only: the server would get placeholders, no pixels."""
+    from lyceum.models.served import ServedSampler
+    from lyceum.train.rollout import check_images_fit, sampler_inputs
+
+    rows = [{"prompt": "sum=", "images": [str(png(tmp_path / "a.png"))]}, {"prompt": "text only"}]
+    served = ServedSampler(server=None, lm=tiny_vl())
+    with pytest.raises(UserError, match=r"the model \(ServedSampler\) takes no images"):
+        check_images_fit(served, rows)
+    served.takes_images = True  # a sampler that sends image parts says so
+    assert sampler_inputs(served, rows)[0] == {"prompt": "sum=", "images": rows[0]["images"]}
+    assert sampler_inputs(served, rows)[1] == "text only"
