@@ -23,8 +23,8 @@ from lyceum.tables import fmt_share, markdown_table
 
 POOL_DIGITS = (4, 6)
 EVAL_DIGITS = (4, 5)  # held-out: one bucket the student half knows, one it does not
-# GRPO at lr 5e-5: in pilots on the 4-digit bucket (40 steps, 8 x 8 rollouts) lr 2e-4 left the reward flat,
-# 3e-4 and 1e-3 (GRPO and GSPO) collapsed it to 0 within 10 steps; 5e-5 raised greedy accuracy 34% -> 40%
+# GRPO at lr 5e-5: in pilots on the 4-digit bucket (40 steps, 8 x 8 rollouts) GSPO at 2e-4 left the reward
+# flat, GRPO at 3e-4 took accuracy 34% -> 2-4%, both at 1e-3 collapsed it; GRPO at 5e-5 ended at 40% (docs/recipes.md)
 SETTINGS = {"prompts_per_step": 8, "n": 8, "loss": "grpo", "lr": 5e-5, "warmup_steps": 0, "lr_schedule": "constant",
             "max_grad_norm": 1.0, "micro_batch_size": 64, "diagnostics_every": 0, "checkpoint_every": -1,
             "verifier": "lab", "device": "cpu", "dtype": "fp32", "pass_rate_k": 0, "difficulty_key": "digits",
