@@ -187,9 +187,9 @@ def test_rl_runs_on_real_hipho_diagram_problems(hipho_dir, tmp_path):
 def test_a_vision_language_run_resumes_from_its_checkpoint(tmp_path):
     rows = [{"prompt": "<image>\nsum=", "images": [str(png(tmp_path / f"{i}.png", (16, 16), (60 * i, 0, 0)))],
              "difficulty": 1} for i in range(2)]
-    cfg = dict(lr=1e-2, prompts_per_step=2, n=2, max_new_tokens=3, verifier="starts-with-digit", pass_rate_k=2,
-               max_pass_rate=1.0, drop_unsolved=False, eval_every=0, checkpoint_every=1, diagnostics_every=0,
-               device="cpu")
+    cfg = {"lr": 1e-2, "prompts_per_step": 2, "n": 2, "max_new_tokens": 3, "verifier": "starts-with-digit",
+           "pass_rate_k": 2, "max_pass_rate": 1.0, "drop_unsolved": False, "eval_every": 0, "checkpoint_every": 1,
+           "diagnostics_every": 0, "device": "cpu"}
     first = tiny_vl()
     rl_train(first, rows, tmp_path / "run", RLConfig(steps=1, **cfg))  # pass rates sampled with the images
     again = tiny_vl()  # a fresh process would load the initial weights; the checkpoint puts the trained ones back
