@@ -10,7 +10,7 @@ The curriculum arm starts on the 4-digit bucket and opens the next one when the 
 group size, generation length, learning rate and number of steps (equal rollout budget) and the same seeds;
 each seed draws its own pool and rollouts. Held-out evaluation is greedy accuracy on fresh 4- and 5-digit sums.
 
-The verdict follows the lab's rule (``lab.contrasts.compare``): a difference counts when it exceeds twice its
+The verdict follows the lab's rule (``lab.stats.compare``): a difference counts when it exceeds twice its
 standard error, from the spread over seeds and never below the binomial error of the held-out prompts.
 """
 
@@ -37,9 +37,9 @@ def curriculum_contrast(out: Path, *, root: Path | None = None, seed: int = 0, q
                         log: Callable[[str], None] = print, seeds: int = 3, steps: int | None = None):
     """Curriculum vs uniform RL on hard sums, ``seeds`` seeds from ``seed``; returns a ``ContrastResult``."""
     from lyceum.lab import tasks
-    from lyceum.lab.contrasts import accuracy_sd, compare, mean, shown
     from lyceum.lab.models import accuracy, eval_rows, lab_model_dir, max_new_tokens
-    from lyceum.lab.recipe_contrasts import ContrastResult, _plot, _series
+    from lyceum.lab.sections import ContrastResult, metric_series, plot_lines
+    from lyceum.lab.stats import accuracy_sd, compare, mean, shown
     from lyceum.models.local import load_local
     from lyceum.train.rl import RLConfig, rl_train, stage_table
 
@@ -101,10 +101,10 @@ def curriculum_contrast(out: Path, *, root: Path | None = None, seed: int = 0, q
                  ("curriculum stages reached", "stages", False))]
     table.append(["rollouts per arm and seed", str(rollouts), str(rollouts)])
     plots = [
-        _plot(out / "curriculum_reward.png", "RL on 4-6 digit sums: training reward (first seed)", "mean reward",
-              [(name, *_series(paths[0], "reward")) for name, paths in runs.items()], ylim=(-0.02, 1.02)),
-        _plot(out / "curriculum_zero_variance.png", "Groups with zero reward variance (no gradient), first seed",
-              "share of groups", [(name, *_series(paths[0], "zero_variance_share")) for name, paths in runs.items()],
+        plot_lines(out / "curriculum_reward.png", "RL on 4-6 digit sums: training reward (first seed)", "mean reward",
+              [(name, *metric_series(paths[0], "reward")) for name, paths in runs.items()], ylim=(-0.02, 1.02)),
+        plot_lines(out / "curriculum_zero_variance.png", "Groups with zero reward variance (no gradient), first seed",
+              "share of groups", [(name, *metric_series(paths[0], "zero_variance_share")) for name, paths in runs.items()],
               ylim=(-0.02, 1.02)),
     ]
     agree = {"higher": "agrees", "lower": "does not agree (uniform is better)", "tie": "does not agree (a tie)",

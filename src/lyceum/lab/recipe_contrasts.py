@@ -23,39 +23,20 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lyceum.lab.curriculum_contrast import curriculum_contrast
 from lyceum.lab.demo import DEMO_CONFIG
-from lyceum.tables import fmt_share, line_figure, markdown_table, series
+from lyceum.lab.sections import ContrastResult
+from lyceum.lab.sections import metric_series as _series
+from lyceum.lab.sections import plot_lines as _plot
+from lyceum.tables import fmt_share, markdown_table
 
 # OPD settings shared by the distillation contrasts: the demo's recipe; each contrast sets its own steps
 OPD_SETTINGS = {k: v for k, v in DEMO_CONFIG.items() if k not in ("steps", "eval_every")}
 QUICK = {"prompts_per_step": 2, "n": 2, "micro_batch_size": 8}
-
-
-@dataclass
-class ContrastResult:
-    name: str
-    title: str
-    markdown: str  # a report section: what was run, the table, the reading
-    numbers: dict[str, float] = field(default_factory=dict)
-    plots: list[Path] = field(default_factory=list)
-
-
-def _series(run_path: Path, key: str, event: str = "train") -> tuple[list[float], list[float]]:
-    from lyceum.runs import read_jsonl
-
-    return series(read_jsonl(run_path / "metrics.jsonl"), key, event)
-
-
-def _plot(path: Path, title: str, ylabel: str, lines: list[tuple[str, list[float], list[float]]], *,
-          xlabel: str = "step", marker: str | None = None, ylim: tuple[float, float] | None = None) -> Path:
-    panel = {"title": "", "ylabel": ylabel, "xlabel": xlabel, "lines": lines, "marker": marker,
-             "smooth": 1 if marker else 5, "ylim": ylim, "legend": True}
-    return line_figure(path, title, [panel], panel_width=6.4, height=3.6)
 
 
 def _pattern_share(model_dir: Path, rows: list[dict], pattern: str) -> float:

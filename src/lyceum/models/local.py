@@ -17,6 +17,7 @@ positions, only at non-padding positions; no ``B x T x V`` float32 tensor is eve
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,9 @@ from lyceum.errors import UserError
 
 # An LM head this large is streamed as W @ h.T when decoding on a CPU (see LocalLM._decode_step).
 HEAD_STREAM_BYTES = 8 * 2**20
+
+# The module that loads image-text-to-text folders (load_local hands them over; it subclasses LocalLM)
+VISION_MODULE = "lyceum.models.vlm"
 
 # Positions per LM-head chunk are chosen so one chunk of float32 logits is about this many bytes (the one
 # definition: the training losses and scan chunk by the same budget, lyceum.train.logits).
@@ -497,10 +501,11 @@ def load_local(path: str | Path, device: str | torch.device | None = None,
         raise UserError(f"{path} is a file; give the directory that holds the model's config.json")
     if not (path / "config.json").exists():
         raise UserError(f"{path} is not a Hugging Face model directory (no config.json)")
-    from lyceum.models.vlm import is_vision_model, load_vlm
-
-    if is_vision_model(path):  # Qwen2-VL / Qwen2.5-VL / Qwen3-VL: the model with its image processor
-        return load_vlm(path, device=device, dtype=dtype)
+    # Qwen2-VL / Qwen2.5-VL / Qwen3-VL: the model with its image processor. models.vlm subclasses LocalLM, so it
+    # is named here and imported when a folder needs it (as models/__init__ names its modules), not imported
+    vlm = importlib.import_module(VISION_MODULE)
+    if vlm.is_vision_model(path):
+        return vlm.load_vlm(path, device=device, dtype=dtype)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     quiet_transformers()
