@@ -10,8 +10,8 @@ They run in the lab's one harness (``lyceum lab reproduce``, ``lab/contrasts.py`
   vs after an off-policy cold start. Initial overlap and final accuracy.
 - ``prompt_template``: OPD from a teacher that only knows the "add" prompt template, on prompts in the
   student's template vs re-wrapped in the teacher's.
-- ``curriculum``: RL (GSPO, lab verifier) on the difficulty-graded addition task, curriculum vs uniform
-  sampling at the same rollout budget.
+- ``curriculum``: RL (GRPO, lab verifier) on sums mostly too hard for the student, curriculum vs uniform
+  sampling at the same rollout budget, over several seeds (``lab/curriculum_contrast.py``).
 
 Each contrast runs both arms with the same settings and seed and reports what it measured, whether or not it
 agrees with the paper. ``quick=True`` shrinks every budget so a test can run the whole pipeline in seconds; its
@@ -23,38 +23,20 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lyceum.lab.curriculum_contrast import curriculum_contrast
 from lyceum.lab.demo import DEMO_CONFIG
-from lyceum.tables import fmt_share, line_figure, markdown_table, series
+from lyceum.lab.sections import ContrastResult
+from lyceum.lab.sections import metric_series as _series
+from lyceum.lab.sections import plot_lines as _plot
+from lyceum.tables import fmt_share, markdown_table
 
 # OPD settings shared by the distillation contrasts: the demo's recipe; each contrast sets its own steps
 OPD_SETTINGS = {k: v for k, v in DEMO_CONFIG.items() if k not in ("steps", "eval_every")}
 QUICK = {"prompts_per_step": 2, "n": 2, "micro_batch_size": 8}
-
-
-@dataclass
-class ContrastResult:
-    name: str
-    title: str
-    markdown: str  # a report section: what was run, the table, the reading
-    numbers: dict[str, float] = field(default_factory=dict)
-    plots: list[Path] = field(default_factory=list)
-
-
-def _series(run_path: Path, key: str, event: str = "train") -> tuple[list[float], list[float]]:
-    from lyceum.runs import read_jsonl
-
-    return series(read_jsonl(run_path / "metrics.jsonl"), key, event)
-
-
-def _plot(path: Path, title: str, ylabel: str, lines: list[tuple[str, list[float], list[float]]], *,
-          xlabel: str = "step", marker: str | None = None, ylim: tuple[float, float] | None = None) -> Path:
-    panel = {"title": "", "ylabel": ylabel, "xlabel": xlabel, "lines": lines, "marker": marker,
-             "smooth": 1 if marker else 5, "ylim": ylim, "legend": True}
-    return line_figure(path, title, [panel], panel_width=6.4, height=3.6)
 
 
 def _pattern_share(model_dir: Path, rows: list[dict], pattern: str) -> float:
@@ -362,87 +344,7 @@ def prompt_template_contrast(out: Path, *, root: Path | None = None, seed: int =
 
 
 # ---------------------------------------------------------------------------------------------------------
-# 3. curriculum vs uniform sampling for RL
-
-
-RL_SETTINGS = {"prompts_per_step": 16, "n": 8, "loss": "gspo", "lr": 1e-4, "warmup_steps": 0,
-               "lr_schedule": "constant", "max_grad_norm": 1.0, "micro_batch_size": 128, "diagnostics_every": 0,
-               "checkpoint_every": 0, "verifier": "lab", "device": "cpu", "dtype": "fp32", "pass_rate_k": 8,
-               "max_pass_rate": 0.7, "difficulty_key": "digits", "thresholds": "0.8", "window": 3}
-
-
-def curriculum_contrast(out: Path, *, root: Path | None = None, seed: int = 0, quick: bool = False,
-                        log: Callable[[str], None] = print) -> ContrastResult:
-    from lyceum.lab.models import eval_rows, lab_model_dir, max_new_tokens
-    from lyceum.train.rl import RLConfig, rl_train
-
-    out = Path(out)
-    student = lab_model_dir("student", root=root, log=log)
-    digits = (3, 5)  # the student solves 1-2 digit sums almost always: the filter would drop them anyway
-    steps, n_pool, n_eval = (2, 12, 8) if quick else (60, 300, 100)
-    pool = _prompts(n_pool, digits, seed=40_000 + seed)
-    evals = eval_rows(n_eval)
-    settings = {**RL_SETTINGS, **(QUICK if quick else {}), "steps": steps, "seed": seed,
-                "max_new_tokens": max_new_tokens(digits), "eval_every": max(1, steps // 4)}
-    if quick:
-        settings.update(pass_rate_k=2, max_pass_rate=1.0, drop_unsolved=False)
-    arms = {}
-    for name, curriculum in (("curriculum", True), ("uniform", False)):
-        log(f"contrast curriculum: RL with {name} sampling")
-        cfg = RLConfig(**settings, curriculum=curriculum)
-        arms[name] = rl_train(student, pool, out / name, cfg, eval_rows=evals, resume=False, desc=f"RL, {name}")
-
-    n: dict[str, float] = {}
-    rollouts_per_step = settings["prompts_per_step"] * settings["n"]
-    for name, res in arms.items():
-        _, rewards = _series(res.run.path, "reward")
-        _, zero = _series(res.run.path, "zero_variance_share")
-        n[f"{name}_accuracy_before"] = res.train.accuracy_before
-        n[f"{name}_accuracy_after"] = res.train.accuracy_after
-        n[f"{name}_reward_mean"] = sum(rewards) / len(rewards) if rewards else float("nan")
-        n[f"{name}_zero_variance_share"] = sum(zero) / len(zero) if zero else float("nan")
-        n[f"{name}_stages"] = float(len(res.curriculum.stage_summaries()))
-        n[f"{name}_rollouts"] = float(steps * rollouts_per_step)
-    f = arms["curriculum"].filter or {}
-    plots = [
-        _plot(out / "curriculum_reward.png", "RL on graded addition: training reward", "mean reward",
-              [(name, [x * rollouts_per_step for x in xs], ys)
-               for name, (xs, ys) in ((k, _series(v.run.path, "reward")) for k, v in arms.items())],
-              xlabel="rollouts", ylim=(-0.02, 1.02)),
-        _plot(out / "curriculum_accuracy.png", "Held-out accuracy (4-digit sums) during RL", "accuracy",
-              [(name, [x * rollouts_per_step for x in xs], ys)
-               for name, (xs, ys) in ((k, _series(v.run.path, "accuracy", "eval")) for k, v in arms.items())],
-              xlabel="rollouts", marker="o", ylim=(0, 1.02)),
-    ]
-    from lyceum.train.rl import stage_table
-
-    rows = [["held-out accuracy before", fmt_share(n["curriculum_accuracy_before"], pct=True),
-             fmt_share(n["uniform_accuracy_before"], pct=True)],
-            ["held-out accuracy after", fmt_share(n["curriculum_accuracy_after"], pct=True),
-             fmt_share(n["uniform_accuracy_after"], pct=True)],
-            ["mean training reward", fmt_share(n["curriculum_reward_mean"]), fmt_share(n["uniform_reward_mean"])],
-            ["share of zero-variance groups", fmt_share(n["curriculum_zero_variance_share"], pct=True),
-             fmt_share(n["uniform_zero_variance_share"], pct=True)],
-            ["rollouts (RL steps x prompts x group)", f"{int(n['curriculum_rollouts'])}",
-             f"{int(n['uniform_rollouts'])}"]]
-    final = _compare(n["curriculum_accuracy_after"], n["uniform_accuracy_after"], ACCURACY_TIE)
-    md = "\n".join([
-        (f"Student: {_describe('student')}. Pool: {n_pool} sums of 3-5 digits; the pass-rate filter "
-        f"({settings['pass_rate_k']} rollouts each, identical in both arms) kept {f.get('kept', '-')} of "
-        f"{f.get('total', '-')} ({f.get('too_easy', '-')} too easy, {f.get('unsolved', '-')} never solved). "
-        f"GSPO, lab verifier, group size {settings['n']}, {settings['prompts_per_step']} prompts per step, "
-        f"{steps} steps, lr {settings['lr']} in both arms (equal rollout budget). Curriculum: digit buckets "
-        f"easiest first, the next opens when the mean training reward over {settings['window']} steps reaches "
-        f"{settings['thresholds']}. Uniform: every bucket from the start. Both arms use the same group size and "
-        "generation length (enough for 5 digits), so the budgets match exactly."), "",
-        markdown_table(["", "curriculum", "uniform"], rows), "",
-        "Curriculum stages:", "", stage_table(arms["curriculum"].curriculum.stage_summaries()), "",
-        (f"Reading: at equal rollout budget the curriculum's final held-out accuracy was {final} "
-         f"({fmt_share(n['curriculum_accuracy_after'], pct=True)} vs {fmt_share(n['uniform_accuracy_after'], pct=True)}; differences "
-         f"under {100 * ACCURACY_TIE:.0f} points count as ties). P1-VL's use of a curriculum: "
-         f"{_agreement(final)}.")])
-    return ContrastResult("curriculum", "Curriculum vs uniform sampling for RL at equal rollout budget", md,
-                          {k: v for k, v in n.items() if v is not None}, plots)
+# 3. curriculum vs uniform sampling for RL: its own module (hard sums, several seeds), lab/curriculum_contrast.py
 
 
 CONTRASTS: dict[str, Callable[..., ContrastResult]] = {

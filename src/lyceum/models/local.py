@@ -17,6 +17,7 @@ positions, only at non-padding positions; no ``B x T x V`` float32 tensor is eve
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,9 @@ from lyceum.errors import UserError
 
 # An LM head this large is streamed as W @ h.T when decoding on a CPU (see LocalLM._decode_step).
 HEAD_STREAM_BYTES = 8 * 2**20
+
+# The module that loads image-text-to-text folders (load_local hands them over; it subclasses LocalLM)
+VISION_MODULE = "lyceum.models.vlm"
 
 # Positions per LM-head chunk are chosen so one chunk of float32 logits is about this many bytes (the one
 # definition: the training losses and scan chunk by the same budget, lyceum.train.logits).
@@ -261,13 +265,34 @@ class LocalLM:
         ``temperature=0`` is greedy decoding; its log-probs are then those of the model at temperature 1.
         ``seed`` makes the draw reproducible without touching the global RNG; ``None`` uses the global RNG.
         """
-        if max_new_tokens < 1:
-            raise UserError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
-        if n < 1:
-            raise UserError(f"n (samples per prompt) must be at least 1, got {n}")
-        if temperature < 0 or not (0 < top_p <= 1):
-            raise UserError(f"need temperature >= 0 and 0 < top_p <= 1, got {temperature} and {top_p}")
-        encoded = self.encode(prompts)
+        check_sampling(max_new_tokens, n, temperature, top_p)
+        return self._sample_loop(prompts, self.encode(prompts), None, max_new_tokens, temperature=temperature,
+                                 top_p=top_p, n=n, seed=seed, stop_ids=stop_ids)
+
+    def _decoder(self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, extra: Any):
+        """``(prefill, step)`` of the decode loop. ``prefill(cache) -> (logits [B, V], next position [B])`` runs
+        the left-padded prompts; ``step(tok, attn, pos, cache) -> logits`` feeds one token per row at ``pos``.
+        A subclass with other inputs (``VisionLM``: images, 3-D positions) overrides this and nothing else."""
+        step = self._decode_step()
+
+        def prefill(cache):
+            pos = position_ids_from_mask(prompt_mask)
+            logits = step(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=pos, cache=cache)
+            return logits, pos[:, -1] + 1
+
+        def next_token(tok, attn, pos, cache):
+            return step(input_ids=tok[:, None], attention_mask=attn, position_ids=pos[:, None], cache=cache)
+
+        return prefill, next_token
+
+    def _samples(self, fields: dict[str, Any], extra: Any) -> Samples:
+        return Samples(**fields)
+
+    def _sample_loop(self, prompts: Sequence[Any], encoded: list[list[int]], extra: Any, max_new_tokens: int, *,
+                     temperature: float, top_p: float, n: int, seed: int | None,
+                     stop_ids: Sequence[int] | None) -> Samples:
+        """The one decode loop (``sample``'s and ``VisionLM.sample``'s): prompts prefilled once, left-padded,
+        the cache repeated ``n`` times, then one token per step; a row that stops leaves the batch at once."""
         stops = torch.tensor(list(stop_ids) if stop_ids is not None else self.stop_ids, dtype=torch.long,
                              device=self.device)
         gen = None
@@ -289,15 +314,14 @@ class LocalLM:
         self.model.eval()
         try:
             cache = DynamicCache(config=self.model.config)
-            pos = position_ids_from_mask(prompt_mask)
-            step = self._decode_step()
-            logits = step(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=pos, cache=cache)
+            prefill, next_token = self._decoder(prompt_ids, prompt_mask, extra)
+            logits, next_pos = prefill(cache)
             if n > 1:  # the prompt is computed once; its cache is shared by the n samples
                 cache.batch_repeat_interleave(n)
                 logits = logits.repeat_interleave(n, 0)
             N = B * n
             attn = prompt_mask.repeat_interleave(n, 0)
-            last_pos = pos[:, -1].repeat_interleave(n, 0)
+            next_pos = next_pos.repeat_interleave(n, 0)
             tokens = torch.full((N, max_new_tokens), pad, dtype=torch.long, device=self.device)
             logprobs = torch.zeros((N, max_new_tokens), dtype=torch.float32, device=self.device)
             lengths = torch.full((N,), max_new_tokens, dtype=torch.long, device=self.device)
@@ -314,13 +338,12 @@ class LocalLM:
                     if keep.numel() == 0:
                         break
                     cache.batch_select_indices(keep)
-                    active, tok, attn, last_pos = active[keep], tok[keep], attn[keep], last_pos[keep]
+                    active, tok, attn, next_pos = active[keep], tok[keep], attn[keep], next_pos[keep]
                 if t == max_new_tokens - 1:
                     break
                 attn = torch.cat([attn, attn.new_ones((attn.shape[0], 1))], 1)
-                last_pos = last_pos + 1
-                logits = step(input_ids=tok[:, None], attention_mask=attn, position_ids=last_pos[:, None],
-                              cache=cache)
+                logits = next_token(tok, attn, next_pos, cache)
+                next_pos = next_pos + 1
         finally:
             self.model.train(was_training)
 
@@ -332,9 +355,10 @@ class LocalLM:
         reasons = ["stop" if s else "length" for s in stopped.tolist()]
         rows = [tokens[i, : int(lengths[i])].tolist() for i in range(N)]
         texts = [self.decode(r) for r in rows]
-        return Samples(list(prompts), torch.arange(B, device=self.device).repeat_interleave(n),
-                       prompt_ids.repeat_interleave(n, 0), prompt_mask.repeat_interleave(n, 0),
-                       tokens, logprobs, mask, reasons, texts)
+        fields = {"prompts": list(prompts), "prompt_index": torch.arange(B, device=self.device).repeat_interleave(n),
+                  "prompt_ids": prompt_ids.repeat_interleave(n, 0), "prompt_mask": prompt_mask.repeat_interleave(n, 0),
+                  "tokens": tokens, "logprobs": logprobs, "mask": mask, "finish_reasons": reasons, "texts": texts}
+        return self._samples(fields, extra)
 
     # ---- scoring
 
@@ -382,6 +406,16 @@ class LocalLM:
             return None if x is None else x.reshape(B, T, *x.shape[1:])
 
         return Scores(shape(lp), mask, shape(tk_ids), shape(tk_lp), shape(g_lp))
+
+
+def check_sampling(max_new_tokens: int, n: int, temperature: float, top_p: float) -> None:
+    """Refuse sampling settings that cannot work, in one sentence each (before any prompt is encoded)."""
+    if max_new_tokens < 1:
+        raise UserError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+    if n < 1:
+        raise UserError(f"n (samples per prompt) must be at least 1, got {n}")
+    if temperature < 0 or not (0 < top_p <= 1):
+        raise UserError(f"need temperature >= 0 and 0 < top_p <= 1, got {temperature} and {top_p}")
 
 
 def draw_tokens(logits: torch.Tensor, temperature: float, top_p: float,
@@ -458,7 +492,11 @@ def quiet_transformers() -> None:
 
 def load_local(path: str | Path, device: str | torch.device | None = None,
                dtype: str | torch.dtype | None = None) -> LocalLM:
-    """Load an HF causal LM and its tokenizer from a local directory (nothing is downloaded)."""
+    """Load an HF causal LM and its tokenizer from a local directory (nothing is downloaded).
+
+    A folder whose config describes an image-text-to-text model (``models.vlm.is_vision_model``) loads as a
+    ``VisionLM`` (``load_vlm``), so every command that takes a model folder takes a Qwen-VL one too.
+    """
     path = Path(path)
     if not path.exists():
         raise UserError(f"model directory not found: {path}")
@@ -466,6 +504,11 @@ def load_local(path: str | Path, device: str | torch.device | None = None,
         raise UserError(f"{path} is a file; give the directory that holds the model's config.json")
     if not (path / "config.json").exists():
         raise UserError(f"{path} is not a Hugging Face model directory (no config.json)")
+    # Qwen2-VL / Qwen2.5-VL / Qwen3-VL: the model with its image processor. models.vlm subclasses LocalLM, so it
+    # is named here and imported when a folder needs it (as models/__init__ names its modules), not imported
+    vlm = importlib.import_module(VISION_MODULE)
+    if vlm.is_vision_model(path):
+        return vlm.load_vlm(path, device=device, dtype=dtype)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     quiet_transformers()

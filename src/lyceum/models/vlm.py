@@ -41,7 +41,7 @@ from lyceum.models.local import (
     LocalLM,
     Samples,
     Scores,
-    draw_tokens,  # the sampling rule must be exactly LocalLM's
+    check_sampling,
     quiet_transformers,
     resolve_device,
     resolve_dtype,
@@ -366,87 +366,35 @@ class VisionLM(LocalLM):
         """``LocalLM.sample`` for prompts with images (rows prompt-major); see the module docstring for prompts.
 
         ``image_base`` resolves relative image paths. Log-probs are those of the distribution each token was
-        drawn from (temperature 0: greedy, log-probs at temperature 1).
+        drawn from (temperature 0: greedy, log-probs at temperature 1). The decode loop is ``LocalLM``'s; only
+        the forward passes differ (``_decoder``).
         """
-        if max_new_tokens < 1:
-            raise UserError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
-        if n < 1:
-            raise UserError(f"n (samples per prompt) must be at least 1, got {n}")
-        if temperature < 0 or not (0 < top_p <= 1):
-            raise UserError(f"need temperature >= 0 and 0 < top_p <= 1, got {temperature} and {top_p}")
+        check_sampling(max_new_tokens, n, temperature, top_p)
         prepared = self.prepare(prompts, image_base)
-        stops = torch.tensor(list(stop_ids) if stop_ids is not None else self.stop_ids, dtype=torch.long,
-                             device=self.device)
-        gen = None
-        if seed is not None:
-            gen = torch.Generator(device=self.device)
-            gen.manual_seed(int(seed))
+        return self._sample_loop(prompts, [e.ids for e in prepared], [e.images for e in prepared], max_new_tokens,
+                                 temperature=temperature, top_p=top_p, n=n, seed=seed, stop_ids=stop_ids)
 
-        B, P, pad = len(prepared), max(len(e.ids) for e in prepared), self.pad_id
-        prompt_ids = torch.full((B, P), pad, dtype=torch.long)
-        prompt_mask = torch.zeros((B, P), dtype=torch.long)
-        for i, e in enumerate(prepared):
-            prompt_ids[i, P - len(e.ids):] = torch.tensor(e.ids)
-            prompt_mask[i, P - len(e.ids):] = 1
-        prompt_ids, prompt_mask = prompt_ids.to(self.device), prompt_mask.to(self.device)
-        images = [e.images for e in prepared]
+    def _decoder(self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, images: Any):
+        """The prompts with their images (pixels, grids, 3-D positions); a decoded token continues at its row's
+        largest position + 1 on all three axes, as ``get_rope_index`` counts."""
+        cache_kw = self._cache_kw()
 
-        from transformers import DynamicCache
-
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            cache = DynamicCache(config=self.model.config)
+        def prefill(cache):
             kw = self.vision_inputs(prompt_ids, prompt_mask, images)
-            # the next text position of each row: one past its largest (3-D) position, as get_rope_index counts
             next_pos = kw["position_ids"].masked_fill(prompt_mask[None] == 0, -1).amax(dim=(0, 2)) + 1
-            out = self._forward(self.model, kw, use_cache=True, logits_to_keep=1, **{self._cache_kw(): cache})
-            logits = out.logits[:, -1]
-            if n > 1:  # the prompt (and its images) is computed once; its cache is shared by the n samples
-                cache.batch_repeat_interleave(n)
-                logits = logits.repeat_interleave(n, 0)
-            N = B * n
-            attn = prompt_mask.repeat_interleave(n, 0)
-            next_pos = next_pos.repeat_interleave(n, 0)
-            tokens = torch.full((N, max_new_tokens), pad, dtype=torch.long, device=self.device)
-            logprobs = torch.zeros((N, max_new_tokens), dtype=torch.float32, device=self.device)
-            lengths = torch.full((N,), max_new_tokens, dtype=torch.long, device=self.device)
-            stopped = torch.zeros(N, dtype=torch.bool, device=self.device)
-            active = torch.arange(N, device=self.device)
-            for t in range(max_new_tokens):
-                tok, lp = draw_tokens(logits.float(), temperature, top_p, gen)
-                tokens[active, t], logprobs[active, t] = tok, lp
-                done = torch.isin(tok, stops)
-                if done.any():
-                    lengths[active[done]] = t + 1
-                    stopped[active[done]] = True
-                    keep = (~done).nonzero().squeeze(1)
-                    if keep.numel() == 0:
-                        break
-                    cache.batch_select_indices(keep)
-                    active, tok, attn, next_pos = active[keep], tok[keep], attn[keep], next_pos[keep]
-                if t == max_new_tokens - 1:
-                    break
-                attn = torch.cat([attn, attn.new_ones((attn.shape[0], 1))], 1)
-                literal = tok == self.image_token_id  # a sampled placeholder is text, as in vision_inputs
-                step = {"input_ids": tok.masked_fill(literal, pad)[:, None], "attention_mask": attn,
-                        "position_ids": next_pos[None, :, None].expand(3, -1, 1), "_literal": literal[:, None]}
-                out = self._forward(self.model, step, use_cache=True, **{self._cache_kw(): cache})
-                logits = out.logits[:, -1]
-                next_pos = next_pos + 1
-        finally:
-            self.model.train(was_training)
+            out = self._forward(self.model, kw, use_cache=True, logits_to_keep=1, **{cache_kw: cache})
+            return out.logits[:, -1], next_pos
 
-        L = int(lengths.max())
-        steps = torch.arange(L, device=self.device)
-        mask = (steps[None, :] < lengths[:, None]).float()
-        tokens = tokens[:, :L].masked_fill(mask == 0, pad)
-        logprobs = logprobs[:, :L] * mask
-        reasons = ["stop" if s else "length" for s in stopped.tolist()]
-        texts = [self.decode(tokens[i, : int(lengths[i])].tolist()) for i in range(N)]
-        return VisionSamples(list(prompts), torch.arange(B, device=self.device).repeat_interleave(n),
-                             prompt_ids.repeat_interleave(n, 0), prompt_mask.repeat_interleave(n, 0),
-                             tokens, logprobs, mask, reasons, texts, images=images)
+        def next_token(tok, attn, pos, cache):
+            literal = tok == self.image_token_id  # a sampled placeholder is text, as in vision_inputs
+            step = {"input_ids": tok.masked_fill(literal, self.pad_id)[:, None], "attention_mask": attn,
+                    "position_ids": pos[None, :, None].expand(3, -1, 1), "_literal": literal[:, None]}
+            return self._forward(self.model, step, use_cache=True, **{cache_kw: cache}).logits[:, -1]
+
+        return prefill, next_token
+
+    def _samples(self, fields: dict[str, Any], extra: Any) -> VisionSamples:
+        return VisionSamples(**fields, images=extra)
 
     # ---- scoring
 
@@ -499,6 +447,11 @@ def freeze_vision(model: Any, frozen: bool = True, *, train_projector: bool = Tr
         p.requires_grad_(name not in frozen_names)
         counts["frozen" if name in frozen_names else "trainable"] += p.numel()
     return counts
+
+
+def freeze_student_vision(lm: Any, frozen: bool = True) -> dict[str, int] | None:
+    """``freeze_vision`` for a loaded model of any kind: a no-op (None) for a text model, else the counts."""
+    return freeze_vision(lm.model, frozen) if isinstance(lm, VisionLM) else None
 
 
 # --------------------------------------------------------------------------------------------------- loading

@@ -179,8 +179,6 @@ def load_checkpoint(path: str | Path, *, student: LocalLM, optimizer, scheduler,
     With ``sharded`` (an ``fsdp.Sharded``) the student and optimizer come from the checkpoint's DCP shards,
     resharded to this run's processes, and the gathered copy is refreshed.
     """
-    from transformers import AutoModelForCausalLM
-
     path = Path(path)
     recover_checkpoint(path)
     if sharded is not None or (path / SHARDS).is_dir():
@@ -194,7 +192,8 @@ def load_checkpoint(path: str | Path, *, student: LocalLM, optimizer, scheduler,
 
         load_adapter_weights(student, path / ADAPTER_DIR)
     else:
-        saved = AutoModelForCausalLM.from_pretrained(path / "model", local_files_only=True)
+        # the student's own class, so a vision-language student (its vision tower included) restores too
+        saved = type(student.model).from_pretrained(path / "model", local_files_only=True)
         student.model.load_state_dict(saved.state_dict())
     state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=False)
     optimizer.load_state_dict(state["optimizer"])

@@ -51,6 +51,7 @@ class OPDConfig:
     lr_schedule: str = "constant"
     max_grad_norm: float = 1.0
     micro_batch_size: int = 16
+    freeze_vision: bool = True
     # --- diagnostics, evaluation, checkpoints
     diagnostics_k: int = 16
     diagnostics_every: int = 1
@@ -160,6 +161,8 @@ HELP = {
     "clip": "ratio clip of the pg mode", "lr": "learning rate (AdamW)", "weight_decay": "AdamW weight decay",
     "warmup_steps": "linear warm-up steps", "lr_schedule": "constant or cosine",
     "max_grad_norm": "gradient clipping norm", "micro_batch_size": "rollouts per forward/backward (accumulation)",
+    "freeze_vision": "vision-language students: the vision encoder gets no gradient (its projector and the "
+                     "language model train); false trains the vision tower too (--no-freeze-vision)",
     "diagnostics_k": "k of the top-k overlap diagnostics", "diagnostics_every": "compute diagnostics every N steps",
     "eval_every": "evaluate every N steps (0: only before and after)",
     "eval_max_new_tokens": "response length at evaluation (0: max_new_tokens)",

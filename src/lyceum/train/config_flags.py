@@ -26,11 +26,15 @@ def add_config_flags(p: argparse.ArgumentParser, cls, help_text: dict[str, str],
     group = p.add_argument_group("settings (override --config)")
     for f in dataclasses.fields(cls):
         kind = {bool: parse_bool, int: int, float: float}.get(type(f.default), str)
-        # a bare boolean flag (--fsdp) means true; --fsdp false still reads its value
-        bare = {"nargs": "?", "const": True} if kind is parse_bool else {}
-        group.add_argument("--" + f.name.replace("_", "-"), *aliases.get(f.name, []), dest=f"cfg_{f.name}",
-                           type=kind, default=argparse.SUPPRESS, metavar=f.name.upper(), **bare,
-                           help=f"{help_text.get(f.name, f.name)} (default: {f.default})")
+        flag = "--" + f.name.replace("_", "-")
+        # a bool flag alone means true (--freeze-vision), --no-NAME means false; --NAME false works too
+        toggle = {"nargs": "?", "const": True} if kind is parse_bool else {}
+        group.add_argument(flag, *aliases.get(f.name, []), dest=f"cfg_{f.name}",
+                           type=kind, default=argparse.SUPPRESS, metavar=f.name.upper(),
+                           help=f"{help_text.get(f.name, f.name)} (default: {f.default})", **toggle)
+        if kind is parse_bool:
+            group.add_argument("--no-" + flag[2:], dest=f"cfg_{f.name}", action="store_const", const=False,
+                               default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
 def config_from_args(args: argparse.Namespace, cls):

@@ -275,12 +275,15 @@ def stages_from_config(n_buckets: int, *, thresholds: float | Sequence[float] = 
 def estimate_pass_rates(student, rows: list[dict], verifier, *, k: int, max_new_tokens: int, seed: int = 0,
                         batch_size: int = 64, autocast=None) -> list[float]:
     """Each row's mean verifier reward over ``k`` sampled student responses (temperature 1)."""
-    from lyceum.train.rollout import sample_batches
+    from lyceum.train.rollout import sample_batches, sampler_inputs
     from lyceum.train.verifiers import reward
+
+    # what the sampler is handed: the rows' texts, or their texts with their images (refused for a text model)
+    inputs = sampler_inputs(student, rows)
 
     def generate(prompts: list[str], k: int) -> list[list[str]]:
         out: list[list[str]] = []
-        for _, s in sample_batches(student, prompts, n=k, max_new_tokens=max_new_tokens,
+        for _, s in sample_batches(student, inputs, n=k, max_new_tokens=max_new_tokens,
                                    prompts_per_call=max(1, batch_size // k), seed=seed, desc="pass rates",
                                    autocast=autocast):
             out += [s.texts[j * k:(j + 1) * k] for j in range(len(s.texts) // k)]

@@ -32,9 +32,11 @@ def distill(student: str | Path, teacher: str | Path | Any, prompts: str | Path 
     ``teacher`` may also be a served teacher's client (``served_teacher.served_teacher(url, engine=...)``): its
     log-probs then come from the server (``feedback.ServedTeacherFeedback``) and no teacher is loaded here."""
     from lyceum.models.local import check_pair, load_local
+    from lyceum.models.vlm import freeze_student_vision
     from lyceum.train.checkpoint import has_checkpoint
     from lyceum.train.feedback import ServedTeacherFeedback, TeacherFeedback
     from lyceum.train.served_teacher import describe, is_served
+    from lyceum.train.rollout import check_images_fit
 
     cfg = cfg or OPDConfig()
     objective = opd_objective(cfg)
@@ -61,6 +63,11 @@ def distill(student: str | Path, teacher: str | Path | Any, prompts: str | Path 
     resuming = resume and has_checkpoint(run.path / "checkpoint")
     # a resumed run continues from the checkpoint's weights, which load_checkpoint puts in place
     s = load_local(student, device=device, dtype="fp32")
+    frozen = freeze_student_vision(s, cfg.freeze_vision)  # before the optimizer collects what trains
+    if frozen and dist.main:
+        run.log(f"vision encoder {'frozen' if cfg.freeze_vision else 'trained'}: {frozen['trainable']:,} "
+                f"trainable and {frozen['frozen']:,} frozen parameters")
+    check_images_fit(s, rows + (evals or []))
     if served is not None:
         from lyceum.models.served import ServedSampler
 
@@ -71,6 +78,7 @@ def distill(student: str | Path, teacher: str | Path | Any, prompts: str | Path 
         t = load_local(teacher, device=device, dtype="bf16" if uses_bf16(cfg, device) else "fp32")
         vocab = check_pair(s, t)
         feedback = TeacherFeedback(t, vocab, autocast)
+    check_images_fit(t, rows + (evals or []))  # a served teacher refuses image rows until it can send them
 
     teacher_accuracy = None
     if evals and verifier and dist.main and not resuming:

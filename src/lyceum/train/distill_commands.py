@@ -12,6 +12,7 @@ from pathlib import Path
 from lyceum.train.config import HELP, OPDConfig
 from lyceum.train.config_flags import add_config_flags, config_from_args
 from lyceum.train.served_teacher import add_teacher_flags, teacher_from_args
+from lyceum.train.data_flags import add_data_flags, prompt_rows
 
 # longer spellings, e.g. for launchers (torchrun, accelerate) whose own flags would swallow an abbreviation
 ALIASES = {"n": ["--rollouts-per-prompt"]}
@@ -25,13 +26,15 @@ def register(verbs) -> None:
                                      "one tokenizer. Several GPUs: `accelerate launch -m lyceum distill train ...`.")
     p.add_argument("--student", required=True, help="student model folder (HF format)")
     p.add_argument("--teacher", help="teacher model folder (HF format, same tokenizer); or --teacher-url")
-    p.add_argument("--prompts", required=True, help="prompt file: JSONL with a 'prompt' field, or one per line")
+    p.add_argument("--prompts", help="prompt file: JSONL with a 'prompt' field (and 'images'), or one per line; "
+                                      "or use --data")
     p.add_argument("--eval-prompts", help="held-out prompts graded by --verifier before, during and after")
     p.add_argument("--out", required=True, help="run folder, e.g. runs/my-run (an existing run resumes)")
     p.add_argument("--config", help="YAML/JSON file of training settings")
     p.add_argument("--restart", action="store_true", help="ignore a checkpoint in --out and start over")
     add_config_flags(p, OPDConfig, HELP, ALIASES)
     add_teacher_flags(p)
+    add_data_flags(p)
     p.set_defaults(func=cmd_train)
 
     p = verbs.add_parser("probe", help="score student rollouts under each candidate teacher before training",
@@ -67,13 +70,17 @@ def register(verbs) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from lyceum.models.vlm import is_vision_model
     from lyceum.tables import markdown_table
     from lyceum.train.distill import distill
     from lyceum.train.report import plot_run, summary_rows, write_report
 
     cfg = config_from_args(args, OPDConfig)
+    prompts, eval_prompts, cfg, notes = prompt_rows(args, cfg, images=is_vision_model(args.student))
+    for line in notes:
+        print(line)
     teacher = teacher_from_args(args) or args.teacher
-    result = distill(args.student, teacher, args.prompts, args.out, cfg, eval_rows=args.eval_prompts,
+    result = distill(args.student, teacher, prompts, args.out, cfg, eval_rows=eval_prompts,
                      resume=not args.restart)
     if not result.main:
         return 0

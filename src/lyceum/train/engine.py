@@ -350,7 +350,7 @@ def accumulate_sums(student: LocalLM, ro: Rollouts, feedback: Feedback, objectiv
         def compute(mb=mb, kept=kept):
             t0 = time.time()
             with autocast():
-                hidden = student.hidden_states(mb.ids, mb.mask)[:, mb.start - 1: -1]
+                hidden = student.hidden_states(mb.ids, mb.mask, **mb.body_inputs())[:, mb.start - 1: -1]
             src = head_source(student, hidden, vocab)
             t1 = time.time()
             # a served teacher asked for log q at the student's top-k ids reads them off the student's head

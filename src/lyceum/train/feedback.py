@@ -25,9 +25,10 @@ from typing import Any, Protocol
 
 import torch
 
+from lyceum.errors import UserError
 from lyceum.models.local import LocalLM
 from lyceum.train.logits import head_source
-from lyceum.train.rollout import MicroBatch, Rollouts
+from lyceum.train.rollout import MicroBatch, Rollouts, takes_images
 
 
 @dataclass
@@ -56,8 +57,12 @@ class TeacherFeedback:
 
     @torch.no_grad()
     def __call__(self, mb: MicroBatch) -> Signal:
-        with self.autocast():
-            hidden = self.teacher.hidden_states(mb.ids.to(self.teacher.device), mb.mask.to(self.teacher.device))
+        if mb.images is not None and not takes_images(self.teacher):
+            raise UserError("the prompts carry images but the teacher is a text-only model; distilling from it "
+                            "would score answers about diagrams it never saw (use a vision-language teacher)")
+        with self.autocast():  # the rows' images too: the teacher sees the pixels the student answered
+            hidden = self.teacher.hidden_states(mb.ids.to(self.teacher.device), mb.mask.to(self.teacher.device),
+                                                **mb.body_inputs())
         return Signal(teacher=head_source(self.teacher, hidden[:, mb.start - 1: -1], self.vocab))
 
 

@@ -118,7 +118,8 @@ def reference_logprobs(reference, mb: MicroBatch, vocab: int | None = None) -> t
     from lyceum.train.losses import token_logprobs
 
     with torch.no_grad(), base_weights(reference):
-        hidden = reference.hidden_states(mb.ids.to(reference.device), mb.mask.to(reference.device))
+        hidden = reference.hidden_states(mb.ids.to(reference.device), mb.mask.to(reference.device),
+                                         **mb.body_inputs())
         src = head_source(reference, hidden[:, mb.start - 1: -1], vocab or reference.vocab_size)
         return token_logprobs(src, mb.tokens.to(reference.device))
 

@@ -57,12 +57,14 @@ def rl_train(student: str | Path | Any, prompts: str | Path | list[dict], out: s
              teacher: str | Path | Any | None = None, resume: bool = True, desc: str = "rl") -> RLResult:
     """RL-train ``student`` (a model folder or a loaded ``LocalLM``, trained in place) on ``prompts``."""
     from lyceum.models.local import LocalLM, check_pair, load_local
+    from lyceum.models.vlm import freeze_student_vision
     from lyceum.runs import RunDir, read_jsonl, write_jsonl
     from lyceum.train.checkpoint import has_checkpoint
     from lyceum.train.curriculum import filter_by_pass_rate
     from lyceum.train.devices import autocast_for, init_distributed, pick_device, uses_bf16
     from lyceum.train.engine import train
     from lyceum.train.feedback import MixedFeedback, ServedTeacherFeedback, TeacherFeedback, VerifierFeedback
+    from lyceum.train.rollout import check_images_fit
     from lyceum.train.schedules import load_prompts
     from lyceum.train.served_rollouts import sampler_for_run
     from lyceum.train.served_teacher import describe, is_served
@@ -88,6 +90,11 @@ def rl_train(student: str | Path | Any, prompts: str | Path | list[dict], out: s
                          "prompts": str(prompts) if not isinstance(prompts, list) else f"{len(rows)} rows",
                          **vars(cfg)})
     s = student if isinstance(student, LocalLM) else load_local(student, device=device, dtype="fp32")
+    frozen = freeze_student_vision(s, cfg.freeze_vision)  # before the optimizer collects what trains
+    if frozen and dist.main:
+        run.log(f"vision encoder {'frozen' if cfg.freeze_vision else 'trained'}: {frozen['trainable']:,} "
+                f"trainable and {frozen['frozen']:,} frozen parameters")
+    check_images_fit(s, rows + (evals or []))
     vocab = s.vocab_size
     t = None
     if served is not None:

@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from lyceum.train.config_flags import add_config_flags, config_from_args
+from lyceum.train.data_flags import add_data_flags, prompt_rows
 
 
 def register(verbs) -> None:
@@ -23,8 +24,9 @@ def register(verbs) -> None:
                     "group-normalised advantages. Optional: KL to the starting model, masked importance "
                     "sampling, and mixed feedback with a teacher's OPD term.")
     p.add_argument("--student", required=True, help="model folder to train (HF format)")
-    p.add_argument("--prompts", required=True,
-                   help="prompt file: JSONL rows with 'prompt' plus what the verifier needs (and a difficulty field)")
+    p.add_argument("--prompts",
+                   help="prompt file: JSONL rows with 'prompt' (and 'images'), what the verifier needs and a "
+                        "difficulty field; or use --data")
     p.add_argument("--eval-prompts", help="held-out prompts graded before, during and after training")
     p.add_argument("--teacher", help="teacher model folder for mixed feedback (with --teacher-coef)")
     p.add_argument("--out", required=True, help="run folder, e.g. runs/rl (an existing run resumes)")
@@ -34,10 +36,12 @@ def register(verbs) -> None:
     from lyceum.train.served_teacher import add_teacher_flags
 
     add_teacher_flags(p, required_teacher=False)  # mixed feedback's teacher behind vLLM / SGLang
+    add_data_flags(p)
     p.set_defaults(func=cmd_train)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from lyceum.models.vlm import is_vision_model
     from lyceum.tables import markdown_table
     from lyceum.train.config import RLConfig
     from lyceum.train.report import summary_rows
@@ -46,7 +50,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from lyceum.train.served_teacher import teacher_from_args
 
     cfg = config_from_args(args, RLConfig)
-    result = rl_train(args.student, args.prompts, args.out, cfg, eval_rows=args.eval_prompts,
+    prompts, eval_prompts, cfg, notes = prompt_rows(args, cfg, images=is_vision_model(args.student))
+    for line in notes:
+        print(line)
+    result = rl_train(args.student, prompts, args.out, cfg, eval_rows=eval_prompts,
                       teacher=teacher_from_args(args) or args.teacher, resume=not args.restart)
     if not result.train.main:  # the other processes of a multi-process run: the first one reports
         return 0

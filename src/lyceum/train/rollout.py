@@ -12,6 +12,12 @@ samples takes either a ``LocalLM`` or a ``Sampler``.
 
 Micro-batches group rollouts of similar length and drop columns that are padding in every row of the batch,
 so the training forward pass does not spend time on padding the sampler needed.
+
+Prompt rows may carry images (``lyceum.train.image_prompts``): the sampler is handed ``prompt_input(row)``
+(the text of a text-only row, exactly as before; a dict with the images otherwise), a ``VisionLM`` returns
+``VisionSamples`` that keep each prompt's processed images, and every micro-batch carries its rows' images
+(``MicroBatch.images``) so the training forward pass, the teacher and the reference model see the pixels
+the sampler saw (``MicroBatch.body_inputs()``). A text-only model given rows with images is refused.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
+from lyceum.errors import UserError
 from lyceum.models.local import LocalLM, Samples
 
 
@@ -122,11 +129,17 @@ class MicroBatch:
     group: torch.Tensor | None = None  # [b] prompt index: rollouts of one prompt form a group
     # its share of the step's loss units over every process, per unit ("token", "sequence"); set by the engine
     share: dict[str, float] | None = None
+    images: list | None = None  # [b] each row's PromptImages (None: a text row); None when no row has images
 
     def to(self, device: torch.device) -> MicroBatch:
         move = lambda t: None if t is None else t.to(device)
         return MicroBatch(self.index, self.ids.to(device), self.mask.to(device), self.start,
-                          move(self.old_logprobs), move(self.group), self.share)
+                          move(self.old_logprobs), move(self.group), share=self.share, images=self.images)
+
+    def body_inputs(self) -> dict[str, Any]:
+        """Keyword arguments of ``hidden_states`` besides ids and mask: the rows' images when there are any
+        (nothing for text rollouts, so a text model's call is unchanged)."""
+        return {} if self.images is None else {"images": self.images}
 
     @property
     def tokens(self) -> torch.Tensor:
@@ -142,10 +155,50 @@ class MicroBatch:
         return int(self.response_mask.sum())
 
 
+def sampler_inputs(model: LocalLM | Sampler, rows: Sequence[dict]) -> list[Any]:
+    """What the sampler is handed for each row: its text, or (rows with images) the text with the images.
+
+    A model that cannot take images is refused in one sentence rather than fed the bare text, which would
+    train it on problems whose diagrams it never saw.
+    """
+    from lyceum.train.image_prompts import prompt_input
+
+    if takes_images(model):
+        return [prompt_input(r) for r in rows]
+    check_images_fit(model, rows)
+    return [r["prompt"] for r in rows]  # exactly what a text model has always been given
+
+
+def check_images_fit(model: Any, rows: Sequence[dict]) -> None:
+    """Refuse rows with images for a model that cannot take them (one sentence, before any sampling)."""
+    from lyceum.train.image_prompts import row_images
+
+    if takes_images(model):
+        return
+    n = len({id(r) for r in rows if row_images(r)})
+    if n:
+        name = type(model.lm if isinstance(model, LocalSampler) else model).__name__
+        raise UserError(f"{n} of the prompt rows carry images, but the model ({name}) takes no images; use a "
+                        "local vision-language model folder (Qwen2-VL, Qwen2.5-VL, Qwen3-VL) or text-only rows")
+
+
+def takes_images(model: Any) -> bool:
+    """Whether ``model`` (a LocalLM or a sampler) samples from prompts with images.
+
+    A served sampler must say so itself (``takes_images = True``): one that encodes prompts with a local
+    ``VisionLM`` but sends only token ids would give the server image placeholders without their pixels.
+    """
+    from lyceum.models.vlm import VisionLM
+
+    if isinstance(model, (LocalLM, LocalSampler)):
+        return isinstance(getattr(model, "lm", model), VisionLM)
+    return bool(getattr(model, "takes_images", False))
+
+
 def rollout(student: LocalLM | Sampler, rows: list[dict], *, n: int, max_new_tokens: int, temperature: float = 1.0,
             top_p: float = 1.0, seed: int | None = None, autocast: Callable[[], Any] | None = None) -> Rollouts:
     """``n`` rollouts for each prompt row, in one call to the sampler."""
-    samples = as_sampler(student, autocast).sample([r["prompt"] for r in rows], n=n, max_new_tokens=max_new_tokens,
+    samples = as_sampler(student, autocast).sample(sampler_inputs(student, rows), n=n, max_new_tokens=max_new_tokens,
                                                    temperature=temperature, top_p=top_p, seed=seed)
     return Rollouts(rows, samples)
 
@@ -218,7 +271,7 @@ def evaluate(model: LocalLM | Sampler, rows: list[dict], verifier, *, max_new_to
     from lyceum.train.verifiers import reward
 
     correct, lengths, stops = [], [], []
-    for a, s in sample_batches(model, [r["prompt"] for r in rows], n=1, max_new_tokens=max_new_tokens,
+    for a, s in sample_batches(model, sampler_inputs(model, rows), n=1, max_new_tokens=max_new_tokens,
                                prompts_per_call=batch_size, temperature=0.0, seed=None, autocast=autocast):
         # float32, like the rewards of training rollouts (feedback.verifier_rewards)
         correct += torch.tensor([reward(verifier, rows[a + i], text) for i, text in enumerate(s.texts)],
@@ -249,4 +302,5 @@ def micro_batches(ro: Rollouts, size: int) -> Iterator[MicroBatch]:
         right = int(resp_len[idx].max())
         ids = torch.cat([s.prompt_ids[idx, left:], s.tokens[idx, :right]], 1)
         mask = torch.cat([s.prompt_mask[idx, left:], s.mask[idx, :right].long()], 1)
-        yield MicroBatch(idx, ids, mask, P - left, s.logprobs[idx, :right], s.prompt_index[idx])
+        images = s.row_images(idx) if hasattr(s, "row_images") and any(im is not None for im in s.images) else None
+        yield MicroBatch(idx, ids, mask, P - left, s.logprobs[idx, :right], s.prompt_index[idx], images=images)

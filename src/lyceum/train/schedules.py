@@ -90,8 +90,44 @@ def make_schedule(name: str, rows: list[dict], **kwargs: Any) -> PromptSchedule:
     return SCHEDULES[name](rows, **kwargs)
 
 
+# Prompt sources besides a file (``--data KIND DIR``): name -> "package.module:function", imported when asked
+# for, so train imports no task package. The function takes (dir, exams, modalities=..., images=...) and returns
+# (rows, report with .summary()); its rows carry what the source's verifier (DATA_VERIFIERS) needs.
+DATA_SOURCES = {"hipho": "lyceum.olympiad.prompts_rl:hipho_prompt_rows"}
+DATA_VERIFIERS = {"hipho": "hipho"}
+
+
+def load_data(kind: str, path: str | Path, *, exams: str | None = None, modalities: list[str] | None = None,
+              images: bool = True) -> tuple[list[dict], str]:
+    """Prompt rows from a data set folder (``--data hipho DIR``): (rows, a one-line summary of what was kept).
+
+    ``images=False`` makes rows for a text-only model (HiPhO: the prompt then says the figures are not shown).
+    """
+    from lyceum.train.verifiers import resolve
+
+    if kind not in DATA_SOURCES:
+        raise UserError(f"unknown data set {kind!r}; choose one of {', '.join(DATA_SOURCES)} (or give --prompts)")
+    rows, report = resolve(DATA_SOURCES[kind], "data source")(path, exams, modalities=modalities, images=images)
+    return rows, report.summary()
+
+
+def image_row(row: dict, base: Path, where: str) -> dict:
+    """A row with images or chat messages (``lyceum.train.image_prompts``): image paths checked and made
+    absolute; a messages row also gets its text as ``prompt`` (for logs, text verifiers and dedup keys)."""
+    from lyceum.train.image_prompts import normalise_row, prompt_text
+
+    out = normalise_row(row, base, where)
+    if "messages" in out and not isinstance(out.get("prompt"), str):
+        out["prompt"] = prompt_text({"messages": out["messages"]})
+    return out
+
+
 def load_prompts(path: str | Path) -> list[dict]:
-    """Prompt rows from a file: JSONL/JSON with a ``prompt`` field per row, or plain text with one per line."""
+    """Prompt rows from a file: JSONL/JSON with a ``prompt`` field per row, or plain text with one per line.
+
+    JSONL/JSON rows may carry ``images`` or chat ``messages`` with image parts (``lyceum.train.image_prompts``);
+    relative image paths are resolved against the file's folder.
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"prompt file not found: {path}")
@@ -112,6 +148,8 @@ def load_prompts(path: str | Path) -> list[dict]:
         for i, r in enumerate(rows, 1):
             if isinstance(r, str):
                 rows[i - 1] = {"prompt": r}
+            elif isinstance(r, dict) and ("images" in r or "messages" in r):
+                rows[i - 1] = image_row(r, path.parent, f"{path}: row {i}")
             elif not isinstance(r, dict) or not isinstance(r.get("prompt"), str):
                 raise UserError(f"{path}: row {i} has no 'prompt' text")
     else:

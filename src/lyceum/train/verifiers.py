@@ -27,6 +27,8 @@ Verifier = Callable[[dict, str], "float | bool | Sequence[float | bool]"]
 VERIFIERS: dict[str, Verifier | str] = {
     "lab": "lyceum.lab.hooks:lab_verifier",
     "olympiad": "lyceum.olympiad.verifier:olympiad_verifier",
+    # HiPhO prompt rows (--data hipho): per sub-answer rule verdicts, judge-only parts False (P1-VL's reward)
+    "hipho": "lyceum.olympiad.prompts_rl:hipho_verdicts",
 }
 
 
