@@ -90,7 +90,9 @@ def worker(args) -> None:
               verifier=coin, dist=dist, resume=False, desc=args.row)
         t2 = time.time()
         metrics = [r for r in run.read_metrics() if r.get("event") == "train"]
-    trainable = sum(p.numel() for p in student.model.parameters() if p.requires_grad)
+    # under --fsdp the engine hands back its gathered copy (no gradients): an FSDP row trains every weight
+    trainable = params if settings.get("fsdp") else sum(p.numel() for p in student.model.parameters()
+                                                         if p.requires_grad)
     print(json.dumps({"row": args.row, "rank": dist.rank, "world_size": dist.world_size,
                       "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
                       "rss_after_build_bytes": rss_model, "parameters": params, "trainable_parameters": trainable,

@@ -62,6 +62,18 @@ def test_sample_is_deterministic_under_a_seed_and_varies_across_seeds(lm):
     assert not torch.equal(a.tokens, c.tokens)
 
 
+def test_samples_are_ordinary_tensors_the_loss_can_backpropagate_through(lm):
+    # sampling runs under torch.inference_mode; its tensors must not stay inference tensors
+    s = lm.sample(["12+3="], max_new_tokens=4, n=2, seed=0)
+    tensors = (s.prompt_index, s.prompt_ids, s.prompt_mask, s.tokens, s.logprobs, s.mask)
+    assert not any(t.is_inference() for t in tensors)
+    ids, mask, start = s.sequences()
+    logp = lm.logits(lm.hidden_states(ids, mask)).log_softmax(-1)[:, start - 1: -1].gather(-1, s.tokens[..., None])
+    (logp.squeeze(-1) * s.mask).sum().backward()
+    assert lm.model.get_output_embeddings().weight.grad is not None
+    lm.model.zero_grad(set_to_none=True)
+
+
 def test_left_padding_gives_the_same_greedy_tokens_as_an_unpadded_prompt(lm):
     batch = lm.sample(["12+3+45=", "1="], max_new_tokens=10, temperature=0)
     alone = lm.sample(["1="], max_new_tokens=10, temperature=0)

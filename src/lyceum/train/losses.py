@@ -43,7 +43,9 @@ from lyceum.train.logits import (  # noqa: F401  (Head, positions, ... are part 
     iter_chunk_logits,
     positions,
     source,
+    topk,
     vocab_size,
+    workspace,
 )
 from lyceum.train.scan import ScanSink, TokenScan, joint_pass, scan_at
 from lyceum.train.sparse import SparseTeacher, is_sparse
@@ -156,11 +158,12 @@ class _Scratch:
     """Three float32 ``[chunk, V]`` buffers reused by every chunk of one call.
 
     A fresh 64 MB tensor per operation per chunk costs, on a CPU, an mmap, page faults and an munmap each
-    time; the full divergence fills these in place instead (logits, in-place log-softmax, divergence, gradient).
+    time; the full divergence fills these in place instead (logits, in-place log-softmax, divergence, gradient),
+    and they come from ``logits.workspace``, so on a CPU the next call reuses the same pages.
     """
 
     def __init__(self, rows: int, vocab: int, device):
-        self.bufs = [torch.empty(rows, vocab, dtype=torch.float32, device=device) for _ in range(3)]
+        self.bufs = list(workspace(3 * rows * vocab, device).view(3, rows, vocab).unbind(0))
 
     def views(self, n: int):
         return [buf[:n] for buf in self.bufs]
@@ -399,7 +402,7 @@ def topk_ids(src, bi, ti, k: int, chunk: int) -> torch.Tensor:
     """Ids of the k largest logits (= k most probable tokens) at each position: [n, k]."""
     out = torch.empty((bi.numel(), k), dtype=torch.long, device=bi.device)
     for s, e, z in iter_chunk_logits(src, bi, ti, chunk):
-        out[s:e] = z.topk(k, dim=-1).indices
+        out[s:e] = topk(z, k)[1]
     return out
 
 

@@ -19,7 +19,7 @@ import torch
 
 from lyceum.errors import UserError
 from lyceum.train.diagnostics import sequence_reward, topk_diagnostics
-from lyceum.train.logits import chunk_rows, entropy, iter_chunk_logits, positions, vocab_size
+from lyceum.train.logits import chunk_rows, entropy, iter_chunk_logits, positions, topk, vocab_size
 
 
 @dataclass
@@ -74,10 +74,10 @@ class ScanSink:
         """Positions ``at .. at + len(lp)``; lp, lq are their full log-softmaxes [m, V] (not modified). A caller
         that already holds the student's softmax ``p`` or the teacher's entropy passes them (no extra pass)."""
         e = at + lp.shape[0]
-        top = lp.topk(self.k, -1)
-        self.s_ids[at:e], self.s_top[at:e] = top.indices, top.values
-        self.t_ids[at:e] = lq.topk(self.k, -1).indices
-        self.t_at_s[at:e] = lq.gather(1, top.indices)
+        values, ids = topk(lp, self.k)
+        self.s_ids[at:e], self.s_top[at:e] = ids, values
+        self.t_ids[at:e] = topk(lq, self.k)[1]
+        self.t_at_s[at:e] = lq.gather(1, ids)
         self.s_ent[at:e] = entropy(lp, p)
         self.t_ent[at:e] = entropy(lq) if teacher_entropy is None else teacher_entropy
         if self.tokens is not None:
@@ -107,7 +107,7 @@ def joint_pass(student, teacher, bi, ti, chunk: int, k: int, sink: ScanSink | No
     chunks = zip(iter_chunk_logits(student, bi, ti, chunk), iter_chunk_logits(teacher, bi, ti, chunk))
     for (s, e, zs), (_, _, zt) in chunks:
         if k:
-            s_ids[s:e], t_ids[s:e] = zs.topk(k, -1).indices, zt.topk(k, -1).indices
+            s_ids[s:e], t_ids[s:e] = topk(zs, k)[1], topk(zt, k)[1]
         if sink is not None:
             sink.add(s, zs.log_softmax(-1), zt.log_softmax(-1))
     return s_ids, t_ids
