@@ -7,10 +7,10 @@ import torch
 from lyceum.lab.tasks import ALPHABET, examples, make_problems
 from lyceum.models.local import build_tiny
 from lyceum.models.tokenizers import char_tokenizer
+from lyceum.train.config import OPDConfig
 from lyceum.train.engine import accumulate_gradients
 from lyceum.train.feedback import MixedFeedback, TeacherFeedback, VerifierFeedback
 from lyceum.train.objectives import mixed_objective, opd_objective, policy_objective
-from lyceum.train.config import OPDConfig
 from lyceum.train.rollout import rollout
 
 torch.set_num_threads(1)

@@ -7,12 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import multirank_worker as worker
 import pytest
 import torch
 
 from lyceum.models.local import load_local
-
-import multirank_worker as worker
 
 WORKER = Path(__file__).with_name("multirank_worker.py")
 SRC = Path(__file__).resolve().parents[1] / "src"

@@ -35,8 +35,8 @@ def distill(student: str | Path, teacher: str | Path | Any, prompts: str | Path 
     from lyceum.models.vlm import freeze_student_vision
     from lyceum.train.checkpoint import has_checkpoint
     from lyceum.train.feedback import ServedTeacherFeedback, TeacherFeedback
-    from lyceum.train.served_teacher import describe, is_served
     from lyceum.train.rollout import check_images_fit
+    from lyceum.train.served_teacher import describe, is_served
 
     cfg = cfg or OPDConfig()
     objective = opd_objective(cfg)

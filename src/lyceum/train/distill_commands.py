@@ -11,8 +11,8 @@ from pathlib import Path
 
 from lyceum.train.config import HELP, OPDConfig
 from lyceum.train.config_flags import add_config_flags, config_from_args
-from lyceum.train.served_teacher import add_teacher_flags, teacher_from_args
 from lyceum.train.data_flags import add_data_flags, prompt_rows
+from lyceum.train.served_teacher import add_teacher_flags, teacher_from_args
 
 # longer spellings, e.g. for launchers (torchrun, accelerate) whose own flags would swallow an abbreviation
 ALIASES = {"n": ["--rollouts-per-prompt"]}

@@ -21,9 +21,9 @@ from pathlib import Path
 from lyceum.research.analysis.cross_section import analyze_cross_section, latest_ranking_finding
 from lyceum.research.analysis.derived import (
     converted_panels,
-    inflation_panels,
     correlation_across_tables,
     deflated_panels,
+    inflation_panels,
     per_capita_panels,
 )
 from lyceum.research.analysis.panels import MAX_ENTITIES, FigureSink, build_panels, pick_measure
