@@ -164,9 +164,14 @@ class LocalLM:
     # ---- ids
 
     @property
+    def text_config(self) -> Any:
+        """The config that holds the language model's ids (a VLM nests it; VisionLM overrides this)."""
+        return self.model.config
+
+    @property
     def pad_id(self) -> int:
-        for v in (getattr(self.tokenizer, "pad_token_id", None), self.model.config.pad_token_id,
-                  getattr(self.tokenizer, "eos_token_id", None), self.model.config.eos_token_id):
+        for v in (getattr(self.tokenizer, "pad_token_id", None), getattr(self.text_config, "pad_token_id", None),
+                  getattr(self.tokenizer, "eos_token_id", None), getattr(self.text_config, "eos_token_id", None)):
             if isinstance(v, list):
                 v = v[0] if v else None
             if v is not None:
@@ -176,7 +181,7 @@ class LocalLM:
     @property
     def stop_ids(self) -> list[int]:
         ids: list[int] = []
-        for v in (getattr(self.tokenizer, "eos_token_id", None), self.model.config.eos_token_id):
+        for v in (getattr(self.tokenizer, "eos_token_id", None), getattr(self.text_config, "eos_token_id", None)):
             for x in (v if isinstance(v, (list, tuple)) else [v]):
                 if x is not None and int(x) not in ids:
                     ids.append(int(x))

@@ -146,25 +146,6 @@ class VisionLM(LocalLM):
         return self.model.config.get_text_config()
 
     @property
-    def pad_id(self) -> int:
-        for v in (getattr(self.tokenizer, "pad_token_id", None), getattr(self.text_config, "pad_token_id", None),
-                  getattr(self.tokenizer, "eos_token_id", None), getattr(self.text_config, "eos_token_id", None)):
-            if isinstance(v, list):
-                v = v[0] if v else None
-            if v is not None:
-                return int(v)
-        return 0
-
-    @property
-    def stop_ids(self) -> list[int]:
-        ids: list[int] = []
-        for v in (getattr(self.tokenizer, "eos_token_id", None), getattr(self.text_config, "eos_token_id", None)):
-            for x in (v if isinstance(v, (list, tuple)) else [v]):
-                if x is not None and int(x) not in ids:
-                    ids.append(int(x))
-        return ids
-
-    @property
     def image_token_id(self) -> int:
         return int(self.model.config.image_token_id)
 

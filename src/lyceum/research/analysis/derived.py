@@ -106,6 +106,18 @@ def price_index(catalog: Catalog) -> tuple[TableProfile, str] | None:
     return None
 
 
+def price_index_years(catalog: Catalog, cpi_table: TableProfile, cpi_col: str):
+    """The price index as rows of (year, country, cpi), its time column read as calendar years."""
+    import pandas as pd
+
+    frame = catalog.frame(cpi_table.id)
+    year_col = cpi_table.time_column
+    years = frame[year_col].astype("Int64") if cpi_table.column(year_col).type == "year" else \
+        pd.to_datetime(frame[year_col], errors="coerce").dt.year
+    return pd.DataFrame({"year": years, "country": frame[cpi_table.entity_column].astype(str),
+                         "cpi": frame[cpi_col].astype(float)}).dropna()
+
+
 def index_levels(values, description: str) -> tuple[object, str]:
     """A price index as levels, and how it was read.
 
@@ -135,12 +147,7 @@ def deflated_panels(catalog: Catalog, panels: list[Panel], question: str) -> lis
     if found is None:
         return []
     cpi_table, cpi_col = found
-    frame = catalog.frame(cpi_table.id)
-    year_col = cpi_table.time_column
-    years = frame[year_col].astype("Int64") if cpi_table.column(year_col).type == "year" else \
-        pd.to_datetime(frame[year_col], errors="coerce").dt.year
-    cpi = pd.DataFrame({"year": years, "country": frame[cpi_table.entity_column].astype(str),
-                        "cpi": frame[cpi_col].astype(float)}).dropna()
+    cpi = price_index_years(catalog, cpi_table, cpi_col)
     out = []
     for panel in panels:
         money = re.match(r"([A-Z]{3})\b", panel.unit or "")
@@ -197,12 +204,7 @@ def inflation_panels(catalog: Catalog, panels: list[Panel], question: str) -> li
     if found is None or any(found[0].id in panel.tables for panel in panels):
         return []
     cpi_table, cpi_col = found
-    frame = catalog.frame(cpi_table.id)
-    year_col = cpi_table.time_column
-    years = frame[year_col].astype("Int64") if cpi_table.column(year_col).type == "year" else \
-        pd.to_datetime(frame[year_col], errors="coerce").dt.year
-    cpi = pd.DataFrame({"year": years, "country": frame[cpi_table.entity_column].astype(str),
-                        "cpi": frame[cpi_col].astype(float)}).dropna()
+    cpi = price_index_years(catalog, cpi_table, cpi_col)
     known = set(cpi["country"])
     countries = [c for c in matched_entities(question, sorted(known)) if c in known]
     if not countries:
