@@ -11,6 +11,13 @@ optimizer steps. Two processes also run
   each process writes its curriculum's stage log to ``curriculum/stages-rank<R>.json``.
 Rollouts are near-greedy (temperature 1e-3), so the same prompt gets the same answer in any process and a
 one-process run on the same global batches is the reference (``reference_run``).
+
+    python tests/multirank_worker.py OUT STEPS --lora                        (one or two processes, as above)
+
+``OUT/lora`` is the same distillation with LoRA adapters on the student saved in ``OUT/base``, under FSDP,
+continued from its checkpoint up to STEPS; afterwards every weight of the sharded student is gathered into
+``OUT/lora/shards-after.pt``. Two processes also run ``OUT/rl-lora``: RL with LoRA, a KL term to the base model
+(adapters off) and FSDP (``lora_rl_run``).
 """
 
 from __future__ import annotations
@@ -66,6 +73,46 @@ def opd_run(out: Path, cfg: OPDConfig, *, rank: int = 0, world: int = 1, dist=No
                  objective=opd_objective(cfg), dist=dist, resume=resume), student
 
 
+LORA = {"lora_r": 4, "lora_alpha": 8.0, "lora_targets": "q_proj,v_proj,down_proj", "lr": 5e-2}
+
+
+def lora_run(base: Path, out: Path, steps: int, *, fsdp: bool, rank: int = 0, world: int = 1, dist=None):
+    """OPD with LoRA on the student saved in ``base``, run folder ``out``; returns the trained student."""
+    from lyceum.models.local import load_local
+    from lyceum.train.fsdp import full_tensor
+
+    cfg = opd_cfg(world, steps=steps, fsdp=fsdp, **LORA)
+    student = load_local(base, device="cpu", dtype="fp32")
+    sharded_model = student.model  # peft injects the adapters into this module and FSDP shards it in place
+    run = RunDir.open(out, vars(cfg))
+    schedule = UniformSchedule(prompts(), prompts_per_step=cfg.prompts_per_step, group_size=cfg.n,
+                               max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, rank=rank, world_size=world)
+    train(student, TeacherFeedback(tiny(1, sharpen=6.0), student.vocab_size), schedule, cfg, run,
+          objective=opd_objective(cfg), dist=dist)
+    if fsdp:  # what the shards hold now, base weights and adapters, gathered (a collective)
+        after = {n: full_tensor(p).detach().clone() for n, p in sharded_model.named_parameters()}
+        if rank == 0:
+            torch.save(after, out / "shards-after.pt")
+    return student
+
+
+def digit_reward(row, response):
+    return float(any(c.isdigit() for c in response))
+
+
+def lora_rl_run(out: Path) -> None:
+    """RL with LoRA and a KL term under FSDP: the reference is the sharded student with its adapters off."""
+    from lyceum.train.rl import rl_train
+    from lyceum.train.verifiers import register_verifier
+
+    register_verifier("has-digit", digit_reward)
+    rows = [{"prompt": f"Q: {i}+{i}\nA: ", "difficulty": 1} for i in range(8)]
+    cfg = RLConfig(steps=2, prompts_per_step=2, n=2, max_new_tokens=4, verifier="has-digit", loss="grpo",
+                   pass_rate_k=0, kl_coef=0.1, eval_every=0, checkpoint_every=-1, micro_batch_size=4,
+                   diagnostics_every=0, device="cpu", fsdp=True, temperature=1.0, **LORA)
+    rl_train(tiny(0), rows, out, cfg)
+
+
 def reference_run(out: Path, steps: int):
     """One process, no FSDP, the two processes' prompts together: the trajectory they must reproduce."""
     return opd_run(out, opd_cfg(1, steps=steps))
@@ -93,6 +140,13 @@ def main() -> None:
     out, steps = Path(sys.argv[1]), int(sys.argv[2])
     dist = init_distributed(torch.device("cpu"))
     world = dist.world_size
+    if "--lora" in sys.argv:
+        lora_run(out / "base", out / "lora", steps, fsdp=True, rank=dist.rank, world=world, dist=dist)
+        if world > 1:
+            lora_rl_run(out / "rl-lora")
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+        return
     fsdp = "--plain" not in sys.argv
     opd_run(out / "fsdp", opd_cfg(world, steps=steps, fsdp=fsdp), rank=dist.rank, world=world, dist=dist)
     if world > 1:

@@ -149,3 +149,74 @@ def test_fsdp_is_a_bare_flag_of_the_training_commands(command):
     assert parse("--fsdp").fsdp is True
     assert parse("--fsdp", "false").fsdp is False
     assert parse().fsdp is False
+
+
+@pytest.fixture(scope="module")
+def lora_runs(tmp_path_factory):
+    """OUT/lora: LoRA on OUT/base, step 1 in this process without FSDP, steps 2-3 in two processes with --fsdp,
+    step 4 in one with --fsdp, each resuming the other's checkpoint (OUT/rl-lora: RL with LoRA, a KL term and
+    --fsdp in the two processes); and the one-process reference without FSDP, 4 steps."""
+    out = tmp_path_factory.mktemp("multirank-lora")
+    worker.tiny(0, stop_like=49).save(out / "base")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in the workers: the same kernels, the same rounding
+    try:
+        worker.lora_run(out / "base", out / "lora", 1, fsdp=False)
+        two = launch(out, 3, 2, "--lora")
+        reference = worker.lora_run(out / "base", out / "reference", 4, fsdp=False)  # meanwhile
+    finally:
+        torch.set_num_threads(threads)
+    finish(two)
+    finish(launch(out, 4, 1, "--lora"))
+    return {"out": out, "reference": reference, "ref": train_rows(out / "reference"),
+            "lora": train_rows(out / "lora")}
+
+
+def test_fsdp_with_lora_over_two_processes_follows_the_one_process_loss_trajectory(lora_runs):
+    # step 1 saved without FSDP and resumed by two processes, step 3 saved by two and resumed by one: the
+    # adapters and their AdamW state come back whole at another number of processes
+    lora, ref = lora_runs["lora"], lora_runs["ref"]
+    assert [r["step"] for r in lora] == [1, 2, 3, 4]
+    for mine, theirs in zip(lora, ref):
+        assert mine["loss"] == pytest.approx(theirs["loss"], rel=1e-5)
+        assert mine["grad_norm"] == pytest.approx(theirs["grad_norm"], rel=1e-4)  # clipped over adapter shards
+        assert mine["tokens"] == theirs["tokens"]
+
+
+def test_fsdp_with_lora_trains_the_adapter_shards_only(lora_runs):
+    import torch.distributed.checkpoint as dcp
+
+    base = dict(load_local(lora_runs["out"] / "base", device="cpu").model.named_parameters())
+    after = torch.load(lora_runs["out"] / "lora" / "shards-after.pt")  # every weight of the sharded student
+    adapters = {n: t for n, t in after.items() if "lora_" in n}
+    assert adapters and len(after) == len(adapters) + len(base)
+    for name, t in after.items():
+        if name not in adapters:  # peft's wrapped layers keep their base weight under base_layer
+            assert torch.equal(t, base[name.replace(".base_layer", "")]), name
+    assert any(n.endswith("lora_B.default.weight") and t.abs().sum() > 0 for n, t in adapters.items())
+    # the checkpoint's shards are the adapters and their optimizer state alone
+    saved = dcp.FileSystemReader(str(lora_runs["out"] / "lora" / "checkpoint" / "dcp")).read_metadata()
+    weights = [k for k in saved.state_dict_metadata if k.startswith("model.")]
+    assert sorted(weights) == sorted(f"model.{n}" for n in adapters)
+
+
+def test_fsdp_with_lora_saves_the_gathered_adapters_alone_and_they_merge(lora_runs, tmp_path):
+    from lyceum.train.lora import merge_adapter
+
+    checkpoint = lora_runs["out"] / "lora" / "checkpoint"
+    assert (checkpoint / "adapter" / "adapter_config.json").is_file() and not (checkpoint / "model").exists()
+    merged = load_local(merge_adapter(lora_runs["out"] / "lora", tmp_path / "merged"), device="cpu")
+    reference = lora_runs["reference"]  # base + the adapters trained in one process without FSDP
+    ids = torch.tensor([[3, 9, 14, 20, 7, 11]])
+    with torch.no_grad():
+        want = reference.model(input_ids=ids).logits
+        got = merged.model(input_ids=ids).logits
+    assert torch.allclose(got, want, atol=1e-4)
+
+
+def test_rl_with_lora_under_fsdp_takes_the_base_model_with_adapters_off_as_kl_reference(lora_runs):
+    rows = train_rows(lora_runs["out"] / "rl-lora")
+    # the adapters start at zero, so the first step's policy is the base model: KL exactly 0; after one update
+    # the adapters moved and the reference (the sharded base, adapters off) did not
+    assert [r["step"] for r in rows] == [1, 2]
+    assert rows[0]["kl_ref"] == 0.0 and rows[1]["kl_ref"] > 0

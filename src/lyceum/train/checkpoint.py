@@ -13,7 +13,8 @@ renames), else ``.old``. A folder is complete when it holds ``trainer.pt``.
 
 A run under ``--fsdp`` (``save_sharded_checkpoint``) also writes ``<run>/checkpoint/dcp/``: the sharded
 student and optimizer through ``torch.distributed.checkpoint``, every process its own shards, which load back
-at any number of processes; ``trainer.pt`` then holds no optimizer and ``model/`` is the gathered student.
+at any number of processes; ``trainer.pt`` then holds no optimizer and ``model/`` is the gathered student. With
+LoRA, ``dcp/`` holds the adapters and their optimizer state only and ``adapter/`` the gathered adapters.
 """
 
 from __future__ import annotations
@@ -151,8 +152,8 @@ def save_sharded_checkpoint(path: str | Path, *, sharded, optimizer, scheduler, 
         _remove(tmp)
     torch_dist.barrier()
     save_state(tmp / SHARDS, sharded.student.model, optimizer)
-    if main:
-        sharded.full.save(tmp / "model")
+    if main:  # the gathered model, or with LoRA its adapters alone
+        sharded.full.save(tmp / (ADAPTER_DIR if sharded.full.adapter is not None else "model"))
         part = tmp / (STATE_FILE + ".part")
         torch.save({"step": step, "scheduler": scheduler.state_dict(), "rng": rng_state(), "extra": extra}, part)
         part.rename(tmp / STATE_FILE)
@@ -181,12 +182,12 @@ def load_checkpoint(path: str | Path, *, student: LocalLM, optimizer, scheduler,
     """
     path = Path(path)
     recover_checkpoint(path)
-    if sharded is not None or (path / SHARDS).is_dir():
-        return _load_sharded(path, student=student, optimizer=optimizer, scheduler=scheduler, sharded=sharded)
     has_adapter = (path / ADAPTER_DIR).is_dir()
     if has_adapter != (student.adapter is not None):
         held, need = ("LoRA adapters", "the run's lora_r") if has_adapter else ("a full model", "lora_r 0")
         raise UserError(f"the checkpoint in {path} holds {held}; resume with {need}, or start over with --restart")
+    if sharded is not None or (path / SHARDS).is_dir():
+        return _load_sharded(path, student=student, optimizer=optimizer, scheduler=scheduler, sharded=sharded)
     if has_adapter:
         from lyceum.train.lora import load_adapter_weights
 
@@ -210,6 +211,13 @@ def _load_sharded(path: Path, *, student: LocalLM, optimizer, scheduler, sharded
     state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=False)
     if (path / SHARDS).is_dir():
         load_state(path / SHARDS, student.model, optimizer)
+    elif (path / ADAPTER_DIR).is_dir():  # LoRA saved without --fsdp: the adapters, read into the plain copy first
+        from lyceum.train.lora import load_adapter_weights
+
+        load_adapter_weights(sharded.full, path / ADAPTER_DIR)
+        trained = {n for n, p in student.model.named_parameters() if p.requires_grad}
+        adapters = {n: p for n, p in sharded.full.model.named_parameters() if n in trained}
+        load_whole(student.model, optimizer, adapters, state["optimizer"])
     else:  # saved without --fsdp: every process reads the whole state and keeps its shards
         saved = AutoModelForCausalLM.from_pretrained(path / "model", local_files_only=True)
         load_whole(student.model, optimizer, saved.state_dict(), state["optimizer"])

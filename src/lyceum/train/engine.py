@@ -245,6 +245,7 @@ def train(student: LocalLM, feedback: Feedback, schedule: PromptSchedule, cfg: O
     barrier(dist)
     if sharded:  # the caller's student ends as the whole trained model, as without --fsdp
         student.model = plain.model
+        student.adapter = plain.adapter  # with LoRA: the gathered copy's peft wrapper (saves the adapters alone)
     return TrainResult(run, cfg.steps, evals.evals, _window_mean(history[:SUMMARY_WINDOW]),
                        _window_mean(history[-SUMMARY_WINDOW:]), evals.reference_accuracy, dist.main)
 

@@ -17,6 +17,13 @@ the student that ``gather()`` refreshes from the shards after every optimizer st
 That copy is also what is saved as the Hugging Face folder. A served sampler (vLLM, SGLang) is handed the same
 copy. Checkpoints of the sharded model and optimizer go through ``torch.distributed.checkpoint`` (one file per
 process plus metadata) and load at any world size (``save_state`` / ``load_state``).
+
+With LoRA (as torchtune's distributed LoRA recipe and accelerate's FSDP2 path do it) peft injects the adapters
+first and each decoder layer is sharded with its adapters inside: FSDP2 keeps frozen and trainable parameters
+in one unit, so the base weights are sharded too but get no gradients, the optimizer and the clipping cover
+the adapter shards only, and the checkpoints hold the adapters alone (frozen weights are the base model's).
+The gathered copy carries its own peft wrapper: ``gather()`` refreshes just the adapters, it saves them alone
+(``lyceum distill merge`` folds them in), and it switches them off for an RL KL reference like the student.
 """
 
 from __future__ import annotations
@@ -61,11 +68,15 @@ class Sharded:
         return self.root(run)
 
     @torch.no_grad()
-    def gather(self) -> LocalLM:
-        """Copy the current (sharded) weights into ``full``; every process must call it (collective)."""
+    def gather(self, *, frozen: bool = False) -> LocalLM:
+        """Copy the current (sharded) weights into ``full``; every process must call it (collective).
+
+        Only the trained ones unless ``frozen``: frozen weights (a LoRA run's base) never change after the copy,
+        so gathering them every step would move the whole model for nothing."""
         mine = dict(self.full.model.named_parameters())
         for name, p in self.student.model.named_parameters():
-            mine[name].copy_(full_tensor(p))
+            if p.requires_grad or frozen:
+                mine[name].copy_(full_tensor(p))
         return self.full
 
 
@@ -116,8 +127,7 @@ def shard(student: LocalLM, *, bf16: bool) -> Sharded:
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
     ensure_process_group(student.device)
-    full = LocalLM(copy.deepcopy(student.model), student.tokenizer, student.device)
-    full.model.eval().requires_grad_(False)
+    full = plain_copy(student)
     # bf16 compute with float32 gradient reduction on a GPU; a CPU run (gloo) stays float32, under autocast
     gpu_bf16 = bf16 and student.device.type == "cuda"
     mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if gpu_bf16 else MixedPrecisionPolicy()
@@ -129,6 +139,18 @@ def shard(student: LocalLM, *, bf16: bool) -> Sharded:
     root = _Root(student.model)
     fully_shard(root, **kw)
     return Sharded(student, root, full)
+
+
+def plain_copy(student: LocalLM) -> LocalLM:
+    """A frozen copy of ``student`` (before sharding); with LoRA, a copy of peft's wrapper and so of its adapters."""
+    if student.adapter is None:
+        full = LocalLM(copy.deepcopy(student.model), student.tokenizer, student.device)
+    else:
+        wrapper = copy.deepcopy(student.adapter)
+        full = LocalLM(wrapper.get_base_model(), student.tokenizer, student.device)
+        full.adapter = wrapper
+    full.model.eval().requires_grad_(False)
+    return full
 
 
 def check_same_batches(rollouts: int, micro_batch_size: int) -> None:
@@ -155,12 +177,19 @@ def local_bytes(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dic
     return {"memory_param_bytes": params, "memory_optimizer_bytes": state}
 
 
+def _options(**kw):
+    """Frozen weights stay out of checkpoints (a LoRA run's base model is where they come from on resume)."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions
+
+    return StateDictOptions(ignore_frozen_params=True, **kw)
+
+
 def save_state(folder: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
     """Model and optimizer state through torch.distributed.checkpoint (every process writes its shards)."""
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import get_state_dict
 
-    model_sd, optim_sd = get_state_dict(model, optimizer)
+    model_sd, optim_sd = get_state_dict(model, optimizer, options=_options())
     dcp.save({"model": model_sd, "optimizer": optim_sd}, checkpoint_id=str(folder))
 
 
@@ -169,7 +198,8 @@ def load_whole(model: torch.nn.Module, optimizer: torch.optim.Optimizer, model_s
     """Shard a whole state (a checkpoint saved without --fsdp) into model and optimizer; every process calls it.
 
     ``optim_sd`` is a plain ``optimizer.state_dict()``, whose parameters are numbered in the order of
-    ``model.parameters()`` that require a gradient (how the engine builds its optimizer)."""
+    ``model.parameters()`` that require a gradient (how the engine builds its optimizer). ``model_sd`` may hold
+    the trained weights only (a LoRA run's adapters): the others keep their values."""
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
 
     names = [n for n, p in model.named_parameters() if p.requires_grad]
@@ -184,7 +214,9 @@ def load_state(folder: str | Path, model: torch.nn.Module, optimizer: torch.opti
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
-    model_sd, optim_sd = get_state_dict(model, optimizer)
+    model_sd, optim_sd = get_state_dict(model, optimizer, options=_options())
     state = {"model": model_sd, "optimizer": optim_sd}
     dcp.load(state, checkpoint_id=str(folder))
-    set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"])
+    # not strict: the frozen weights are not in the checkpoint (DCP's load has checked the trained ones are)
+    set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"],
+                   options=_options(strict=False))

@@ -29,9 +29,16 @@ def enable_gradient_checkpointing(lm) -> None:
 def prepare_student(lm, cfg):
     """Apply ``cfg``'s memory settings to ``lm`` in place (once: a student that has adapters keeps them)."""
     if cfg.lora_r and getattr(lm, "adapter", None) is None:
+        import torch
+
         from lyceum.train.lora import add_lora
 
-        add_lora(lm, r=cfg.lora_r, alpha=cfg.lora_alpha, targets=cfg.lora_targets)
+        # peft draws the A matrices at random: from the run's seed, so a run is reproducible and every process
+        # of an --fsdp run starts from the same adapters (fully_shard keeps each process's slice of its own)
+        cuda = [lm.device.index or 0] if lm.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):
+            torch.manual_seed(cfg.seed)
+            add_lora(lm, r=cfg.lora_r, alpha=cfg.lora_alpha, targets=cfg.lora_targets)
     if cfg.gradient_checkpointing:
         enable_gradient_checkpointing(lm)
     return lm
