@@ -90,9 +90,13 @@ def worker(args) -> None:
               verifier=coin, dist=dist, resume=False, desc=args.row)
         t2 = time.time()
         metrics = [r for r in run.read_metrics() if r.get("event") == "train"]
-    # under --fsdp the engine hands back its gathered copy (no gradients): an FSDP row trains every weight
-    trainable = params if settings.get("fsdp") else sum(p.numel() for p in student.model.parameters()
-                                                         if p.requires_grad)
+    # under --fsdp the engine hands back its gathered copy (no gradients): an FSDP row trains every weight, or
+    # with LoRA the adapters
+    if settings.get("fsdp"):
+        trainable = (sum(p.numel() for n, p in student.model.named_parameters() if "lora_" in n)
+                     if settings.get("lora_r") else params)
+    else:
+        trainable = sum(p.numel() for p in student.model.parameters() if p.requires_grad)
     print(json.dumps({"row": args.row, "rank": dist.rank, "world_size": dist.world_size,
                       "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
                       "rss_after_build_bytes": rss_model, "parameters": params, "trainable_parameters": trainable,
@@ -111,8 +115,6 @@ def run_row(name: str, args) -> dict:
     ranks, settings = ROWS[name]
     if settings.get("fsdp") and not engine_has_fsdp():
         return {"row": name, "skipped": "this lyceum has no fsdp setting (--fsdp) yet"}
-    if settings.get("fsdp") and settings.get("lora_r"):
-        return {"row": name, "skipped": "LoRA with --fsdp is not supported yet (the engine refuses it)"}
     flags = ["--worker", "--row", name, "--shape", args.shape, "--steps", str(args.steps), "--prompts",
              str(args.prompts), "--rollouts-per-prompt", str(args.n), "--max-new-tokens", str(args.max_new_tokens),
              "--prompt-tokens", str(args.prompt_tokens), "--threads", str(args.threads)]

@@ -220,3 +220,19 @@ def test_rl_with_lora_under_fsdp_takes_the_base_model_with_adapters_off_as_kl_re
     # the adapters moved and the reference (the sharded base, adapters off) did not
     assert [r["step"] for r in rows] == [1, 2]
     assert rows[0]["kl_ref"] == 0.0 and rows[1]["kl_ref"] > 0
+
+
+def test_accelerate_launch_cpu_with_several_processes_is_one_clear_error(monkeypatch):
+    # accelerate's --cpu mode runs the script once, with MASTER_ADDR set and no WORLD_SIZE: one process that
+    # would train alone while the user asked for several
+    from lyceum.errors import UserError
+    from lyceum.train.devices import init_distributed
+
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ACCELERATE_USE_CPU", "True")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    with pytest.raises(UserError, match="--multi_gpu --num_processes N"):
+        init_distributed(torch.device("cpu"))
+    monkeypatch.delenv("MASTER_ADDR")  # accelerate launch --cpu of one process: runs as one
+    assert init_distributed(torch.device("cpu")).world_size == 1

@@ -29,6 +29,7 @@ class Dist:
 
 def init_distributed(device: torch.device) -> Dist:
     """Join the process group that ``accelerate launch``/``torchrun`` set up through the environment."""
+    check_launcher_environment()
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Dist()
@@ -39,6 +40,18 @@ def init_distributed(device: torch.device) -> Dist:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return Dist(dist.get_rank(), dist.get_world_size())
+
+
+def check_launcher_environment() -> None:
+    """``accelerate launch --cpu --num_processes N`` starts one process (its multi-CPU mode goes through mpirun,
+    which sets no WORLD_SIZE): it only leaves MASTER_ADDR behind. Say so, rather than train as one process."""
+    from lyceum.errors import UserError
+
+    cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
+    if cpu and "MASTER_ADDR" in os.environ and "WORLD_SIZE" not in os.environ:
+        raise UserError("accelerate launch --cpu does not start several processes that lyceum can join; on CPUs use "
+                        "accelerate launch --multi_gpu --num_processes N ... --device cpu, or torchrun "
+                        "--nproc_per_node N")
 
 
 def pick_device(cfg: OPDConfig) -> torch.device:
