@@ -111,6 +111,16 @@ def engine_has_fsdp() -> bool:
     return "fsdp" in OPDConfig.names()
 
 
+def rank_records(stdout: str) -> list[dict]:
+    """The ranks' JSON records in the launcher's output, also when two ranks' lines ran together on one line."""
+    decoder, records, at = json.JSONDecoder(), [], stdout.find('{"row"')
+    while at >= 0:
+        record, end = decoder.raw_decode(stdout, at)
+        records.append(record)
+        at = stdout.find('{"row"', end)
+    return records
+
+
 def run_row(name: str, args) -> dict:
     ranks, settings = ROWS[name]
     if settings.get("fsdp") and not engine_has_fsdp():
@@ -126,7 +136,7 @@ def run_row(name: str, args) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
     t = time.time()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    ranks_out = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith('{"row"')]
+    ranks_out = rank_records(proc.stdout)
     if proc.returncode != 0 or len(ranks_out) != ranks:
         return {"row": name, "failed": proc.stderr.strip().splitlines()[-5:] if proc.stderr.strip() else proc.returncode}
     ranks_out.sort(key=lambda r: r["rank"])

@@ -68,14 +68,14 @@ class Sharded:
         return self.root(run)
 
     @torch.no_grad()
-    def gather(self, *, frozen: bool = False) -> LocalLM:
-        """Copy the current (sharded) weights into ``full``; every process must call it (collective).
+    def gather(self) -> LocalLM:
+        """Copy the current (sharded) trained weights into ``full``; every process must call it (collective).
 
-        Only the trained ones unless ``frozen``: frozen weights (a LoRA run's base) never change after the copy,
-        so gathering them every step would move the whole model for nothing."""
+        Frozen weights (a LoRA run's base) never change after the copy and are not in checkpoints: gathering
+        them every step would move the whole model for nothing."""
         mine = dict(self.full.model.named_parameters())
         for name, p in self.student.model.named_parameters():
-            if p.requires_grad or frozen:
+            if p.requires_grad:
                 mine[name].copy_(full_tensor(p))
         return self.full
 
