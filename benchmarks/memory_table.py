@@ -176,7 +176,8 @@ def estimate(m: dict, *, tokens: int, shards: int = 1, checkpointing: bool = Fal
 
     Full training keeps float32 weights (4 B), float32 gradients (4 B) and AdamW's two float32 moments (8 B):
     16 B per parameter, divided by the FSDP shards; FSDP also holds the bf16 copy of about two layers being
-    gathered. LoRA keeps the frozen base as lyceum loads it (float32, 4 B) and 16 B per adapter parameter
+    gathered and, in every process, the whole float32 copy of the student that decodes the rollouts, evaluates
+    and is saved (``fsdp.Sharded.full``, 4 B per parameter, not sharded). LoRA keeps the frozen base as lyceum loads it (float32, 4 B) and 16 B per adapter parameter
     (``lora_fraction`` of the model, about r=16 on every linear layer). Activations in bf16 (autocast)."""
     P = m["params"]
     if lora:
@@ -184,7 +185,8 @@ def estimate(m: dict, *, tokens: int, shards: int = 1, checkpointing: bool = Fal
     else:
         state = 16 * P / shards
     gathered = 2 * 2 * P / m["layers"] if shards > 1 else 0
-    return state + gathered + activation_bytes(m, tokens, checkpointing=checkpointing)
+    decode_copy = 4 * P if shards > 1 else 0
+    return state + gathered + decode_copy + activation_bytes(m, tokens, checkpointing=checkpointing)
 
 
 def estimate_table(tokens: int) -> tuple[list[str], list[list[str]]]:
