@@ -1,5 +1,6 @@
 """Several processes (gloo on the CPU): --fsdp trains like one process, holds half the state per process and
-checkpoints across world sizes; the loss, the metrics and the curriculum cover every process's rollouts."""
+checkpoints across world sizes, with LoRA too (only the adapter shards train, the saved adapters merge, the RL
+KL reference is the base); the loss, the metrics and the curriculum cover every process's rollouts."""
 
 import json
 import os
