@@ -125,9 +125,6 @@ class OPDConfig:
         if self.lora_r and self.fsdp:
             raise UserError("LoRA with --fsdp is not supported yet: train the adapters without --fsdp (they are "
                             "small), or shard a full-weight run")
-        if self.lora_r and self.rollout_url:
-            raise UserError("LoRA students with --rollout-url are not supported yet (the server would need the "
-                            "adapter route): sample in-process, or train all weights")
         from lyceum.train.trackers import parse_report_to
 
         parse_report_to(self.report_to)
