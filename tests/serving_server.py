@@ -34,9 +34,11 @@ Routes and shapes, with the source they follow (vLLM and SGLang main as of 2026)
   ``scheduler_output_processor_mixin.py`` (input entries aligned with ``input_ids[logprob_start_len:]``, entry 0
   None; ``logprob_start_len = -1`` means ``len(input_ids) - 1``). A single request with ``n`` > 1 or a batch of
   ``input_ids`` answers a list.
-- vLLM dev-mode ``POST /collective_rpc`` (``vllm/entrypoints/serve/dev/rpc/api_router.py``) with ``{"method":
-  "reload_weights", "kwargs": {"weights_path"}}`` (loads the folder with ``load_local``) and ``POST
-  /reset_prefix_cache`` (no prefix cache here: answered 200).
+- vLLM dev-mode ``POST /collective_rpc {"method", "args", "kwargs", "timeout"}``
+  (``vllm/entrypoints/serve/dev/rpc/api_router.py`` commit cd20a578: 400 without ``method``, the worker's
+  exception a 500, ``{"results": [one per worker]}``) for the worker method ``reload_weights(weights_path=...,
+  is_checkpoint_format=True)`` (``vllm/v1/worker/gpu_worker.py`` forwarding to ``GPUModelRunner.reload_weights``;
+  loads the folder with ``load_local``), and ``POST /reset_prefix_cache`` (no prefix cache here: answered 200).
 - SGLang ``POST /update_weights_from_disk`` (``UpdateWeightFromDiskReqInput`` -> ``{"success", "message",
   "num_paused_requests"}``, HTTP 400 when it fails): loads the folder with ``load_local`` and serves it.
 
@@ -467,16 +469,20 @@ class ServingServer:
         return meta
 
     def _collective_rpc(self, body: dict[str, Any]) -> tuple[int, Any]:
-        """vLLM dev mode: only the worker method a trainer calls here, ``reload_weights(weights_path=...)``."""
+        """vLLM dev mode: the one worker method a trainer calls here, ``reload_weights(weights_path=...)``.
+        A real worker also reloads its starting folder when called without ``weights_path``; this server has no
+        folder of its own, so it answers that call (and any other method) as a worker exception: HTTP 500."""
         if body.get("method") is None:
             return 400, {"detail": "Missing 'method' in request body"}
-        if body["method"] != "reload_weights" or "weights_path" not in (body.get("kwargs") or {}):
-            return 500, {"object": "error", "message": f"unsupported rpc {body['method']!r}", "code": 500}
+        kwargs = body.get("kwargs") or {}
+        if (body["method"] != "reload_weights" or body.get("args") or "weights_path" not in kwargs
+                or set(kwargs) - {"weights_path", "is_checkpoint_format"}):
+            return 500, {"object": "error", "message": f"unsupported rpc {body['method']!r} {kwargs}", "code": 500}
         try:
-            self._load(body["kwargs"]["weights_path"])
+            self._load(kwargs["weights_path"])
         except Exception as e:  # noqa: BLE001 - a worker exception surfaces as HTTP 500 in vLLM
             return 500, {"object": "error", "message": str(e), "code": 500}
-        return 200, {"results": [None]}
+        return 200, {"results": [None]}  # reload_weights returns None on the (one) worker
 
     def _load(self, path: str) -> None:
         new = load_local(path)

@@ -121,8 +121,9 @@ class VLLMServer:
     async def reload_weights_from_disk(self, path: str | Path) -> None:
         """Every worker reloads its weights from ``path`` (a folder the server can read), then the prefix cache,
         whose KV entries the old weights computed, is dropped. Dev-mode routes (``VLLM_SERVER_DEV_MODE=1``):
-        ``POST /collective_rpc {"method": "reload_weights", "kwargs": {"weights_path"}}`` and
-        ``POST /reset_prefix_cache``, the sequence NeMo-RL's remote vLLM client sends."""
+        ``POST /collective_rpc {"method": "reload_weights", "kwargs": {"weights_path"}}`` (the worker's
+        ``reload_weights(weights_path=...)``, see the module docstring for the source) and ``POST
+        /reset_prefix_cache``. A vLLM whose worker method takes no ``weights_path`` answers HTTP 500."""
         await self.endpoint.post("/collective_rpc", {"method": "reload_weights",
                                                      "kwargs": {"weights_path": str(path)}})
         await self.endpoint.post("/reset_prefix_cache")
