@@ -89,6 +89,19 @@ def test_a_lora_student_never_pushes_its_base_weights(kind, base, server, tmp_pa
     assert saved == ["adapter_config.json", "adapter_model.safetensors"]  # no model.safetensors, no config.json
 
 
+@pytest.mark.parametrize("kind", ["vllm", "sglang"])
+def test_a_load_whose_first_answer_was_lost_is_not_an_error(kind, base, server, tmp_path):
+    # a load that timed out on the client but went through on the server: the retry is told the name is taken
+    student = lora_student(base)
+    sampler = ServedSampler(client(kind, server.url), student, weights_dir=tmp_path)
+    student.adapter.save_pretrained(str(tmp_path / "adapter-1"))
+    asyncio.run(sampler.server.load_lora_adapter(f"{sampler._adapter_prefix}-v1", tmp_path / "adapter-1"))
+    sampler.push_weights("1")
+    s = sampler.sample(PROMPTS, max_new_tokens=6, n=1, seed=0)
+    ids, mask, start = s.sequences()
+    assert torch.allclose(s.logprobs, student.score(ids, mask, start=start).logprobs * s.mask, atol=1e-5)
+
+
 def test_vllm_answers_an_unknown_adapter_with_404(server):
     vllm = client("vllm", server.url)
     with pytest.raises(ChatRequestFailed, match="HTTP 404.*does not exist"):

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lyceum.errors import UserError
-from lyceum.models.chat import run_sync
+from lyceum.models.chat import ChatRequestFailed, run_sync
 from lyceum.models.served.sampling import to_samples
 
 
@@ -82,7 +82,14 @@ class ServedSampler:
         folder = self.weights_dir / f"adapter-{version}"
         self.lm.adapter.save_pretrained(str(folder))  # adapter_config.json + adapter weights only
         name = f"{self._adapter_prefix}-v{version}"
-        run_sync(self.server.load_lora_adapter(name, folder.resolve()))
+        try:
+            run_sync(self.server.load_lora_adapter(name, folder.resolve()))
+        except ChatRequestFailed as e:
+            # The name is this sampler's own and this version's: if the server already has it, an earlier attempt
+            # of this very load got through but its answer was lost (a timeout, then the retry was refused:
+            # vLLM "has already been loaded", SGLang "already exists"), and it loaded this same folder.
+            if "already" not in str(e):
+                raise
         old, old_folder = self.adapter, self._last_folder
         self.adapter, self._last_folder = name, folder  # samples ask for the new version from here on
         if old is not None and old != name:
