@@ -12,6 +12,7 @@ import torch
 from serving_server import ServingServer
 
 from lyceum.cli import main
+from lyceum.errors import UserError
 from lyceum.lab.tasks import ALPHABET, examples, make_problems
 from lyceum.models.chat import ChatRequestFailed
 from lyceum.models.local import build_tiny
@@ -128,11 +129,13 @@ def test_a_name_already_loaded_is_refused(kind, base, server, tmp_path):
     assert server.adapter_loads == (2 if kind == "vllm" else 1)
 
 
-def test_vllm_without_runtime_lora_updating_has_no_adapter_route(base, tmp_path):
-    s = ServingServer(copy.deepcopy(base)).start()  # VLLM_ALLOW_RUNTIME_LORA_UPDATING unset: no such route
+@pytest.mark.parametrize("kind", ["vllm", "sglang"])
+def test_a_server_without_lora_is_named_in_one_sentence(kind, base, tmp_path):
+    s = ServingServer(copy.deepcopy(base)).start()  # no --enable-lora (vLLM: no VLLM_ALLOW_RUNTIME_LORA_UPDATING)
     try:
-        with pytest.raises(ChatRequestFailed, match="HTTP 404"):
-            asyncio.run(client("vllm", s.url).load_lora_adapter("a", tmp_path))
+        with pytest.raises(UserError, match="start it with LoRA enabled") as err:
+            ServedSampler(client(kind, s.url), lora_student(base), weights_dir=tmp_path).push_weights("1")
+        assert ("HTTP 404" if kind == "vllm" else "HTTP 400") in str(err.value)  # vLLM has no such route
     finally:
         s.stop()
 

@@ -89,7 +89,10 @@ class ServedSampler:
             # of this very load got through but its answer was lost (a timeout, then the retry was refused:
             # vLLM "has already been loaded", SGLang "already exists"), and it loaded this same folder.
             if "already" not in str(e):
-                raise
+                raise UserError(f"the rollout server did not load the LoRA adapters ({e}); start it with LoRA "
+                                f"enabled: vLLM with VLLM_ALLOW_RUNTIME_LORA_UPDATING=True and --enable-lora "
+                                f"--max-lora-rank (at least --lora-r), SGLang with --enable-lora --max-lora-rank "
+                                f"--lora-target-modules all (docs/distill.md)") from None
         old, old_folder = self.adapter, self._last_folder
         self.adapter, self._last_folder = name, folder  # samples ask for the new version from here on
         if old is not None and old != name:
