@@ -17,16 +17,28 @@ Routes and shapes, with the source they follow (vLLM and SGLang main as of 2026)
   ``/resume``, ``/init_weight_transfer_engine``, ``/start_weight_update``, ``/update_weights``,
   ``/finish_weight_update``, ``/get_world_size``, ``/weight_info``). The tensors travel over NCCL / CUDA IPC on a
   real server; this server has no data plane, it answers and records the control calls only.
-- vLLM ``POST /v1/load_lora_adapter`` is not served (no peft here): the route answers 404, as a vLLM started
-  without ``--enable-lora`` does.
+- LoRA (``ServingServer(lm, lora=True)``: a server started with ``--enable-lora``, for vLLM also with
+  ``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True``; without it vLLM's routes answer 404). vLLM ``POST
+  /v1/load_lora_adapter {"lora_name", "lora_path", "load_inplace"}`` / ``/v1/unload_lora_adapter {"lora_name"}``
+  (``vllm/entrypoints/serve/lora/api_router.py`` commit 27873cab, ``vllm/entrypoints/openai/models/serving.py``
+  ``OpenAIServingModels`` commit 4fe45004): plain-text 200s; a name already loaded is a 400 unless
+  ``load_inplace``; a folder without an adapter a 404, another load failure a 400; unloading an unknown name a
+  404; a completion whose ``model`` is neither the served name nor a loaded adapter a 404 ``NotFoundError``.
+  SGLang ``POST /load_lora_adapter {"lora_name", "lora_path", "pinned"}`` / ``/unload_lora_adapter``
+  (``python/sglang/srt/entrypoints/http_server.py``, ``lora/lora_registry.py``): ``{"success", "error_message",
+  "loaded_adapters"}``, HTTP 400 when not successful (a name already loaded, an unknown name to unload); a
+  ``/generate`` whose ``lora_path`` names no loaded adapter is a 400. An adapter is the peft folder loaded onto a
+  copy of the served base model (``peft.PeftModel.from_pretrained``), unmerged, as the trainer computes it.
 - SGLang ``POST /generate``: ``python/sglang/srt/managers/io_struct.py`` (``GenerateReqInput``),
   ``tokenizer_manager.py`` (``add_logprob_to_meta_info``: ``[logprob, token_id, null]`` triples) and
   ``scheduler_output_processor_mixin.py`` (input entries aligned with ``input_ids[logprob_start_len:]``, entry 0
   None; ``logprob_start_len = -1`` means ``len(input_ids) - 1``). A single request with ``n`` > 1 or a batch of
   ``input_ids`` answers a list.
-- vLLM dev-mode ``POST /collective_rpc`` (``vllm/entrypoints/serve/dev/rpc/api_router.py``) with ``{"method":
-  "reload_weights", "kwargs": {"weights_path"}}`` (loads the folder with ``load_local``) and ``POST
-  /reset_prefix_cache`` (no prefix cache here: answered 200).
+- vLLM dev-mode ``POST /collective_rpc {"method", "args", "kwargs", "timeout"}``
+  (``vllm/entrypoints/serve/dev/rpc/api_router.py`` commit cd20a578: 400 without ``method``, the worker's
+  exception a 500, ``{"results": [one per worker]}``) for the worker method ``reload_weights(weights_path=...,
+  is_checkpoint_format=True)`` (``vllm/v1/worker/gpu_worker.py`` forwarding to ``GPUModelRunner.reload_weights``;
+  loads the folder with ``load_local``), and ``POST /reset_prefix_cache`` (no prefix cache here: answered 200).
 - SGLang ``POST /update_weights_from_disk`` (``UpdateWeightFromDiskReqInput`` -> ``{"success", "message",
   "num_paused_requests"}``, HTTP 400 when it fails): loads the folder with ``load_local`` and serves it.
 
@@ -37,12 +49,15 @@ injected fault is used by one request; the request is then answered normally whe
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 import time
+import warnings
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -51,11 +66,18 @@ from lyceum.models.local import LocalLM, load_local
 
 
 class ServingServer:
-    def __init__(self, lm: LocalLM, model_name: str = "tiny", engine: str | None = None, batch_window: float = 0.0):
+    def __init__(self, lm: LocalLM, model_name: str = "tiny", engine: str | None = None, batch_window: float = 0.0,
+                 lora: bool = False, max_lora_rank: int = 16):
         """``engine="sglang"`` also answers SGLang's ``GET /get_model_info`` (how clients tell the two apart).
         ``batch_window`` > 0: SGLang sampling requests that arrive within that many seconds of each other are
-        decoded as one batch, as a real engine's continuous batching would (for benchmarks; unseeded only)."""
+        decoded as one batch, as a real engine's continuous batching would (for benchmarks; unseeded only).
+        ``lora``: serve LoRA adapters loaded at run time (``--enable-lora --max-lora-rank max_lora_rank``)."""
         self.lm, self.model_name, self.engine, self.batch_window = lm, model_name, engine, batch_window
+        self.lora, self.max_lora_rank = lora, max_lora_rank
+        self.adapters: dict[str, LocalLM] = {}  # loaded LoRA adapters by name: the base model plus that adapter
+        self.adapter_paths: dict[str, str] = {}
+        self.adapter_loads = 0
+        self._request = threading.local()  # the model the request on this handler thread asked for
         self._jobs: list[dict[str, Any]] = []
         self._jobs_lock = threading.Lock()
         self.weight_version: str | None = None
@@ -139,6 +161,8 @@ class ServingServer:
                             server.answered[path] = server.answered.get(path, 0) + 1
                     if reply is None:  # vLLM answers some control routes with an empty 200
                         self.send_raw(status, b"", "text/plain")
+                    elif isinstance(reply, str):  # vLLM's LoRA routes answer plain text
+                        self.send_raw(status, reply.encode(), "text/plain; charset=utf-8")
                     else:
                         self.send_json(status, reply)
                 finally:
@@ -183,7 +207,14 @@ class ServingServer:
         if path == "/v1/completions":
             return self._vllm_completions(body)
         if path == "/generate":
-            return self._sglang_generate(body)
+            try:
+                return self._sglang_generate(body)
+            finally:
+                self._request.lm = None
+        if path in ("/v1/load_lora_adapter", "/v1/unload_lora_adapter") and self.lora:
+            return self._vllm_lora(path, body)
+        if path in ("/load_lora_adapter", "/unload_lora_adapter"):
+            return self._sglang_lora(path, body)
         if path == "/update_weights_from_disk":
             return self._update_from_disk(body)
         if path == "/collective_rpc":
@@ -210,19 +241,23 @@ class ServingServer:
     @torch.no_grad()
     def _logprobs(self, ids: list[int]) -> torch.Tensor:
         """log p(. | ids[:t+1]) for every t: ``[len(ids), V]`` from one forward pass of the unpadded sequence."""
+        lm = self._model()
+
         def forward():
             with self._model_lock, torch.no_grad():
-                x = torch.tensor([ids], device=self.lm.device)
-                hidden = self.lm.hidden_states(x)
-                return self.lm.logits(hidden)[0].float().log_softmax(-1).cpu()
+                x = torch.tensor([ids], device=lm.device)
+                hidden = lm.hidden_states(x)
+                return lm.logits(hidden)[0].float().log_softmax(-1).cpu()
         return self._engine_thread.submit(forward).result()
 
     def _sample(self, ids: list[int], n: int, max_new: int, temperature: float, top_p: float, seed, stops):
+        lm = self._model()
+
         def draw():
             with self._model_lock:
-                stop_ids = list(self.lm.stop_ids) + [int(s) for s in stops or [] if int(s) not in self.lm.stop_ids]
-                return self.lm.sample([ids], max_new_tokens=max_new, n=n, temperature=temperature, top_p=top_p,
-                                      seed=seed, stop_ids=stop_ids)
+                stop_ids = list(lm.stop_ids) + [int(s) for s in stops or [] if int(s) not in lm.stop_ids]
+                return lm.sample([ids], max_new_tokens=max_new, n=n, temperature=temperature, top_p=top_p,
+                                 seed=seed, stop_ids=stop_ids)
         s = self._engine_thread.submit(draw).result()
         rows = []
         for r in range(n):
@@ -233,7 +268,8 @@ class ServingServer:
     def _sample_batched(self, ids, n, max_new, temperature, top_p, seed, stops):
         """``_sample`` for one prompt, decoded together with the other requests of the same settings that arrive
         within ``batch_window``: the first to arrive waits the window, then samples every queued prompt at once."""
-        key = (n, max_new, temperature, top_p, tuple(stops or ()))
+        lm = self._model()
+        key = (id(lm), n, max_new, temperature, top_p, tuple(stops or ()))  # one batch: one model
         job = {"key": key, "ids": ids, "done": threading.Event(), "rows": None, "error": None}
         with self._jobs_lock:
             leader = not any(j["key"] == key for j in self._jobs)
@@ -249,9 +285,9 @@ class ServingServer:
             self._jobs = [j for j in self._jobs if j["key"] != key]
         try:
             with self._model_lock:
-                stop_ids = list(self.lm.stop_ids) + [int(x) for x in stops or [] if int(x) not in self.lm.stop_ids]
-                out = self.lm.sample([j["ids"] for j in batch], max_new_tokens=max_new, n=n, temperature=temperature,
-                                     top_p=top_p, stop_ids=stop_ids)
+                stop_ids = list(lm.stop_ids) + [int(x) for x in stops or [] if int(x) not in lm.stop_ids]
+                out = lm.sample([j["ids"] for j in batch], max_new_tokens=max_new, n=n, temperature=temperature,
+                                top_p=top_p, stop_ids=stop_ids)
             for b, j in enumerate(batch):
                 j["rows"] = []
                 for r in range(b * n, (b + 1) * n):
@@ -273,6 +309,19 @@ class ServingServer:
     # ---- vLLM
 
     def _vllm_completions(self, body: dict[str, Any]) -> tuple[int, Any]:
+        name = body.get("model")
+        lm = self.adapters.get(name) if name is not None else None
+        if lm is None and self.lora and name not in (None, self.model_name):
+            # OpenAIServing._check_model: neither the served name nor a loaded adapter
+            return 404, {"error": {"message": f"The model `{name}` does not exist.", "type": "NotFoundError",
+                                   "param": "model", "code": 404}}
+        self._request.lm = lm
+        try:
+            return self._vllm_completions_with(body)
+        finally:
+            self._request.lm = None
+
+    def _vllm_completions_with(self, body: dict[str, Any]) -> tuple[int, Any]:
         prompt = body.get("prompt")
         if not isinstance(prompt, list) or not prompt:
             return 400, {"object": "error", "message": "this test server takes token-id prompts", "code": 400}
@@ -360,6 +409,11 @@ class ServingServer:
             v = body.get(name, default)
             return [v] * len(batch) if single or not isinstance(v, list) else v
 
+        loras = per("lora_path", None)
+        missing = {x for x in loras if x is not None and x not in self.adapters}
+        if missing:  # TokenizerManager / LoRARegistry: a ValueError, answered HTTP 400
+            return 400, {"error": {"message": f"The following requested LoRA adapters are not loaded: {missing}\n"
+                                              f"Loaded adapters: {set(self.adapters)}."}}
         params = body.get("sampling_params") or {}
         n, max_new = int(params.get("n", 1)), int(params.get("max_new_tokens", 128))
         temperature, top_p = float(params.get("temperature", 1.0)), float(params.get("top_p", 1.0))
@@ -371,6 +425,7 @@ class ServingServer:
         outs = []
         for b, ids in enumerate(batch):
             ids = [int(t) for t in ids]
+            self._request.lm = self.adapters.get(loras[b]) if loras[b] is not None else None
             start = len(ids) - 1 if starts[b] is None or starts[b] == -1 else int(starts[b])
             sample = self._sample_batched if self.batch_window and single else self._sample
             rows = (sample(ids, n, max_new, temperature, top_p, None, params.get("stop_token_ids"))
@@ -414,16 +469,20 @@ class ServingServer:
         return meta
 
     def _collective_rpc(self, body: dict[str, Any]) -> tuple[int, Any]:
-        """vLLM dev mode: only the worker method a trainer calls here, ``reload_weights(weights_path=...)``."""
+        """vLLM dev mode: the one worker method a trainer calls here, ``reload_weights(weights_path=...)``.
+        A real worker also reloads its starting folder when called without ``weights_path``; this server has no
+        folder of its own, so it answers that call (and any other method) as a worker exception: HTTP 500."""
         if body.get("method") is None:
             return 400, {"detail": "Missing 'method' in request body"}
-        if body["method"] != "reload_weights" or "weights_path" not in (body.get("kwargs") or {}):
-            return 500, {"object": "error", "message": f"unsupported rpc {body['method']!r}", "code": 500}
+        kwargs = body.get("kwargs") or {}
+        if (body["method"] != "reload_weights" or body.get("args") or "weights_path" not in kwargs
+                or set(kwargs) - {"weights_path", "is_checkpoint_format"}):
+            return 500, {"object": "error", "message": f"unsupported rpc {body['method']!r} {kwargs}", "code": 500}
         try:
-            self._load(body["kwargs"]["weights_path"])
+            self._load(kwargs["weights_path"])
         except Exception as e:  # noqa: BLE001 - a worker exception surfaces as HTTP 500 in vLLM
             return 500, {"object": "error", "message": str(e), "code": 500}
-        return 200, {"results": [None]}
+        return 200, {"results": [None]}  # reload_weights returns None on the (one) worker
 
     def _load(self, path: str) -> None:
         new = load_local(path)
@@ -441,3 +500,80 @@ class ServingServer:
         self.reloads += 1
         self.weight_version = body.get("weight_version", self.weight_version)
         return 200, {"success": True, "message": "Succeeded to update model weights.", "num_paused_requests": 0}
+
+    # ---- LoRA
+
+    def _model(self) -> LocalLM:
+        """The model the request on this thread asked for: a loaded adapter, else the served base model."""
+        return getattr(self._request, "lm", None) or self.lm
+
+    def _load_adapter(self, path: str) -> LocalLM:
+        """The base model with the peft adapter in ``path``; ValueError / FileNotFoundError as a server refuses it."""
+        import peft
+
+        folder = Path(path)
+        if not (folder / "adapter_config.json").is_file():
+            raise FileNotFoundError(f"No adapter found for {path}")
+        rank = int(json.loads((folder / "adapter_config.json").read_text()).get("r", 0))
+        if rank > self.max_lora_rank:
+            raise ValueError(f"LoRA rank {rank} is greater than max_lora_rank {self.max_lora_rank}.")
+        with self._model_lock:
+            base = copy.deepcopy(self.lm.model)
+        with warnings.catch_warnings():  # peft asks transformers 5 about checkpointing by a deprecated name
+            warnings.simplefilter("ignore", FutureWarning)
+            wrapped = peft.PeftModel.from_pretrained(base, str(folder))  # injected in place, unmerged, eval mode
+        lm = copy.copy(self.lm)
+        lm.model, lm.adapter = wrapped.get_base_model().eval(), wrapped
+        return lm
+
+    def _vllm_lora(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        name, folder = body.get("lora_name"), body.get("lora_path")
+
+        def error(status: int, kind: str, message: str):
+            return status, {"error": {"message": message, "type": kind, "param": None, "code": status}}
+
+        if path == "/v1/unload_lora_adapter":
+            if not name:
+                return error(400, "InvalidUserInput", "'lora_name' needs to be provided to unload a LoRA adapter.")
+            if self.adapters.pop(name, None) is None:
+                return error(404, "NotFoundError", f"The lora adapter '{name}' cannot be found.")
+            return 200, f"Success: LoRA adapter '{name}' removed successfully."
+        if not name or not folder:
+            return error(400, "InvalidUserInput", "Both 'lora_name' and 'lora_path' must be provided.")
+        if name in self.adapters and not body.get("load_inplace"):
+            return error(400, "InvalidUserInput", f"The lora adapter '{name}' has already been loaded. If you want "
+                                                  "to load the adapter in place, set 'load_inplace' to True.")
+        try:
+            self.adapters[name] = self._load_adapter(folder)
+            self.adapter_paths[name] = str(folder)
+        except FileNotFoundError as e:
+            return error(404, "NotFoundError", str(e))
+        except Exception as e:  # noqa: BLE001 - any other load failure is a 400 BadRequestError
+            return error(400, "BadRequestError", str(e))
+        self.adapter_loads += 1
+        return 200, f"Success: LoRA adapter '{name}' added successfully."
+
+    def _sglang_lora(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        name = body.get("lora_name")
+
+        def answer(error: str | None):
+            loaded = {k: self.adapter_paths[k] for k in self.adapters}
+            if error is None:
+                return 200, {"success": True, "error_message": None, "loaded_adapters": loaded}
+            return 400, {"success": False, "error_message": error, "loaded_adapters": None}
+
+        if not self.lora:
+            return answer("LoRA is not enabled. Please set `--enable-lora` to enable LoRA.")
+        if path == "/unload_lora_adapter":
+            if self.adapters.pop(name, None) is None:
+                return answer(f"LoRA with name {name} does not exist. Loaded LoRAs: {set(self.adapters)}")
+            return answer(None)
+        if name in self.adapters:
+            return answer(f"LoRA with name {name} already exists. Loaded LoRAs: {set(self.adapters)}")
+        try:
+            self.adapters[name] = self._load_adapter(body.get("lora_path", ""))
+            self.adapter_paths[name] = str(body.get("lora_path", ""))
+        except Exception as e:  # noqa: BLE001 - the scheduler's load error comes back as success false
+            return answer(f"Failed to load LoRA adapter {name}: {e}")
+        self.adapter_loads += 1
+        return answer(None)

@@ -122,9 +122,6 @@ class OPDConfig:
                             f"{self.lora_alpha}")
         if self.lora_r and not self.lora_targets.strip():
             raise UserError("lora_targets is empty; name the modules to adapt (e.g. q_proj,v_proj) or all-linear")
-        if self.lora_r and self.rollout_url:
-            raise UserError("LoRA students with --rollout-url are not supported yet (the server would need the "
-                            "adapter route): sample in-process, or train all weights")
         from lyceum.train.trackers import parse_report_to
 
         parse_report_to(self.report_to)

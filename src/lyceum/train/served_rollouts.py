@@ -8,7 +8,8 @@ ids and the server's per-token log-probs, in the local sampler's ``Samples`` rec
 by the engine after every optimizer step and sends the trainer's weights every ``sync_every``-th one, through
 the server's own route: from disk (SGLang ``/update_weights_from_disk``, vLLM's dev-mode ``/collective_rpc``
 ``reload_weights``; the folder must be one the server can read) or through a ``push=`` callable (vLLM's NCCL /
-CUDA-IPC weight transfer, GPU only).
+CUDA-IPC weight transfer, GPU only). A LoRA student sends its adapters only (vLLM ``/v1/load_lora_adapter``,
+SGLang ``/load_lora_adapter``, one name per version, the previous one unloaded); the base weights never move.
 
 Policy versions count optimizer steps: ``trainer_version`` those applied to the trainer's weights,
 ``policy_version`` those applied to the weights the server samples with. The engine logs their difference at
@@ -130,6 +131,7 @@ def sampler_for_run(cfg, student, run, dist):
                         "torchrun / accelerate launch")
     sampler = served_rollouts(cfg, student, run.path)
     band = "off" if cfg.mis is None else f"{cfg.mis[0]:g}..{cfg.mis[1]:g}"
-    run.log(f"rollouts from {cfg.rollout_url} ({sampler.served.server.kind}), weights pushed every "
+    pushed = "LoRA adapters" if getattr(cfg, "lora_r", 0) else "weights"
+    run.log(f"rollouts from {cfg.rollout_url} ({sampler.served.server.kind}), {pushed} pushed every "
             f"{cfg.sync_every} step(s), max staleness {cfg.max_staleness}, masked importance sampling {band}")
     return sampler

@@ -6,16 +6,22 @@
 
 The trainer keeps its ``LocalLM`` (tokenizer, pad and stop ids, the weights it trains); the server draws the
 tokens. Log-probs are the server's, i.e. the sampling policy's, which is what importance sampling corrects for.
+
+A LoRA student (``lm.adapter`` set, ``lyceum.train.lora``) pushes its adapters only: each version is saved with
+peft's ``save_pretrained`` (a few MB, never the base weights), loaded into the server under a new name
+(``load_lora_adapter``), the previous version unloaded, and every later sample asks for the current name (vLLM:
+``model``, SGLang: ``lora_path``). The server serves the same base weights the trainer froze.
 """
 
 from __future__ import annotations
 
 import shutil
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
 from lyceum.errors import UserError
-from lyceum.models.chat import run_sync
+from lyceum.models.chat import ChatRequestFailed, run_sync
 from lyceum.models.served.sampling import to_samples
 
 
@@ -32,6 +38,10 @@ class ServedSampler:
         self._push = push
         self.version: str | None = None
         self._last_folder: Path | None = None
+        # LoRA students: the name the server knows the current adapters by (None: sample the served model itself).
+        # A token per sampler keeps a restarted run from colliding with names an earlier process left loaded.
+        self.adapter: str | None = None
+        self._adapter_prefix = f"{getattr(server, 'model', None) or 'lyceum'}-lora-{uuid.uuid4().hex[:6]}"
 
     def sample(self, prompts: Sequence[str] | Sequence[Sequence[int]], max_new_tokens: int = 256, *,
                temperature: float = 1.0, top_p: float = 1.0, n: int = 1, seed: int | None = None,
@@ -43,6 +53,8 @@ class ServedSampler:
         prompt_ids = self.lm.encode(prompts)
         stops = list(stop_ids) if stop_ids is not None else self.lm.stop_ids
         kw = {"seed": seed} if self.server.kind == "vllm" else {}
+        if self.adapter is not None:
+            kw.update(self.server.adapter_request(self.adapter))
         rows = run_sync(self.server.sample(prompt_ids, n=n, max_new_tokens=max_new_tokens, temperature=temperature,
                                            top_p=top_p, stop_ids=stops, **kw))
         return to_samples(list(prompts), prompt_ids, rows, self.lm.pad_id, decode=self.lm.decode)
@@ -51,6 +63,8 @@ class ServedSampler:
         """Send the trainer's current weights to the server, tagged ``version``."""
         if self._push is not None:
             self._push(self.lm, version)
+        elif getattr(self.lm, "adapter", None) is not None and self.weights_dir is not None:
+            self._push_adapter(version)
         elif self.weights_dir is not None:
             folder = self.weights_dir / f"weights-{version}"
             run_sync(self.server.push_from_disk(self.lm, folder, weight_version=version))
@@ -62,3 +76,26 @@ class ServedSampler:
                             "update_weights_from_disk, vLLM's dev-mode reload_weights) or push= (vLLM's NCCL/IPC "
                             "transfer, GPU only)")
         self.version = version
+
+    def _push_adapter(self, version: str) -> None:
+        """Load the trainer's current LoRA adapters as a new version, then unload the one before it."""
+        folder = self.weights_dir / f"adapter-{version}"
+        self.lm.adapter.save_pretrained(str(folder))  # adapter_config.json + adapter weights only
+        name = f"{self._adapter_prefix}-v{version}"
+        try:
+            run_sync(self.server.load_lora_adapter(name, folder.resolve()))
+        except ChatRequestFailed as e:
+            # The name is this sampler's own and this version's: if the server already has it, an earlier attempt
+            # of this very load got through but its answer was lost (a timeout, then the retry was refused:
+            # vLLM "has already been loaded", SGLang "already exists"), and it loaded this same folder.
+            if "already" not in str(e):
+                raise UserError(f"the rollout server did not load the LoRA adapters ({e}); start it with LoRA "
+                                f"enabled: vLLM with VLLM_ALLOW_RUNTIME_LORA_UPDATING=True and --enable-lora "
+                                f"--max-lora-rank (at least --lora-r), SGLang with --enable-lora --max-lora-rank "
+                                f"--lora-target-modules all (docs/distill.md)") from None
+        old, old_folder = self.adapter, self._last_folder
+        self.adapter, self._last_folder = name, folder  # samples ask for the new version from here on
+        if old is not None and old != name:
+            run_sync(self.server.unload_lora_adapter(old))
+        if old_folder is not None and old_folder != folder:
+            shutil.rmtree(old_folder, ignore_errors=True)

@@ -18,8 +18,14 @@ Wire format read from SGLang's source (github.com/sgl-project/sglang, main as of
   position is not scored), so to score token ``j`` onwards we send ``logprob_start_len = j - 1``;
 - weight sync ``UpdateWeightFromDiskReqInput {"model_path", "load_format", "abort_all_requests",
   "weight_version", ...}`` answered ``{"success", "message", "num_paused_requests"}`` (HTTP 400 when not
-  successful); LoRA ``LoadLoRAAdapterReqInput {"lora_name", "lora_path", "pinned"}`` answered
-  ``{"success", "error_message", "loaded_adapters"}``.
+  successful);
+- LoRA ``python/sglang/srt/entrypoints/http_server.py`` (``/load_lora_adapter``, ``/unload_lora_adapter``; the
+  server started with ``--enable-lora``): ``LoadLoRAAdapterReqInput {"lora_name", "lora_path", "pinned"}`` and
+  ``UnloadLoRAAdapterReqInput {"lora_name"}`` answered ``LoRAUpdateOutput {"success", "error_message",
+  "loaded_adapters"}`` (HTTP 400 when not successful). ``python/sglang/srt/lora/lora_registry.py``: a name already
+  registered is refused ("LoRA with name ... already exists"), so a new version needs a new name; unloading waits
+  for the requests still using the adapter. ``/generate`` picks an adapter by name in its ``lora_path`` field; a
+  name not loaded is a ValueError ("The following requested LoRA adapters are not loaded"), answered HTTP 400.
 ``/update_weights_from_tensor`` takes tensors pickled by SGLang's ``MultiprocessingSerializer`` (CUDA IPC handles
 or shared-memory file handles): it only works from a process on the same machine as the server, with SGLang
 installed, so it is documented in docs/serving.md and not wrapped here.
@@ -120,11 +126,23 @@ class SGLangServer:
     # ---- LoRA
 
     async def load_lora_adapter(self, name: str, path: str | Path, *, pinned: bool = False) -> dict:
-        return await self.endpoint.post("/load_lora_adapter", {"lora_name": name, "lora_path": str(path),
-                                                               "pinned": pinned})
+        """Load the peft adapter in ``path`` (a folder the server can read) as ``name``; ``/generate`` then picks
+        it with ``lora_path=name``. A name already loaded is refused: load each version under a new name."""
+        return await post_parsed(self.endpoint, "/load_lora_adapter",
+                                 {"lora_name": name, "lora_path": str(path), "pinned": pinned}, _lora_update)
 
     async def unload_lora_adapter(self, name: str) -> dict:
-        return await self.endpoint.post("/unload_lora_adapter", {"lora_name": name})
+        return await post_parsed(self.endpoint, "/unload_lora_adapter", {"lora_name": name}, _lora_update)
+
+    def adapter_request(self, name: str) -> dict[str, Any]:
+        """The ``sample`` keyword that selects a loaded adapter: SGLang reads its name from ``lora_path``."""
+        return {"lora_path": name}
+
+
+def _lora_update(reply: Any) -> dict:
+    if not reply.get("success"):
+        raise MalformedReply(reply.get("error_message") or "no success flag")
+    return reply
 
 
 def _as_list(reply: Any) -> list[dict[str, Any]]:

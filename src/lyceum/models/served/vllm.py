@@ -18,12 +18,27 @@ Wire format read from vLLM's source (github.com/vllm-project/vllm, main as of 20
   /init_weight_transfer_engine {"init_info": ...}``, ``/pause``, ``/start_weight_update``, ``/update_weights
   {"update_info": {"names", "dtype_names", "shapes", "packed"}}``, ``/finish_weight_update {"weight_version"}``,
   ``/resume``, ``GET /weight_info``. The tensors themselves travel over NCCL or CUDA IPC (GPU only).
-- weights from disk ``vllm/entrypoints/serve/dev/rpc/api_router.py`` (``VLLM_SERVER_DEV_MODE=1``): ``POST
-  /collective_rpc {"method", "args", "kwargs", "timeout"}`` (string arguments only) runs a worker method; the
-  worker's ``reload_weights(weights_path=...)`` reloads from a folder, as NeMo-RL's remote vLLM client calls it
-  (``nemo_rl``, ``reload_weights`` -> ``/collective_rpc``), then ``POST /reset_prefix_cache``.
-- LoRA: ``LoadLoRAAdapterRequest {"lora_name", "lora_path", "load_inplace"}`` (needs ``--enable-lora`` and
-  ``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True``); the reply is plain text.
+- weights from disk ``vllm/entrypoints/serve/dev/rpc/api_router.py`` (commit cd20a578; ``VLLM_SERVER_DEV_MODE=1``):
+  ``POST /collective_rpc {"method", "args", "kwargs", "timeout"}`` runs ``method`` on every worker (arguments are
+  passed as given; the route documents string arguments only) and answers ``{"results": [...]}`` (or an empty 200
+  when the call returns None). The worker's ``reload_weights(*args, **kwargs)`` (``vllm/v1/worker/gpu_worker.py``)
+  forwards to ``GPUModelRunner.reload_weights(weights_iterator=None, weights_path=None, is_checkpoint_format=True)``
+  (``vllm/v1/worker/gpu_model_runner.py``, vLLM main 2026): with ``weights_path`` it points the model config at that
+  folder and streams its checkpoint through the model's own ``load_weights`` (layerwise reload, so quantised and
+  repacked layers are processed again). Older vLLMs' ``Worker.reload_weights(self)`` took no argument and re-read
+  the folder the server started from: there the call fails (HTTP 500). ``POST /reset_prefix_cache``
+  (``vllm/entrypoints/serve/dev/cache/api_router.py``) then drops KV blocks the old weights computed. The
+  weight-transfer routes above move tensors over NCCL / CUDA IPC only; there is no documented disk variant, so
+  this pair is vLLM's route for a trainer that shares a disk with the server (NeMo-RL's remote vLLM client sends
+  the same body).
+- LoRA ``vllm/entrypoints/serve/lora/api_router.py`` (commit 27873cab; routes mounted only with
+  ``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True``, the server started with ``--enable-lora``) and
+  ``vllm/entrypoints/openai/models/serving.py`` (``OpenAIServingModels``, commit 4fe45004):
+  ``POST /v1/load_lora_adapter {"lora_name", "lora_path", "load_inplace"}`` answers a plain-text 200; a name already
+  loaded is refused (400) unless ``load_inplace`` is true, which reloads it under the same ``lora_int_id``; a bad
+  folder is a 400 (404 when no adapter is found there). ``POST /v1/unload_lora_adapter {"lora_name"}`` answers 404
+  for an unknown name. A completion picks an adapter by ``model = lora_name``; a ``model`` that is neither the base
+  nor a loaded adapter is a 404 ``NotFoundError`` (``OpenAIServing._check_model``).
 
 vLLM has no request field for log-probs of *given* ids at prompt positions (``logprob_token_ids`` covers generated
 positions only), so this teacher answers the sampled and teacher-top-k supports (``teacher.teacher_request``).
@@ -106,8 +121,9 @@ class VLLMServer:
     async def reload_weights_from_disk(self, path: str | Path) -> None:
         """Every worker reloads its weights from ``path`` (a folder the server can read), then the prefix cache,
         whose KV entries the old weights computed, is dropped. Dev-mode routes (``VLLM_SERVER_DEV_MODE=1``):
-        ``POST /collective_rpc {"method": "reload_weights", "kwargs": {"weights_path"}}`` and
-        ``POST /reset_prefix_cache``, the sequence NeMo-RL's remote vLLM client sends."""
+        ``POST /collective_rpc {"method": "reload_weights", "kwargs": {"weights_path"}}`` (the worker's
+        ``reload_weights(weights_path=...)``, see the module docstring for the source) and ``POST
+        /reset_prefix_cache``. A vLLM whose worker method takes no ``weights_path`` answers HTTP 500."""
         await self.endpoint.post("/collective_rpc", {"method": "reload_weights",
                                                      "kwargs": {"weights_path": str(path)}})
         await self.endpoint.post("/reset_prefix_cache")
@@ -120,13 +136,25 @@ class VLLMServer:
 
     # ---- LoRA
 
-    async def load_lora_adapter(self, name: str, path: str, *, replace: bool = True) -> str:
-        """Load (or, with ``replace``, reload in place) a LoRA adapter; requests then pick it with model=name."""
-        return await self.endpoint.post("/v1/load_lora_adapter",
-                                        {"lora_name": name, "lora_path": str(path), "load_inplace": replace})
+    async def load_lora_adapter(self, name: str, path: str | Path, *, load_inplace: bool = False) -> str:
+        """Load the peft adapter in ``path`` (a folder the server can read) as ``name``; completions then pick it
+        with ``model=name``. ``load_inplace`` reloads a name already loaded (refused with HTTP 400 otherwise).
+
+        The trainer loads each pushed version under a fresh name instead: vLLM's prefix-cache block hashes carry
+        the adapter's name (``vllm/v1/core/kv_cache_utils.py`` ``_gen_lora_extra_hash_keys``; its ``lora_int_id``
+        in older versions), both of which an in-place reload keeps, so KV blocks the old adapter computed could be
+        served to the new one. A fresh name gets fresh hashes and works on every vLLM that has the route."""
+        body: dict[str, Any] = {"lora_name": name, "lora_path": str(path)}
+        if load_inplace:
+            body["load_inplace"] = True
+        return await self.endpoint.post("/v1/load_lora_adapter", body)
 
     async def unload_lora_adapter(self, name: str) -> str:
         return await self.endpoint.post("/v1/unload_lora_adapter", {"lora_name": name})
+
+    def adapter_request(self, name: str) -> dict[str, Any]:
+        """The ``sample`` keyword that selects a loaded adapter: vLLM reads it from the request's ``model``."""
+        return {"model": name}
 
 
 def _completions(reply: dict[str, Any], prompt_index: int, n: int) -> list[Completion]:
