@@ -67,6 +67,26 @@ def _strip_suffix(word: str) -> str:
     return w
 
 
+_UNITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+          "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
+_TENS = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+_NUMBER_WORDS = {**{w: i for i, w in enumerate(_UNITS)}, **{w: 20 + 10 * i for i, w in enumerate(_TENS)},
+                 "dozen": 12, "hundred": 100, "thousand": 1000}
+_NUMBER = re.compile(rf"\b(?:({'|'.join(_TENS)})[- ]({'|'.join(_UNITS[1:10])})|({'|'.join(_NUMBER_WORDS)}))\b",
+                     re.IGNORECASE)
+
+
+def number_words_as_digits(text: str) -> str:
+    """"twelve children", "a dozen patients", "twenty-five trees" -> "12 children", "a 12 patients", "25 trees":
+    a question spells small counts out where documentation writes digits ("families of size 12")."""
+    def digits(m: re.Match) -> str:
+        if m.group(3):
+            return str(_NUMBER_WORDS[m.group(3).lower()])
+        return str(_NUMBER_WORDS[m.group(1).lower()] + _NUMBER_WORDS[m.group(2).lower()])
+
+    return _NUMBER.sub(digits, str(text))
+
+
 def tokenize(text: str, *, keep_stopwords: bool = False, stemmed: bool = True) -> list[str]:
     """Words of ``text`` as search terms: split compound identifiers, lower-case, drop stop words, stem."""
     text = _SPLIT_CAMEL.sub(" ", str(text)).lower()

@@ -366,6 +366,9 @@ def pertainyms(word: str) -> frozenset[str]:
     return frozenset(out)
 
 
+# Besides what a word is a kind of: the whole it is a part of ("Hawaii" -> "United States", "carapace" ->
+# "arthropod") and the field it belongs to ("batting" -> "baseball"), one step up.
+_WHOLE_OR_FIELD = {"#p", ";c"}
 BROADER_SHARE = 0.25  # a document word's senses at least this common lend it their broader words
 
 
@@ -398,6 +401,8 @@ def broader_words(word: str) -> tuple[str, ...]:
         words, pointers = wn.synset(offset, pos)
         out.update(words)
         for symbol, target, tpos in pointers:
+            if symbol in _WHOLE_OR_FIELD:
+                out.update(wn.synset(target, tpos)[0])
             if symbol in ("@", "@i"):
                 up_words, up_pointers = wn.synset(target, tpos)
                 out.update(up_words)
