@@ -24,7 +24,8 @@ _WORD = re.compile(r"[a-z0-9]+")
 def stem(word: str) -> str:
     """A light English suffix stripper (a Porter step-1 subset); enough to match plurals and verb forms.
 
-    British and American spellings meet too ("labour"/"labor", "centre"/"center", "programme"/"program").
+    British and American spellings meet too ("labour"/"labor", "centre"/"center", "programme"/"program",
+    "fertiliser"/"fertilizer", "haemoglobin"/"hemoglobin").
     """
     w = _strip_suffix(_american(word))
     # A final silent "e" is dropped so "evolve"/"evolved" and "increase"/"increasing" meet.
@@ -32,7 +33,12 @@ def stem(word: str) -> str:
 
 
 _BRITISH = ((re.compile(r"(?<=[a-z]{3})our(s?)$"), r"or\1"), (re.compile(r"(?<=[a-z]{2})tre(s?)$"), r"ter\1"),
-            (re.compile(r"(?<=[a-z]{4})mme(s?)$"), r"m\1"), (re.compile(r"(?<=[a-z]{3})is(e|ed|es|ing|ation)$"), r"iz\1"))
+            (re.compile(r"(?<=[a-z]{4})mme(s?)$"), r"m\1"),
+            (re.compile(r"(?<=[a-z]{3})is(e|ed|es|er|ers|ing|ation)$"), r"iz\1"),  # "fertiliser", "organisation"
+            (re.compile(r"(?<=[a-z]{2})ys(e|ed|es|ing)$"), r"yz\1"),  # "analyse", "paralysed"
+            # Greek-derived medical words: "haemoglobin", "paediatric", "gynaecology", "oesophagus", "foetus".
+            (re.compile(r"(?<=[a-z])ae(?=[mdc])"), "e"), (re.compile(r"^oe(?=s)"), "e"), (re.compile(r"^foet"), "fet"),
+            (re.compile(r"rrhoea"), "rrhea"))
 
 
 def _american(word: str) -> str:
