@@ -28,7 +28,7 @@ from lyceum.research.concepts import broader_text, query_concepts
 from lyceum.research.ingest import TABLE_SUFFIXES, PackageMeta, ResourceMeta, package_metadata, read_table
 from lyceum.research.selection import GRANULARITY_WORDS, select_tables
 
-CATALOG_VERSION = 6
+CATALOG_VERSION = 7
 FAMILY_WEIGHT = 0.7  # an indexed word of the same family as a question word ("transportation" for "transport")
 BROADER_WEIGHT = 0.5  # a question word found among the broader words of a table's text, relative to its own words
 _SKIP_NAMES = {"datapackage.json", "package.json", "readme.md", "readme.txt", "readme", "license", "license.md",
@@ -190,7 +190,7 @@ def build_search_text(p: TableProfile, pkg: PackageMeta, res: ResourceMeta | Non
     """
     name = " ".join(p.name_words + list(p.name_aliases.values()) + ([res.name] if res and res.name else []))
     titles = " ".join(_unique([pkg.title, p.title, *(res.views if res else [])]))
-    # A name ingest made up for a header cell left blank ("column_1") says nothing about the table.
+    # A name ingest made up ("column_1" for a blank header cell, "extra_1" for a surplus field) says nothing.
     columns = " ".join(c.name for c in p.columns if not _GENERATED_NAME.fullmatch(c.name))
     column_notes = " ".join(_unique([c.description for c in p.columns] + [c.unit for c in p.columns]))
     # Where the data comes from (a study, a survey, an agency, a book) is part of what it is about.
@@ -201,7 +201,7 @@ def build_search_text(p: TableProfile, pkg: PackageMeta, res: ResourceMeta | Non
     return "\n".join(x for x in parts if x)
 
 
-_GENERATED_NAME = re.compile(r"column_\d+")
+_GENERATED_NAME = re.compile(r"(column|extra)_\d+")  # the names ingest gives unnamed columns
 
 
 def _unique(texts: list[str]) -> list[str]:
