@@ -583,7 +583,8 @@ class Catalog:
         With ``expand`` (the default) the query also counts, at lower weights, the words WordNet relates to its
         own (see ``concepts.py``), so a question can find a table that describes itself in other words; and a
         question word counts, at ``BROADER_WEIGHT``, where a table's words are kinds of it (a question about
-        rodents finds a table about rats, one about conifers a table about spruce trees).
+        rodents finds a table about rats, one about conifers a table about spruce trees). Number words count as
+        the digits documentation writes ("twelve children" finds "families of size 12").
 
         With ``embed`` (texts -> vectors, see ``embeddings.py``) the BM25 score is blended with the cosine
         similarity between the query and each table's title and description.

@@ -375,7 +375,8 @@ BROADER_SHARE = 0.25  # a document word's senses at least this common lend it th
 @functools.lru_cache(maxsize=65536)
 def broader_words(word: str) -> tuple[str, ...]:
     """What a document word is a kind of, and what else it is called: the synonyms and the hypernyms (two
-    levels up) of its common senses ("rats" -> "rat", "rodent", "gnawer", "placental"; "spruce" -> "conifer").
+    levels up) of its common senses ("rats" -> "rat", "rodent", "gnawer", "placental"; "spruce" -> "conifer"),
+    and the whole it is part of and the field it belongs to ("Hawaii" -> "United States", "batting" -> "baseball").
 
     The index side of concept expansion: a question asks about "rodents" or "conifers", the table's documentation
     says "rats" or "Sitka spruce". Only senses that are common for the word count, so a table about rats does not
