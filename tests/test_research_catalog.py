@@ -377,6 +377,14 @@ def test_table_words_lend_the_whole_they_are_part_of_and_their_field():
     assert "baseball" in broader_words("batting")  # batting belongs to baseball
 
 
+def test_an_adverb_is_read_through_its_adjective():
+    _wordnet_or_skip()
+    from lyceum.research.concepts import expand_word
+
+    assert dict(expand_word("slowly"))["slow"] == 1.0
+    assert dict(expand_word("automatically"))["automatic"] == 1.0
+
+
 def test_question_concepts_read_decades_places_and_names_as_meant():
     _wordnet_or_skip()
     from lyceum.research.concepts import query_concepts

@@ -188,6 +188,14 @@ def expand_word(word: str) -> tuple[tuple[str, float], ...]:
         if lemma != word:
             add([lemma], 1.0)
         senses += [(lemma, pos, offset, wn.tag_count(lemma, pos, offset)) for offset in wn.synsets(lemma, pos)]
+    # An adverb is read through the adjectives it comes from: "slowly" is "slow", "automatically" "automatic"
+    # (the one it is spelled from counts as the word itself, the others as related words).
+    adverb = wn.lemma(word, "r")
+    for offset in wn.synsets(adverb, "r") if adverb else []:
+        for symbol, target, tpos in wn.synset(offset, "r")[1]:
+            if symbol == "\\":
+                for w in wn.synset(target, tpos)[0]:
+                    add([w], 1.0 if word.startswith(w.lower()[:-1]) else RELATED_WEIGHT)
     total = sum(c + 0.5 for *_, c in senses)
     for lemma, pos, offset, count in senses:
         share = (count + 0.5) / total
