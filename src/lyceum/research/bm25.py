@@ -24,7 +24,8 @@ _WORD = re.compile(r"[a-z0-9]+")
 def stem(word: str) -> str:
     """A light English suffix stripper (a Porter step-1 subset); enough to match plurals and verb forms.
 
-    British and American spellings meet too ("labour"/"labor", "centre"/"center", "programme"/"program").
+    British and American spellings meet too ("labour"/"labor", "centre"/"center", "programme"/"program",
+    "fertiliser"/"fertilizer", "haemoglobin"/"hemoglobin").
     """
     w = _strip_suffix(_american(word))
     # A final silent "e" is dropped so "evolve"/"evolved" and "increase"/"increasing" meet.
@@ -32,7 +33,12 @@ def stem(word: str) -> str:
 
 
 _BRITISH = ((re.compile(r"(?<=[a-z]{3})our(s?)$"), r"or\1"), (re.compile(r"(?<=[a-z]{2})tre(s?)$"), r"ter\1"),
-            (re.compile(r"(?<=[a-z]{4})mme(s?)$"), r"m\1"), (re.compile(r"(?<=[a-z]{3})is(e|ed|es|ing|ation)$"), r"iz\1"))
+            (re.compile(r"(?<=[a-z]{4})mme(s?)$"), r"m\1"),
+            (re.compile(r"(?<=[a-z]{3})is(e|ed|es|er|ers|ing|ation)$"), r"iz\1"),  # "fertiliser", "organisation"
+            (re.compile(r"(?<=[a-z]{2})ys(e|ed|es|ing)$"), r"yz\1"),  # "analyse", "paralysed"
+            # Greek-derived medical words: "haemoglobin", "paediatric", "gynaecology", "oesophagus", "foetus".
+            (re.compile(r"(?<=[a-z])ae(?=[mdc])"), "e"), (re.compile(r"^oe(?=s)"), "e"), (re.compile(r"^foet"), "fet"),
+            (re.compile(r"rrhoea"), "rrhea"))
 
 
 def _american(word: str) -> str:
@@ -65,6 +71,26 @@ def _strip_suffix(word: str) -> str:
     if w.endswith("s") and not w.endswith(("ss", "us", "is")):
         return w[:-1]
     return w
+
+
+_UNITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+          "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
+_TENS = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+_NUMBER_WORDS = {**{w: i for i, w in enumerate(_UNITS)}, **{w: 20 + 10 * i for i, w in enumerate(_TENS)},
+                 "dozen": 12, "hundred": 100, "thousand": 1000}
+_NUMBER = re.compile(rf"\b(?:({'|'.join(_TENS)})[- ]({'|'.join(_UNITS[1:10])})|({'|'.join(_NUMBER_WORDS)}))\b",
+                     re.IGNORECASE)
+
+
+def number_words_as_digits(text: str) -> str:
+    """"twelve children", "a dozen patients", "twenty-five trees" -> "12 children", "a 12 patients", "25 trees":
+    a question spells small counts out where documentation writes digits ("families of size 12")."""
+    def digits(m: re.Match) -> str:
+        if m.group(3):
+            return str(_NUMBER_WORDS[m.group(3).lower()])
+        return str(_NUMBER_WORDS[m.group(1).lower()] + _NUMBER_WORDS[m.group(2).lower()])
+
+    return _NUMBER.sub(digits, str(text))
 
 
 def tokenize(text: str, *, keep_stopwords: bool = False, stemmed: bool = True) -> list[str]:

@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from lyceum.errors import UserError
-from lyceum.research.bm25 import BM25, STOPWORDS, tokenize
+from lyceum.research.bm25 import BM25, STOPWORDS, number_words_as_digits, tokenize
 from lyceum.research.concepts import available as concepts_available
 from lyceum.research.concepts import broader_text, query_concepts
 from lyceum.research.ingest import TABLE_SUFFIXES, PackageMeta, ResourceMeta, package_metadata, read_table
 from lyceum.research.selection import GRANULARITY_WORDS, select_tables
 
-CATALOG_VERSION = 5
+CATALOG_VERSION = 7
 FAMILY_WEIGHT = 0.7  # an indexed word of the same family as a question word ("transportation" for "transport")
 BROADER_WEIGHT = 0.5  # a question word found among the broader words of a table's text, relative to its own words
 _SKIP_NAMES = {"datapackage.json", "package.json", "readme.md", "readme.txt", "readme", "license", "license.md",
@@ -183,18 +183,25 @@ def _name_words(table_id: str) -> list[str]:
 def build_search_text(p: TableProfile, pkg: PackageMeta, res: ResourceMeta | None) -> str:
     """The text BM25 indexes for a table: everything the data says about itself.
 
-    The name, titles and column names count more than long descriptions; then the descriptions, column
-    descriptions and units, and samples of the text values (categories, entities) the table holds. A text that
-    appears twice (a package with one table often repeats its description) is counted once.
+    The titles (written for people), then the file name and column names (often abbreviations) count more than
+    long descriptions; then the descriptions, column descriptions and units, samples of the text values
+    (categories, entities) the table holds, and the titles of its sources. A text that appears twice (a package
+    with one table often repeats its description) is counted once.
     """
     name = " ".join(p.name_words + list(p.name_aliases.values()) + ([res.name] if res and res.name else []))
     titles = " ".join(_unique([pkg.title, p.title, *(res.views if res else [])]))
-    columns = " ".join(c.name for c in p.columns)
+    # A name ingest made up ("column_1" for a blank header cell, "extra_1" for a surplus field) says nothing.
+    columns = " ".join(c.name for c in p.columns if not _GENERATED_NAME.fullmatch(c.name))
     column_notes = " ".join(_unique([c.description for c in p.columns] + [c.unit for c in p.columns]))
+    # Where the data comes from (a study, a survey, an agency, a book) is part of what it is about.
+    sources = " ".join(_unique([src.get("title", "") for src in pkg.sources]))
     values = " ".join(_unique(p.entities[:30] + [str(v) for c in p.columns if c.type == "text" for v in c.examples]))
-    parts = [name] * 3 + [titles] * 2 + [columns] * 2 + _unique([p.description, pkg.description]) + \
-        [" ".join(pkg.keywords), column_notes, values, pkg.name.replace("-", " ")]
+    parts = [name] * 2 + [titles] * 3 + [columns] * 2 + _unique([p.description, pkg.description]) + \
+        [" ".join(pkg.keywords), column_notes, values, pkg.name.replace("-", " "), sources]
     return "\n".join(x for x in parts if x)
+
+
+_GENERATED_NAME = re.compile(r"(column|extra)_\d+")  # the names ingest gives unnamed columns
 
 
 def _unique(texts: list[str]) -> list[str]:
@@ -417,8 +424,8 @@ class Catalog:
         self.by_id = {p.id: p for p in profiles}
         # A table with a time column answers for the years it covers (see ``covered_years``), not for the years
         # its description happens to name ("the 1990 Gulf War spike" does not make oil prices a 1990 table).
-        self._index = BM25([[t for t in tokenize(p.search_text) if not (covered_years(p) and _YEAR.fullmatch(t))]
-                            for p in profiles])
+        self._index = BM25([[t for t in tokenize(number_words_as_digits(p.search_text))
+                             if not (covered_years(p) and _YEAR.fullmatch(t))] for p in profiles])
         self._broader: BM25 | None = None
         self._con = None
         self.meta: dict[str, Any] = {}
@@ -576,11 +583,13 @@ class Catalog:
         With ``expand`` (the default) the query also counts, at lower weights, the words WordNet relates to its
         own (see ``concepts.py``), so a question can find a table that describes itself in other words; and a
         question word counts, at ``BROADER_WEIGHT``, where a table's words are kinds of it (a question about
-        rodents finds a table about rats, one about conifers a table about spruce trees).
+        rodents finds a table about rats, one about conifers a table about spruce trees). Number words count as
+        the digits documentation writes ("twelve children" finds "families of size 12").
 
         With ``embed`` (texts -> vectors, see ``embeddings.py``) the BM25 score is blended with the cosine
         similarity between the query and each table's title and description.
         """
+        query = number_words_as_digits(query)
         terms = tokenize(query)
         if expand and concepts_available():
             if self._broader is None:

@@ -188,6 +188,14 @@ def expand_word(word: str) -> tuple[tuple[str, float], ...]:
         if lemma != word:
             add([lemma], 1.0)
         senses += [(lemma, pos, offset, wn.tag_count(lemma, pos, offset)) for offset in wn.synsets(lemma, pos)]
+    # An adverb is read through the adjectives it comes from: "slowly" is "slow", "automatically" "automatic"
+    # (the one it is spelled from counts as the word itself, the others as related words).
+    adverb = wn.lemma(word, "r")
+    for offset in wn.synsets(adverb, "r") if adverb else []:
+        for symbol, target, tpos in wn.synset(offset, "r")[1]:
+            if symbol == "\\":
+                for w in wn.synset(target, tpos)[0]:
+                    add([w], 1.0 if word.startswith(w.lower()[:-1]) else RELATED_WEIGHT)
     total = sum(c + 0.5 for *_, c in senses)
     for lemma, pos, offset, count in senses:
         share = (count + 0.5) / total
@@ -366,13 +374,17 @@ def pertainyms(word: str) -> frozenset[str]:
     return frozenset(out)
 
 
+# Besides what a word is a kind of: the whole it is a part of ("Hawaii" -> "United States", "carapace" ->
+# "arthropod") and the field it belongs to ("batting" -> "baseball"), one step up.
+_WHOLE_OR_FIELD = {"#p", ";c"}
 BROADER_SHARE = 0.25  # a document word's senses at least this common lend it their broader words
 
 
 @functools.lru_cache(maxsize=65536)
 def broader_words(word: str) -> tuple[str, ...]:
     """What a document word is a kind of, and what else it is called: the synonyms and the hypernyms (two
-    levels up) of its common senses ("rats" -> "rat", "rodent", "gnawer", "placental"; "spruce" -> "conifer").
+    levels up) of its common senses ("rats" -> "rat", "rodent", "gnawer", "placental"; "spruce" -> "conifer"),
+    and the whole it is part of and the field it belongs to ("Hawaii" -> "United States", "batting" -> "baseball").
 
     The index side of concept expansion: a question asks about "rodents" or "conifers", the table's documentation
     says "rats" or "Sitka spruce". Only senses that are common for the word count, so a table about rats does not
@@ -398,6 +410,8 @@ def broader_words(word: str) -> tuple[str, ...]:
         words, pointers = wn.synset(offset, pos)
         out.update(words)
         for symbol, target, tpos in pointers:
+            if symbol in _WHOLE_OR_FIELD:
+                out.update(wn.synset(target, tpos)[0])
             if symbol in ("@", "@i"):
                 up_words, up_pointers = wn.synset(target, tpos)
                 out.update(up_words)
