@@ -15,6 +15,7 @@ import re
 
 from lyceum.research.analysis.panels import Panel
 from lyceum.research.catalog import Catalog, TableProfile
+from lyceum.research.question import CURRENCIES
 
 PER_CAPITA = re.compile(r"\bper[ -](capita|person|head|inhabitant|resident)\b", re.IGNORECASE)
 _SCALE_WORDS = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12}
@@ -295,16 +296,6 @@ def correlation_across_tables(panels: list[Panel], scope, sink) -> list:
                     tables=[table], numbers=numbers, sources=[*a.tables, *b.tables], kind="correlation")]
 
 
-# Currencies a question may ask for: name -> (ISO code, issuing country as exchange-rate tables name it).
-CURRENCIES = {"yen": ("JPY", "Japan"), "euro": ("EUR", "Euro"), "euros": ("EUR", "Euro"),
-              "pound sterling": ("GBP", "United Kingdom"), "sterling": ("GBP", "United Kingdom"),
-              "british pounds": ("GBP", "United Kingdom"), "yuan": ("CNY", "China"), "renminbi": ("CNY", "China"),
-              "rupee": ("INR", "India"), "rupees": ("INR", "India"), "swiss franc": ("CHF", "Switzerland"),
-              "swiss francs": ("CHF", "Switzerland"), "canadian dollar": ("CAD", "Canada"),
-              "canadian dollars": ("CAD", "Canada"), "australian dollar": ("AUD", "Australia"),
-              "australian dollars": ("AUD", "Australia"), "won": ("KRW", "South Korea"),
-              "rand": ("ZAR", "South Africa"), "krona": ("SEK", "Sweden"), "kronor": ("SEK", "Sweden"),
-              "krone": ("NOK", "Norway"), "ringgit": ("MYR", "Malaysia")}
 # Foreign-exchange quoting convention: these are quoted as US dollars per unit of the currency; every other
 # currency as units per US dollar. A table that names currencies quoted "to USD" overrides it.
 USD_PER_UNIT = {"EUR", "GBP", "AUD", "NZD", "IEP"}

@@ -42,6 +42,8 @@ def analyze_panel(panel: Panel, scope: Scope, sink: FigureSink) -> list[Finding]
     out = [] if panel.is_change else [levels_finding(panel, w, sink, scope.years_named)]
     if scope.ranked_years and not panel.is_change:
         out.insert(0, ranked_years_finding(panel, w, *scope.ranked_years))
+    if scope.decades:
+        out.insert(0, decade_means_finding(panel, scope.decades))
     out.append(change_finding(panel, w, scope, sink))
     if not panel.is_change:
         out.append(extremes_finding(panel, w, scope))
@@ -159,6 +161,48 @@ def ranked_years_finding(panel: Panel, w: Window, k: int, end: str) -> Finding |
                   f"Years with the {end} annual {what} of {lower_words(panel.measure)}, {w.label()}", prov)
     return Finding(title=f"Years with the {end} {lower_words(panel.measure)}", sentences=sentences, tables=[table],
                    numbers=numbers, sources=list(panel.tables), kind="ranking")
+
+
+def decade_means_finding(panel: Panel, decades: list[tuple[int, int]]) -> Finding | None:
+    """The average over each decade the question names ("the average in the 1990s", "how much warmer were the
+    2010s"), from the annual values of the years the data holds in it, and the difference between the first and
+    the last decade named."""
+    ann = yearly(panel, [y for a, b in decades for y in range(a, b + 1)])
+    what = lower_words(panel.measure)
+    sentences, rows, numbers = [], [], {}
+    for e in ann.columns:
+        means = []
+        for a, b in decades:
+            s = ann[e].loc[[y for y in ann.index if a <= y <= b]].dropna()
+            if s.empty:
+                continue
+            label = f"{a}s" if len(s) == 10 else f"{a}s ({int(s.index[0])}–{int(s.index[-1])} only)"
+            means.append((a, label, float(s.mean()), len(s)))
+            numbers[f"{e} mean {a}s"] = float(s.mean())
+            rows.append([str(e), label, str(len(s)), fmt(float(s.mean()))])
+        if not means:
+            continue
+        text = f"{e} averaged " + " and ".join(f"{with_unit(m, panel.unit)} over the {label}"
+                                                for _, label, m, _ in means)
+        if len(means) >= 2:
+            (a0, l0, m0, _), (a1, l1, m1, _) = means[0], means[-1]
+            diff = m1 - m0
+            numbers[f"{e} {a1}s minus {a0}s"] = diff
+            text += (f"; the {a1}s averaged {with_unit(abs(diff), panel.unit)} "
+                     f"{'more' if diff >= 0 else 'less'} than the {a0}s")
+            if not panel.is_change and relative_units(panel) and m0 > 0 and m1 > 0:
+                numbers[f"{e} {a1}s vs {a0}s %"] = (m1 / m0 - 1) * 100
+                text += f" ({fmt_pct((m1 / m0 - 1) * 100)})"
+        sentences.append(text + ".")
+    if not sentences:
+        return None
+    unit = f" ({panel.unit})" if panel.unit else ""
+    prov = Provenance(tables=panel.tables, method=f"mean of the annual values of '{panel.measure}' over each decade "
+                                                  "the question names", numbers=dict(numbers))
+    table = Table(markdown_table(["Series", "Decade", "Years", f"Average {what}{unit}"], rows, ["l", "l", "r", "r"]),
+                  f"Average {what} in each decade named", prov)
+    return Finding(title=f"Average {what} by decade", sentences=sentences, tables=[table], numbers=numbers,
+                   sources=list(panel.tables), kind="levels")
 
 
 def decades_of(years: list[int]) -> list[tuple[int, list[int]]]:
