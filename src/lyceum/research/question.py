@@ -131,8 +131,10 @@ def parse_question(question: str) -> Scope:
     elif re.search(r"\b(?:last|past)\s+decade\b", q):
         scope.last_years = 10
     n = r"(\d+|" + "|".join(_NUMBER_WORDS) + r")"
-    if (m := re.search(rf"\btop[ -]{n}\b|\b{n} (?:largest|biggest|leading|richest|top)\b", q)):
-        word = m.group(1) or m.group(2)
+    if (m := re.search(rf"\btop[ -]{n}\b|\b{n} (?:largest|biggest|leading|richest|top)\b", q)) or \
+            (m := re.search(rf"\b(?:which|what|the)\s+{n}\b(?=[^?.]*\b(?:largest|biggest|leading|richest|highest|"
+                            rf"most|smallest|lowest)\b)", q)):
+        word = next(g for g in m.groups() if g)
         scope.top_n = int(word) if word.isdigit() else _NUMBER_WORDS[word]
     scope.ranked_years = ranked_years(q)
     for intent, pattern in INTENT_WORDS.items():

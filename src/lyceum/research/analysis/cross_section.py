@@ -3,11 +3,13 @@ by group, a ratio measure by group, the correlation between two measures, the la
 
 from __future__ import annotations
 
+import re
+
 from lyceum.research import charts
 from lyceum.research.analysis.panels import NOT_A_MEASURE, RATIO_LIKE, FigureSink, is_aggregate, measure_label
 from lyceum.research.analysis.wording import join_names, lower_words, scaled_amount, with_unit
 from lyceum.research.bm25 import tokenize
-from lyceum.research.catalog import TableProfile, guess_unit
+from lyceum.research.catalog import TableProfile, guess_unit, matched_entities
 from lyceum.research.numbers import fmt_pct, scale_for
 from lyceum.research.question import Scope
 from lyceum.research.records import Figure, Finding, Provenance, Table
@@ -30,10 +32,18 @@ def analyze_cross_section(frame, t: TableProfile, question: str, scope: Scope, s
     if rate is not None and relevance(rate) == 0 and size is not None and relevance(size) > 0:
         rate = None
     out = []
+    groups_named = matched_entities(question, t.entities) if t.entity_column else []
+    asks_groups = bool(groups_named) or (t.entity_column and t.entity_column.lower() in tokenize(question)) or \
+        bool(t.entity_column and set(tokenize(t.entity_column)) & q)
+    if "rank" in scope.intents and not asks_groups and size is not None and label_column(frame, t):
+        # "Which five companies are the largest": the rows themselves, ranked, before any grouping.
+        out.append(top_rows_finding(frame, t, size.name, size.unit, sink, top_n=scope.top_n))
     if t.entity_column and size is not None:
         out.append(ranking_finding(frame, t, size.name, size.unit, sink))
     if t.entity_column and rate is not None:
-        out.append(group_ratio_finding(frame, t, rate.name, size.name if size else None, sink))
+        out.append(group_ratio_finding(frame, t, rate.name, size.name if size else None, sink,
+                                       named=groups_named, mean_first=bool(re.search(r"\b(average|mean)\b",
+                                                                                      question.lower()))))
     named = sorted((c for c in measures if relevance(c) > 0), key=lambda c: -relevance(c))
     if "correlation" in scope.intents and len(named) >= 2:
         pair = (named[0].name, named[1].name)  # the two measures the question asks about
@@ -43,7 +53,8 @@ def analyze_cross_section(frame, t: TableProfile, question: str, scope: Scope, s
         f = correlation_finding(frame, t, *pair, sink)
         if f:
             out.append(f)
-    if len([f for f in out for _ in f.figures]) < 2 and size is not None:
+    if len([f for f in out for _ in f.figures]) < 2 and size is not None and not any(
+            f.title.startswith("The largest by") for f in out):
         out.append(top_rows_finding(frame, t, size.name, size.unit, sink))
     return out
 
@@ -146,7 +157,10 @@ def ranking_finding(frame, t: TableProfile, size: str, unit: str, sink: FigureSi
                    figures=[figure], tables=[table], numbers=numbers, sources=[t.id], kind="ranking")
 
 
-def group_ratio_finding(frame, t: TableProfile, rate: str, size: str | None, sink: FigureSink) -> Finding:
+def group_ratio_finding(frame, t: TableProfile, rate: str, size: str | None, sink: FigureSink, *,
+                        named: list[str] = (), mean_first: bool = False) -> Finding:
+    """The ratio's median by group (a few extreme rows do not move it), and for the groups the question names,
+    their mean and median side by side (the mean first when the question asks for an average)."""
     d = frame.dropna(subset=[rate])
     overall = float(d[rate].median())
     g = d.groupby(t.entity_column)[rate].agg(["median", "count"])
@@ -174,7 +188,28 @@ def group_ratio_finding(frame, t: TableProfile, rate: str, size: str | None, sin
                                 title=title, ylabel=rate, horizontal=True, reference=(overall, "median of all rows"))
     figure = Figure(fig_path, title + "; the dashed line is the median over all rows",
                     Provenance(tables=[t.id], method=f"median of '{rate}' by group", numbers={}))
-    sentences = [f"The median {rate} across all {len(d)} rows with a value is {fmt(overall)}."]
+    sentences = []
+    for k in named:
+        part = d[d[t.entity_column] == k][rate]
+        if part.empty:
+            continue
+        mean, median = float(part.mean()), float(part.median())
+        numbers.update({f"{k} mean {rate}": mean, f"{k} median {rate}": median, f"{k} rows": float(len(part))})
+        first, second = (("average", mean), ("median", median)) if mean_first else (("median", median), ("average", mean))
+        sentences.append(f"{k} ({len(part)} rows with a value) has {'an' if first[0] == 'average' else 'a'} "
+                         f"{first[0]} {rate} of {fmt(first[1])} ({second[0]} {fmt(second[1])}).")
+    if len(named) >= 2 and len(sentences) >= 2:
+        stat = "mean" if mean_first else "median"
+        a, b = named[0], named[1]
+        if f"{a} {stat} {rate}" in numbers and f"{b} {stat} {rate}" in numbers:
+            va, vb = numbers[f"{a} {stat} {rate}"], numbers[f"{b} {stat} {rate}"]
+            hi, lo = (a, b) if va >= vb else (b, a)
+            if min(va, vb) > 0:
+                numbers[f"{hi} / {lo} {stat} {rate}"] = max(va, vb) / min(va, vb)
+            sentences.append(f"By the {'average' if mean_first else 'median'}, {hi} trades at "
+                             f"{fmt(max(va, vb) / min(va, vb))} times the {rate} of {lo}." if min(va, vb) > 0 else
+                             f"By the {'average' if mean_first else 'median'}, {hi} has the higher {rate}.")
+    sentences.append(f"The median {rate} across all {len(d)} rows with a value is {fmt(overall)}.")
     numbers["rows with a value"] = float(len(d))
     if len(g) >= 2:
         hi, lo = g.index[0], g.index[-1]
@@ -212,21 +247,42 @@ def correlation_finding(frame, t: TableProfile, size: str, rate: str, sink: Figu
         sources=[t.id], kind="correlation")
 
 
-def top_rows_finding(frame, t: TableProfile, size: str, unit: str, sink: FigureSink) -> Finding:
+def top_rows_finding(frame, t: TableProfile, size: str, unit: str, sink: FigureSink, *,
+                     top_n: int | None = None) -> Finding:
+    """The largest rows by ``size``; for "which five are the largest", those five by name with their values and
+    their share of the column's total."""
     label = label_column(frame, t) or frame.columns[0]
-    top = frame.dropna(subset=[size]).sort_values(size, ascending=False).head(10)
+    rows_with = frame.dropna(subset=[size])
+    top = rows_with.sort_values(size, ascending=False).head(max(10, top_n or 0))
     div, word = scale_for(top[size].tolist(), unit)
     unit_label = " ".join(x for x in (unit, word) if x)
-    rows = [[str(r[label]), str(r[t.entity_column]) if t.entity_column else "", fmt(r[size] / div)]
+    # Each cell carries its scale word ("4.22 trillion"): a row read on its own still says what it holds.
+    rows = [[str(r[label]), str(r[t.entity_column]) if t.entity_column else "", scaled_amount(r[size], div, word, "")]
             for _, r in top.iterrows()]
     numbers = {f"{r[label]} {size}": float(r[size]) for _, r in top.iterrows()}
-    table = Table(markdown_table([label, t.entity_column or "", f"{size} ({unit_label})"], rows, ["l", "l", "r"]),
+    table = Table(markdown_table([label, t.entity_column or "", f"{size} ({unit})" if unit else size], rows,
+                                 ["l", "l", "r"]),
                   f"The 10 largest rows by {lower_words(size)}", Provenance(tables=[t.id], method="top rows",
                                                                        numbers=dict(numbers)))
     fig_path = charts.bar_chart([str(x) for x in top[label]], (top[size] / div).tolist(), sink.path(f"top-{size}"),
                                 title=f"The 10 largest by {lower_words(size)}", ylabel=unit_label or size, horizontal=True)
-    return Finding(title=f"The largest by {lower_words(size)}", sentences=[
-        f"The largest single row is {top[label].iloc[0]} with {scaled_amount(top[size].iloc[0], div, word, unit)}."],
+    sentences = [f"The largest single row is {top[label].iloc[0]} with "
+                 f"{scaled_amount(top[size].iloc[0], div, word, unit)}."]
+    if top_n and top_n > 1:
+        head = top.head(top_n)
+        total = float(rows_with[size].sum())
+        share = float(head[size].sum()) / total * 100 if total > 0 else None
+        # Name and value side by side, separated by semicolons: names such as "Apple Inc." end in a full stop.
+        listed = "; ".join(f"{r[label]}, {scaled_amount(r[size], div, word, unit)}" for _, r in head.iterrows())
+        sentences = [f"The {top_n} largest by {lower_words(size)} are: {listed}."]
+        if share is not None:
+            numbers[f"top{top_n} share"] = share
+            numbers[f"total {size}"] = total
+            sentences[0] = sentences[0][:-1] + (
+                f"; together they hold {fmt_pct(share, signed=False)} of the "
+                f"{scaled_amount(total, *scale_for([total], unit), unit)} total {lower_words(size)} of all "
+                f"{len(rows_with)} rows with a value.")
+    return Finding(title=f"The largest by {lower_words(size)}", sentences=sentences,
         figures=[Figure(fig_path, f"The 10 largest rows by {lower_words(size)}",
                         Provenance(tables=[t.id], method="bar chart of the largest rows"))],
         tables=[table], numbers=numbers, sources=[t.id], kind="ranking")
