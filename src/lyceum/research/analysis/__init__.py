@@ -25,6 +25,7 @@ from lyceum.research.analysis.derived import (
     deflated_panels,
     inflation_panels,
     per_capita_panels,
+    unit_converted_panels,
 )
 from lyceum.research.analysis.panels import MAX_ENTITIES, FigureSink, build_panels, pick_measure
 from lyceum.research.analysis.time_series import analyze_panel, largest_fall, swings
@@ -42,7 +43,8 @@ def analyze_tables(catalog: Catalog, tables: list[TableProfile], question: str, 
     findings: list[Finding] = []
     panels = build_panels(catalog, [t for t in tables if t.time_column], question, scope)
     derived = (per_capita_panels(catalog, panels, question) + deflated_panels(catalog, panels, question)
-               + converted_panels(catalog, panels, question) + inflation_panels(catalog, panels, question))
+               + converted_panels(catalog, panels, question) + inflation_panels(catalog, panels, question)
+               + unit_converted_panels(panels, question))
     # A per-capita or real-terms question is answered by the derived panel first; the published series follow.
     panels = derived + panels
     if "correlation" in scope.intents:

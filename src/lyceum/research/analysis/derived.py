@@ -372,3 +372,35 @@ def converted_panels(catalog: Catalog, panels: list[Panel], question: str) -> li
                          entities=[e for e in panel.entities if e in set(data["entity"])], formula=formula,
                          definitions=panel.definitions))
     return out
+
+
+# Physical units a question may ask a price in: (asked unit as a question says it, the unit it divides, how many
+# of the asked unit make one published unit, the asked unit as written in the result).
+UNIT_CONVERSIONS = [
+    (r"litres?|liters?", r"bbl|barrel", 158.987294928, "litre"),
+    (r"(?:us )?gallons?", r"bbl|barrel", 42.0, "gallon"),
+    (r"grams?|grammes?", r"\boz\b|ounce", 31.1034768, "gram"),
+    (r"kilo(?:gram)?s?|kg", r"\boz\b|ounce", 0.0311034768, "kg"),
+]
+
+
+def unit_converted_panels(panels: list[Panel], question: str) -> list[Panel]:
+    """For a question asking a price per another physical unit ("WTI per litre", "gold per gram"), each panel
+    priced per the published unit (a barrel, a troy ounce) divided by the number of asked units in it."""
+    q = question.lower()
+    out = []
+    for panel in panels:
+        unit = panel.unit or ""
+        for asked, published, per, written in UNIT_CONVERSIONS:
+            if panel.is_change or not re.search(rf"\bper (?:{asked})\b|\ba (?:{asked})\b|/(?:{asked})\b", q) or \
+                    not re.search(published, unit, re.IGNORECASE):
+                continue
+            data = panel.data.assign(value=panel.data["value"] / per)
+            currency = unit.split("/")[0].strip() or "price"
+            formula = (f"{panel.measure} in {unit} ({', '.join(panel.tables)}) divided by {per:g} {written}s per "
+                       f"{re.search(published, unit, re.IGNORECASE).group(0)}")
+            out.append(Panel(measure=f"{panel.measure} per {written}", unit=f"{currency}/{written}",
+                             frequency=panel.frequency, data=data, tables=list(panel.tables), is_change=False,
+                             entities=list(panel.entities), formula=formula, definitions=panel.definitions))
+            break
+    return out

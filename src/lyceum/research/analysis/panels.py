@@ -106,6 +106,17 @@ def series_label(profile: TableProfile, panel_tables: list[TableProfile], select
         siblings = [t for t in selected if t is not profile and t.dataset == profile.dataset]
         shared = set.union(*(set(t.name_words) for t in siblings)) if siblings else set()
         words = usable([w for w in profile.name_words if w in shared and w not in everywhere])
+    if not words and not others:
+        # Alone, but the dataset's title names its sibling series too ("Brent and WTI Spot Prices" for the WTI
+        # file): the file-name word that sets this table apart in its dataset names it.
+        own = usable([w for w in profile.name_words if w not in everywhere])
+        title_words = set(tokenize(short_title(profile)))
+        sibling_words = {w for t in dataset_tables if t is not profile for w in usable(t.name_words)
+                         if w not in everywhere and w not in own}
+        if own and title_words & set(tokenize(" ".join(sibling_words))):
+            words = own
+            if len(own) == 1 and re.search(rf"\b{re.escape(own[0].upper())}\b", profile.description):
+                return own[0].upper()  # as the description writes it ("WTI"), not spelled out
     if not words:
         # The dataset's name, without the measure it repeats ("Gold Prices" measuring "Price" -> "Gold").
         title = short_title(profile).split()
