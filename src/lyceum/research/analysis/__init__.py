@@ -29,6 +29,7 @@ from lyceum.research.analysis.derived import (
 )
 from lyceum.research.analysis.panels import MAX_ENTITIES, FigureSink, build_panels, pick_measure
 from lyceum.research.analysis.time_series import analyze_panel, largest_fall, swings
+from lyceum.research.bm25 import tokenize
 from lyceum.research.catalog import Catalog, TableProfile, matched_entities
 from lyceum.research.question import parse_question
 from lyceum.research.records import Finding
@@ -42,6 +43,9 @@ def analyze_tables(catalog: Catalog, tables: list[TableProfile], question: str, 
     sink = FigureSink(out_dir)
     findings: list[Finding] = []
     panels = build_panels(catalog, [t for t in tables if t.time_column], question, scope)
+    # A question about the change itself ("the average annual increase") is answered by the change table first.
+    asked = set(tokenize(question)) - set(tokenize(" ".join(p.measure for p in panels if not p.is_change)))
+    panels.sort(key=lambda p: not (p.is_change and set(tokenize(p.measure)) & asked))
     derived = (per_capita_panels(catalog, panels, question) + deflated_panels(catalog, panels, question)
                + converted_panels(catalog, panels, question) + inflation_panels(catalog, panels, question)
                + unit_converted_panels(panels, question))

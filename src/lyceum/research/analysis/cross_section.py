@@ -188,27 +188,29 @@ def group_ratio_finding(frame, t: TableProfile, rate: str, size: str | None, sin
                                 title=title, ylabel=rate, horizontal=True, reference=(overall, "median of all rows"))
     figure = Figure(fig_path, title + "; the dashed line is the median over all rows",
                     Provenance(tables=[t.id], method=f"median of '{rate}' by group", numbers={}))
-    sentences = []
+    # The groups the question names, in one sentence: the direct answer to "how does A's ratio compare with B's".
+    stat, other = ("mean", "median") if mean_first else ("median", "mean")
+    word = {"mean": "average", "median": "median"}
+    parts = []
     for k in named:
         part = d[d[t.entity_column] == k][rate]
         if part.empty:
             continue
-        mean, median = float(part.mean()), float(part.median())
-        numbers.update({f"{k} mean {rate}": mean, f"{k} median {rate}": median, f"{k} rows": float(len(part))})
-        first, second = (("average", mean), ("median", median)) if mean_first else (("median", median), ("average", mean))
-        sentences.append(f"{k} ({len(part)} rows with a value) has {'an' if first[0] == 'average' else 'a'} "
-                         f"{first[0]} {rate} of {fmt(first[1])} ({second[0]} {fmt(second[1])}).")
-    if len(named) >= 2 and len(sentences) >= 2:
-        stat = "mean" if mean_first else "median"
-        a, b = named[0], named[1]
-        if f"{a} {stat} {rate}" in numbers and f"{b} {stat} {rate}" in numbers:
-            va, vb = numbers[f"{a} {stat} {rate}"], numbers[f"{b} {stat} {rate}"]
-            hi, lo = (a, b) if va >= vb else (b, a)
-            if min(va, vb) > 0:
-                numbers[f"{hi} / {lo} {stat} {rate}"] = max(va, vb) / min(va, vb)
-            sentences.append(f"By the {'average' if mean_first else 'median'}, {hi} trades at "
-                             f"{fmt(max(va, vb) / min(va, vb))} times the {rate} of {lo}." if min(va, vb) > 0 else
-                             f"By the {'average' if mean_first else 'median'}, {hi} has the higher {rate}.")
+        v = {"mean": float(part.mean()), "median": float(part.median())}
+        numbers.update({f"{k} mean {rate}": v["mean"], f"{k} median {rate}": v["median"],
+                        f"{k} rows": float(len(part))})
+        parts.append((k, v, len(part)))
+    sentences = []
+    if parts:
+        listed = [f"{fmt(v[stat])} for {k} ({word[other]} {fmt(v[other])}, {n} rows with a value)" for k, v, n in parts]
+        text = f"The {word[stat]} {rate} is " + join_names(listed)
+        if len(parts) >= 2 and min(parts[0][1][stat], parts[1][1][stat]) > 0:
+            (a, va, _), (b, vb, _) = parts[0], parts[1]
+            hi, lo = (a, b) if va[stat] >= vb[stat] else (b, a)
+            times = max(va[stat], vb[stat]) / min(va[stat], vb[stat])
+            numbers[f"{hi} / {lo} {stat} {rate}"] = times
+            text += f": {fmt(times)} times as high for {hi} as for {lo}"
+        sentences.append(text + ".")
     sentences.append(f"The median {rate} across all {len(d)} rows with a value is {fmt(overall)}.")
     numbers["rows with a value"] = float(len(d))
     if len(g) >= 2:

@@ -145,6 +145,8 @@ def build_panels(catalog: Catalog, tables: list[TableProfile], question: str, sc
             continue
         col = t.column(measure)
         unit = col.unit or guess_unit(col.description) or guess_unit(t.description)
+        if t.entity_column and re.search(r"exchange rate", f"{measure} {col.description}", re.IGNORECASE):
+            unit = ""  # each country's rate is in its own currency (per US dollar, or dollars per unit)
         keyed.setdefault((measure.lower(), unit, is_change_table(t)), []).append((t, measure, unit))
     panels = []
     for (_, unit, change), members in keyed.items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from typing import Any
 
 from lyceum.research import charts
@@ -188,14 +189,16 @@ def decade_means_finding(panel: Panel, decades: list[tuple[int, int]]) -> Findin
             (a0, l0, m0, _), (a1, l1, m1, _) = means[0], means[-1]
             diff = m1 - m0
             numbers[f"{e} {a1}s minus {a0}s"] = diff
-            text += (f"; the {a1}s averaged {with_unit(abs(diff), panel.unit)} "
-                     f"{'more' if diff >= 0 else 'less'} than the {a0}s")
+            text += (f", {with_unit(abs(diff), panel.unit)} {'more' if diff >= 0 else 'less'} in the {a1}s than in "
+                     f"the {a0}s")
             if not panel.is_change and relative_units(panel) and m0 > 0 and m1 > 0:
                 numbers[f"{e} {a1}s vs {a0}s %"] = (m1 / m0 - 1) * 100
                 text += f" ({fmt_pct((m1 / m0 - 1) * 100)})"
-        sentences.append(text + ".")
+        sentences.append(text)
     if not sentences:
         return None
+    # Up to three series in one sentence: the direct answer names them all.
+    sentences = ["; ".join(sentences) + "."] if len(sentences) <= 3 else [x + "." for x in sentences]
     unit = f" ({panel.unit})" if panel.unit else ""
     prov = Provenance(tables=panel.tables, method=f"mean of the annual values of '{panel.measure}' over each decade "
                                                   "the question names", numbers=dict(numbers))
@@ -520,9 +523,19 @@ def comparison_finding(panel: Panel, w: Window, scope: Scope, sink: FigureSink) 
     figures = []
     ratio = both[a] / both[b]
     y0, y1 = int(both.index[0]), int(both.index[-1])
-    if "compare" in scope.intents or (ratio.max() / max(ratio.min(), 1e-12) > 1.5 and (ratio > 0).all()):
-        sentences.append(f"{a} was {fmt_pct(ratio.iloc[0] * 100, signed=False)} of {b} in {y0} and "
-                         f"{fmt_pct(ratio.iloc[-1] * 100, signed=False)} in {y1}.")
+    # Exchange rates are each quoted in their own currency: their levels do not compare, their changes do.
+    own_units = bool(re.search(r"exchange rate|currenc", panel.measure, re.IGNORECASE))
+    if own_units:
+        g0, g1 = both[a].iloc[-1] / both[a].iloc[0] - 1, both[b].iloc[-1] / both[b].iloc[0] - 1
+        sentences.append(f"Each rate is quoted in its own currency, so their levels do not compare; from {y0} to "
+                         f"{y1} the rate of {a} changed by {fmt_pct(g0 * 100)} and that of {b} by {fmt_pct(g1 * 100)}.")
+        numbers.update({f"{a} change {y0}-{y1} %": float(g0 * 100), f"{b} change {y0}-{y1} %": float(g1 * 100)})
+    elif "compare" in scope.intents or (ratio.max() / max(ratio.min(), 1e-12) > 1.5 and (ratio > 0).all()):
+        def as_share(r: float) -> str:  # "30.2 times", not "3020.0%", once one is several times the other
+            return f"{fmt(r)} times" if r >= 3 else fmt_pct(r * 100, signed=False)
+
+        first = as_share(ratio.iloc[0]) + ("" if ratio.iloc[0] >= 3 else " of")
+        sentences.append(f"{a} was {first} {b} in {y0} and {as_share(ratio.iloc[-1])} in {y1}.")
         numbers.update({f"{a}/{b} {y0}": float(ratio.iloc[0]), f"{a}/{b} {y1}": float(ratio.iloc[-1])})
         g0, g1 = both[a].iloc[-1] / both[a].iloc[0], both[b].iloc[-1] / both[b].iloc[0]
         if g0 > 0 and g1 > 0:
