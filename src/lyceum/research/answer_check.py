@@ -151,7 +151,9 @@ def check_answer(question: str, findings, profiles) -> AnswerCheck:
     for part in parts:
         intents = parse_question(part).intents
         wanted = [k for i, k in _INTENT_KINDS.items() if i in intents]
-        if parse_question(part).ranked_years:  # "in which year was it lowest" is answered by the ranking
+        asked = parse_question(part)
+        # "In which year was it lowest", "which five countries had the highest": answered by the ranking.
+        if asked.ranked_years or (asked.top_n and "rank" in asked.intents):
             wanted = ["ranking"] + wanted
         # Among findings of the kind asked, the one about the question's own subjects first (gold, not GDP).
         wanted_terms = set(tokenize(" ".join(question_subjects(part)))) or set(tokenize(" ".join(subjects)))

@@ -80,8 +80,11 @@ class Scope:
 def parse_question(question: str) -> Scope:
     q = question.lower()
     scope = Scope(text=question)
+    # "from 2000 to 2020", and with a few words between ("from their 2006 peak to the 2012 trough").
     m = re.search(rf"(?:from|between)\s+{_YEAR}\s+(?:to|and|until|through)\s+{_YEAR}", q) or \
-        re.search(rf"\b{_YEAR}\s*[-–—]\s*{_YEAR}\b", q)
+        re.search(rf"\b{_YEAR}\s*[-–—]\s*{_YEAR}\b", q) or \
+        re.search(rf"\bfrom\s+(?:[a-z']+\s+){{0,2}}{_YEAR}(?:\s+[a-z']+){{0,2}}\s+(?:to|until|through)\s+"
+                  rf"(?:[a-z']+\s+){{0,2}}{_YEAR}\b", q)
     if m:
         scope.start_year, scope.end_year = sorted((int(m.group(1)), int(m.group(2))))
     elif (m := re.search(rf"\b(?:since|after|from)\s+{_YEAR}", q)):

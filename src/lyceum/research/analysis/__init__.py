@@ -25,6 +25,7 @@ from lyceum.research.analysis.derived import (
     deflated_panels,
     inflation_panels,
     per_capita_panels,
+    per_capita_ranking,
     unit_converted_panels,
 )
 from lyceum.research.analysis.panels import MAX_ENTITIES, FigureSink, build_panels, pick_measure
@@ -55,7 +56,9 @@ def analyze_tables(catalog: Catalog, tables: list[TableProfile], question: str, 
         findings += correlation_across_tables(panels, scope, sink)
     for panel in panels:
         findings += analyze_panel(panel, scope, sink)
-    for t in tables:
+    ranking = per_capita_ranking(catalog, tables, question, scope, sink)
+    findings = ranking + findings
+    for t in tables if not ranking else []:  # a per-capita ranking replaces the ranking of the totals
         if t.time_column and t.entity_column and len(t.entities) > MAX_ENTITIES and {"rank", "share"} & scope.intents \
                 and not matched_entities(question, t.entities):
             named = [y for y in scope.years_named if t.time_start and int(t.time_start[:4]) <= y]

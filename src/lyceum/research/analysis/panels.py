@@ -76,7 +76,13 @@ def measure_label(profile: TableProfile, column: str) -> str:
     words = " ".join(w.upper() if re.search(rf"\b{re.escape(w.upper())}\b", profile.description + " " +
                                            profile.dataset_title) and len(w) <= 4 else w for w in words.split())
     if words.lower() in GENERIC_MEASURES:
-        return f"{short_title(profile)} ({words.lower()})"
+        title = short_title(profile)
+        # A long title with an acronym names its measure by it ("Country, Regional and World GDP (Gross Domestic
+        # Product)" -> "GDP"); a bare "value" adds nothing to it.
+        acronyms = re.findall(r"\b[A-Z][A-Z0-9]{1,5}\b", re.sub(r"\(.*?\)", "", title))
+        if len(title.split()) > 4 and acronyms:
+            title = " ".join(dict.fromkeys(acronyms))
+        return title if words.lower() in ("value", "values") else f"{title} ({words.lower()})"
     return words[:1].upper() + words[1:]
 
 
