@@ -685,6 +685,8 @@ def matched_entities(question: str, entities: list[str]) -> list[str]:
         if len(key) < 3 or key in STOPWORDS:
             continue
         pos = low.find(f" {key} ")
+        if pos < 0 and " " in key:  # "South African", "Sri Lankan", "South Korean": the people's adjective
+            pos = next((i for i in (low.find(f" {key}{end} ") for end in ("n", "an", "ian", "ese")) if i >= 0), -1)
         if pos >= 0:
             found.append((pos, -len(key), e))
     found.sort()
