@@ -62,8 +62,8 @@ def select_tables(catalog: Catalog, question: str, *, max_tables: int = 3, embed
     relation = bool(_RELATION.search(question))
     # Entity names the first dataset holds and words of the question's form ("compare", "rate") are no second
     # subject: "India's population compared with China's" needs no exchange-rate table that also lists India.
-    ordinary = _entity_terms(catalog, order[0]) | {t for t in query if any(
-        re.match(p, t) for p in INTENT_WORDS.values())}
+    ordinary = _entity_terms(catalog, order[0]) | {t for w in re.findall(r"[a-z]+", question.lower()) if any(
+        re.match(p, w) for p in INTENT_WORDS.values()) for t in tokenize(w)}
     for d in order[1:4 if relation else 2]:
         if best_by_dataset[d] >= (0.4 if relation else 0.8) * top and \
                 _covered_terms(catalog, d, query) - covered - ordinary:
