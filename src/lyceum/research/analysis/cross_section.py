@@ -36,8 +36,12 @@ def analyze_cross_section(frame, t: TableProfile, question: str, scope: Scope, s
     asks_groups = bool(groups_named) or (t.entity_column and t.entity_column.lower() in tokenize(question)) or \
         bool(t.entity_column and set(tokenize(t.entity_column)) & q)
     if "rank" in scope.intents and not asks_groups and size is not None and label_column(frame, t):
-        # "Which five companies are the largest": the rows themselves, ranked, before any grouping.
-        out.append(top_rows_finding(frame, t, size.name, size.unit, sink, top_n=scope.top_n))
+        # "Which five companies are the largest" (or "have the highest dividend yield"): the rows themselves,
+        # ranked by the measure the question names, before any grouping.
+        by = max(measures, key=relevance)
+        by = by if relevance(by) > 0 else size
+        lowest = bool(re.search(r"\b(lowest|smallest|cheapest|least|fewest)\b", question.lower()))
+        out.append(top_rows_finding(frame, t, by.name, by.unit, sink, top_n=scope.top_n, lowest=lowest))
     if t.entity_column and size is not None:
         out.append(ranking_finding(frame, t, size.name, size.unit, sink))
     if t.entity_column and rate is not None:
@@ -54,7 +58,7 @@ def analyze_cross_section(frame, t: TableProfile, question: str, scope: Scope, s
         if f:
             out.append(f)
     if len([f for f in out for _ in f.figures]) < 2 and size is not None and not any(
-            f.title.startswith("The largest by") for f in out):
+            f.title.startswith(("The largest by", "The smallest by", "The highest by", "The lowest by")) for f in out):
         out.append(top_rows_finding(frame, t, size.name, size.unit, sink))
     return out
 
@@ -250,33 +254,39 @@ def correlation_finding(frame, t: TableProfile, size: str, rate: str, sink: Figu
 
 
 def top_rows_finding(frame, t: TableProfile, size: str, unit: str, sink: FigureSink, *,
-                     top_n: int | None = None) -> Finding:
-    """The largest rows by ``size``; for "which five are the largest", those five by name with their values and
-    their share of the column's total."""
+                     top_n: int | None = None, lowest: bool = False) -> Finding:
+    """The largest rows by ``size`` (the smallest with ``lowest``); for "which five are the largest", those five
+    by name with their values and, for an additive measure, their share of the column's total."""
     label = label_column(frame, t) or frame.columns[0]
     rows_with = frame.dropna(subset=[size])
-    top = rows_with.sort_values(size, ascending=False).head(max(10, top_n or 0))
+    top = rows_with.sort_values(size, ascending=lowest).head(max(10, top_n or 0))
     div, word = scale_for(top[size].tolist(), unit)
+    rate_like = bool(RATIO_LIKE.search(size)) or unit in ("fraction", "%")
+    end = ("lowest" if lowest else "highest") if rate_like else ("smallest" if lowest else "largest")
+
+    def amount(v: float) -> str:  # a fraction reads as a percentage ("7.53%")
+        return f"{v * 100:.2f}%" if unit == "fraction" else scaled_amount(v, div, word, unit)
     unit_label = " ".join(x for x in (unit, word) if x)
     # Each cell carries its scale word ("4.22 trillion"): a row read on its own still says what it holds.
-    rows = [[str(r[label]), str(r[t.entity_column]) if t.entity_column else "", scaled_amount(r[size], div, word, "")]
+    rows = [[str(r[label]), str(r[t.entity_column]) if t.entity_column else "",
+             f"{r[size] * 100:.2f}%" if unit == "fraction" else scaled_amount(r[size], div, word, "")]
             for _, r in top.iterrows()]
     numbers = {f"{r[label]} {size}": float(r[size]) for _, r in top.iterrows()}
     table = Table(markdown_table([label, t.entity_column or "", f"{size} ({unit})" if unit else size], rows,
                                  ["l", "l", "r"]),
-                  f"The 10 largest rows by {lower_words(size)}", Provenance(tables=[t.id], method="top rows",
+                  f"The {len(top)} {end} rows by {lower_words(size)}", Provenance(tables=[t.id], method="top rows",
                                                                        numbers=dict(numbers)))
     fig_path = charts.bar_chart([str(x) for x in top[label]], (top[size] / div).tolist(), sink.path(f"top-{size}"),
-                                title=f"The 10 largest by {lower_words(size)}", ylabel=unit_label or size, horizontal=True)
-    sentences = [f"The largest single row is {top[label].iloc[0]} with "
-                 f"{scaled_amount(top[size].iloc[0], div, word, unit)}."]
+                                title=f"The {len(top)} {end} by {lower_words(size)}", ylabel=unit_label or size, horizontal=True)
+    numbers["rows with a value"] = float(len(rows_with))
+    sentences = [f"The {end} single row is {top[label].iloc[0]} with {amount(top[size].iloc[0])}."]
     if top_n and top_n > 1:
         head = top.head(top_n)
         total = float(rows_with[size].sum())
-        share = float(head[size].sum()) / total * 100 if total > 0 else None
+        share = float(head[size].sum()) / total * 100 if total > 0 and not rate_like else None
         # Name and value side by side, separated by semicolons: names such as "Apple Inc." end in a full stop.
-        listed = "; ".join(f"{r[label]}, {scaled_amount(r[size], div, word, unit)}" for _, r in head.iterrows())
-        sentences = [f"The {top_n} largest by {lower_words(size)} are: {listed}."]
+        listed = "; ".join(f"{r[label]}, {amount(r[size])}" for _, r in head.iterrows())
+        sentences = [f"The {top_n} {end} by {lower_words(size)} are: {listed}."]
         if share is not None:
             numbers[f"top{top_n} share"] = share
             numbers[f"total {size}"] = total
@@ -284,8 +294,8 @@ def top_rows_finding(frame, t: TableProfile, size: str, unit: str, sink: FigureS
                 f"; together they hold {fmt_pct(share, signed=False)} of the "
                 f"{scaled_amount(total, *scale_for([total], unit), unit)} total {lower_words(size)} of all "
                 f"{len(rows_with)} rows with a value.")
-    return Finding(title=f"The largest by {lower_words(size)}", sentences=sentences,
-        figures=[Figure(fig_path, f"The 10 largest rows by {lower_words(size)}",
+    return Finding(title=f"The {end} by {lower_words(size)}", sentences=sentences,
+        figures=[Figure(fig_path, f"The {len(top)} {end} rows by {lower_words(size)}",
                         Provenance(tables=[t.id], method="bar chart of the largest rows"))],
         tables=[table], numbers=numbers, sources=[t.id], kind="ranking")
 
