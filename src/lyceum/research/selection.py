@@ -62,11 +62,19 @@ def select_tables(catalog: Catalog, question: str, *, max_tables: int = 3, embed
     relation = bool(_RELATION.search(question))
     # Entity names the first dataset holds and words of the question's form ("compare", "rate") are no second
     # subject: "India's population compared with China's" needs no exchange-rate table that also lists India.
-    ordinary = _entity_terms(catalog, order[0]) | {t for w in re.findall(r"[a-z]+", question.lower()) if any(
+    ordinary = _entity_terms(catalog, order[0]) | _alias_terms() | {t for w in re.findall(r"[a-z]+", question.lower()) if any(
         re.match(p, w) for p in INTENT_WORDS.values()) for t in tokenize(w)}
+    from lyceum.research.analysis.derived import INFLATION, price_index
+
+    if INFLATION.search(question) and not _subject_terms(question) & covered - ordinary:
+        # The best dataset matched only on country names and question-form words ("inflation in Brazil" finding
+        # an exchange-rate table that lists Brazil): an inflation question is answered by the price index.
+        found = price_index(catalog)
+        if found is not None and found[0].dataset != order[0]:
+            return [found[0]]
     for d in order[1:4 if relation else 2]:
         if best_by_dataset[d] >= (0.4 if relation else 0.8) * top and \
-                _covered_terms(catalog, d, query) - covered - ordinary:
+                _covered_terms(catalog, d, query) & _subject_terms(question) - covered - ordinary:
             datasets.append(d)
             break
     chosen: list[TableProfile] = []
@@ -91,6 +99,19 @@ def _with_implied_measure(question: str) -> str:
             r"exchange|currenc", question, re.IGNORECASE):
         return f"{question} (foreign exchange rate of the currency)"
     return question
+
+
+def _subject_terms(question: str) -> set[str]:
+    from lyceum.research.answer_check import question_subjects
+
+    return set(tokenize(" ".join(question_subjects(question))))
+
+
+def _alias_terms() -> set[str]:
+    """Short names of countries ("UK", "US"): a dataset mentioning them is no more about the subject."""
+    from lyceum.research.catalog import _ALIASES
+
+    return set(tokenize(" ".join(_ALIASES)))
 
 
 def _entity_terms(catalog: Catalog, dataset: str) -> set[str]:

@@ -50,8 +50,10 @@ def analyze_tables(catalog: Catalog, tables: list[TableProfile], question: str, 
     derived = (per_capita_panels(catalog, panels, question) + deflated_panels(catalog, panels, question)
                + converted_panels(catalog, panels, question) + inflation_panels(catalog, panels, question)
                + unit_converted_panels(panels, question))
-    # A per-capita or real-terms question is answered by the derived panel first; the published series follow.
-    panels = derived + panels
+    # A per-capita or real-terms question is answered by the derived panel first; the published series follow,
+    # except the price index itself when its inflation panel stands in for it (it reads the index correctly).
+    inflation = {t for d in derived if d.measure == "consumer price inflation" for t in d.tables}
+    panels = derived + [p for p in panels if not set(p.tables) <= inflation]
     if "correlation" in scope.intents:
         findings += correlation_across_tables(panels, scope, sink)
     for panel in panels:

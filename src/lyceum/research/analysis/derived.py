@@ -202,7 +202,7 @@ def inflation_panels(catalog: Catalog, panels: list[Panel], question: str) -> li
     if not INFLATION.search(question) or asks_real_terms(question):
         return []
     found = price_index(catalog)
-    if found is None or any(found[0].id in panel.tables for panel in panels):
+    if found is None:
         return []
     cpi_table, cpi_col = found
     cpi = price_index_years(catalog, cpi_table, cpi_col)

@@ -530,7 +530,9 @@ def comparison_finding(panel: Panel, w: Window, scope: Scope, sink: FigureSink) 
         sentences.append(f"Each rate is quoted in its own currency, so their levels do not compare; from {y0} to "
                          f"{y1} the rate of {a} changed by {fmt_pct(g0 * 100)} and that of {b} by {fmt_pct(g1 * 100)}.")
         numbers.update({f"{a} change {y0}-{y1} %": float(g0 * 100), f"{b} change {y0}-{y1} %": float(g1 * 100)})
-    elif "compare" in scope.intents or (ratio.max() / max(ratio.min(), 1e-12) > 1.5 and (ratio > 0).all()):
+    elif (ratio > 0).all() and not panel.is_change and panel.unit != "%" and (
+            "compare" in scope.intents or ratio.max() / max(ratio.min(), 1e-12) > 1.5):
+        # A ratio of two rates (inflation, growth) or of values of either sign says nothing: their gap does.
         def as_share(r: float) -> str:  # "30.2 times", not "3020.0%", once one is several times the other
             return f"{fmt(r)} times" if r >= 3 else fmt_pct(r * 100, signed=False)
 
@@ -549,9 +551,11 @@ def comparison_finding(panel: Panel, w: Window, scope: Scope, sink: FigureSink) 
                                          numbers={f"{a}/{b} {int(y)}": float(r) for y, r in ratio.items()})))
     else:
         spread = (both[a] - both[b])
-        sentences.append(f"On average over {y0}–{y1}, {a} was {with_unit(abs(spread.mean()), panel.unit)} "
+        # The gap between two rates is in percentage points, not percent.
+        gap = (lambda v: f"{fmt(v)} percentage points") if panel.unit == "%" else (lambda v: with_unit(v, panel.unit))
+        sentences.append(f"On average over {y0}–{y1}, {a} was {gap(abs(spread.mean()))} "
                          f"{'above' if spread.mean() > 0 else 'below'} {b}; the gap was widest in "
-                         f"{int(spread.abs().idxmax())} ({with_unit(spread[spread.abs().idxmax()], panel.unit)}).")
+                         f"{int(spread.abs().idxmax())} ({gap(spread[spread.abs().idxmax()])}).")
         numbers.update({f"{a}-{b} mean spread": float(spread.mean()),
                         f"{a}-{b} widest gap": float(spread[spread.abs().idxmax()])})
     if len(both) >= 4:
