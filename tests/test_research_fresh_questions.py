@@ -9,7 +9,6 @@ table row that names its entity and year); an empty entity or year means the que
 """
 
 import pytest
-
 from test_research_new_questions import annual_mean, verified
 
 pd = pytest.importorskip("pandas")
@@ -40,12 +39,12 @@ def fresh_facts(t):
     temp = pd.read_csv(t / "global-temp/data/annual.csv")
     sources = [temp[temp["Source"] == s].set_index("Year")["Mean"] for s in temp["Source"].unique()]
     return [
-        ("Which five S&P 500 companies have the largest market capitalisation, and what share of the index's "
-         "total market capitalisation do they hold together?",
+        (("Which five S&P 500 companies have the largest market capitalisation, and what share of the index's "
+          "total market capitalisation do they hold together?"),
          [(r["Name"], "", r["Market Cap"]) for _, r in top5.iterrows()]
          + [("", "", top5["Market Cap"].sum() / sp["Market Cap"].sum())]),
-        ("How does the average price/earnings ratio of Semiconductors companies in the S&P 500 compare with that "
-         "of Electric Utilities?",
+        (("How does the average price/earnings ratio of Semiconductors companies in the S&P 500 compare with that "
+          "of Electric Utilities?"),
          [(s, "", pe[s]) for s in ("Semiconductors", "Electric Utilities")]),
         ("How did real house prices in Spain and Ireland change between 2007 and 2013?",
          [(c, y, house[c, y]) for c in ("Spain", "Ireland") for y in (2007, 2013)]),

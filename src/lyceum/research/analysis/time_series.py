@@ -186,7 +186,7 @@ def decade_means_finding(panel: Panel, decades: list[tuple[int, int]]) -> Findin
         text = f"{e} averaged " + " and ".join(f"{with_unit(m, panel.unit)} over the {label}"
                                                 for _, label, m, _ in means)
         if len(means) >= 2:
-            (a0, l0, m0, _), (a1, l1, m1, _) = means[0], means[-1]
+            (a0, _, m0, _), (a1, _, m1, _) = means[0], means[-1]
             diff = m1 - m0
             numbers[f"{e} {a1}s minus {a0}s"] = diff
             text += (f", {with_unit(abs(diff), panel.unit)} {'more' if diff >= 0 else 'less'} in the {a1}s than in "
