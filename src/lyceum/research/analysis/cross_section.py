@@ -43,7 +43,7 @@ def analyze_cross_section(frame, t: TableProfile, question: str, scope: Scope, s
         lowest = bool(re.search(r"\b(lowest|smallest|cheapest|least|fewest)\b", question.lower()))
         out.append(top_rows_finding(frame, t, by.name, by.unit, sink, top_n=scope.top_n, lowest=lowest))
     if t.entity_column and size is not None:
-        out.append(ranking_finding(frame, t, size.name, size.unit, sink))
+        out.append(ranking_finding(frame, t, size.name, size.unit, sink, named=groups_named))
     if t.entity_column and rate is not None:
         out.append(group_ratio_finding(frame, t, rate.name, size.name if size else None, sink,
                                        named=groups_named, mean_first=bool(re.search(r"\b(average|mean)\b",
@@ -122,8 +122,12 @@ def label_column(frame, t: TableProfile) -> str | None:
     return max(texts, key=lambda c: (c.distinct, frame[c.name].dropna().astype(str).str.len().mean())).name
 
 
-def ranking_finding(frame, t: TableProfile, size: str, unit: str, sink: FigureSink) -> Finding:
+def ranking_finding(frame, t: TableProfile, size: str, unit: str, sink: FigureSink, *,
+                    named: list[str] = ()) -> Finding:
+    """Group totals and shares of an additive column, the largest groups first; the groups the question names
+    are stated whether or not they are among the largest."""
     g = frame.groupby(t.entity_column)[size].agg(["sum", "count"]).sort_values("sum", ascending=False)
+    members = frame[t.entity_column].astype(str).value_counts()
     total = float(g["sum"].sum())
     div, word = scale_for(g["sum"].tolist(), unit)
     unit_label = " ".join(x for x in (unit, word) if x)
@@ -157,6 +161,14 @@ def ranking_finding(frame, t: TableProfile, size: str, unit: str, sink: FigureSi
         (f"The three largest groups hold {fmt_pct(share3, signed=False)} of the total and the ten largest "
          f"{fmt_pct(share10, signed=False)}."),
     ]
+    for k in [k for k in named if k in g.index]:
+        total_k, rank = float(g.at[k, "sum"]), int(list(g.index).index(k)) + 1
+        numbers.update({f"{k} total {size}": total_k, f"{k} share": total_k / total * 100,
+                        f"{k} members": float(members.get(k, 0)), f"{k} rank": float(rank)})
+        sentences.insert(1, f"{k} has {int(members.get(k, 0))} members (rows) with a combined {lower_words(size)} "
+                            f"of {scaled_amount(total_k, *scale_for([total_k], unit), unit)}, "
+                            f"{fmt_pct(total_k / total * 100, signed=False)} of the total (number {rank} of {len(g)} "
+                            f"groups).")
     return Finding(title=f"Which {t.entity_column.lower()} groups dominate by {lower_words(size)}", sentences=sentences,
                    figures=[figure], tables=[table], numbers=numbers, sources=[t.id], kind="ranking")
 
