@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 
 from lyceum.research.bm25 import STOPWORDS, tokenize
-from lyceum.research.question import INTENT_WORDS
+from lyceum.research.question import CURRENCIES, INTENT_WORDS
 
 # Words that say when or how, not what: periods, framing, and the verbs of change the intents already read.
 _NOT_SUBJECTS = re.compile(
@@ -29,7 +29,10 @@ _NOT_SUBJECTS = re.compile(
     r"one|two|three|four|five|six|seven|eight|nine|ten|twenty|fifty|hundred|much|many|terms?|data|value|values|"
     r"level|levels|number|numbers|amount|happen(ed|s)?|look|looked|show|shows|explain|describe|there|term|"
     r"hold|holds|held|take|takes|took|make|makes|made|give|gives|gave|come|came|reach|reached|account|"
-    r"accounts|accounted|stand|stood|get|got|put|see|seen|saw|go|went|gone|become|became|remain|remained)$")
+    r"accounts|accounted|stand|stood|get|got|put|see|seen|saw|go|went|gone|become|became|remain|remained|"
+    # statistics and forms of a number: how a quantity is summarised, not what it is about
+    r"average|averages|averaged|mean|median|annual|annually|yearly|monthly|daily|quarterly|compound|compounded|"
+    r"percent|percentage|per cent|cent|total|together|combined|value|today|dollars?)$")
 
 
 @dataclass
@@ -130,6 +133,7 @@ def _same_family(a: str, b: str) -> bool:
 
 def check_answer(question: str, findings, profiles) -> AnswerCheck:
     """Which parts of ``question`` the findings answer, and which subjects the tables used do not cover."""
+    from lyceum.research.catalog import matched_entities
     from lyceum.research.question import parse_question
 
     parts = question_parts(question) or [question]
@@ -137,14 +141,23 @@ def check_answer(question: str, findings, profiles) -> AnswerCheck:
     vocab = _vocabulary(profiles)
     # Measures derived from the tables ("GDP per capita") answer for their own names.
     vocab |= {t for f in findings for t in tokenize(f.title)}
-    missing = [s for s in subjects if not covers(s, vocab)] if profiles else subjects
+    # A country under another name ("Turkey" for "Turkiye"), a currency where exchange rates are used.
+    entities = [e for p in profiles for e in p.entities[:1000]]
+    fx = covers("exchange", vocab)
+    missing = [s for s in subjects if not covers(s, vocab) and not matched_entities(s.title(), entities)
+               and not (fx and s in CURRENCIES)] if profiles else subjects
     answers = []
     used: set[str] = set()
     for part in parts:
         intents = parse_question(part).intents
         wanted = [k for i, k in _INTENT_KINDS.items() if i in intents]
+        asked = parse_question(part)
+        # "In which year was it lowest", "which five countries had the highest": answered by the ranking.
+        if asked.ranked_years or (asked.top_n and "rank" in asked.intents):
+            wanted = ["ranking"] + wanted
         # Among findings of the kind asked, the one about the question's own subjects first (gold, not GDP).
         wanted_terms = set(tokenize(" ".join(question_subjects(part)))) or set(tokenize(" ".join(subjects)))
+        wanted_terms |= set(tokenize(part))  # and the part's own words: "the average annual increase" asks a change
         candidates = sorted((f for f in findings if f.sentences),
                             key=lambda f: -len(wanted_terms & set(tokenize(f.title + " " + f.sentences[0]))))
         best = next((f for k in wanted for f in candidates if f.kind == k and id(f) not in used), None)

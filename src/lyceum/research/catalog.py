@@ -662,6 +662,12 @@ def _profile_from_dict(d: dict[str, Any]) -> TableProfile:
 _ALIASES = {"US": "United States", "U.S.": "United States", "USA": "United States", "America": "United States",
             "UK": "United Kingdom", "U.K.": "United Kingdom", "Britain": "United Kingdom",
             "EU": "European Union"}
+# Countries known by several names: a question may use one and a table another ("Turkey" / "Turkiye").
+_NAME_VARIANTS = [("Turkey", "Turkiye", "Türkiye"), ("South Korea", "Korea", "Korea, Rep."),
+                  ("Russia", "Russian Federation"), ("Czech Republic", "Czechia"), ("Iran", "Iran, Islamic Rep."),
+                  ("Egypt", "Egypt, Arab Rep."), ("Vietnam", "Viet Nam"), ("Hong Kong", "Hong Kong SAR",
+                  "Hong Kong SAR, China"), ("Slovakia", "Slovak Republic"), ("Venezuela", "Venezuela, RB"),
+                  ("Syria", "Syrian Arab Republic"), ("Laos", "Lao PDR"), ("Kyrgyzstan", "Kyrgyz Republic")]
 
 
 def matched_entities(question: str, entities: list[str]) -> list[str]:
@@ -671,6 +677,9 @@ def matched_entities(question: str, entities: list[str]) -> list[str]:
     text = question
     for short, full in _ALIASES.items():
         text = re.sub(rf"(?<![A-Za-z]){re.escape(short)}(?![A-Za-z])", full, text)
+    for names in _NAME_VARIANTS:
+        if any(re.search(rf"(?<![A-Za-z]){re.escape(n)}(?![A-Za-z])", question) for n in names):
+            text += " " + " ; ".join(names)
     # "Japanese", "Chinese", "German": an adjective of a country names the country (WordNet's pertainym).
     from lyceum.research.concepts import pertainyms
 
@@ -685,6 +694,8 @@ def matched_entities(question: str, entities: list[str]) -> list[str]:
         if len(key) < 3 or key in STOPWORDS:
             continue
         pos = low.find(f" {key} ")
+        if pos < 0 and " " in key:  # "South African", "Sri Lankan", "South Korean": the people's adjective
+            pos = next((i for i in (low.find(f" {key}{end} ") for end in ("n", "an", "ian", "ese")) if i >= 0), -1)
         if pos >= 0:
             found.append((pos, -len(key), e))
     found.sort()
@@ -695,5 +706,7 @@ def matched_entities(question: str, entities: list[str]) -> list[str]:
         if any(s <= pos and end <= t for s, t in spans):
             continue
         spans.append((pos, end))
+        if any(e in names and set(names) & set(out) for names in _NAME_VARIANTS):
+            continue  # one country under two of its names: the first found is enough
         out.append(e)
     return out

@@ -9,6 +9,35 @@ _NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
                  "nine": 9, "ten": 10, "fifteen": 15, "twenty": 20, "thirty": 30, "fifty": 50}
 _YEAR = r"(1[5-9]\d\d|20\d\d)"
 
+# Currencies a question may ask for: name -> (ISO code, issuing country as exchange-rate tables name it).
+CURRENCIES = {"yen": ("JPY", "Japan"), "euro": ("EUR", "Euro"), "euros": ("EUR", "Euro"),
+              "pound sterling": ("GBP", "United Kingdom"), "sterling": ("GBP", "United Kingdom"),
+              "british pounds": ("GBP", "United Kingdom"), "yuan": ("CNY", "China"), "renminbi": ("CNY", "China"),
+              "rupee": ("INR", "India"), "rupees": ("INR", "India"), "swiss franc": ("CHF", "Switzerland"),
+              "swiss francs": ("CHF", "Switzerland"), "canadian dollar": ("CAD", "Canada"),
+              "canadian dollars": ("CAD", "Canada"), "australian dollar": ("AUD", "Australia"),
+              "australian dollars": ("AUD", "Australia"), "won": ("KRW", "South Korea"),
+              "rand": ("ZAR", "South Africa"), "krona": ("SEK", "Sweden"), "kronor": ("SEK", "Sweden"),
+              "krone": ("NOK", "Norway"), "ringgit": ("MYR", "Malaysia"), "danish krone": ("DKK", "Denmark"),
+              "mexican peso": ("MXN", "Mexico"), "mexican pesos": ("MXN", "Mexico"), "baht": ("THB", "Thailand"),
+              "new zealand dollar": ("NZD", "New Zealand"), "singapore dollar": ("SGD", "Singapore"),
+              "hong kong dollar": ("HKD", "Hong Kong"), "brazilian real": ("BRL", "Brazil"),
+              "taiwan dollar": ("TWD", "Taiwan")}
+# Currency names that are also common English words: they name a currency only with their country's adjective.
+_AMBIGUOUS_CURRENCY = {"won", "rand", "euros"}
+
+
+def currencies_named(question: str) -> list[str]:
+    """The issuing countries of the currencies a question names ("the Indian rupee and the Swiss franc")."""
+    q = question.lower()
+    out = []
+    for name, (_, country) in sorted(CURRENCIES.items(), key=lambda x: -len(x[0])):
+        if name not in _AMBIGUOUS_CURRENCY and re.search(rf"\b{re.escape(name)}\b", q) and country not in out:
+            out.append(country)
+            q = q.replace(name, " ")
+    return out
+
+
 INTENT_WORDS = {
     "growth": r"grow|growth|rising|rise|rose|increase|fast|rate|expand|evolv|change|trend|moved|move",
     "accelerate": r"accelerat|speed(ing)? up|faster|slow(ing)? down|decelerat",
@@ -36,6 +65,7 @@ class Scope:
     top_n: int | None = None  # "the top 5", "the ten largest"
     periods: list[tuple[int, int]] = field(default_factory=list)  # every span named: "2008-09", "2014 to 2016"
     ranked_years: tuple[int, str] | None = None  # "the five warmest years": (5, "highest"); "coldest year": (1, "lowest")
+    decades: list[tuple[int, int]] = field(default_factory=list)  # "the 1990s" -> (1990, 1999)
 
     def describe(self) -> str:
         if self.last_years:
@@ -50,8 +80,11 @@ class Scope:
 def parse_question(question: str) -> Scope:
     q = question.lower()
     scope = Scope(text=question)
+    # "from 2000 to 2020", and with a few words between ("from their 2006 peak to the 2012 trough").
     m = re.search(rf"(?:from|between)\s+{_YEAR}\s+(?:to|and|until|through)\s+{_YEAR}", q) or \
-        re.search(rf"\b{_YEAR}\s*[-–—]\s*{_YEAR}\b", q)
+        re.search(rf"\b{_YEAR}\s*[-–—]\s*{_YEAR}\b", q) or \
+        re.search(rf"\bfrom\s+(?:[a-z']+\s+){{0,2}}{_YEAR}(?:\s+[a-z']+){{0,2}}\s+(?:to|until|through)\s+"
+                  rf"(?:[a-z']+\s+){{0,2}}{_YEAR}\b", q)
     if m:
         scope.start_year, scope.end_year = sorted((int(m.group(1)), int(m.group(2))))
     elif (m := re.search(rf"\b(?:since|after|from)\s+{_YEAR}", q)):
@@ -71,6 +104,13 @@ def parse_question(question: str) -> Scope:
     for a, b in re.findall(rf"between\s+{_YEAR}\s+and\s+{_YEAR}", q):
         if (int(a), int(b)) not in scope.periods:
             scope.periods.append((int(a), int(b)))
+    # A decade is a span of its ten years ("the average in the 1990s", "how much warmer were the 2010s").
+    for d in re.findall(r"(?<![\d'])(1[5-9]\d0|20\d0)'?s\b", q):
+        span = (int(d), int(d) + 9)
+        if span not in scope.decades:
+            scope.decades.append(span)
+        if span not in scope.periods:
+            scope.periods.append(span)
     # "The 2008 crash" is an episode too: a year naming a shock spans into the next (a crash's trough often
     # falls in the following year), unless a named span already covers it.
     for y in re.findall(rf"(?<![\d-]){_YEAR}\s+(?:oil\s+|price\s+|financial\s+|market\s+)?(?:crash|collapse|crisis|"
@@ -94,8 +134,10 @@ def parse_question(question: str) -> Scope:
     elif re.search(r"\b(?:last|past)\s+decade\b", q):
         scope.last_years = 10
     n = r"(\d+|" + "|".join(_NUMBER_WORDS) + r")"
-    if (m := re.search(rf"\btop[ -]{n}\b|\b{n} (?:largest|biggest|leading|richest|top)\b", q)):
-        word = m.group(1) or m.group(2)
+    if (m := re.search(rf"\btop[ -]{n}\b|\b{n} (?:largest|biggest|leading|richest|top)\b", q)) or \
+            (m := re.search(rf"\b(?:which|what|the)\s+{n}\b(?=[^?.]*\b(?:largest|biggest|leading|richest|highest|"
+                            rf"most|smallest|lowest)\b)", q)):
+        word = next(g for g in m.groups() if g)
         scope.top_n = int(word) if word.isdigit() else _NUMBER_WORDS[word]
     scope.ranked_years = ranked_years(q)
     for intent, pattern in INTENT_WORDS.items():

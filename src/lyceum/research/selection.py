@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lyceum.research.bm25 import tokenize
+from lyceum.research.question import INTENT_WORDS, currencies_named
 
 if TYPE_CHECKING:  # selection works on profiles; the catalog calls it, never the other way round
     from lyceum.research.catalog import Catalog, TableProfile
@@ -42,7 +43,7 @@ def is_change_table(p: TableProfile) -> bool:
 
 
 def select_tables(catalog: Catalog, question: str, *, max_tables: int = 3, embed=None) -> list[TableProfile]:
-    ranked = catalog.search(question, k=len(catalog.profiles), embed=embed)
+    ranked = catalog.search(_with_implied_measure(question), k=len(catalog.profiles), embed=embed)
     if not ranked:
         return []
     scores = {p.id: s for p, s in ranked}
@@ -59,8 +60,21 @@ def select_tables(catalog: Catalog, question: str, *, max_tables: int = 3, embed
     # A question about how two things relate ("CO2 and temperature correlated") names two subjects: the second
     # dataset's bar is lower, as long as it brings the words the first lacks.
     relation = bool(_RELATION.search(question))
+    # Entity names the first dataset holds and words of the question's form ("compare", "rate") are no second
+    # subject: "India's population compared with China's" needs no exchange-rate table that also lists India.
+    ordinary = _entity_terms(catalog, order[0]) | _alias_terms() | {t for w in re.findall(r"[a-z]+", question.lower()) if any(
+        re.match(p, w) for p in INTENT_WORDS.values()) for t in tokenize(w)}
+    from lyceum.research.analysis.derived import INFLATION, price_index
+
+    if INFLATION.search(question) and not _subject_terms(question) & covered - ordinary:
+        # The best dataset matched only on country names and question-form words ("inflation in Brazil" finding
+        # an exchange-rate table that lists Brazil): an inflation question is answered by the price index.
+        found = price_index(catalog)
+        if found is not None and found[0].dataset != order[0]:
+            return [found[0]]
     for d in order[1:4 if relation else 2]:
-        if best_by_dataset[d] >= (0.4 if relation else 0.8) * top and _covered_terms(catalog, d, query) - covered:
+        if best_by_dataset[d] >= (0.4 if relation else 0.8) * top and \
+                _covered_terms(catalog, d, query) & _subject_terms(question) - covered - ordinary:
             datasets.append(d)
             break
     chosen: list[TableProfile] = []
@@ -74,6 +88,34 @@ def select_tables(catalog: Catalog, question: str, *, max_tables: int = 3, embed
 
 _RELATION = re.compile(r"correlat|relationship|related to|associat|co-?move|track(?:ed|s)? each other|"
                        r"\blag|\bvs\.?\b|versus", re.IGNORECASE)
+
+
+def _with_implied_measure(question: str) -> str:
+    """A question naming currencies without asking for values in them ("the Indian rupee against the US dollar")
+    asks about exchange rates, though it may never say so."""
+    from lyceum.research.analysis.derived import asked_currency
+
+    if currencies_named(question) and asked_currency(question) is None and not re.search(
+            r"exchange|currenc", question, re.IGNORECASE):
+        return f"{question} (foreign exchange rate of the currency)"
+    return question
+
+
+def _subject_terms(question: str) -> set[str]:
+    from lyceum.research.answer_check import question_subjects
+
+    return set(tokenize(" ".join(question_subjects(question))))
+
+
+def _alias_terms() -> set[str]:
+    """Short names of countries ("UK", "US"): a dataset mentioning them is no more about the subject."""
+    from lyceum.research.catalog import _ALIASES
+
+    return set(tokenize(" ".join(_ALIASES)))
+
+
+def _entity_terms(catalog: Catalog, dataset: str) -> set[str]:
+    return set(tokenize(" ".join(e for p in catalog.profiles if p.dataset == dataset for e in p.entities)))
 
 
 def _covered_terms(catalog: Catalog, dataset: str, query: set[str]) -> set[str]:

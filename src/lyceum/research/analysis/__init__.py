@@ -25,9 +25,12 @@ from lyceum.research.analysis.derived import (
     deflated_panels,
     inflation_panels,
     per_capita_panels,
+    per_capita_ranking,
+    unit_converted_panels,
 )
 from lyceum.research.analysis.panels import MAX_ENTITIES, FigureSink, build_panels, pick_measure
 from lyceum.research.analysis.time_series import analyze_panel, largest_fall, swings
+from lyceum.research.bm25 import tokenize
 from lyceum.research.catalog import Catalog, TableProfile, matched_entities
 from lyceum.research.question import parse_question
 from lyceum.research.records import Finding
@@ -41,15 +44,23 @@ def analyze_tables(catalog: Catalog, tables: list[TableProfile], question: str, 
     sink = FigureSink(out_dir)
     findings: list[Finding] = []
     panels = build_panels(catalog, [t for t in tables if t.time_column], question, scope)
+    # A question about the change itself ("the average annual increase") is answered by the change table first.
+    asked = set(tokenize(question)) - set(tokenize(" ".join(p.measure for p in panels if not p.is_change)))
+    panels.sort(key=lambda p: not (p.is_change and set(tokenize(p.measure)) & asked))
     derived = (per_capita_panels(catalog, panels, question) + deflated_panels(catalog, panels, question)
-               + converted_panels(catalog, panels, question) + inflation_panels(catalog, panels, question))
-    # A per-capita or real-terms question is answered by the derived panel first; the published series follow.
-    panels = derived + panels
+               + converted_panels(catalog, panels, question) + inflation_panels(catalog, panels, question)
+               + unit_converted_panels(panels, question))
+    # A per-capita or real-terms question is answered by the derived panel first; the published series follow,
+    # except the price index itself when its inflation panel stands in for it (it reads the index correctly).
+    inflation = {t for d in derived if d.measure == "consumer price inflation" for t in d.tables}
+    panels = derived + [p for p in panels if not set(p.tables) <= inflation]
     if "correlation" in scope.intents:
         findings += correlation_across_tables(panels, scope, sink)
     for panel in panels:
         findings += analyze_panel(panel, scope, sink)
-    for t in tables:
+    ranking = per_capita_ranking(catalog, tables, question, scope, sink)
+    findings = ranking + findings
+    for t in tables if not ranking else []:  # a per-capita ranking replaces the ranking of the totals
         if t.time_column and t.entity_column and len(t.entities) > MAX_ENTITIES and {"rank", "share"} & scope.intents \
                 and not matched_entities(question, t.entities):
             named = [y for y in scope.years_named if t.time_start and int(t.time_start[:4]) <= y]

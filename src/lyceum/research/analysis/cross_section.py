@@ -3,11 +3,13 @@ by group, a ratio measure by group, the correlation between two measures, the la
 
 from __future__ import annotations
 
+import re
+
 from lyceum.research import charts
 from lyceum.research.analysis.panels import NOT_A_MEASURE, RATIO_LIKE, FigureSink, is_aggregate, measure_label
 from lyceum.research.analysis.wording import join_names, lower_words, scaled_amount, with_unit
 from lyceum.research.bm25 import tokenize
-from lyceum.research.catalog import TableProfile, guess_unit
+from lyceum.research.catalog import TableProfile, guess_unit, matched_entities
 from lyceum.research.numbers import fmt_pct, scale_for
 from lyceum.research.question import Scope
 from lyceum.research.records import Figure, Finding, Provenance, Table
@@ -30,10 +32,22 @@ def analyze_cross_section(frame, t: TableProfile, question: str, scope: Scope, s
     if rate is not None and relevance(rate) == 0 and size is not None and relevance(size) > 0:
         rate = None
     out = []
+    groups_named = matched_entities(question, t.entities) if t.entity_column else []
+    asks_groups = bool(groups_named) or (t.entity_column and t.entity_column.lower() in tokenize(question)) or \
+        bool(t.entity_column and set(tokenize(t.entity_column)) & q)
+    if "rank" in scope.intents and not asks_groups and size is not None and label_column(frame, t):
+        # "Which five companies are the largest" (or "have the highest dividend yield"): the rows themselves,
+        # ranked by the measure the question names, before any grouping.
+        by = max(measures, key=relevance)
+        by = by if relevance(by) > 0 else size
+        lowest = bool(re.search(r"\b(lowest|smallest|cheapest|least|fewest)\b", question.lower()))
+        out.append(top_rows_finding(frame, t, by.name, by.unit, sink, top_n=scope.top_n, lowest=lowest))
     if t.entity_column and size is not None:
-        out.append(ranking_finding(frame, t, size.name, size.unit, sink))
+        out.append(ranking_finding(frame, t, size.name, size.unit, sink, named=groups_named))
     if t.entity_column and rate is not None:
-        out.append(group_ratio_finding(frame, t, rate.name, size.name if size else None, sink))
+        out.append(group_ratio_finding(frame, t, rate.name, size.name if size else None, sink,
+                                       named=groups_named, mean_first=bool(re.search(r"\b(average|mean)\b",
+                                                                                      question.lower()))))
     named = sorted((c for c in measures if relevance(c) > 0), key=lambda c: -relevance(c))
     if "correlation" in scope.intents and len(named) >= 2:
         pair = (named[0].name, named[1].name)  # the two measures the question asks about
@@ -43,7 +57,8 @@ def analyze_cross_section(frame, t: TableProfile, question: str, scope: Scope, s
         f = correlation_finding(frame, t, *pair, sink)
         if f:
             out.append(f)
-    if len([f for f in out for _ in f.figures]) < 2 and size is not None:
+    if len([f for f in out for _ in f.figures]) < 2 and size is not None and not any(
+            f.title.startswith(("The largest by", "The smallest by", "The highest by", "The lowest by")) for f in out):
         out.append(top_rows_finding(frame, t, size.name, size.unit, sink))
     return out
 
@@ -107,8 +122,12 @@ def label_column(frame, t: TableProfile) -> str | None:
     return max(texts, key=lambda c: (c.distinct, frame[c.name].dropna().astype(str).str.len().mean())).name
 
 
-def ranking_finding(frame, t: TableProfile, size: str, unit: str, sink: FigureSink) -> Finding:
+def ranking_finding(frame, t: TableProfile, size: str, unit: str, sink: FigureSink, *,
+                    named: list[str] = ()) -> Finding:
+    """Group totals and shares of an additive column, the largest groups first; the groups the question names
+    are stated whether or not they are among the largest."""
     g = frame.groupby(t.entity_column)[size].agg(["sum", "count"]).sort_values("sum", ascending=False)
+    members = frame[t.entity_column].astype(str).value_counts()
     total = float(g["sum"].sum())
     div, word = scale_for(g["sum"].tolist(), unit)
     unit_label = " ".join(x for x in (unit, word) if x)
@@ -142,11 +161,22 @@ def ranking_finding(frame, t: TableProfile, size: str, unit: str, sink: FigureSi
         (f"The three largest groups hold {fmt_pct(share3, signed=False)} of the total and the ten largest "
          f"{fmt_pct(share10, signed=False)}."),
     ]
+    for k in [k for k in named if k in g.index]:
+        total_k, rank = float(g.at[k, "sum"]), int(list(g.index).index(k)) + 1
+        numbers.update({f"{k} total {size}": total_k, f"{k} share": total_k / total * 100,
+                        f"{k} members": float(members.get(k, 0)), f"{k} rank": float(rank)})
+        sentences.insert(1, f"{k} has {int(members.get(k, 0))} members (rows) with a combined {lower_words(size)} "
+                            f"of {scaled_amount(total_k, *scale_for([total_k], unit), unit)}, "
+                            f"{fmt_pct(total_k / total * 100, signed=False)} of the total (number {rank} of {len(g)} "
+                            f"groups).")
     return Finding(title=f"Which {t.entity_column.lower()} groups dominate by {lower_words(size)}", sentences=sentences,
                    figures=[figure], tables=[table], numbers=numbers, sources=[t.id], kind="ranking")
 
 
-def group_ratio_finding(frame, t: TableProfile, rate: str, size: str | None, sink: FigureSink) -> Finding:
+def group_ratio_finding(frame, t: TableProfile, rate: str, size: str | None, sink: FigureSink, *,
+                        named: list[str] = (), mean_first: bool = False) -> Finding:
+    """The ratio's median by group (a few extreme rows do not move it), and for the groups the question names,
+    their mean and median side by side (the mean first when the question asks for an average)."""
     d = frame.dropna(subset=[rate])
     overall = float(d[rate].median())
     g = d.groupby(t.entity_column)[rate].agg(["median", "count"])
@@ -174,7 +204,30 @@ def group_ratio_finding(frame, t: TableProfile, rate: str, size: str | None, sin
                                 title=title, ylabel=rate, horizontal=True, reference=(overall, "median of all rows"))
     figure = Figure(fig_path, title + "; the dashed line is the median over all rows",
                     Provenance(tables=[t.id], method=f"median of '{rate}' by group", numbers={}))
-    sentences = [f"The median {rate} across all {len(d)} rows with a value is {fmt(overall)}."]
+    # The groups the question names, in one sentence: the direct answer to "how does A's ratio compare with B's".
+    stat, other = ("mean", "median") if mean_first else ("median", "mean")
+    word = {"mean": "average", "median": "median"}
+    parts = []
+    for k in named:
+        part = d[d[t.entity_column] == k][rate]
+        if part.empty:
+            continue
+        v = {"mean": float(part.mean()), "median": float(part.median())}
+        numbers.update({f"{k} mean {rate}": v["mean"], f"{k} median {rate}": v["median"],
+                        f"{k} rows": float(len(part))})
+        parts.append((k, v, len(part)))
+    sentences = []
+    if parts:
+        listed = [f"{fmt(v[stat])} for {k} ({word[other]} {fmt(v[other])}, {n} rows with a value)" for k, v, n in parts]
+        text = f"The {word[stat]} {rate} is " + join_names(listed)
+        if len(parts) >= 2 and min(parts[0][1][stat], parts[1][1][stat]) > 0:
+            (a, va, _), (b, vb, _) = parts[0], parts[1]
+            hi, lo = (a, b) if va[stat] >= vb[stat] else (b, a)
+            times = max(va[stat], vb[stat]) / min(va[stat], vb[stat])
+            numbers[f"{hi} / {lo} {stat} {rate}"] = times
+            text += f": {fmt(times)} times as high for {hi} as for {lo}"
+        sentences.append(text + ".")
+    sentences.append(f"The median {rate} across all {len(d)} rows with a value is {fmt(overall)}.")
     numbers["rows with a value"] = float(len(d))
     if len(g) >= 2:
         hi, lo = g.index[0], g.index[-1]
@@ -212,22 +265,49 @@ def correlation_finding(frame, t: TableProfile, size: str, rate: str, sink: Figu
         sources=[t.id], kind="correlation")
 
 
-def top_rows_finding(frame, t: TableProfile, size: str, unit: str, sink: FigureSink) -> Finding:
+def top_rows_finding(frame, t: TableProfile, size: str, unit: str, sink: FigureSink, *,
+                     top_n: int | None = None, lowest: bool = False) -> Finding:
+    """The largest rows by ``size`` (the smallest with ``lowest``); for "which five are the largest", those five
+    by name with their values and, for an additive measure, their share of the column's total."""
     label = label_column(frame, t) or frame.columns[0]
-    top = frame.dropna(subset=[size]).sort_values(size, ascending=False).head(10)
+    rows_with = frame.dropna(subset=[size])
+    top = rows_with.sort_values(size, ascending=lowest).head(max(10, top_n or 0))
     div, word = scale_for(top[size].tolist(), unit)
+    rate_like = bool(RATIO_LIKE.search(size)) or unit in ("fraction", "%")
+    end = ("lowest" if lowest else "highest") if rate_like else ("smallest" if lowest else "largest")
+
+    def amount(v: float) -> str:  # a fraction reads as a percentage ("7.53%")
+        return f"{v * 100:.2f}%" if unit == "fraction" else scaled_amount(v, div, word, unit)
     unit_label = " ".join(x for x in (unit, word) if x)
-    rows = [[str(r[label]), str(r[t.entity_column]) if t.entity_column else "", fmt(r[size] / div)]
+    # Each cell carries its scale word ("4.22 trillion"): a row read on its own still says what it holds.
+    rows = [[str(r[label]), str(r[t.entity_column]) if t.entity_column else "",
+             f"{r[size] * 100:.2f}%" if unit == "fraction" else scaled_amount(r[size], div, word, "")]
             for _, r in top.iterrows()]
     numbers = {f"{r[label]} {size}": float(r[size]) for _, r in top.iterrows()}
-    table = Table(markdown_table([label, t.entity_column or "", f"{size} ({unit_label})"], rows, ["l", "l", "r"]),
-                  f"The 10 largest rows by {lower_words(size)}", Provenance(tables=[t.id], method="top rows",
+    table = Table(markdown_table([label, t.entity_column or "", f"{size} ({unit})" if unit else size], rows,
+                                 ["l", "l", "r"]),
+                  f"The {len(top)} {end} rows by {lower_words(size)}", Provenance(tables=[t.id], method="top rows",
                                                                        numbers=dict(numbers)))
     fig_path = charts.bar_chart([str(x) for x in top[label]], (top[size] / div).tolist(), sink.path(f"top-{size}"),
-                                title=f"The 10 largest by {lower_words(size)}", ylabel=unit_label or size, horizontal=True)
-    return Finding(title=f"The largest by {lower_words(size)}", sentences=[
-        f"The largest single row is {top[label].iloc[0]} with {scaled_amount(top[size].iloc[0], div, word, unit)}."],
-        figures=[Figure(fig_path, f"The 10 largest rows by {lower_words(size)}",
+                                title=f"The {len(top)} {end} by {lower_words(size)}", ylabel=unit_label or size, horizontal=True)
+    numbers["rows with a value"] = float(len(rows_with))
+    sentences = [f"The {end} single row is {top[label].iloc[0]} with {amount(top[size].iloc[0])}."]
+    if top_n and top_n > 1:
+        head = top.head(top_n)
+        total = float(rows_with[size].sum())
+        share = float(head[size].sum()) / total * 100 if total > 0 and not rate_like else None
+        # Name and value side by side, separated by semicolons: names such as "Apple Inc." end in a full stop.
+        listed = "; ".join(f"{r[label]}, {amount(r[size])}" for _, r in head.iterrows())
+        sentences = [f"The {top_n} {end} by {lower_words(size)} are: {listed}."]
+        if share is not None:
+            numbers[f"top{top_n} share"] = share
+            numbers[f"total {size}"] = total
+            sentences[0] = sentences[0][:-1] + (
+                f"; together they hold {fmt_pct(share, signed=False)} of the "
+                f"{scaled_amount(total, *scale_for([total], unit), unit)} total {lower_words(size)} of all "
+                f"{len(rows_with)} rows with a value.")
+    return Finding(title=f"The {end} by {lower_words(size)}", sentences=sentences,
+        figures=[Figure(fig_path, f"The {len(top)} {end} rows by {lower_words(size)}",
                         Provenance(tables=[t.id], method="bar chart of the largest rows"))],
         tables=[table], numbers=numbers, sources=[t.id], kind="ranking")
 

@@ -15,6 +15,7 @@ import re
 
 from lyceum.research.analysis.panels import Panel
 from lyceum.research.catalog import Catalog, TableProfile
+from lyceum.research.question import CURRENCIES
 
 PER_CAPITA = re.compile(r"\bper[ -](capita|person|head|inhabitant|resident)\b", re.IGNORECASE)
 _SCALE_WORDS = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12}
@@ -201,7 +202,7 @@ def inflation_panels(catalog: Catalog, panels: list[Panel], question: str) -> li
     if not INFLATION.search(question) or asks_real_terms(question):
         return []
     found = price_index(catalog)
-    if found is None or any(found[0].id in panel.tables for panel in panels):
+    if found is None:
         return []
     cpi_table, cpi_col = found
     cpi = price_index_years(catalog, cpi_table, cpi_col)
@@ -295,16 +296,6 @@ def correlation_across_tables(panels: list[Panel], scope, sink) -> list:
                     tables=[table], numbers=numbers, sources=[*a.tables, *b.tables], kind="correlation")]
 
 
-# Currencies a question may ask for: name -> (ISO code, issuing country as exchange-rate tables name it).
-CURRENCIES = {"yen": ("JPY", "Japan"), "euro": ("EUR", "Euro"), "euros": ("EUR", "Euro"),
-              "pound sterling": ("GBP", "United Kingdom"), "sterling": ("GBP", "United Kingdom"),
-              "british pounds": ("GBP", "United Kingdom"), "yuan": ("CNY", "China"), "renminbi": ("CNY", "China"),
-              "rupee": ("INR", "India"), "rupees": ("INR", "India"), "swiss franc": ("CHF", "Switzerland"),
-              "swiss francs": ("CHF", "Switzerland"), "canadian dollar": ("CAD", "Canada"),
-              "canadian dollars": ("CAD", "Canada"), "australian dollar": ("AUD", "Australia"),
-              "australian dollars": ("AUD", "Australia"), "won": ("KRW", "South Korea"),
-              "rand": ("ZAR", "South Africa"), "krona": ("SEK", "Sweden"), "kronor": ("SEK", "Sweden"),
-              "krone": ("NOK", "Norway"), "ringgit": ("MYR", "Malaysia")}
 # Foreign-exchange quoting convention: these are quoted as US dollars per unit of the currency; every other
 # currency as units per US dollar. A table that names currencies quoted "to USD" overrides it.
 USD_PER_UNIT = {"EUR", "GBP", "AUD", "NZD", "IEP"}
@@ -381,3 +372,108 @@ def converted_panels(catalog: Catalog, panels: list[Panel], question: str) -> li
                          entities=[e for e in panel.entities if e in set(data["entity"])], formula=formula,
                          definitions=panel.definitions))
     return out
+
+
+# Physical units a question may ask a price in: (asked unit as a question says it, the unit it divides, how many
+# of the asked unit make one published unit, the asked unit as written in the result).
+UNIT_CONVERSIONS = [
+    (r"litres?|liters?", r"bbl|barrel", 158.987294928, "litre"),
+    (r"(?:us )?gallons?", r"bbl|barrel", 42.0, "gallon"),
+    (r"grams?|grammes?", r"\boz\b|ounce", 31.1034768, "gram"),
+    (r"kilo(?:gram)?s?|kg", r"\boz\b|ounce", 0.0311034768, "kg"),
+]
+
+
+def unit_converted_panels(panels: list[Panel], question: str) -> list[Panel]:
+    """For a question asking a price per another physical unit ("WTI per litre", "gold per gram"), each panel
+    priced per the published unit (a barrel, a troy ounce) divided by the number of asked units in it."""
+    q = question.lower()
+    out = []
+    for panel in panels:
+        unit = panel.unit or ""
+        for asked, published, per, written in UNIT_CONVERSIONS:
+            if panel.is_change or not re.search(rf"\bper (?:{asked})\b|\ba (?:{asked})\b|/(?:{asked})\b", q) or \
+                    not re.search(published, unit, re.IGNORECASE):
+                continue
+            data = panel.data.assign(value=panel.data["value"] / per)
+            currency = unit.split("/")[0].strip() or "price"
+            formula = (f"{panel.measure} in {unit} ({', '.join(panel.tables)}) divided by {per:g} {written}s per "
+                       f"{re.search(published, unit, re.IGNORECASE).group(0)}")
+            out.append(Panel(measure=f"{panel.measure} per {written}", unit=f"{currency}/{written}",
+                             frequency=panel.frequency, data=data, tables=list(panel.tables), is_change=False,
+                             entities=list(panel.entities), formula=formula, definitions=panel.definitions))
+            break
+    return out
+
+
+def per_capita_ranking(catalog: Catalog, tables: list[TableProfile], question: str, scope, sink) -> list:
+    """For "which countries had the highest GDP per capita in 2020": every entity of the widest table divided by
+    its population, ranked in the year the question names (or the latest year most entities report), groups and
+    regions left out."""
+    import pandas as pd
+
+    from lyceum.research import charts
+    from lyceum.research.analysis.panels import MAX_ENTITIES, is_aggregate, measure_label, pick_measure
+    from lyceum.research.analysis.wording import lower_words, with_unit
+    from lyceum.research.catalog import guess_unit, matched_entities
+    from lyceum.research.records import Figure, Finding, Provenance, Table
+    from lyceum.tables import fmt, markdown_table
+
+    if not asks_per_capita(question) or "rank" not in scope.intents:
+        return []
+    wide = [t for t in tables if t.time_column and t.entity_column and len(t.entities) > MAX_ENTITIES
+            and not matched_entities(question, t.entities)]
+    if not wide:
+        return []
+    t = max(wide, key=lambda t: len(t.entities))
+    measure = pick_measure(t, question)
+    found = population_table(catalog, t.entities) if measure else None
+    if found is None or found[0].id == t.id:
+        return []
+    col = t.column(measure)
+    unit = col.unit or guess_unit(col.description) or guess_unit(t.description)
+    if unit.startswith("index") or unit in ("%", "fraction"):
+        return []
+    pop_table, pop_col = found
+
+    def by_year(profile, column, name):
+        frame = catalog.frame(profile.id)
+        time = frame[profile.time_column]
+        years = time.astype("Int64") if profile.column(profile.time_column).type == "year" else \
+            pd.to_datetime(time, errors="coerce").dt.year
+        d = pd.DataFrame({"year": years, "entity": frame[profile.entity_column].astype(str),
+                          name: frame[column].astype(float)}).dropna()
+        return d.groupby(["entity", "year"], as_index=False)[name].mean()
+
+    joined = by_year(t, measure, "value").merge(by_year(pop_table, pop_col, "population"), on=["entity", "year"])
+    joined = joined[(joined["population"] > 0) & ~joined["entity"].map(is_aggregate).astype(bool)]
+    if joined.empty:
+        return []
+    factor, base_unit = unit_scale(unit, measure)
+    joined["value"] = joined["value"] * factor / joined["population"]
+    counts = joined.groupby("year")["entity"].nunique()
+    named = [y for y in scope.years_named if y in counts.index]
+    year = named[-1] if named else int(counts[counts >= 0.8 * counts.max()].index.max())
+    end = "lowest" if re.search(r"\b(lowest|smallest|poorest|least)\b", question, re.IGNORECASE) else "highest"
+    ranked = joined[joined["year"] == year].set_index("entity")["value"].sort_values(ascending=end == "lowest")
+    k = scope.top_n or 10
+    top = ranked.head(max(k, 10))
+    name = f"{re.sub(r'(?i)[ _]*(trillions?|billions?|millions?)', '', measure_label(t, measure)).strip()} per capita"
+    formula = (f"'{measure}' ({t.id}) x {factor:g} / '{pop_col}' ({pop_table.id}), joined on "
+               f"{t.entity_column.lower()} and year; {len(ranked)} countries with both in {year}")
+    numbers = {f"{e} {year}": float(v) for e, v in top.items()}
+    listed = "; ".join(f"{e}, {with_unit(float(v), base_unit)}" for e, v in top.head(k).items())
+    # As in every ranking, the first sentence says what is ranked and the second names the leaders.
+    sentences = [f"{name[:1].upper()}{name[1:]} is not published as such; it is computed here as {formula}.",
+                 f"In {year}, the {k if k > 1 else ''} {end} {lower_words(name)} of the {len(ranked)} countries "
+                 f"with both figures {'were' if k > 1 else 'was'}: {listed}.".replace("the  ", "the ")]
+    rows = [[str(i + 1), str(e), fmt(float(v))] for i, (e, v) in enumerate(top.items())]
+    prov = Provenance(tables=[t.id, pop_table.id], method=f"ranking of a derived measure: {formula}",
+                      numbers=dict(numbers))
+    table = Table(markdown_table(["Rank", t.entity_column, f"{name} in {year} ({base_unit})" if base_unit else name],
+                                 rows), f"The {len(top)} {end} {lower_words(name)} in {year}", prov)
+    path = charts.bar_chart([str(e) for e in top.index], top.tolist(), sink.path(f"per-capita-ranking-{year}"),
+                            title=f"{name}, {end} {len(top)} in {year}", ylabel=base_unit or name, horizontal=True)
+    return [Finding(title=f"The {end} {lower_words(name)} in {year}", sentences=sentences, tables=[table],
+                    figures=[Figure(path, f"{name}: the {len(top)} {end} in {year}", prov)],
+                    numbers=numbers, sources=[t.id, pop_table.id], kind="ranking")]

@@ -76,7 +76,13 @@ def measure_label(profile: TableProfile, column: str) -> str:
     words = " ".join(w.upper() if re.search(rf"\b{re.escape(w.upper())}\b", profile.description + " " +
                                            profile.dataset_title) and len(w) <= 4 else w for w in words.split())
     if words.lower() in GENERIC_MEASURES:
-        return f"{short_title(profile)} ({words.lower()})"
+        title = short_title(profile)
+        # A long title with an acronym names its measure by it ("Country, Regional and World GDP (Gross Domestic
+        # Product)" -> "GDP"); a bare "value" adds nothing to it.
+        acronyms = re.findall(r"\b[A-Z][A-Z0-9]{1,5}\b", re.sub(r"\(.*?\)", "", title))
+        if len(title.split()) > 4 and acronyms:
+            title = " ".join(dict.fromkeys(acronyms))
+        return title if words.lower() in ("value", "values") else f"{title} ({words.lower()})"
     return words[:1].upper() + words[1:]
 
 
@@ -106,6 +112,17 @@ def series_label(profile: TableProfile, panel_tables: list[TableProfile], select
         siblings = [t for t in selected if t is not profile and t.dataset == profile.dataset]
         shared = set.union(*(set(t.name_words) for t in siblings)) if siblings else set()
         words = usable([w for w in profile.name_words if w in shared and w not in everywhere])
+    if not words and not others:
+        # Alone, but the dataset's title names its sibling series too ("Brent and WTI Spot Prices" for the WTI
+        # file): the file-name word that sets this table apart in its dataset names it.
+        own = usable([w for w in profile.name_words if w not in everywhere])
+        title_words = set(tokenize(short_title(profile)))
+        sibling_words = {w for t in dataset_tables if t is not profile for w in usable(t.name_words)
+                         if w not in everywhere and w not in own}
+        if own and title_words & set(tokenize(" ".join(sibling_words))):
+            words = own
+            if len(own) == 1 and re.search(rf"\b{re.escape(own[0].upper())}\b", profile.description):
+                return own[0].upper()  # as the description writes it ("WTI"), not spelled out
     if not words:
         # The dataset's name, without the measure it repeats ("Gold Prices" measuring "Price" -> "Gold").
         title = short_title(profile).split()
@@ -134,6 +151,8 @@ def build_panels(catalog: Catalog, tables: list[TableProfile], question: str, sc
             continue
         col = t.column(measure)
         unit = col.unit or guess_unit(col.description) or guess_unit(t.description)
+        if t.entity_column and re.search(r"exchange rate", f"{measure} {col.description}", re.IGNORECASE):
+            unit = ""  # each country's rate is in its own currency (per US dollar, or dollars per unit)
         keyed.setdefault((measure.lower(), unit, is_change_table(t)), []).append((t, measure, unit))
     panels = []
     for (_, unit, change), members in keyed.items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from typing import Any
 
 from lyceum.research import charts
@@ -42,6 +43,8 @@ def analyze_panel(panel: Panel, scope: Scope, sink: FigureSink) -> list[Finding]
     out = [] if panel.is_change else [levels_finding(panel, w, sink, scope.years_named)]
     if scope.ranked_years and not panel.is_change:
         out.insert(0, ranked_years_finding(panel, w, *scope.ranked_years))
+    if scope.decades:
+        out.insert(0, decade_means_finding(panel, scope.decades))
     out.append(change_finding(panel, w, scope, sink))
     if not panel.is_change:
         out.append(extremes_finding(panel, w, scope))
@@ -159,6 +162,50 @@ def ranked_years_finding(panel: Panel, w: Window, k: int, end: str) -> Finding |
                   f"Years with the {end} annual {what} of {lower_words(panel.measure)}, {w.label()}", prov)
     return Finding(title=f"Years with the {end} {lower_words(panel.measure)}", sentences=sentences, tables=[table],
                    numbers=numbers, sources=list(panel.tables), kind="ranking")
+
+
+def decade_means_finding(panel: Panel, decades: list[tuple[int, int]]) -> Finding | None:
+    """The average over each decade the question names ("the average in the 1990s", "how much warmer were the
+    2010s"), from the annual values of the years the data holds in it, and the difference between the first and
+    the last decade named."""
+    ann = yearly(panel, [y for a, b in decades for y in range(a, b + 1)])
+    what = lower_words(panel.measure)
+    sentences, rows, numbers = [], [], {}
+    for e in ann.columns:
+        means = []
+        for a, b in decades:
+            s = ann[e].loc[[y for y in ann.index if a <= y <= b]].dropna()
+            if s.empty:
+                continue
+            label = f"{a}s" if len(s) == 10 else f"{a}s ({int(s.index[0])}–{int(s.index[-1])} only)"
+            means.append((a, label, float(s.mean()), len(s)))
+            numbers[f"{e} mean {a}s"] = float(s.mean())
+            rows.append([str(e), label, str(len(s)), fmt(float(s.mean()))])
+        if not means:
+            continue
+        text = f"{e} averaged " + " and ".join(f"{with_unit(m, panel.unit)} over the {label}"
+                                                for _, label, m, _ in means)
+        if len(means) >= 2:
+            (a0, _, m0, _), (a1, _, m1, _) = means[0], means[-1]
+            diff = m1 - m0
+            numbers[f"{e} {a1}s minus {a0}s"] = diff
+            text += (f", {with_unit(abs(diff), panel.unit)} {'more' if diff >= 0 else 'less'} in the {a1}s than in "
+                     f"the {a0}s")
+            if not panel.is_change and relative_units(panel) and m0 > 0 and m1 > 0:
+                numbers[f"{e} {a1}s vs {a0}s %"] = (m1 / m0 - 1) * 100
+                text += f" ({fmt_pct((m1 / m0 - 1) * 100)})"
+        sentences.append(text)
+    if not sentences:
+        return None
+    # Up to three series in one sentence: the direct answer names them all.
+    sentences = ["; ".join(sentences) + "."] if len(sentences) <= 3 else [x + "." for x in sentences]
+    unit = f" ({panel.unit})" if panel.unit else ""
+    prov = Provenance(tables=panel.tables, method=f"mean of the annual values of '{panel.measure}' over each decade "
+                                                  "the question names", numbers=dict(numbers))
+    table = Table(markdown_table(["Series", "Decade", "Years", f"Average {what}{unit}"], rows, ["l", "l", "r", "r"]),
+                  f"Average {what} in each decade named", prov)
+    return Finding(title=f"Average {what} by decade", sentences=sentences, tables=[table], numbers=numbers,
+                   sources=list(panel.tables), kind="levels")
 
 
 def decades_of(years: list[int]) -> list[tuple[int, list[int]]]:
@@ -476,9 +523,21 @@ def comparison_finding(panel: Panel, w: Window, scope: Scope, sink: FigureSink) 
     figures = []
     ratio = both[a] / both[b]
     y0, y1 = int(both.index[0]), int(both.index[-1])
-    if "compare" in scope.intents or (ratio.max() / max(ratio.min(), 1e-12) > 1.5 and (ratio > 0).all()):
-        sentences.append(f"{a} was {fmt_pct(ratio.iloc[0] * 100, signed=False)} of {b} in {y0} and "
-                         f"{fmt_pct(ratio.iloc[-1] * 100, signed=False)} in {y1}.")
+    # Exchange rates are each quoted in their own currency: their levels do not compare, their changes do.
+    own_units = bool(re.search(r"exchange rate|currenc", panel.measure, re.IGNORECASE))
+    if own_units:
+        g0, g1 = both[a].iloc[-1] / both[a].iloc[0] - 1, both[b].iloc[-1] / both[b].iloc[0] - 1
+        sentences.append(f"Each rate is quoted in its own currency, so their levels do not compare; from {y0} to "
+                         f"{y1} the rate of {a} changed by {fmt_pct(g0 * 100)} and that of {b} by {fmt_pct(g1 * 100)}.")
+        numbers.update({f"{a} change {y0}-{y1} %": float(g0 * 100), f"{b} change {y0}-{y1} %": float(g1 * 100)})
+    elif (ratio > 0).all() and not panel.is_change and panel.unit != "%" and (
+            "compare" in scope.intents or ratio.max() / max(ratio.min(), 1e-12) > 1.5):
+        # A ratio of two rates (inflation, growth) or of values of either sign says nothing: their gap does.
+        def as_share(r: float) -> str:  # "30.2 times", not "3020.0%", once one is several times the other
+            return f"{fmt(r)} times" if r >= 3 else fmt_pct(r * 100, signed=False)
+
+        first = as_share(ratio.iloc[0]) + ("" if ratio.iloc[0] >= 3 else " of")
+        sentences.append(f"{a} was {first} {b} in {y0} and {as_share(ratio.iloc[-1])} in {y1}.")
         numbers.update({f"{a}/{b} {y0}": float(ratio.iloc[0]), f"{a}/{b} {y1}": float(ratio.iloc[-1])})
         g0, g1 = both[a].iloc[-1] / both[a].iloc[0], both[b].iloc[-1] / both[b].iloc[0]
         if g0 > 0 and g1 > 0:
@@ -492,9 +551,11 @@ def comparison_finding(panel: Panel, w: Window, scope: Scope, sink: FigureSink) 
                                          numbers={f"{a}/{b} {int(y)}": float(r) for y, r in ratio.items()})))
     else:
         spread = (both[a] - both[b])
-        sentences.append(f"On average over {y0}–{y1}, {a} was {with_unit(abs(spread.mean()), panel.unit)} "
+        # The gap between two rates is in percentage points, not percent.
+        gap = (lambda v: f"{fmt(v)} percentage points") if panel.unit == "%" else (lambda v: with_unit(v, panel.unit))
+        sentences.append(f"On average over {y0}–{y1}, {a} was {gap(abs(spread.mean()))} "
                          f"{'above' if spread.mean() > 0 else 'below'} {b}; the gap was widest in "
-                         f"{int(spread.abs().idxmax())} ({with_unit(spread[spread.abs().idxmax()], panel.unit)}).")
+                         f"{int(spread.abs().idxmax())} ({gap(spread[spread.abs().idxmax()])}).")
         numbers.update({f"{a}-{b} mean spread": float(spread.mean()),
                         f"{a}-{b} widest gap": float(spread[spread.abs().idxmax()])})
     if len(both) >= 4:
