@@ -246,16 +246,16 @@ def main() -> None:
                        "Setup: " + ", ".join(f"{k} {v}" for k, v in config.items())
                        + f", cpus {os.cpu_count()}; load average after the run {load[0]:.1f} (a shared machine).",
                        "", table(results), "",
-                       "Best round per arm. tokens/s: response tokens trained / wall seconds of the timed steps "
-                       "(every step after the first). Teacher wait: seconds per step the trainer waited for the "
-                       "teacher's scores (in-process: the teacher's forward)."])
+                       ("Best round per arm. tokens/s: response tokens trained / wall seconds of the timed steps "
+                        "(every step after the first). Teacher wait: seconds per step the trainer waited for the "
+                        "teacher's scores (in-process: the teacher's forward).")])
     Path(a.out).with_suffix(".md").write_text(text + "\n")
     print(text)
 
 
 def table(results: dict) -> str:
-    lines = ["| setting | arm | OPD tokens/s | vs the faster in-process arm | trainer peak RSS (MB) | server peak RSS (MB) | "
-             "teacher wait per step (s) | staleness |",
+    lines = [("| setting | arm | OPD tokens/s | vs the faster in-process arm | trainer peak RSS (MB) | "
+              "server peak RSS (MB) | teacher wait per step (s) | staleness |"),
              "|---|---|---:|---:|---:|---:|---:|---|"]
     for setting, r in results.items():
         base = max((r["best"][side] for side in SIDES if side.startswith("in_process")),
