@@ -54,6 +54,12 @@ def peak_rss_mb(pid: int | str = "self") -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def child_env() -> dict[str, str]:
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests"), env.get("PYTHONPATH", "")])
@@ -77,15 +83,23 @@ def serve(folder: str, port_file: str) -> None:
         def __init__(self, lm, model_name):
             super().__init__(lm, model_name)
             self._local = threading.local()
+            self.stats = {"requests": 0, "forward_s": 0.0, "handler_s": 0.0}  # where the server's time goes
 
         def _sglang_generate(self, body):
+            t0 = time.perf_counter()
             inp, params = body.get("input_ids"), body.get("sampling_params") or {}
             if int(params.get("max_new_tokens", 128)) == 0 and inp and isinstance(inp[0], list):
                 self._local.cache = self._batch_logprobs([[int(t) for t in ids] for ids in inp])
+            t1 = time.perf_counter()
             try:
                 return super()._sglang_generate(body)
             finally:
                 self._local.cache = None
+                with self._model_lock:
+                    self.stats["requests"] += 1
+                    self.stats["forward_s"] += t1 - t0
+                    self.stats["handler_s"] += time.perf_counter() - t0  # + building the top-k lists
+                    Path(port_file + ".stats").write_text(json.dumps(self.stats))
 
         def _logprobs(self, ids):
             cache = getattr(self._local, "cache", None)
@@ -135,6 +149,7 @@ def train_once(args) -> None:
                       "time_loss": sum(m["time_loss"] for m in steps) / len(steps),
                       "time_rollout": sum(m["time_rollout"] for m in steps) / len(steps),
                       "loss": steps[-1]["loss"], "peak_rss_mb": peak_rss_mb(), "threads": args.threads,
+                      "trainer_cpu_s": time.process_time(),  # the whole process: loading and the warm-up too
                       "staleness": [m.get("staleness", 0) for m in steps],
                       "mis_kept": min((m["mis_kept"] for m in steps if "mis_kept" in m), default=None)}))
 
@@ -172,6 +187,7 @@ def run_side(side: str, student: Path, teacher: Path, work: Path, a) -> dict:
         else:
             port_file = work / "port"
             port_file.unlink(missing_ok=True)
+            Path(str(port_file) + ".stats").unlink(missing_ok=True)
             server = subprocess.Popen([sys.executable, __file__, "--serve", str(teacher), "--port-file",
                                        str(port_file)], env=child_env())
             while not port_file.exists() or not port_file.read_text():
@@ -186,6 +202,9 @@ def run_side(side: str, student: Path, teacher: Path, work: Path, a) -> dict:
         record = json.loads(out.stdout.strip().splitlines()[-1])
         if server is not None:
             record["server_peak_rss_mb"] = peak_rss_mb(server.pid)
+            record["server_cpu_s"] = cpu_seconds(server.pid)
+            stats = json.loads(Path(str(port_file) + ".stats").read_text())  # every step's, the warm-up's too
+            record.update({f"server_{k}_per_step": v / (a.steps + 1) for k, v in stats.items()})
         return record
     finally:
         if server is not None:
@@ -247,25 +266,33 @@ def main() -> None:
                        + f", cpus {os.cpu_count()}; load average after the run {load[0]:.1f} (a shared machine).",
                        "", table(results), "",
                        ("Best round per arm. tokens/s: response tokens trained / wall seconds of the timed steps "
-                        "(every step after the first). Teacher wait: seconds per step the trainer waited for the "
-                        "teacher's scores (in-process: the teacher's forward).")])
+                        "(every step after the first). Trainer waits: seconds per timed step the trainer waited for "
+                        "the teacher's scores (in-process: the teacher's forward). Server forward and building "
+                        "replies (the top-k lists, JSON): the server's seconds per step, the warm-up step "
+                        "included. CPU: the whole trainer process (loading and the warm-up step too) and the "
+                        "server process (loading too).")])
     Path(a.out).with_suffix(".md").write_text(text + "\n")
     print(text)
 
 
 def table(results: dict) -> str:
     lines = [("| setting | arm | OPD tokens/s | vs the faster in-process arm | trainer peak RSS (MB) | "
-              "server peak RSS (MB) | teacher wait per step (s) | staleness |"),
-             "|---|---|---:|---:|---:|---:|---:|---|"]
+              "server peak RSS (MB) | trainer waits for the teacher (s/step) | server forward (s/step) | "
+              "server building replies (s/step) | staleness | trainer CPU (s) | server CPU (s) |"),
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
     for setting, r in results.items():
         base = max((r["best"][side] for side in SIDES if side.startswith("in_process")),
                    key=lambda b: b["tokens_per_s"])  # the faster in-process arm
         for side in SIDES:
             b = r["best"][side]
             server = f"{b['server_peak_rss_mb']:.0f}" if "server_peak_rss_mb" in b else ""
+            fwd = f"{b['server_forward_s_per_step']:.3f}" if "server_forward_s_per_step" in b else ""
+            reply = (f"{b['server_handler_s_per_step'] - b['server_forward_s_per_step']:.3f}"
+                     if "server_handler_s_per_step" in b else "")
             lines.append(f"| {setting} | {LABELS[side].format(b['threads'])} | {b['tokens_per_s']:.0f} | "
                          f"{b['tokens_per_s'] / base['tokens_per_s']:.2f}x | {b['peak_rss_mb']:.0f} | {server} | "
-                         f"{b['time_teacher']:.3f} | {max(b.get('staleness') or [0])} |")
+                         f"{b['time_teacher']:.3f} | {fwd} | {reply} | {max(b.get('staleness') or [0])} | "
+                         f"{b['trainer_cpu_s']:.1f} | {b.get('server_cpu_s', 0):.1f} |")
     return "\n".join(lines)
 
 
