@@ -5,7 +5,8 @@ same run with `--teacher-url` semantics (``ServedTeacherFeedback``) against a se
 over HTTP in SGLang's wire format (tests/serving_server.py, backed by the teacher checkpoint). Arms:
 
 - ``in_process``: the teacher in the trainer, which gets both cores (``--threads``, default 2 torch threads);
-- ``in_process_1``: the same with one torch thread (on a loaded machine two threads can be the slower);
+- ``in_process_1``: the same with one torch thread (on a loaded machine two threads can be the slower; with
+  ``--threads 1`` it is the only in-process arm);
 - ``served``: the teacher in a server process with one torch thread, the trainer with one: the same two cores,
   split as a real deployment splits its GPUs (the teacher on its own); each step's scores are asked for as
   soon as its rollouts are decoded and arrive while the trainer trains the step's earlier micro-batches;
@@ -246,9 +247,10 @@ def main() -> None:
     results = {}
     for setting in a.settings.split(","):
         student, teacher = models[setting]
-        runs: dict[str, list[dict]] = {side: [] for side in SIDES}
+        sides = [side for side in SIDES if side != "in_process" or a.threads > 1]  # --threads 1: one in-process arm
+        runs: dict[str, list[dict]] = {side: [] for side in sides}
         for r in range(a.rounds):
-            for side in SIDES[r % len(SIDES):] + SIDES[: r % len(SIDES)]:  # rotate the order each round
+            for side in sides[r % len(sides):] + sides[: r % len(sides)]:  # rotate the order each round
                 rec = run_side(side, student, teacher, work, a)
                 runs[side].append(rec)
                 print(json.dumps({"setting": setting, "round": r + 1, "side": side, **rec}), flush=True)
@@ -281,9 +283,9 @@ def table(results: dict) -> str:
               "server building replies (s/step) | staleness | trainer CPU (s) | server CPU (s) |"),
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
     for setting, r in results.items():
-        base = max((r["best"][side] for side in SIDES if side.startswith("in_process")),
+        base = max((b for side, b in r["best"].items() if side.startswith("in_process")),
                    key=lambda b: b["tokens_per_s"])  # the faster in-process arm
-        for side in SIDES:
+        for side in [s for s in SIDES if s in r["best"]]:
             b = r["best"][side]
             server = f"{b['server_peak_rss_mb']:.0f}" if "server_peak_rss_mb" in b else ""
             fwd = f"{b['server_forward_s_per_step']:.3f}" if "server_forward_s_per_step" in b else ""
