@@ -1,8 +1,14 @@
 """OPD with the student's rollouts in-process vs from a served sampler in a second process, synchronous vs
 one-step asynchronous: tokens/s and the trainer's peak RSS, side by side in one run.
 
-    PYTHONPATH=src python benchmarks/served_rollouts.py                  # what results/ holds (~6 min here)
+    PYTHONPATH=src nice -n 10 python benchmarks/served_rollouts.py       # what results/ holds (~5 min here)
     PYTHONPATH=src python benchmarks/served_rollouts.py --quick          # a fast look
+
+The default setting is a real run's shape scaled down: 64 rollouts decoded together (16 prompts x 4), up to
+128 new tokens, trained in micro-batches of 4, so the in-process sampler's decode state (the KV cache of 64
+rows, and its copies as it grows) is a large part of the trainer's peak, as it is in a real run. The earlier
+setting, where one micro-batch held the whole step and decode memory was negligible:
+``--prompts 8 --tokens 32 --micro-batch 32``.
 
 Arms (each trainer is a fresh process running ``lyceum.train.distill.distill``, one torch thread):
 - ``in_process``: the student samples its own rollouts (the local sampler), as without --rollout-url;
@@ -79,7 +85,7 @@ def train_arm(arm: str, work: Path, url: str, args) -> dict:
         extra = {"rollout_url": url, "max_staleness": 1 if arm == "served_async" else 0}
     cfg = OPDConfig(steps=args.steps + 1, prompts_per_step=args.prompts, n=args.n, max_new_tokens=args.tokens,
                     lr=1e-3, support="student_topk", k=8, diagnostics_every=0, eval_every=0, checkpoint_every=-1,
-                    micro_batch_size=args.prompts * args.n, device="cpu", **extra)
+                    micro_batch_size=args.micro_batch, device="cpu", **extra)
     out = Path(tempfile.mkdtemp(prefix=f"{arm}-", dir=work))
     t0, cpu0 = time.time(), time.process_time()
     result = distill(work / "student", work / "teacher", work / "prompts.jsonl", out, cfg, resume=False,
@@ -109,9 +115,10 @@ def cpu_seconds(pid: int) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=4, help="timed steps per arm (after one warm-up step)")
-    p.add_argument("--prompts", type=int, default=8, help="prompts per step")
+    p.add_argument("--prompts", type=int, default=16, help="prompts per step")
     p.add_argument("--n", type=int, default=4, help="rollouts per prompt")
-    p.add_argument("--tokens", type=int, default=32, help="max new tokens per rollout")
+    p.add_argument("--tokens", type=int, default=128, help="max new tokens per rollout")
+    p.add_argument("--micro-batch", type=int, default=4, help="rollouts per training micro-batch")
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--rounds", type=int, default=2)
@@ -122,7 +129,7 @@ def main() -> None:
     p.add_argument("--arm", nargs=2, metavar=("ARM", "URL"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.quick:
-        args.steps, args.rounds, args.prompts, args.tokens = 2, 1, 4, 16
+        args.steps, args.rounds, args.prompts, args.tokens, args.micro_batch = 2, 1, 4, 16, 4
     work = Path(args.work)
     if args.serve:
         return serve(*args.serve)
@@ -143,7 +150,8 @@ def main() -> None:
             time.sleep(0.2)
         url = port_file.read_text()
         passthrough = [f"--{k}={v}" for k, v in (("steps", args.steps), ("prompts", args.prompts), ("n", args.n),
-                                                 ("tokens", args.tokens), ("work", work))]
+                                                 ("tokens", args.tokens), ("micro-batch", args.micro_batch),
+                                                 ("work", work))]
         records: dict[str, list[dict]] = {a: [] for a in ARMS}
         for r in range(args.rounds):
             for arm in ARMS[r % len(ARMS):] + ARMS[: r % len(ARMS)]:  # rotate the order each round
@@ -163,9 +171,10 @@ def main() -> None:
                    for k in ("tokens_per_s", "peak_rss_mb", "trainer_cpu_s", "server_cpu_s", "rollout_wait_s",
                              "update_s")} for a, recs in records.items()}
     setup = {"steps": args.steps, "prompts_per_step": args.prompts, "n": args.n, "max_new_tokens": args.tokens,
+             "micro_batch": args.micro_batch,
              "student": f"llama hidden {args.hidden} x {args.layers} layers",
              "teacher": f"llama hidden {2 * args.hidden} x {args.layers} layers", "rounds": args.rounds,
-             "cpus": os.cpu_count()}
+             "cpus": os.cpu_count(), "load_average_after": round(os.getloadavg()[0], 1)}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "served_rollouts.json").write_text(json.dumps({"setup": setup, "summary": summary, "runs": records},

@@ -258,3 +258,23 @@ def test_masked_importance_sampling_is_on_by_default_only_for_served_rollouts():
     assert OPDConfig(rollout_url="http://gpu0:8000").mis == (0.5, 2.0)
     assert OPDConfig(rollout_url="http://gpu0:8000", served_mis=False).mis is None
     assert OPDConfig(rollout_url="http://gpu0:8000", mis_low=0.8, mis_high=1.25).mis == (0.8, 1.25)
+
+
+def test_evaluations_with_served_rollouts_decode_on_the_server_not_in_the_trainer(pair, student):
+    from lyceum.train.rollout import evaluate
+    from lyceum.train.verifiers import get_verifier
+
+    rows = [json.loads(x) for x in (pair / "prompts.jsonl").read_text().splitlines()]
+    server = serve(student, "sglang")
+    try:
+        assert main(distill_args(pair, server.url, "--eval-prompts", str(pair / "prompts.jsonl"),
+                                 "--verifier", "lab", "--eval-every", "2")) == 0
+    finally:
+        server.stop()
+    metrics = [json.loads(x) for x in (pair / "run" / "metrics.jsonl").read_text().splitlines()]
+    evals = [m for m in metrics if m["event"] == "eval"]
+    assert [e["step"] for e in evals] == [0, 2, 4]
+    greedy = [b for p, b in server.requests if p == "/generate" and b["sampling_params"]["temperature"] == 0]
+    assert len(greedy) == 3 * len(rows)  # every evaluation's prompts went to the server, one request each
+    # the server holds the trainer's exact weights: its greedy answers score as the trainer's own would
+    assert evals[0]["accuracy"] == evaluate(student, rows, get_verifier("lab"), max_new_tokens=6)["accuracy"]

@@ -279,3 +279,28 @@ def test_a_vllm_teacher_that_serves_another_model_name_is_refused_before_loading
                  "--out", str(tmp_path / "run"), "--support", "sampled", "--device", "cpu"])
     err = capsys.readouterr().err
     assert code == 2 and "serves tiny, not 'qwen-7b'" in err and not (tmp_path / "run").exists()
+
+
+def test_max_staleness_one_decodes_a_step_ahead_and_the_served_teacher_scores_each_batch_once(tmp_path, server,
+                                                                                               capsys):
+    """In-process rollouts with --max-staleness 1: step s trains on the batch drawn before update s - 1 (staleness
+    1 from the second step on, masked importance sampling on), the teacher is sent every batch exactly once, and
+    the first step, drawn by the same weights either way, has the loss of the synchronous run."""
+    prompts = write_prompts(tmp_path / "prompts.jsonl", 6)
+    runs = {}
+    for name, extra in (("sync", []), ("ahead", ["--max-staleness", "1"])):
+        before = len(server.requests)
+        code = main(["distill", "train", "--student", str(CHECKPOINTS / "student"), "--teacher-url", server.url,
+                     "--teacher-engine", "sglang", "--teacher-batch-size", "2", "--prompts", str(prompts),
+                     "--out", str(tmp_path / name), "--steps", "3", "--prompts-per-step", "2", "--n", "2",
+                     "--max-new-tokens", "6", "--support", "teacher_topk", "--k", "4", "--lr", "1e-4",
+                     "--device", "cpu", "--checkpoint-every", "-1", "--eval-every", "0", *extra])
+        assert code == 0, capsys.readouterr().err
+        runs[name] = [json.loads(x) for x in (tmp_path / name / "metrics.jsonl").read_text().splitlines()
+                      if json.loads(x)["event"] == "train"]
+        # 3 steps x 4 rollouts, 2 to a request; no batch is drawn for a 4th step
+        assert server.paths()[before:].count("/generate") == 6
+    ahead, sync = runs["ahead"], runs["sync"]
+    assert [m["staleness"] for m in ahead] == [0, 1, 1] and all("staleness" not in m for m in sync)
+    assert all(m["rollouts"] == 4 and 0 < m["mis_kept"] <= 1 for m in ahead)
+    assert ahead[0]["loss"] == pytest.approx(sync[0]["loss"], abs=1e-5)

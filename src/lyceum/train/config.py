@@ -129,10 +129,10 @@ class OPDConfig:
     @property
     def mis(self) -> tuple[float, float] | None:
         """The masked-importance-sampling band: mis_low..mis_high when set, else SERVED_MIS for served rollouts
-        (unless served_mis is off), else None (off)."""
+        or rollouts drawn a step ahead (``max_staleness`` >= 1; unless served_mis is off), else None (off)."""
         if self.mis_high:
             return (self.mis_low, self.mis_high)
-        return SERVED_MIS if self.rollout_url and self.served_mis else None
+        return SERVED_MIS if (self.rollout_url or self.max_staleness) and self.served_mis else None
 
     @classmethod
     def names(cls) -> list[str]:
@@ -169,10 +169,11 @@ HELP = {
     "rollout_timeout": "seconds one rollout request may take before it is sent again (a long generation is slow)",
     "sync_every": "push the trainer's weights to the rollout server every N optimizer steps",
     "max_staleness": "0: sample each step's rollouts with the newest weights; 1: generate the next batch while "
-                     "this one trains (one step off-policy); the bound on the logged staleness",
-    "mis_low": "masked importance sampling: lower bound of the sequence ratio (both 0: off, or 0.5 with --rollout-url)",
-    "mis_high": "masked importance sampling: upper bound of the sequence ratio (both 0: off, or 2 with --rollout-url)",
-    "served_mis": "turn masked importance sampling on by default for served rollouts",
+                     "this one trains (one step off-policy; in-process rollouts: decode it before this step's "
+                     "update, so a served teacher scores it meanwhile); the bound on the logged staleness",
+    "mis_low": "masked importance sampling: lower bound of the sequence ratio (both 0: off, or 0.5 with --rollout-url or --max-staleness 1)",
+    "mis_high": "masked importance sampling: upper bound of the sequence ratio (both 0: off, or 2 with --rollout-url or --max-staleness 1)",
+    "served_mis": "turn masked importance sampling on by default for served rollouts and --max-staleness 1",
     "fsdp": "shard the student, its gradients and optimizer state across the processes of a torchrun / "
             "accelerate launch (FSDP2; checkpoints resume at any number of processes)",
     "gradient_checkpointing": "recompute each decoder layer in the backward pass (the model's own gradient "

@@ -153,12 +153,17 @@ def train(student: LocalLM, feedback: Feedback, schedule: PromptSchedule, cfg: O
         run.continue_from(start or None, checkpoint=run.path / "checkpoint")
         open_trackers(cfg.report_to, run, config=vars(cfg), start_step=start)  # mirrors of metrics.jsonl
         run.log(describe_student(student))
-    if start == 0 and not evals.evals:
-        evals.run(0, run)
     if hasattr(sampler, "begin"):  # a served sampler: the server starts from the trainer's weights
         sampler.begin(plain.model, start)
+        evals.sampler = sampler  # and evaluates them, so the trainer never decodes
+    if start == 0 and not evals.evals:
+        evals.run(0, run)
+    # --max-staleness 1 with in-process rollouts: the next batch is decoded before this step's update, so a
+    # served teacher scores it (feedback.prefetch) while this step trains (rollout.StepRollouts)
+    ahead = getattr(sampler, "ahead", getattr(cfg, "max_staleness", 0) >= 1)
     source = StepRollouts(sampler, schedule, steps=cfg.steps, seed_of=lambda s: step_seed(cfg.seed, s, dist.rank),
-                          temperature=cfg.temperature, top_p=cfg.top_p, ahead=getattr(sampler, "ahead", False))
+                          temperature=cfg.temperature, top_p=cfg.top_p, ahead=ahead,
+                          on_batch=getattr(feedback, "prefetch", None))
 
     with ProgressBar(cfg.steps, desc=desc, completed=start) if dist.main else nullcontext() as bar, source:
         for step in range(start, cfg.steps):

@@ -31,6 +31,9 @@ class Evaluations:
     evals: list[dict[str, Any]] = field(default_factory=list)
     pooled_reward: list[float] = field(default_factory=list)  # sequence rewards since the last evaluation
     pooled_correct: list[bool] = field(default_factory=list)
+    # a served sampler (--rollout-url): evaluations decode there whenever it holds the trainer's weights, so the
+    # trainer process never builds a decode cache; between pushes (--sync-every > 1) the trainer decodes itself
+    sampler: Any = None
 
     @property
     def enabled(self) -> bool:
@@ -45,8 +48,10 @@ class Evaluations:
         if not self.enabled:
             return None
         self.lm.model.eval()
+        s = self.sampler
+        synced = s is not None and getattr(s, "policy_version", None) == getattr(s, "trainer_version", None)
         rec = {"event": "eval", "step": step,
-               **evaluate(self.lm, self.rows, self.verifier, max_new_tokens=self.max_new_tokens,
+               **evaluate(s if synced else self.lm, self.rows, self.verifier, max_new_tokens=self.max_new_tokens,
                           batch_size=self.batch_size, autocast=self.autocast)}
         if self.reference_accuracy is not None:
             rec["reference_accuracy"] = self.reference_accuracy

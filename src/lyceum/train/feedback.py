@@ -76,7 +76,8 @@ class ServedTeacherFeedback:
     the student's forward and backward, and each micro-batch waits only for its own rows. Supports that need
     log q at the student's top-k ids ask per micro-batch, with the ids read off the student's head
     (``needs_student``). The client lives on one event loop in a background thread, so its connections are
-    kept across steps. Requests retry as ``lyceum.models.chat`` does; a request that fails on every attempt
+    kept across steps. ``prefetch(rollouts)`` sends a batch as soon as it is drawn (with ``--max-staleness 1``
+    a step before it trains). Requests retry as ``lyceum.models.chat`` does; a request that fails on every attempt
     stops the run with one sentence. ``diagnostics_k`` > 0 adds the teacher's top-``diagnostics_k`` to every
     request (the overlap diagnostics).
     """
@@ -93,6 +94,7 @@ class ServedTeacherFeedback:
         self._loop = None
         self._chunks: list = []  # the step's prefetch: (rows, future of their SparseTeacher)
         self._where: dict[int, tuple[int, int]] = {}  # rollout -> (chunk, row in it)
+        self._ahead: dict[int, tuple] = {}  # id(rollouts) -> (rollouts, chunks, where): sent before prepare
 
     def _submit(self, coro):
         from lyceum.train.served_teacher import LoopThread
@@ -101,23 +103,37 @@ class ServedTeacherFeedback:
             self._loop = LoopThread()
         return self._loop.submit(coro)
 
+    def prefetch(self, rollouts: Rollouts) -> None:
+        """Send ``rollouts`` to the teacher now, as soon as they are drawn (``rollout.StepRollouts`` calls this),
+        so the server scores them while the trainer does other work; ``prepare(rollouts)`` then picks them up.
+        With ``--max-staleness 1`` that other work is a whole step: the training of the batch before and the
+        decoding of the batch after."""
+        if not self.needs_student and id(rollouts) not in self._ahead:
+            self._ahead[id(rollouts)] = (rollouts, *self._send(rollouts))
+
     def prepare(self, rollouts: Rollouts) -> dict[str, float]:
         if self.needs_student:
             return {}
+        sent = self._ahead.pop(id(rollouts), None)  # the rollouts object is kept there, so its id is not reused
+        self._chunks, self._where = sent[1:] if sent is not None else self._send(rollouts)
+        return {}
+
+    def _send(self, rollouts: Rollouts) -> tuple[list, dict[int, tuple[int, int]]]:
+        """Ask for the teacher's scores of every rollout, ``batch_size`` to a request, in micro-batch order."""
         from lyceum.train.rollout import micro_batch_order
         from lyceum.train.served_teacher import score_sparse_async
 
         ids, mask, start = rollouts.samples.sequences()
         order = micro_batch_order(rollouts)
         size = max(1, int(getattr(self.server, "batch_size", 8)))
-        self._chunks, self._where = [], {}
+        chunks, where = [], {}
         for a in range(0, len(order), size):
             rows = order[a: a + size]
             future = self._submit(score_sparse_async(self.server, ids[rows], mask[rows], start, self.vocab,
                                                      topk=self.topk))
-            self._where.update({int(r): (len(self._chunks), j) for j, r in enumerate(rows.tolist())})
-            self._chunks.append((rows, future))
-        return {}
+            where.update({int(r): (len(chunks), j) for j, r in enumerate(rows.tolist())})
+            chunks.append((rows, future))
+        return chunks, where
 
     def __call__(self, mb: MicroBatch, student=None) -> Signal:
         from lyceum.train.served_teacher import score_sparse_async, student_topk_ids
@@ -174,6 +190,11 @@ class MixedFeedback:
     def __init__(self, *parts: Feedback):
         self.parts = parts
         self.needs_student = any(getattr(p, "needs_student", False) for p in parts)
+
+    def prefetch(self, rollouts: Rollouts) -> None:
+        for p in self.parts:
+            if hasattr(p, "prefetch"):
+                p.prefetch(rollouts)
 
     def prepare(self, rollouts: Rollouts) -> dict[str, float]:
         out: dict[str, float] = {}

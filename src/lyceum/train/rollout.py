@@ -210,38 +210,58 @@ class StepRollouts:
     background thread while the current one trains: the prompts, group size and length are taken from the
     schedule in the caller's thread when the generation starts (so a curriculum's advance reaches the batch
     after), the sampler's ``policy_version`` is read then too, and the thread only samples.
+
+    With ``ahead`` and a sampler that shares the trainer's weights (``LocalSampler``), the next step's batch is
+    decoded in the caller's thread right after this step's, before this step's update (decoding in a thread
+    would read weights the optimizer is changing): rollouts trained at step s were drawn by the weights after
+    s - 1 updates, one step stale, and ``policy_version`` counts the updates in the weights that drew them.
+    What this buys is time elsewhere: ``on_batch(rollouts)`` is called as soon as a batch is drawn (a served
+    teacher starts scoring it, ``ServedTeacherFeedback.prefetch``), so the teacher scores batch s + 1 while
+    the trainer trains batch s and decodes batch s + 2.
     """
 
     def __init__(self, sampler: Sampler, schedule, *, steps: int, seed_of: Callable[[int], int | None],
-                 temperature: float = 1.0, top_p: float = 1.0, ahead: bool = False):
+                 temperature: float = 1.0, top_p: float = 1.0, ahead: bool = False,
+                 on_batch: Callable[[Rollouts], None] | None = None):
         self.sampler, self.schedule, self.steps, self.seed_of = sampler, schedule, steps, seed_of
-        self.temperature, self.top_p, self.ahead = temperature, top_p, ahead
+        self.temperature, self.top_p, self.ahead, self.on_batch = temperature, top_p, ahead, on_batch
+        self.inline = isinstance(sampler, LocalSampler)  # shares the trainer's weights: decode ahead in this thread
         self._pending: tuple[int, Any] | None = None
         self._pool = None
 
-    def _job(self, step: int) -> Callable[[], Rollouts]:
+    def _job(self, step: int, version: int | None = None) -> Callable[[], Rollouts]:
         rows = self.schedule.next_batch(step)
         n, length = self.schedule.group_size(step), self.schedule.max_new_tokens(step)
-        version = getattr(self.sampler, "policy_version", None)
+        version = getattr(self.sampler, "policy_version", version)
 
         def run() -> Rollouts:
             ro = rollout(self.sampler, rows, n=n, max_new_tokens=length, temperature=self.temperature,
                          top_p=self.top_p, seed=self.seed_of(step))
             ro.policy_version = version
+            if self.on_batch is not None:
+                self.on_batch(ro)
             return ro
 
         return run
 
     def get(self, step: int) -> Rollouts:
         """This step's rollouts (waiting for them if they are being generated); starts the next step's when
-        ``ahead``."""
+        ``ahead``. ``step`` optimizer updates have been applied to the trainer's weights when it is called."""
+        # in-process look-ahead: the batches carry the number of updates in the weights that decoded them
+        version = step if self.ahead and self.inline else None
         if self._pending is not None and self._pending[0] == step:
             ro = self._pending[1].result()
         else:
             self.close()
-            ro = self._job(step)()
+            ro = self._job(step, version)()
         self._pending = None
-        if self.ahead and step + 1 < self.steps:
+        if self.ahead and self.inline and step + 1 < self.steps:
+            from concurrent.futures import Future
+
+            done: Future = Future()
+            done.set_result(self._job(step + 1, version)())
+            self._pending = (step + 1, done)
+        elif self.ahead and step + 1 < self.steps:
             if self._pool is None:
                 from concurrent.futures import ThreadPoolExecutor
 
