@@ -2,6 +2,8 @@
 before and after each rollout, training pass (``engine.accumulate_sums``) and weight push of a short run.
 
     PYTHONPATH=src nice -n 10 python benchmarks/served_memory_phases.py     # ~3 min on 2 cores
+    PYTHONPATH=src python benchmarks/served_memory_phases.py --max-new-tokens 512 --micro-batch 2 --ignore-eos \
+        --out benchmarks/results/served_memory_phases_long.json           # long responses: ~13 min
 
 The shape is ``benchmarks/served_rollouts.py``'s default (its models, in its ``--work`` folder): 64 rollouts of
 up to 128 tokens decoded together, micro-batches of 4, 3 steps, one synchronous run per arm. Every process runs
@@ -32,7 +34,7 @@ def mem() -> dict[str, int]:
     return out
 
 
-def arm(name: str, url: str) -> None:
+def arm(name: str, url: str, max_new_tokens: int = 128, micro_batch: int = 4, ignore_eos: bool = False) -> None:
     """One trainer run with its phases wrapped; prints a JSON list of (phase, before, after)."""
     import torch
 
@@ -60,8 +62,9 @@ def arm(name: str, url: str) -> None:
     wrap(engine, "accumulate_sums", "train")
     wrap(served_sampler.ServedSampler, "push_weights", "push")
     extra = {} if name == "in_process" else {"rollout_url": url}
-    cfg = OPDConfig(steps=3, prompts_per_step=16, n=4, max_new_tokens=128, lr=1e-3, support="student_topk", k=8,
-                    diagnostics_every=0, eval_every=0, checkpoint_every=-1, micro_batch_size=4, device="cpu",
+    cfg = OPDConfig(steps=3, prompts_per_step=16, n=4, max_new_tokens=max_new_tokens, lr=1e-3,
+                    support="student_topk", k=8, diagnostics_every=0, eval_every=0, checkpoint_every=-1,
+                    micro_batch_size=micro_batch, device="cpu", ignore_eos=ignore_eos,
                     **extra)
     distill(WORK / "student", WORK / "teacher", WORK / "prompts.jsonl", Path(tempfile.mkdtemp()), cfg,
             resume=False, desc=name)
@@ -69,8 +72,16 @@ def arm(name: str, url: str) -> None:
 
 
 def main() -> None:
-    if len(sys.argv) == 4 and sys.argv[1] == "--arm":
-        return arm(sys.argv[2], sys.argv[3])
+    import argparse
+
+    if len(sys.argv) == 7 and sys.argv[1] == "--arm":
+        return arm(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), sys.argv[6] == "1")
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--max-new-tokens", type=int, default=128, help="longest response (default 128)")
+    p.add_argument("--micro-batch", type=int, default=4, help="rollouts per training micro-batch (default 4)")
+    p.add_argument("--ignore-eos", action="store_true", help="decode every rollout to --max-new-tokens (past EOS)")
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "served_memory_phases.json"))
+    args = p.parse_args()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MALLOC_MMAP_THRESHOLD_": "65536",
            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
     rollouts_bench = str(ROOT / "benchmarks" / "served_rollouts.py")
@@ -85,7 +96,8 @@ def main() -> None:
         while not port_file.exists():
             time.sleep(0.2)
         for name in ("in_process", "served"):
-            out = subprocess.run([sys.executable, __file__, "--arm", name, port_file.read_text()], env=env,
+            out = subprocess.run([sys.executable, __file__, "--arm", name, port_file.read_text(),
+                                  str(args.max_new_tokens), str(args.micro_batch), str(int(args.ignore_eos))], env=env,
                                  capture_output=True, text=True, check=True)
             results[name] = json.loads(out.stdout.strip().splitlines()[-1])
             for phase, before, after in results[name]:
@@ -94,8 +106,10 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait()
-    out = ROOT / "benchmarks" / "results" / "served_memory_phases.json"
-    out.write_text(json.dumps({"load_average_after": os.getloadavg()[0], "phases": results}, indent=1) + "\n")
+    settings = {"max_new_tokens": args.max_new_tokens, "micro_batch": args.micro_batch, "rollouts": 64,
+                "ignore_eos": args.ignore_eos}
+    Path(args.out).write_text(json.dumps({"settings": settings, "load_average_after": os.getloadavg()[0],
+                                          "phases": results}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

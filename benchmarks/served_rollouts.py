@@ -85,7 +85,7 @@ def train_arm(arm: str, work: Path, url: str, args) -> dict:
         extra = {"rollout_url": url, "max_staleness": 1 if arm == "served_async" else 0}
     cfg = OPDConfig(steps=args.steps + 1, prompts_per_step=args.prompts, n=args.n, max_new_tokens=args.tokens,
                     lr=1e-3, support="student_topk", k=8, diagnostics_every=0, eval_every=0, checkpoint_every=-1,
-                    micro_batch_size=args.micro_batch, device="cpu", **extra)
+                    micro_batch_size=args.micro_batch, device="cpu", ignore_eos=args.ignore_eos, **extra)
     out = Path(tempfile.mkdtemp(prefix=f"{arm}-", dir=work))
     t0, cpu0 = time.time(), time.process_time()
     result = distill(work / "student", work / "teacher", work / "prompts.jsonl", out, cfg, resume=False,
@@ -119,6 +119,9 @@ def main() -> None:
     p.add_argument("--n", type=int, default=4, help="rollouts per prompt")
     p.add_argument("--tokens", type=int, default=128, help="max new tokens per rollout")
     p.add_argument("--micro-batch", type=int, default=4, help="rollouts per training micro-batch")
+    p.add_argument("--ignore-eos", action="store_true",
+                   help="decode every rollout to --tokens (past EOS), as a long-reasoning student would")
+    p.add_argument("--tag", default="", help="suffix of the result files (served_rollouts<tag>.json/.md)")
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--rounds", type=int, default=2)
@@ -151,7 +154,7 @@ def main() -> None:
         url = port_file.read_text()
         passthrough = [f"--{k}={v}" for k, v in (("steps", args.steps), ("prompts", args.prompts), ("n", args.n),
                                                  ("tokens", args.tokens), ("micro-batch", args.micro_batch),
-                                                 ("work", work))]
+                                                 ("work", work))] + (["--ignore-eos"] if args.ignore_eos else [])
         records: dict[str, list[dict]] = {a: [] for a in ARMS}
         for r in range(args.rounds):
             for arm in ARMS[r % len(ARMS):] + ARMS[: r % len(ARMS)]:  # rotate the order each round
@@ -171,13 +174,13 @@ def main() -> None:
                    for k in ("tokens_per_s", "peak_rss_mb", "trainer_cpu_s", "server_cpu_s", "rollout_wait_s",
                              "update_s")} for a, recs in records.items()}
     setup = {"steps": args.steps, "prompts_per_step": args.prompts, "n": args.n, "max_new_tokens": args.tokens,
-             "micro_batch": args.micro_batch,
+             "micro_batch": args.micro_batch, "ignore_eos": args.ignore_eos,
              "student": f"llama hidden {args.hidden} x {args.layers} layers",
              "teacher": f"llama hidden {2 * args.hidden} x {args.layers} layers", "rounds": args.rounds,
              "cpus": os.cpu_count(), "load_average_after": round(os.getloadavg()[0], 1)}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "served_rollouts.json").write_text(json.dumps({"setup": setup, "summary": summary, "runs": records},
+    (out / f"served_rollouts{args.tag}.json").write_text(json.dumps({"setup": setup, "summary": summary, "runs": records},
                                                          indent=1) + "\n")
     base = summary["in_process"]
     lines = ["# Served rollouts: in-process vs served, synchronous vs one-step asynchronous", "",
@@ -194,7 +197,7 @@ def main() -> None:
                      f"{s['server_cpu_s']:.1f} |")
     lines += ["", ("Medians over rounds. Waiting and the rest of the steps: the timed steps; CPU: the whole trainer "
                    "process (loading, the warm-up step and the timed steps) and the server process during that arm.")]
-    (out / "served_rollouts.md").write_text("\n".join(lines) + "\n")
+    (out / f"served_rollouts{args.tag}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

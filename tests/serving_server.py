@@ -250,12 +250,15 @@ class ServingServer:
                 return lm.logits(hidden)[0].float().log_softmax(-1).cpu()
         return self._engine_thread.submit(forward).result()
 
-    def _sample(self, ids: list[int], n: int, max_new: int, temperature: float, top_p: float, seed, stops):
+    def _sample(self, ids: list[int], n: int, max_new: int, temperature: float, top_p: float, seed, stops,
+                ignore_eos: bool = False):
         lm = self._model()
 
         def draw():
             with self._model_lock:
-                stop_ids = list(lm.stop_ids) + [int(s) for s in stops or [] if int(s) not in lm.stop_ids]
+                # EOS always stops unless ignore_eos (vLLM's and SGLang's sampling params); stop ids add to it
+                eos = [] if ignore_eos else list(lm.stop_ids)
+                stop_ids = eos + [int(s) for s in stops or [] if int(s) not in eos]
                 return lm.sample([ids], max_new_tokens=max_new, n=n, temperature=temperature, top_p=top_p,
                                  seed=seed, stop_ids=stop_ids)
         s = self._engine_thread.submit(draw).result()
@@ -265,11 +268,11 @@ class ServingServer:
             rows.append((s.tokens[r, :L].tolist(), s.logprobs[r, :L].tolist(), s.finish_reasons[r]))
         return rows
 
-    def _sample_batched(self, ids, n, max_new, temperature, top_p, seed, stops):
+    def _sample_batched(self, ids, n, max_new, temperature, top_p, seed, stops, ignore_eos: bool = False):
         """``_sample`` for one prompt, decoded together with the other requests of the same settings that arrive
         within ``batch_window``: the first to arrive waits the window, then samples every queued prompt at once."""
         lm = self._model()
-        key = (id(lm), n, max_new, temperature, top_p, tuple(stops or ()))  # one batch: one model
+        key = (id(lm), n, max_new, temperature, top_p, tuple(stops or ()), ignore_eos)  # one batch: one model
         job = {"key": key, "ids": ids, "done": threading.Event(), "rows": None, "error": None}
         with self._jobs_lock:
             leader = not any(j["key"] == key for j in self._jobs)
@@ -285,7 +288,8 @@ class ServingServer:
             self._jobs = [j for j in self._jobs if j["key"] != key]
         try:
             with self._model_lock:
-                stop_ids = list(lm.stop_ids) + [int(x) for x in stops or [] if int(x) not in lm.stop_ids]
+                eos = [] if ignore_eos else list(lm.stop_ids)
+                stop_ids = eos + [int(x) for x in stops or [] if int(x) not in eos]
                 out = lm.sample([j["ids"] for j in batch], max_new_tokens=max_new, n=n, temperature=temperature,
                                 top_p=top_p, stop_ids=stop_ids)
             for b, j in enumerate(batch):
@@ -338,7 +342,8 @@ class ServingServer:
             ids = [int(t) for t in ids]
             prompt_tokens += len(ids)
             seed = body.get("seed")
-            rows = self._sample(ids, n, max_tokens, temperature, top_p, seed, body.get("stop_token_ids"))
+            rows = self._sample(ids, n, max_tokens, temperature, top_p, seed, body.get("stop_token_ids"),
+                                bool(body.get("ignore_eos")))
             prompt_lp = self._prompt_logprobs(ids, int(k_prompt)) if k_prompt is not None else None
             for toks, lps, reason in rows:
                 completion_tokens += len(toks)
@@ -428,7 +433,8 @@ class ServingServer:
             self._request.lm = self.adapters.get(loras[b]) if loras[b] is not None else None
             start = len(ids) - 1 if starts[b] is None or starts[b] == -1 else int(starts[b])
             sample = self._sample_batched if self.batch_window and single else self._sample
-            rows = (sample(ids, n, max_new, temperature, top_p, None, params.get("stop_token_ids"))
+            rows = (sample(ids, n, max_new, temperature, top_p, None, params.get("stop_token_ids"),
+                           bool(params.get("ignore_eos")))
                     if max_new > 0 else [([], [], "length")] * n)
             for toks, lps, reason in rows:
                 finish = ({"type": "stop", "matched": toks[-1]} if reason == "stop"

@@ -70,6 +70,24 @@ def test_served_rollouts_carry_the_local_samplers_logprobs(kind, student, server
     assert s.prompt_index.tolist() == [0, 0, 1, 1, 2, 2] and s.mask.sum() > 0
 
 
+@pytest.mark.parametrize("kind", ["vllm", "sglang"])
+def test_ignore_eos_decodes_every_served_rollout_to_its_full_length_past_the_eos(kind, student, server, tmp_path):
+    # a random tiny model often draws its end-of-sequence token within 40 tokens; with ignore_eos it never stops
+    sampler = ServedRollouts(ServedSampler(client(kind, server.url), student, weights_dir=tmp_path), ignore_eos=True)
+    s = rollout(sampler, PROMPTS, n=4, max_new_tokens=40, seed=0).samples
+    assert s.lengths.tolist() == [40] * 12 and set(s.finish_reasons) == {"length"}
+    stopping = rollout(ServedRollouts(ServedSampler(client(kind, server.url), student, weights_dir=tmp_path)),
+                       PROMPTS, n=4, max_new_tokens=40, seed=0).samples
+    assert "stop" in stopping.finish_reasons  # so the first run did decode past an EOS
+
+
+def test_ignore_eos_decodes_every_local_rollout_to_its_full_length(student):
+    from lyceum.train.rollout import as_sampler
+
+    s = rollout(as_sampler(student, ignore_eos=True), PROMPTS, n=4, max_new_tokens=40, seed=0).samples
+    assert s.lengths.tolist() == [40] * 12 and set(s.finish_reasons) == {"length"}
+
+
 def test_batched_sampling_in_the_test_server_keeps_exact_logprobs(student, tmp_path):
     # the benchmark's server decodes concurrent requests as one left-padded batch, as real engines batch them
     server = ServingServer(copy.deepcopy(student), engine="sglang", batch_window=0.05).start()

@@ -68,6 +68,7 @@ class OPDConfig:
     rollout_timeout: float = 1800.0
     sync_every: int = 1
     max_staleness: int = 0
+    ignore_eos: bool = False
     mis_low: float = 0.0
     mis_high: float = 0.0
     served_mis: bool = True
@@ -171,6 +172,8 @@ HELP = {
     "max_staleness": "0: sample each step's rollouts with the newest weights; 1: generate the next batch while "
                      "this one trains (one step off-policy; in-process rollouts: decode it before this step's "
                      "update, so a served teacher scores it meanwhile); the bound on the logged staleness",
+    "ignore_eos": "decode every rollout to its full length, past the end-of-sequence token (vLLM's and SGLang's "
+                  "ignore_eos; for measuring speed and memory at a fixed response length, not for training)",
     "mis_low": "masked importance sampling: lower bound of the sequence ratio (both 0: off, or 0.5 with --rollout-url or --max-staleness 1)",
     "mis_high": "masked importance sampling: upper bound of the sequence ratio (both 0: off, or 2 with --rollout-url or --max-staleness 1)",
     "served_mis": "turn masked importance sampling on by default for served rollouts and --max-staleness 1",

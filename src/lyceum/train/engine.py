@@ -137,7 +137,7 @@ def train(student: LocalLM, feedback: Feedback, schedule: PromptSchedule, cfg: O
 
         sharded = shard(student, bf16=uses_bf16(cfg, student.device))
     plain = sharded.full if sharded else student  # the whole model: decodes, evaluates, is saved
-    sampler = sampler or as_sampler(plain, autocast)
+    sampler = sampler or as_sampler(plain, autocast, ignore_eos=getattr(cfg, "ignore_eos", False))
     model = student.model
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(params, cfg)

@@ -54,21 +54,23 @@ class LocalSampler:
 
     lm: LocalLM
     autocast: Callable[[], Any] = field(default=nullcontext)
+    ignore_eos: bool = False  # no stop ids: every rollout runs to max_new_tokens (fixed-length measurements)
 
     def sample(self, prompts: Sequence[Any], *, n: int, max_new_tokens: int, temperature: float = 1.0,
                top_p: float = 1.0, seed: int | None = None) -> Samples:
         with self.autocast():
             return self.lm.sample(list(prompts), max_new_tokens, temperature=temperature, top_p=top_p, n=n,
-                                  seed=seed)
+                                  seed=seed, stop_ids=[] if self.ignore_eos else None)
 
     def push_weights(self, model: Any) -> None:
         pass
 
 
-def as_sampler(model: LocalLM | Sampler, autocast: Callable[[], Any] | None = None) -> Sampler:
+def as_sampler(model: LocalLM | Sampler, autocast: Callable[[], Any] | None = None, *,
+               ignore_eos: bool = False) -> Sampler:
     """A ``Sampler`` for ``model``: a ``LocalLM`` gets the local backend, a sampler is returned as it is."""
     if isinstance(model, LocalLM):
-        return LocalSampler(model, autocast or nullcontext)
+        return LocalSampler(model, autocast or nullcontext, ignore_eos=ignore_eos)
     if not isinstance(model, Sampler):
         raise TypeError(f"expected a LocalLM or a Sampler, got {type(model).__name__}")
     return model

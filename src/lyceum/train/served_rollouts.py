@@ -36,9 +36,9 @@ from lyceum.errors import UserError
 class ServedRollouts:
     """A ``rollout.Sampler`` backed by a server, with policy versions and weight pushes."""
 
-    def __init__(self, served, *, sync_every: int = 1, max_staleness: int = 0):
+    def __init__(self, served, *, sync_every: int = 1, max_staleness: int = 0, ignore_eos: bool = False):
         """``served``: a ``models.served.ServedSampler`` with a weight route (``weights_dir`` or ``push=``)."""
-        self.served = served
+        self.served, self.ignore_eos = served, ignore_eos
         self.sync_every, self.max_staleness = max(1, int(sync_every)), int(max_staleness)
         self.trainer_version = 0
         self.policy_version = 0
@@ -61,7 +61,7 @@ class ServedRollouts:
                top_p: float = 1.0, seed: int | None = None):
         with self._lock:
             return self.served.sample(list(prompts), max_new_tokens, temperature=temperature, top_p=top_p, n=n,
-                                      seed=seed)
+                                      seed=seed, stop_ids=[] if self.ignore_eos else None)
 
     def push_weights(self, model: Any) -> None:
         """One optimizer step was applied to the trainer's weights: push them if this step is a sync step."""
@@ -118,7 +118,8 @@ def served_rollouts(cfg, student, run_path: str | Path, *, push=None) -> ServedR
         server = SGLangServer(cfg.rollout_url, timeout=cfg.rollout_timeout)
     weights_dir = None if push is not None else Path(cfg.rollout_weights_dir or Path(run_path) / "served-weights")
     served = ServedSampler(server, student, weights_dir=weights_dir, push=push)
-    return ServedRollouts(served, sync_every=cfg.sync_every, max_staleness=cfg.max_staleness)
+    return ServedRollouts(served, sync_every=cfg.sync_every, max_staleness=cfg.max_staleness,
+                          ignore_eos=getattr(cfg, "ignore_eos", False))
 
 
 def sampler_for_run(cfg, student, run, dist):

@@ -67,6 +67,8 @@ class SGLangServer:
                                       "n": n}
             if stop_ids is not None:
                 params["stop_token_ids"] = [int(s) for s in stop_ids]
+                if not stop_ids:  # no stop ids at all, as LocalLM.sample(stop_ids=[]): decode past EOS too
+                    params["ignore_eos"] = True  # SamplingParams.ignore_eos (python/sglang/srt/sampling/sampling_params.py)
             body: dict[str, Any] = {"input_ids": [int(t) for t in ids], "sampling_params": params,
                                     "return_logprob": True, "logprob_start_len": -1}
             if lora_path is not None:

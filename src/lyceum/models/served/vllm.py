@@ -89,6 +89,8 @@ class VLLMServer:
                 body["seed"] = int(seed) + i
             if stop_ids is not None:
                 body["stop_token_ids"] = [int(s) for s in stop_ids]
+                if not stop_ids:  # no stop ids at all, as LocalLM.sample(stop_ids=[]): decode past EOS too
+                    body["ignore_eos"] = True  # CompletionRequest.ignore_eos (vllm/entrypoints/openai/protocol.py)
             return await post_parsed(self.endpoint, "/v1/completions", body, lambda r: _completions(r, i, n))
 
         rows = await asyncio.gather(*(one(i, p) for i, p in enumerate(prompts)))
