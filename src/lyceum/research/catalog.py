@@ -659,9 +659,9 @@ def _profile_from_dict(d: dict[str, Any]) -> TableProfile:
 # Entities named in a question
 
 
-_ALIASES = {"US": "United States", "U.S.": "United States", "USA": "United States", "America": "United States",
-            "UK": "United Kingdom", "U.K.": "United Kingdom", "Britain": "United Kingdom",
-            "EU": "European Union"}
+COUNTRY_ALIASES = {"US": "United States", "U.S.": "United States", "USA": "United States",
+                   "America": "United States", "UK": "United Kingdom", "U.K.": "United Kingdom",
+                   "Britain": "United Kingdom", "EU": "European Union"}
 # Countries known by several names: a question may use one and a table another ("Turkey" / "Turkiye").
 _NAME_VARIANTS = [("Turkey", "Turkiye", "Türkiye"), ("South Korea", "Korea", "Korea, Rep."),
                   ("Russia", "Russian Federation"), ("Czech Republic", "Czechia"), ("Iran", "Iran, Islamic Rep."),
@@ -675,7 +675,7 @@ def matched_entities(question: str, entities: list[str]) -> list[str]:
     if not entities:
         return []
     text = question
-    for short, full in _ALIASES.items():
+    for short, full in COUNTRY_ALIASES.items():
         text = re.sub(rf"(?<![A-Za-z]){re.escape(short)}(?![A-Za-z])", full, text)
     for names in _NAME_VARIANTS:
         if any(re.search(rf"(?<![A-Za-z]){re.escape(n)}(?![A-Za-z])", question) for n in names):

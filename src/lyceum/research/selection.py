@@ -109,9 +109,9 @@ def _subject_terms(question: str) -> set[str]:
 
 def _alias_terms() -> set[str]:
     """Short names of countries ("UK", "US"): a dataset mentioning them is no more about the subject."""
-    from lyceum.research.catalog import _ALIASES
+    from lyceum.research.catalog import COUNTRY_ALIASES
 
-    return set(tokenize(" ".join(_ALIASES)))
+    return set(tokenize(" ".join(COUNTRY_ALIASES)))
 
 
 def _entity_terms(catalog: Catalog, dataset: str) -> set[str]:
