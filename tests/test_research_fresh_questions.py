@@ -9,7 +9,7 @@ table row that names its entity and year); an empty entity or year means the que
 """
 
 import pytest
-from test_research_new_questions import annual_mean, verified
+from test_research_new_questions import annual_mean, recall_and_chance
 
 pd = pytest.importorskip("pandas")
 pytest.importorskip("duckdb")
@@ -119,18 +119,7 @@ def test_verified_recall_on_fresh_questions_over_all_tables(fresh_reports):
     """Verified recall at least 80%, and the chance control (the same facts looked up in the other questions'
     reports) under 15%."""
     questions, reports = fresh_reports
-    hits, total, missed, chance, chance_total = 0, 0, [], 0, 0
-    for i, (question, expected) in enumerate(questions):
-        for entity, year, value in expected:
-            total += 1
-            if verified(reports[i], entity, year, value):
-                hits += 1
-            else:
-                missed.append((question, entity, year, value))
-            for j, other in enumerate(reports):
-                if j != i:
-                    chance_total += 1
-                    chance += verified(other, entity, year, value)
+    hits, total, missed, chance, chance_total = recall_and_chance(questions, reports)
     print(f"fresh verified recall {hits}/{total}; chance control {chance}/{chance_total}")
     for m in missed:
         print("  missed:", m)

@@ -65,16 +65,21 @@ def facts(tables):
     ]
 
 
+def gdp_and_people(t):
+    """GDP per person and population, both indexed by (country, year)."""
+    gdp = pd.read_csv(t / "gdp/data/gdp.csv")
+    pop = pd.read_csv(t / "population/data/population.csv")
+    both = gdp.merge(pop, on=["Country Name", "Year"], suffixes=("_gdp", "_pop"))
+    per_person = both.assign(v=both["Value_gdp"] / both["Value_pop"]).set_index(["Country Name", "Year"])["v"]
+    return per_person, pop.set_index(["Country Name", "Year"])["Value"]
+
+
 def more_facts(tables):
     """Eight more questions, written after the analyst was built, in the style of the KDR dev questions:
     joins, derived measures, rankings within a year and several periods. Each fact may list alternative
     values where the data holds two legitimate readings (two temperature sources)."""
     t = tables
-    gdp = pd.read_csv(t / "gdp/data/gdp.csv")
-    pop = pd.read_csv(t / "population/data/population.csv")
-    both = gdp.merge(pop, on=["Country Name", "Year"], suffixes=("_gdp", "_pop"))
-    per_person = both.assign(v=both["Value_gdp"] / both["Value_pop"]).set_index(["Country Name", "Year"])["v"]
-    people = pop.set_index(["Country Name", "Year"])["Value"]
+    per_person, people = gdp_and_people(t)
     top = pd.read_csv(t / "gdp/data/top-economies.csv")
     top5 = top[top["year"] == 2015].nlargest(5, "gdp_trillion")
     cpi = pd.read_csv(t / "cpi/data/cpi.csv")
@@ -120,11 +125,7 @@ def unseen_facts(tables):
     """Five questions written after the last analyst change and first run as they are here (13/13 then): the
     closest this file has to questions nobody tuned the analyst for."""
     t = tables
-    gdp = pd.read_csv(t / "gdp/data/gdp.csv")
-    pop = pd.read_csv(t / "population/data/population.csv")
-    both = gdp.merge(pop, on=["Country Name", "Year"], suffixes=("_gdp", "_pop"))
-    per_person = both.assign(v=both["Value_gdp"] / both["Value_pop"]).set_index(["Country Name", "Year"])["v"]
-    people = pop.set_index(["Country Name", "Year"])["Value"]
+    per_person, people = gdp_and_people(t)
     gold = annual_mean(t / "gold-prices/data/monthly.csv", "Date", "Price")
     fx = pd.read_csv(t / "exchange-rates/data/annual.csv")
     yen_per_usd = fx[fx["Country"] == "Japan"].assign(y=lambda d: pd.to_datetime(d["Date"]).dt.year) \
@@ -164,6 +165,24 @@ def contexts(body: str):
             yield [sentence], [""]
 
 
+def recall_and_chance(questions, reports):
+    """Verified facts in each question's own report, and the same facts looked up in the other questions'
+    reports (the chance control): (hits, total, missed, chance, chance_total)."""
+    hits, total, missed, chance, chance_total = 0, 0, [], 0, 0
+    for i, (question, expected) in enumerate(questions):
+        for entity, year, value in expected:
+            total += 1
+            if verified(reports[i], entity, year, value):
+                hits += 1
+            else:
+                missed.append((question, entity, year, value))
+            for j, other in enumerate(reports):
+                if j != i:
+                    chance_total += 1
+                    chance += verified(other, entity, year, value)
+    return hits, total, missed, chance, chance_total
+
+
 def verified(report: str, entity: str, year: int, value) -> bool:
     """The value (or one of a tuple of alternatives) is stated in a sentence naming the entity and the year, or
     in a table row for that year under a column (or in a row) that names the entity."""
@@ -196,18 +215,7 @@ def test_verified_recall_on_new_questions_is_at_least_80_percent(tables_dir, tmp
     for i, (question, _) in enumerate(questions):
         run = run_research(ResearchConfig(question=question), tmp_path / f"q{i}", catalog=catalog)
         reports.append((run.run_dir / "report.md").read_text())
-    hits, total, missed, chance, chance_total = 0, 0, [], 0, 0
-    for i, (question, expected) in enumerate(questions):
-        for entity, year, value in expected:
-            total += 1
-            if verified(reports[i], entity, year, value):
-                hits += 1
-            else:
-                missed.append((question, entity, year, value))
-            for j, other in enumerate(reports):
-                if j != i:
-                    chance_total += 1
-                    chance += verified(other, entity, year, value)
+    hits, total, missed, chance, chance_total = recall_and_chance(questions, reports)
     print(f"verified recall {hits}/{total}; chance control {chance}/{chance_total}")
     assert hits / total >= 0.8, (hits, total, missed)
     assert chance / chance_total < 0.15, (chance, chance_total)
