@@ -78,13 +78,48 @@ def question_subjects(question: str) -> list[str]:
     """Content words naming what the question is about, in order, without periods, framing or change verbs."""
     intents = re.compile("|".join(f"(?:{p})" for p in INTENT_WORDS.values()))
     out = []
+    # The word after "how" asks for a size ("how wide was the gap", "how high"), it names no subject.
+    after_how = {m.lower() for m in re.findall(r"\bhow\s+([A-Za-z]+)", question, flags=re.IGNORECASE)}
     for word in re.findall(r"[A-Za-z][A-Za-z0-9&']*", question):
         w = word.lower().strip("'")
         w = re.sub(r"'s$", "", w)
         if len(w) < 3 or w in STOPWORDS or _NOT_SUBJECTS.match(w) or intents.match(w) or w in out or _adverb(w):
             continue
+        if w in after_how or _qualifier(w):
+            continue
         out.append(w)
     return out
+
+
+def _qualifier(word: str) -> bool:
+    """A word WordNet knows mainly as an adjective that neither pertains to a noun ("Japanese" -> Japan) nor
+    grades a quantity ("warmest" -> temperature): it says which kind ("nominal GDP", "the most valuable
+    companies", "Brent minus WTI"), and the noun it qualifies carries the subject."""
+    from lyceum.research.concepts import attributes, wordnet
+
+    wn = wordnet()
+    if wn is None:
+        return False
+    uses = {}
+    for pos in ("n", "v", "a", "r"):
+        lemma = wn.lemma(word, pos)
+        if lemma is not None:
+            uses[pos] = sum(wn.tag_count(lemma, pos, o) + 0.5 for o in wn.synsets(lemma, pos))
+    adjective = uses.get("a", 0.0) + uses.get("r", 0.0)
+    return adjective > uses.get("n", 0.0) + uses.get("v", 0.0) and not _names_a_place(word) and not attributes(word)
+
+
+def _names_a_place(word: str) -> bool:
+    """An adjective pertaining to a proper name ("Japanese" -> Japan, "Swiss" -> Switzerland)."""
+    from lyceum.research.concepts import wordnet
+
+    wn = wordnet()
+    lemma = wn.lemma(word, "a")
+    for offset in wn.synsets(lemma, "a")[:2] if lemma else []:
+        for sym, t, tp in wn.synset(offset, "a")[1]:
+            if sym == "\\" and any(w[:1].isupper() for w in wn.synset(t, tp)[0]):
+                return True
+    return False
 
 
 def _adverb(word: str) -> bool:

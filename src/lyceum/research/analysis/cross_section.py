@@ -40,8 +40,10 @@ def analyze_cross_section(frame, t: TableProfile, question: str, scope: Scope, s
         # ranked by the measure the question names, before any grouping.
         by = max(measures, key=relevance)
         by = by if relevance(by) > 0 else size
+        by, also = ranked_by(measures, question, by)
         lowest = bool(re.search(r"\b(lowest|smallest|cheapest|least|fewest)\b", question.lower()))
-        out.append(top_rows_finding(frame, t, by.name, by.unit, sink, top_n=scope.top_n, lowest=lowest))
+        out.append(top_rows_finding(frame, t, by.name, by.unit, sink, top_n=scope.top_n, lowest=lowest,
+                                    also=[c.name for c in also]))
     if t.entity_column and size is not None:
         out.append(ranking_finding(frame, t, size.name, size.unit, sink, named=groups_named))
     if t.entity_column and rate is not None:
@@ -61,6 +63,25 @@ def analyze_cross_section(frame, t: TableProfile, question: str, scope: Scope, s
             f.title.startswith(("The largest by", "The smallest by", "The highest by", "The lowest by")) for f in out):
         out.append(top_rows_finding(frame, t, size.name, size.unit, sink))
     return out
+
+
+def ranked_by(measures, question: str, default):
+    """The measure rows are ranked by, and the other measures the question asks for on those rows: "the three
+    most valuable companies by market capitalisation, and their price/earnings ratios" ranks by the measure named
+    first (market cap) and reports the later one (P/E) for the ranked rows, never ranks by it."""
+    words = tokenize(question)
+
+    def named(c) -> tuple[int, int]:  # (how many of the column name's words the question uses, where first)
+        own = [w for w in tokenize(c.name) if w in words]
+        return len(own), min((words.index(w) for w in own), default=len(words))
+
+    hits = [c for c in measures if named(c)[0]]
+    if len(hits) < 2:
+        return default, []
+    first = min(hits, key=lambda c: (named(c)[1], -named(c)[0]))
+    rest = [c for c in hits if c is not first]
+    most = max(named(c)[0] for c in rest)
+    return first, [c for c in rest if named(c)[0] == most][:2]
 
 
 def latest_ranking_finding(frame, t: TableProfile, measure: str | None, sink: FigureSink, *,
@@ -266,7 +287,7 @@ def correlation_finding(frame, t: TableProfile, size: str, rate: str, sink: Figu
 
 
 def top_rows_finding(frame, t: TableProfile, size: str, unit: str, sink: FigureSink, *,
-                     top_n: int | None = None, lowest: bool = False) -> Finding:
+                     top_n: int | None = None, lowest: bool = False, also: list[str] = ()) -> Finding:
     """The largest rows by ``size`` (the smallest with ``lowest``); for "which five are the largest", those five
     by name with their values and, for an additive measure, their share of the column's total."""
     label = label_column(frame, t) or frame.columns[0]
@@ -284,8 +305,13 @@ def top_rows_finding(frame, t: TableProfile, size: str, unit: str, sink: FigureS
              f"{r[size] * 100:.2f}%" if unit == "fraction" else scaled_amount(r[size], div, word, "")]
             for _, r in top.iterrows()]
     numbers = {f"{r[label]} {size}": float(r[size]) for _, r in top.iterrows()}
-    table = Table(markdown_table([label, t.entity_column or "", f"{size} ({unit})" if unit else size], rows,
-                                 ["l", "l", "r"]),
+    # The other measures the question asks for, on the ranked rows ("and their price/earnings ratios").
+    also = [c for c in also if c in frame.columns and c != size]
+    for row, (_, r) in zip(rows, top.iterrows()):
+        row += [fmt(r[c]) if not is_missing(r[c]) else "" for c in also]
+    numbers.update({f"{r[label]} {c}": float(r[c]) for _, r in top.iterrows() for c in also if not is_missing(r[c])})
+    table = Table(markdown_table([label, t.entity_column or "", f"{size} ({unit})" if unit else size, *also], rows,
+                                 ["l", "l", "r"] + ["r"] * len(also)),
                   f"The {len(top)} {end} rows by {lower_words(size)}", Provenance(tables=[t.id], method="top rows",
                                                                        numbers=dict(numbers)))
     fig_path = charts.bar_chart([str(x) for x in top[label]], (top[size] / div).tolist(), sink.path(f"top-{size}"),
@@ -297,7 +323,8 @@ def top_rows_finding(frame, t: TableProfile, size: str, unit: str, sink: FigureS
         total = float(rows_with[size].sum())
         share = float(head[size].sum()) / total * 100 if total > 0 and not rate_like else None
         # Name and value side by side, separated by semicolons: names such as "Apple Inc." end in a full stop.
-        listed = "; ".join(f"{r[label]}, {amount(r[size])}" for _, r in head.iterrows())
+        listed = "; ".join(f"{r[label]}, {amount(r[size])}" + "".join(
+            f" ({c} {fmt(r[c])})" for c in also if not is_missing(r[c])) for _, r in head.iterrows())
         sentences = [f"The {top_n} {end} by {lower_words(size)} are: {listed}."]
         if share is not None:
             numbers[f"top{top_n} share"] = share

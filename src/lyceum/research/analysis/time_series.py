@@ -50,6 +50,8 @@ def analyze_panel(panel: Panel, scope: Scope, sink: FigureSink) -> list[Finding]
         out.append(extremes_finding(panel, w, scope))
     if len(panel.entities) >= 2:
         out.append(comparison_finding(panel, w, scope, sink))
+    if "share" in scope.intents and not panel.is_change:
+        out.insert(0, share_of_total_finding(panel, w, scope))
     if not panel.is_change and ("unusual" in scope.intents or scope.last_years):
         out.append(unusual_finding(panel, w, sink))
     out = [f for f in out if f is not None]
@@ -530,7 +532,7 @@ def comparison_finding(panel: Panel, w: Window, scope: Scope, sink: FigureSink) 
         sentences.append(f"Each rate is quoted in its own currency, so their levels do not compare; from {y0} to "
                          f"{y1} the rate of {a} changed by {fmt_pct(g0 * 100)} and that of {b} by {fmt_pct(g1 * 100)}.")
         numbers.update({f"{a} change {y0}-{y1} %": float(g0 * 100), f"{b} change {y0}-{y1} %": float(g1 * 100)})
-    elif (ratio > 0).all() and not panel.is_change and panel.unit != "%" and (
+    elif (ratio > 0).all() and not panel.is_change and panel.unit != "%" and not asks_difference(scope.text) and (
             "compare" in scope.intents or ratio.max() / max(ratio.min(), 1e-12) > 1.5):
         # A ratio of two rates (inflation, growth) or of values of either sign says nothing: their gap does.
         def as_share(r: float) -> str:  # "30.2 times", not "3020.0%", once one is several times the other
@@ -558,6 +560,11 @@ def comparison_finding(panel: Panel, w: Window, scope: Scope, sink: FigureSink) 
                          f"{int(spread.abs().idxmax())} ({gap(spread[spread.abs().idxmax()])}).")
         numbers.update({f"{a}-{b} mean spread": float(spread.mean()),
                         f"{a}-{b} widest gap": float(spread[spread.abs().idxmax()])})
+        named = [y for y in scope.years_named if y in spread.index] if asks_difference(scope.text) else []
+        if named:  # "Brent minus WTI in 2011 and in 2015": the difference in each year the question names
+            sentences.insert(0, f"{a} minus {b} was " + join_names(
+                [f"{gap(float(spread[y]))} in {y}" for y in named]) + ".")
+            numbers.update({f"{a}-{b} {y}": float(spread[y]) for y in named})
     if len(both) >= 4:
         r = float(np.corrcoef(both[a], both[b])[0, 1])
         dr = both.pct_change(fill_method=None).dropna()
@@ -569,6 +576,51 @@ def comparison_finding(panel: Panel, w: Window, scope: Scope, sink: FigureSink) 
         numbers.update({f"corr {a} {b}": r, f"corr change {a} {b}": r_change})
     return Finding(title=f"Comparing {join_names([str(c) for c in ann.columns])}", sentences=sentences, figures=figures,
                    numbers=numbers, sources=list(panel.tables), kind="comparison")
+
+
+_DIFFERENCE = re.compile(r"\b(gap|gaps|difference|differences|minus|spread|premium|discount|wider|narrower|"
+                         r"widen|widened|narrowed)\b", re.IGNORECASE)
+
+
+def asks_difference(question: str) -> bool:
+    """The question asks how far apart two series are ("the gap between", "Brent minus WTI", "the spread"),
+    which is their difference in their own unit, not one as a percentage of the other."""
+    return bool(_DIFFERENCE.search(question))
+
+
+def share_of_total_finding(panel: Panel, w: Window, scope: Scope) -> Finding | None:
+    """"What share of the world's population did India and China have": when the panel holds a total (the World,
+    a region, an income group) next to its members, each member's share of it in the years the question names
+    (the latest year of the window otherwise)."""
+    from lyceum.research.analysis.panels import is_aggregate
+
+    totals = [e for e in panel.entities if is_aggregate(str(e))]
+    members = [e for e in panel.entities if e not in totals]
+    if len(totals) != 1 or not members or relative_units(panel) and panel.unit in ("%",):
+        return None
+    total = totals[0]
+    ann = yearly(panel, sorted(set(w.years()) | set(scope.years_named)))
+    years = [y for y in scope.years_named if y in ann.index] or [w.end]
+    numbers: dict[str, float] = {}
+    rows, sentences = [], []
+    for y in years:
+        if y not in ann.index or is_missing(ann.at[y, total]) or not ann.at[y, total]:
+            continue
+        shares = {e: float(ann.at[y, e] / ann.at[y, total] * 100) for e in members if not is_missing(ann.at[y, e])}
+        if not shares:
+            continue
+        numbers.update({f"{e} share of {total} {y} %": v for e, v in shares.items()})
+        rows.append([str(y)] + [fmt_pct(shares[e], signed=False) if e in shares else "" for e in members])
+        held = [f"{e} {'held ' if i == 0 else ''}{fmt_pct(v, signed=False)}" for i, (e, v) in enumerate(shares.items())]
+        sentences.append(f"In {y}, {join_names(held)} of the {total} total.")
+    if not sentences:
+        return None
+    prov = Provenance(tables=panel.tables, method=f"each entity's value divided by the {total} value, same year",
+                      numbers=dict(numbers))
+    table = Table(markdown_table(["Year"] + [f"{e} (% of {total})" for e in members], rows),
+                  f"Shares of the {total} total of {lower_words(panel.measure)}", prov)
+    return Finding(title=f"Shares of the {total} total", sentences=sentences, tables=[table], numbers=numbers,
+                   sources=list(panel.tables), kind="ranking")
 
 
 def unusual_finding(panel: Panel, w: Window, sink: FigureSink) -> Finding | None:
