@@ -85,7 +85,7 @@ def question_subjects(question: str) -> list[str]:
         w = re.sub(r"'s$", "", w)
         if len(w) < 3 or w in STOPWORDS or _NOT_SUBJECTS.match(w) or intents.match(w) or w in out or _adverb(w):
             continue
-        if w in after_how or _qualifier(w):
+        if w in after_how or _qualifier(w) or _graded(w):
             continue
         out.append(w)
     return out
@@ -107,6 +107,16 @@ def _qualifier(word: str) -> bool:
             uses[pos] = sum(wn.tag_count(lemma, pos, o) + 0.5 for o in wn.synsets(lemma, pos))
     adjective = uses.get("a", 0.0) + uses.get("r", 0.0)
     return adjective > uses.get("n", 0.0) + uses.get("v", 0.0) and not _names_a_place(word) and not attributes(word)
+
+
+def _graded(word: str) -> bool:
+    """A superlative or comparative ("weakest", "cheaper") asks which ranks first by the measure the question
+    names; it is no subject of its own."""
+    from lyceum.research.concepts import wordnet
+
+    wn = wordnet()
+    lemma = wn.lemma(word, "a") if wn is not None and word.endswith(("est", "er")) else None
+    return lemma is not None and lemma != word
 
 
 def _names_a_place(word: str) -> bool:
@@ -155,6 +165,25 @@ def covers(word: str, vocabulary: set[str]) -> bool:
     return False
 
 
+def _rarer_sense_covered(word: str, vocabulary: set[str]) -> bool:
+    """The question's context picks a word's sense, not its frequency: "what did an ounce of gold cost" means
+    cost as price, a rarer noun sense than cost as a loss. A one-word synonym from any noun or verb sense of the
+    word that the tables name covers it."""
+    from lyceum.research.concepts import wordnet
+
+    wn = wordnet()
+    if wn is None:
+        return False
+    for pos in ("n", "v"):
+        lemma = wn.lemma(word, pos)
+        for offset in wn.synsets(lemma, pos) if lemma else []:
+            for w in wn.synset(offset, pos)[0]:
+                stems = tokenize(w.replace("_", " "))
+                if len(stems) == 1 and w.lower() != word and any(_same_family(stems[0], v) for v in vocabulary):
+                    return True
+    return False
+
+
 def _same_family(a: str, b: str) -> bool:
     if a == b:
         return True
@@ -180,7 +209,7 @@ def check_answer(question: str, findings, profiles) -> AnswerCheck:
     entities = [e for p in profiles for e in p.entities[:1000]]
     fx = covers("exchange", vocab)
     missing = [s for s in subjects if not covers(s, vocab) and not matched_entities(s.title(), entities)
-               and not (fx and s in CURRENCIES)] if profiles else subjects
+               and not (fx and s in CURRENCIES) and not _rarer_sense_covered(s, vocab)] if profiles else subjects
     answers = []
     used: set[str] = set()
     for part in parts:

@@ -52,6 +52,53 @@ INTENT_WORDS = {
 }
 
 
+_MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+           "november", "december"]
+_ORDINAL_QUARTER = {"first": 1, "second": 2, "third": 3, "fourth": 4, "1st": 1, "2nd": 2, "3rd": 3, "4th": 4}
+
+
+@dataclass(frozen=True)
+class NamedDate:
+    """A part of a year a question names: a quarter ("Q4 2019"), a month ("March 2020"), or a year's end."""
+
+    year: int
+    first_month: int
+    last_month: int
+    label: str
+    at_end: bool = False  # "the end of 2024": the last observation of the span, not its average
+
+
+def named_dates(question: str) -> list[NamedDate]:
+    """Quarters, months and year-ends a question names, in order: "from Q4 2019 to Q4 2024", "2020Q1", "the
+    fourth quarter of 2008", "in March 2020", "at the end of 2024 (Q4)"."""
+    q = question.lower()
+    found: list[tuple[int, NamedDate]] = []
+    quarter = r"q([1-4])"
+    for m in re.finditer(rf"\b{quarter}\s*[-/]?\s*{_YEAR}\b|\b{_YEAR}\s*[-/]?\s*\(?{quarter}\b|"
+                         rf"\b(first|second|third|fourth|1st|2nd|3rd|4th) quarter (?:of )?{_YEAR}\b|"
+                         rf"\bend of {_YEAR}\s*\(q([1-4])\)", q):
+        g = m.groups()
+        if g[0]:
+            n, y = int(g[0]), int(g[1])
+        elif g[2]:
+            y, n = int(g[2]), int(g[3])
+        elif g[4]:
+            n, y = _ORDINAL_QUARTER[g[4]], int(g[5])
+        else:
+            y, n = int(g[6]), int(g[7])
+        found.append((m.start(), NamedDate(y, 3 * n - 2, 3 * n, f"Q{n} {y}")))
+    for m in re.finditer(rf"\b({'|'.join(_MONTHS)})\s+(?:of\s+)?{_YEAR}\b", q):
+        k = _MONTHS.index(m.group(1)) + 1
+        found.append((m.start(), NamedDate(int(m.group(2)), k, k, f"{m.group(1).title()} {m.group(2)}")))
+    for m in re.finditer(rf"\b(?:the )?end of {_YEAR}\b(?!\s*\(q)", q):
+        found.append((m.start(), NamedDate(int(m.group(1)), 1, 12, f"the end of {m.group(1)}", at_end=True)))
+    out: list[NamedDate] = []
+    for _, d in sorted(found, key=lambda x: x[0]):
+        if d not in out:
+            out.append(d)
+    return out
+
+
 @dataclass
 class Scope:
     """The period a question covers and the analyses it stresses."""
@@ -66,6 +113,7 @@ class Scope:
     periods: list[tuple[int, int]] = field(default_factory=list)  # every span named: "2008-09", "2014 to 2016"
     ranked_years: tuple[int, str] | None = None  # "the five warmest years": (5, "highest"); "coldest year": (1, "lowest")
     decades: list[tuple[int, int]] = field(default_factory=list)  # "the 1990s" -> (1990, 1999)
+    dates: list[NamedDate] = field(default_factory=list)  # parts of a year named: "Q4 2019", "March 2020"
 
     def describe(self) -> str:
         if self.last_years:
@@ -140,6 +188,10 @@ def parse_question(question: str) -> Scope:
         word = next(g for g in m.groups() if g)
         scope.top_n = int(word) if word.isdigit() else _NUMBER_WORDS[word]
     scope.ranked_years = ranked_years(q)
+    scope.dates = named_dates(question)
+    if scope.start_year is None and scope.end_year is None and len({d.year for d in scope.dates}) >= 2:
+        # "from Q4 2019 to Q4 2024" spans the years of its first and last named quarter
+        scope.start_year, scope.end_year = min(d.year for d in scope.dates), max(d.year for d in scope.dates)
     for intent, pattern in INTENT_WORDS.items():
         if re.search(pattern, q):
             scope.intents.add(intent)

@@ -132,7 +132,7 @@ def _select_in_dataset(members: list[TableProfile], query: set[str], scores: dic
     members = drop_redundant(members)
     common = set.intersection(*(set(p.name_words) for p in members)) if members else set()
     words = {p.id: set(p.name_words) - common for p in members}
-    restricted, named = _apply_facets(members, words, query)
+    restricted, named = _apply_facets(members, words, query | _implied_facet_terms(question))
     wanted = named_frequency(question)
     groups: dict[tuple, list[TableProfile]] = {}
     for p in restricted:
@@ -155,6 +155,14 @@ def _select_in_dataset(members: list[TableProfile], query: set[str], scores: dic
             picks.append(partner)
     picks.sort(key=lambda p: (is_change_table(p), -scores.get(p.id, 0.0)))
     return picks
+
+
+def _implied_facet_terms(question: str) -> set[str]:
+    """Facet words a question names without saying them: "after inflation" or "inflation-adjusted" asks for the
+    real variant of a series (real_index beside nominal_index)."""
+    from lyceum.research.analysis.derived import asks_real_terms
+
+    return set(tokenize("real")) if asks_real_terms(question) else set()
 
 
 def drop_redundant(members: list[TableProfile]) -> list[TableProfile]:

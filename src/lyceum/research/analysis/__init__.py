@@ -28,7 +28,7 @@ from lyceum.research.analysis.derived import (
     per_capita_ranking,
     unit_converted_panels,
 )
-from lyceum.research.analysis.panels import MAX_ENTITIES, FigureSink, build_panels, pick_measure
+from lyceum.research.analysis.panels import MAX_ENTITIES, FigureSink, build_panels, entities_named, pick_measure
 from lyceum.research.analysis.time_series import analyze_panel, largest_fall, swings
 from lyceum.research.bm25 import tokenize
 from lyceum.research.catalog import Catalog, TableProfile, matched_entities
@@ -62,7 +62,7 @@ def analyze_tables(catalog: Catalog, tables: list[TableProfile], question: str, 
     findings = ranking + findings
     for t in tables if not ranking else []:  # a per-capita ranking replaces the ranking of the totals
         if t.time_column and t.entity_column and len(t.entities) > MAX_ENTITIES and {"rank", "share"} & scope.intents \
-                and not matched_entities(question, t.entities):
+                and not entities_named(question, t):
             named = [y for y in scope.years_named if t.time_start and int(t.time_start[:4]) <= y]
             f = latest_ranking_finding(catalog.frame(t.id), t, pick_measure(t, question), sink,
                                        year=named[-1] if named else None, top_n=scope.top_n)

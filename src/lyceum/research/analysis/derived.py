@@ -310,6 +310,17 @@ def asked_currency(question: str) -> tuple[str, str, str] | None:
     return None
 
 
+def asked_currencies(question: str) -> list[tuple[str, str, str]]:
+    """Every currency the question asks values in, in the order named ("in Swiss francs and in euros")."""
+    q = question.lower()
+    found: dict[str, tuple[int, tuple[str, str, str]]] = {}
+    for name, (code, country) in sorted(CURRENCIES.items(), key=lambda x: -len(x[0])):
+        m = re.search(rf"\bin (?:\w+ )?{re.escape(name)}\b|\b{re.escape(name)} terms\b|\b{code.lower()}\b", q)
+        if m and code not in found:
+            found[code] = (m.start(), (name, code, country))
+    return [v for _, v in sorted(found.values(), key=lambda x: x[0])]
+
+
 def exchange_rate_table(catalog: Catalog, country: str, finest: str | None) -> tuple[TableProfile, str] | None:
     """An exchange-rate table with ``country`` among its entities, at the finest frequency available."""
     rank = {"daily": 0, "weekly": 1, "monthly": 2, "quarterly": 3, "annual": 4}
@@ -333,10 +344,16 @@ def converted_panels(catalog: Catalog, panels: list[Panel], question: str) -> li
     average exchange rate of that currency's country, joined on month."""
     import pandas as pd
 
-    asked = asked_currency(question)
-    if asked is None or asked[1] == "USD":
-        return []
-    name, code, country = asked
+    out = []
+    for name, code, country in asked_currencies(question):
+        if code != "USD":
+            out += _converted_to(catalog, panels, name, code, country)
+    return out
+
+
+def _converted_to(catalog: Catalog, panels: list[Panel], name: str, code: str, country: str) -> list[Panel]:
+    import pandas as pd
+
     out = []
     for panel in panels:
         if panel.is_change or not (panel.unit or "").startswith("USD"):
@@ -349,7 +366,9 @@ def converted_panels(catalog: Catalog, panels: list[Panel], question: str) -> li
         fx = pd.DataFrame({"time": pd.to_datetime(frame[fx_table.time_column], errors="coerce"),
                            "country": frame[fx_table.entity_column].astype(str), "rate": frame[fx_col].astype(float)})
         fx = fx[(fx["country"] == country) & (fx["rate"] > 0)].dropna()
-        monthly = fx_table.frequency in ("daily", "weekly", "monthly")
+        # An annual series joins the year's average rate, never the rate of the one month its date falls in.
+        monthly = fx_table.frequency in ("daily", "weekly", "monthly") and \
+            panel.frequency in ("daily", "weekly", "monthly")
         key = (lambda t: t.dt.to_period("M")) if monthly else (lambda t: t.dt.year)
         rates = fx.assign(period=key(fx["time"])).groupby("period")["rate"].mean()
         data = panel.data.assign(period=key(panel.data["time"]))

@@ -167,7 +167,7 @@ def build_panels(catalog: Catalog, tables: list[TableProfile], question: str, sc
                 times = pd.to_datetime(time, errors="coerce")
                 years = times.dt.year
             if t.entity_column:
-                named = matched_entities(question, t.entities)
+                named = entities_named(question, t)
                 names = named or default_entities(frame, t, measure)
                 ent = frame[t.entity_column].astype(str)
                 # Codes the description spells differently ("gcag" is "GCAG" there) take its spelling.
@@ -199,6 +199,17 @@ def build_panels(catalog: Catalog, tables: list[TableProfile], question: str, sc
                             frequency=first.frequency or "irregular", data=data, tables=[m[0].id for m in members],
                             is_change=change, entities=[e for e in entities if e in set(data["entity"])]))
     return sorted(panels, key=lambda p: p.is_change)
+
+
+def entities_named(question: str, t: TableProfile) -> list[str]:
+    """The table's entities the question names; in an exchange-rate table a currency names its country ("the yen"
+    is Japan's rate, "the Swiss franc" Switzerland's)."""
+    from lyceum.research.question import currencies_named
+
+    named = matched_entities(question, t.entities)
+    if not named and re.search(r"exchange rate|currenc", f"{t.title} {t.description}", re.IGNORECASE):
+        named = [c for c in currencies_named(question) if c in t.entities]
+    return named
 
 
 AGGREGATE = re.compile(

@@ -52,6 +52,10 @@ def analyze_panel(panel: Panel, scope: Scope, sink: FigureSink) -> list[Finding]
         out.append(comparison_finding(panel, w, scope, sink))
     if "share" in scope.intents and not panel.is_change:
         out.insert(0, share_of_total_finding(panel, w, scope))
+    if scope.dates and panel.frequency not in ("annual", "irregular"):
+        out.insert(0, named_dates_finding(panel, scope))
+    if asks_month(scope) and panel.frequency in ("daily", "weekly", "monthly") and not panel.is_change:
+        out.insert(0, month_extremes_finding(panel, scope))
     if not panel.is_change and ("unusual" in scope.intents or scope.last_years):
         out.append(unusual_finding(panel, w, sink))
     out = [f for f in out if f is not None]
@@ -122,8 +126,8 @@ def levels_finding(panel: Panel, w: Window, sink: FigureSink, named_years: list[
             pct = (v1 / v0 - 1) * 100
             cagr = ((v1 / v0) ** (1 / (y1 - y0)) - 1) * 100
             text += f", a change of {fmt_pct(pct)}"
-            text += f" ({fmt(v1 / v0)}× the {y0} level, {fmt_pct(cagr)} a year compounded)" if v1 / v0 >= 1.5 else \
-                f" ({fmt_pct(cagr)} a year compounded)"
+            text += f" ({fmt(v1 / v0)}× the {y0} level, {rate_pct(cagr)} a year compounded)" if v1 / v0 >= 1.5 else \
+                f" ({rate_pct(cagr)} a year compounded)"
             numbers.update({f"{e} change {y0}-{y1} %": pct, f"{e} multiple {y0}-{y1}": v1 / v0,
                             f"{e} CAGR {y0}-{y1} %": cagr})
         sentences.append(text + ".")
@@ -132,6 +136,11 @@ def levels_finding(panel: Panel, w: Window, sink: FigureSink, named_years: list[
                              f"{with_unit(float(ann.at[w.partial, e]), panel.unit)}.")
     return Finding(title=f"Levels of {lower_words(panel.measure)}", sentences=sentences, figures=[figure], tables=[table],
                    numbers=numbers, sources=list(panel.tables), kind="levels")
+
+
+def rate_pct(v: float) -> str:
+    """A yearly rate in per cent: two decimals under 1% a year (population grows 0.56% a year, not "0.6%")."""
+    return f"{v:+.2f}%" if abs(v) < 1 else fmt_pct(v)
 
 
 def ranked_years_finding(panel: Panel, w: Window, k: int, end: str) -> Finding | None:
@@ -586,6 +595,115 @@ def asks_difference(question: str) -> bool:
     """The question asks how far apart two series are ("the gap between", "Brent minus WTI", "the spread"),
     which is their difference in their own unit, not one as a percentage of the other."""
     return bool(_DIFFERENCE.search(question))
+
+
+_MONTH_ASKED = re.compile(r"\b(?:which|what|the) months?\b|\bmonths? (?:of|in) (?:1[5-9]|20)\d\d\b|"
+                          r"\bmonthly (?:mean|average|value|reading|price|rate|high|low|record)", re.IGNORECASE)
+_EXTREME = re.compile(r"high|low|peak|record|most|least|max|min|weak|strong|warm|cold|cheap|expensive|"
+                      r"large|small|big", re.IGNORECASE)
+_YEARS_EARLIER = re.compile(r"\b(\d+|one|two|three|four|five|six|seven|eight|nine|ten|twenty|thirty|fifty)\s+years?\s+"
+                            r"(?:earlier|before|prior|previously|ago)\b", re.IGNORECASE)
+_WORD_NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
+                 "ten": 10, "twenty": 20, "thirty": 30, "fifty": 50}
+
+
+def asks_month(scope: Scope) -> bool:
+    """A question about months: "which month of 2024 was the highest", "the highest monthly mean on record"."""
+    return bool(_MONTH_ASKED.search(scope.text) and _EXTREME.search(scope.text))
+
+
+def month_extremes_finding(panel: Panel, scope: Scope) -> Finding | None:
+    """The highest and the lowest month (monthly averages of finer data) in each year the question names, or
+    over the whole record when it names none; with "the same month ten years earlier", that month's reading."""
+    m = _YEARS_EARLIER.search(scope.text)
+    lag = (int(m.group(1)) if m.group(1).isdigit() else _WORD_NUMBERS[m.group(1).lower()]) if m else None
+    d = panel.data.assign(month=panel.data["time"].dt.to_period("M"))
+    monthly = d.groupby(["entity", "month"])["value"].mean()
+    years = [y for y in scope.years_named if y in set(d["year"])]
+    spans = [(y, y, f"In {y}") for y in years] or [
+        (int(d["year"].min()), int(d["year"].max()), f"Over the whole record ({int(d['year'].min())}–"
+                                                     f"{int(d['year'].max())})")]
+    avg = "monthly average" if panel.frequency in ("daily", "weekly") else "monthly value"
+    numbers: dict[str, float] = {}
+    sentences, rows = [], []
+    for e in panel.entities:
+        if e not in monthly.index.get_level_values(0):
+            continue
+        s = monthly.loc[e]
+        for y0, y1, lead in spans:
+            part = s[[y0 <= p.year <= y1 for p in s.index]]
+            if part.empty:
+                continue
+            hi, lo = part.idxmax(), part.idxmin()
+            name = f"{possessive(str(e))} " if len(panel.entities) > 1 else "the "
+            text = (f"{lead}, {name}highest {avg} was {with_unit(float(part[hi]), panel.unit)} in "
+                    f"{hi.strftime('%B %Y')} and the lowest {with_unit(float(part[lo]), panel.unit)} in "
+                    f"{lo.strftime('%B %Y')}")
+            numbers.update({f"{e} highest month {hi}": float(part[hi]), f"{e} lowest month {lo}": float(part[lo])})
+            rows += [[str(e), "highest", hi.strftime("%Y-%m"), fmt(float(part[hi]))],
+                     [str(e), "lowest", lo.strftime("%Y-%m"), fmt(float(part[lo]))]]
+            if lag:
+                earlier = [(k, p - 12 * lag) for k, p in (("highest", hi), ("lowest", lo)) if (p - 12 * lag) in s.index]
+                if earlier:
+                    text += "; " + "; ".join(f"{lag} years before the {k}, in {p.strftime('%B %Y')}, it was "
+                                             f"{with_unit(float(s[p]), panel.unit)}" for k, p in earlier)
+                    for k, p in earlier:
+                        numbers[f"{e} {p} ({lag} years before the {k})"] = float(s[p])
+                        rows.append([str(e), f"{lag} years before the {k}", p.strftime("%Y-%m"), fmt(float(s[p]))])
+            sentences.append(text + ".")
+    if not sentences:
+        return None
+    table = Table(markdown_table(["Series", "Month", "Date", f"{avg[:1].upper()}{avg[1:]}" +
+                                  (f" ({panel.unit})" if panel.unit else "")], rows, ["l", "l", "l", "r"]),
+                  f"Highest and lowest months of {lower_words(panel.measure)}",
+                  Provenance(tables=panel.tables, method=f"{avg} per calendar month; highest and lowest month",
+                             numbers=dict(numbers)))
+    return Finding(title=f"Highest and lowest months of {lower_words(panel.measure)}", sentences=sentences,
+                   tables=[table], numbers=numbers, sources=list(panel.tables), kind="peaks")
+
+
+def named_dates_finding(panel: Panel, scope: Scope) -> Finding | None:
+    """The value at each quarter, month or year-end the question names ("from Q4 2019 to Q4 2024", "at the end of
+    2024"), read from the observations inside it, and the change between the first and the last: a yearly
+    average would answer a different question."""
+    numbers: dict[str, float] = {}
+    values: dict[str, dict[str, float]] = {}
+    coarse = panel.frequency in ("quarterly",)
+    d = panel.data.assign(month=panel.data["time"].dt.month)
+    for date in scope.dates:
+        inside = d[(d["year"] == date.year) & d["month"].between(date.first_month, date.last_month)]
+        for e, g in inside.sort_values("time").groupby("entity"):
+            v = float(g["value"].iloc[-1]) if (date.at_end or coarse) else float(g["value"].mean())
+            values.setdefault(str(e), {})[date.label] = v
+            numbers[f"{e} {date.label}"] = v
+    labels = [date.label for date in scope.dates if any(date.label in v for v in values.values())]
+    entities = [str(e) for e in panel.entities if str(e) in values]
+    if not labels or not entities:
+        return None
+    sentences = []
+    if len(labels) >= 2:
+        for e in entities:
+            got = [(lab, values[e][lab]) for lab in labels if lab in values[e]]
+            if len(got) < 2:
+                continue
+            (l0, v0), (l1, v1) = got[0], got[-1]
+            text = f"{e} was " + join_names([f"{with_unit(v, panel.unit)} in {lab}" for lab, v in got])
+            if v0 > 0 and v1 > 0 and not panel.is_change and panel.unit != "%":
+                pct = (v1 / v0 - 1) * 100
+                text += f", a change of {fmt_pct(pct)} from {l0} to {l1}"
+                numbers[f"{e} change {l0}-{l1} %"] = pct
+            sentences.append(text + ".")
+    else:
+        lab = labels[0]
+        sentences.append(f"In {lab}, " + join_names([f"{e} was {with_unit(values[e][lab], panel.unit)}"
+                                                    for e in entities if lab in values[e]]) + ".")
+    how = "the last observation" if coarse else "the average of the observations"
+    rows = [[lab] + [fmt(values[e][lab]) if lab in values[e] else "" for e in entities] for lab in labels]
+    table = Table(markdown_table(["Period"] + [f"{e} ({panel.unit})" if panel.unit else e for e in entities], rows),
+                  f"{panel.measure} in the periods the question names",
+                  Provenance(tables=panel.tables, method=f"{how} inside each named quarter or month", numbers=dict(numbers)))
+    return Finding(title=f"{panel.measure[:1].upper()}{panel.measure[1:]} in {join_names(labels)}", sentences=sentences,
+                   tables=[table], numbers=numbers, sources=list(panel.tables), kind="levels")
 
 
 def share_of_total_finding(panel: Panel, w: Window, scope: Scope) -> Finding | None:
