@@ -85,10 +85,15 @@ def question_subjects(question: str) -> list[str]:
         w = re.sub(r"'s$", "", w)
         if len(w) < 3 or w in STOPWORDS or _NOT_SUBJECTS.match(w) or intents.match(w) or w in out or _adverb(w):
             continue
-        if w in after_how or _qualifier(w) or _graded(w):
+        if w in after_how or w in _FRAMING or _qualifier(w) or _graded(w):
             continue
         out.append(w)
     return out
+
+
+# Words naming where the numbers sit ("in the CPI table", "the S&P 500 list"), not what they measure.
+_FRAMING = {"table", "tables", "dataset", "datasets", "list", "lists", "record", "records", "file", "files",
+            "spreadsheet", "sheet", "column", "columns", "row", "rows"}
 
 
 def _qualifier(word: str) -> bool:
@@ -205,6 +210,9 @@ def check_answer(question: str, findings, profiles) -> AnswerCheck:
     vocab = _vocabulary(profiles)
     # Measures derived from the tables ("GDP per capita") answer for their own names.
     vocab |= {t for f in findings for t in tokenize(f.title)}
+    # and for how they were computed ("deflated" by the CPI answers "after inflation").
+    vocab |= {t for f in findings for item in [*f.figures, *f.tables] if "derived measure" in item.provenance.method
+              for t in tokenize(item.provenance.method.split("derived measure", 1)[1])}
     # A country under another name ("Turkey" for "Turkiye"), a currency where exchange rates are used.
     entities = [e for p in profiles for e in p.entities[:1000]]
     fx = covers("exchange", vocab)

@@ -72,8 +72,9 @@ def select_tables(catalog: Catalog, question: str, *, max_tables: int = 3, embed
         found = price_index(catalog)
         if found is not None and found[0].dataset != order[0]:
             return [found[0]]
-    for d in order[1:4 if relation else 2]:
-        if best_by_dataset[d] >= (0.4 if relation else 0.8) * top and \
+    second = _second_dataset(catalog, order, best_by_dataset, query, question, covered | ordinary)
+    for d in ([second] if second else []) + order[1:4 if relation else 2]:
+        if best_by_dataset[d] >= (0.4 if relation else 0.6 if d == second else 0.8) * top and \
                 _covered_terms(catalog, d, query) & _subject_terms(question) - covered - ordinary:
             datasets.append(d)
             break
@@ -84,6 +85,29 @@ def select_tables(catalog: Catalog, question: str, *, max_tables: int = 3, embed
         # Keep room for the second subject's table.
         chosen += picks[: max_tables - 1] if i == 0 and len(datasets) > 1 else picks
     return chosen[:max_tables]
+
+
+def _second_dataset(catalog: Catalog, order: list[str], best: dict[str, float], query: set[str], question: str,
+                    known: set[str]) -> str | None:
+    """Of the next datasets scoring at least 60% of the best, the one naming the most question subjects the first
+    dataset lacks, when it names more of them than the runner-up: "Brent crude in constant dollars deflated with
+    the CPI" needs the oil prices (Brent, crude) beside the CPI, not the house price indexes that merely score
+    higher on "real" and "prices"."""
+    if len(order) < 3:
+        return None
+    subjects = _subject_terms(question)
+
+    def weight(d: str) -> int:  # a subject naming one of the dataset's tables ("brent-year") counts twice
+        terms = _covered_terms(catalog, d, query) & subjects - known
+        names = set(tokenize(" ".join(" ".join(p.name_words) + " " + p.title for p in catalog.profiles
+                                      if p.dataset == d)))
+        return len(terms) + len(terms & names)
+
+    new = {d: weight(d) for d in order[1:4] if best[d] >= 0.6 * best[order[0]]}
+    if not new:
+        return None
+    d = max(new, key=lambda d: (new[d], best[d]))
+    return d if d != order[1] and new[d] > new.get(order[1], 0) else None
 
 
 _RELATION = re.compile(r"correlat|relationship|related to|associat|co-?move|track(?:ed|s)? each other|"

@@ -138,6 +138,16 @@ def index_levels(values, description: str) -> tuple[object, str]:
     return values, "index levels"
 
 
+_BASE_YEAR = re.compile(r"\b(?:constant|in|at)\s+(1[5-9]\d\d|20\d\d)\s+(?:u\.?s\.?\s+)?(?:dollars|prices|usd|euros|"
+                        r"pounds|yen|money)\b|\b(1[5-9]\d\d|20\d\d)\s*(?:dollars|prices)\b", re.IGNORECASE)
+
+
+def asked_base_year(question: str) -> int | None:
+    """The year whose prices a real-terms question asks for ("in constant 2000 US dollars", "at 2010 prices")."""
+    m = _BASE_YEAR.search(question)
+    return int(m.group(1) or m.group(2)) if m else None
+
+
 def deflated_panels(catalog: Catalog, panels: list[Panel], question: str) -> list[Panel]:
     """For a real-terms question, each money panel divided by its country's CPI, in the latest year's prices."""
     import pandas as pd
@@ -168,6 +178,9 @@ def deflated_panels(catalog: Catalog, panels: list[Panel], question: str) -> lis
             if rows.empty:
                 continue
             base_year = int(rows["year"].max())
+            asked = asked_base_year(question)
+            if asked is not None and asked in levels.index:  # "in constant 2000 US dollars"
+                base_year = asked
             rows["value"] = rows["value"] * float(levels[base_year]) / rows["cpi"]
             parts.append(rows.assign(base_year=base_year, country=country))
         if not parts:
@@ -175,7 +188,7 @@ def deflated_panels(catalog: Catalog, panels: list[Panel], question: str) -> lis
         joined = pd.concat(parts, ignore_index=True)
         base_year = int(joined["base_year"].min())
         joined["time"] = pd.to_datetime(joined["year"].astype(int).astype(str) + "-07-01")
-        formula = (f"{panel.measure} ({', '.join(panel.tables)}, yearly averages) x CPI({base_year}) / CPI(year) "
+        formula = (f"{panel.measure} ({', '.join(panel.tables)}, yearly averages) deflated: x CPI({base_year}) / CPI(year) "
                    f"from {cpi_table.id} '{cpi_col}' of {', '.join(sorted(set(joined['country'])))}, read as {how}")
         out.append(Panel(measure=f"{panel.measure} in constant {base_year} {money.group(1)}", unit=panel.unit,
                          frequency="annual", data=joined[["time", "year", "entity", "value"]],
