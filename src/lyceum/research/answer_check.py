@@ -91,9 +91,12 @@ def question_subjects(question: str) -> list[str]:
     return out
 
 
-# Words naming where the numbers sit ("in the CPI table", "the S&P 500 list"), not what they measure.
+# Words naming where the numbers sit ("in the CPI table", "the S&P 500 list") or how they are to be computed
+# ("using US inflation", "expressed in yen"), not what they measure.
 _FRAMING = {"table", "tables", "dataset", "datasets", "list", "lists", "record", "records", "file", "files",
-            "spreadsheet", "sheet", "column", "columns", "row", "rows"}
+            "spreadsheet", "sheet", "column", "columns", "row", "rows", "using", "use", "used", "based", "via",
+            "expressed", "express", "convert", "converted", "converting", "divide", "divided", "dividing",
+            "computed", "calculated", "measured"}
 
 
 def _qualifier(word: str) -> bool:

@@ -186,7 +186,9 @@ def _implied_facet_terms(question: str) -> set[str]:
     real variant of a series (real_index beside nominal_index)."""
     from lyceum.research.analysis.derived import asks_real_terms
 
-    return set(tokenize("real")) if asks_real_terms(question) else set()
+    terms = set(tokenize("real")) if asks_real_terms(question) else set()
+    # "nominally", "seasonally": the adverb names its adjective's variant
+    return terms | set(tokenize(" ".join(w[:-2] for w in re.findall(r"[a-z]+ally\b", question.lower()))))
 
 
 def drop_redundant(members: list[TableProfile]) -> list[TableProfile]:

@@ -93,7 +93,7 @@ _CURRENCY_COUNTRY = {"USD": "United States", "GBP": "United Kingdom", "JPY": "Ja
 
 
 def asks_real_terms(question: str) -> bool:
-    return bool(REAL_TERMS.search(question))
+    return bool(REAL_TERMS.search(question)) or asked_base_year(question) is not None
 
 
 def price_index(catalog: Catalog) -> tuple[TableProfile, str] | None:
@@ -138,8 +138,8 @@ def index_levels(values, description: str) -> tuple[object, str]:
     return values, "index levels"
 
 
-_BASE_YEAR = re.compile(r"\b(?:constant|in|at)\s+(1[5-9]\d\d|20\d\d)\s+(?:u\.?s\.?\s+)?(?:dollars|prices|usd|euros|"
-                        r"pounds|yen|money)\b|\b(1[5-9]\d\d|20\d\d)\s*(?:dollars|prices)\b", re.IGNORECASE)
+_BASE_YEAR = re.compile(r"\b(?:constant|in|at)\s+(1[5-9]\d\d|20\d\d)\s+(?:u\.?s\.?\s+|us\s+)?(?:dollars|prices|usd|"
+                        r"euros|pounds|yen|money)\b|\b(1[5-9]\d\d|20\d\d)\s*(?:dollars|prices)\b", re.IGNORECASE)
 
 
 def asked_base_year(question: str) -> int | None:

@@ -139,8 +139,9 @@ def levels_finding(panel: Panel, w: Window, sink: FigureSink, named_years: list[
 
 
 def rate_pct(v: float) -> str:
-    """A yearly rate in per cent: two decimals under 1% a year (population grows 0.56% a year, not "0.6%")."""
-    return f"{v:+.2f}%" if abs(v) < 1 else fmt_pct(v)
+    """A yearly rate in per cent: three significant digits under 1% a year (a population growing 0.557% a year,
+    not "0.6%", which is 8% off)."""
+    return f"{v:+.3g}%" if 0 < abs(v) < 1 else fmt_pct(v)
 
 
 def ranked_years_finding(panel: Panel, w: Window, k: int, end: str) -> Finding | None:

@@ -1,0 +1,186 @@
+"""Reports on question forms the analyst did not read well before: a ranking by one measure that reports
+another, the difference between two series, a member's share of a total, compound growth under 1% a year,
+values in two other currencies, named quarters, month-level highs and lows, and real prices in a named year.
+
+Every expected value is computed here by pandas from the published files, never by the analyst; a fact counts
+only when the report states it in a sentence or table row with its entity and year (``verified``).
+"""
+
+import pytest
+
+from test_research_new_questions import verified
+
+pd = pytest.importorskip("pandas")
+pytest.importorskip("duckdb")
+
+
+def _year_of(frame, col="Date"):
+    return frame[col].astype(str).str[:4].astype(int)
+
+
+def dev5_facts(t):
+    pop = pd.read_csv(t / "population/data/population.csv")
+    fx = pd.read_csv(t / "exchange-rates/data/annual.csv")
+    gold = pd.read_csv(t / "gold-prices/data/annual.csv")
+    brent_y = pd.read_csv(t / "oil-prices/data/brent-year.csv")
+    wti_y = pd.read_csv(t / "oil-prices/data/wti-year.csv")
+    wti_m = pd.read_csv(t / "oil-prices/data/wti-monthly.csv")
+    hp_real = pd.read_csv(t / "house-prices-global/data/real_index.csv")
+    hp_nom = pd.read_csv(t / "house-prices-global/data/nominal_index.csv")
+    sp = pd.read_csv(t / "s-and-p-500-companies-financials/data/constituents-financials.csv")
+    co2m = pd.read_csv(t / "co2-ppm/data/co2-mm-mlo.csv", header=None, skiprows=1,
+                       names=["Date", "Decimal", "Average", "Deseason", "Days", "SD", "Unc"])
+
+    def people(c, y):
+        return float(pop[(pop["Country Name"] == c) & (pop.Year == y)].Value.iloc[0])
+
+    def rate(c, y):
+        return float(fx[(fx.Country == c) & (fx.Date.str[:4] == str(y))]["Exchange rate"].iloc[0])
+
+    def ounce(y):
+        return float(gold[gold.Date == y].Price.iloc[0])
+
+    def house(df, c, date):
+        return float(df[(df.country == c) & (df.date == date)].price.iloc[0])
+
+    def big(v):  # a money amount as a report may write it: raw, in millions, billions or trillions
+        return (float(v), float(v) / 1e6, float(v) / 1e9, float(v) / 1e12)
+
+    def pct(x):
+        return (float(x) * 100, float(x))
+
+    top4 = sp.sort_values("Market Cap", ascending=False).head(4)
+    spread = {y: float(brent_y[_year_of(brent_y) == y].Price.iloc[0] - wti_y[_year_of(wti_y) == y].Price.iloc[0])
+              for y in (2013, 2019)}
+    w15 = wti_m[wti_m.Date.str[:4] == "2015"]
+    co2m["Y"] = co2m.Date.str[:4].astype(int)
+    c15 = co2m[co2m.Y == 2015]
+    peak = c15.loc[c15.Average.idxmax()]
+    before = float(co2m[co2m.Date == f"{peak.Y - 5}{peak.Date[4:]}"].Average.iloc[0])
+    q = [
+        ("Which four S&P 500 companies have the biggest market capitalisation, and what are their earnings per share?",
+         [(r.Name, "", big(r["Market Cap"])) for _, r in top4.iterrows()]
+         + [(r.Name, "", float(r["Earnings/Share"])) for _, r in top4.iterrows()]),
+        ("What was the difference between the Brent and WTI yearly average prices in 2013 and in 2019 (Brent minus "
+         "WTI)?",
+         [("", y, v) for y, v in spread.items()]),
+        ("What share of the world's population lived in Indonesia and in Brazil in 2015?",
+         [(c, 2015, pct(people(c, 2015) / people("World", 2015))) for c in ("Indonesia", "Brazil")]),
+        ("What was the compound average yearly population growth of Japan and of Italy from 1985 to 2005?",
+         [(c, 1985, pct((people(c, 2005) / people(c, 1985)) ** (1 / 20) - 1)) for c in ("Japan", "Italy")]),
+        ("What was the yearly average price of an ounce of gold in Canadian dollars and in Indian rupees in 2005 "
+         "and 2015?",
+         [("", y, ounce(y) * rate(c, y)) for y in (2005, 2015) for c in ("Canada", "India")]),
+        ("How much did Canadian house prices change from Q1 2012 to Q1 2021, nominally and in real terms?",
+         [("Canada", 2012, pct(house(df, "Canada", "2021-03-31") / house(df, "Canada", "2012-03-31") - 1))
+          for df in (hp_nom, hp_real)]),
+        ("Which month of 2015 had the highest monthly average WTI price, and which the lowest?",
+         [("", 2015, float(w15.Price.max())), ("", 2015, float(w15.Price.min()))]),
+        ("In which month of 2015 was the monthly mean CO2 level at Mauna Loa highest, and what was the reading in "
+         "the same month five years before?",
+         [("", 2015, float(peak.Average)), ("", 2010, before)]),
+    ]
+    return q
+
+
+@pytest.fixture(scope="module")
+def dev5_reports(tables_dir, tmp_path_factory):
+    """One report per question, shared by the tests of this module (one shared catalog, ~2 s a report)."""
+    from lyceum.research.catalog import Catalog
+    from lyceum.research.pipeline import ResearchConfig, run_research
+
+    catalog = Catalog.open_or_build(tables_dir, tmp_path_factory.getbasetemp() / "research-catalog.duckdb")
+    out = tmp_path_factory.mktemp("dev5")
+    questions = dev5_facts(tables_dir)
+    reports = []
+    for i, (question, _) in enumerate(questions):
+        run = run_research(ResearchConfig(question=question), out / f"q{i}", catalog=catalog)
+        reports.append((run.run_dir / "report.md").read_text())
+    return questions, reports
+
+
+def _missed(dev5_reports, i):
+    questions, reports = dev5_reports
+    question, expected = questions[i]
+    return [(e, y, v) for e, y, v in expected if not verified(reports[i], e, y, v)]
+
+
+def test_rows_ranked_by_the_measure_named_first_report_the_later_one(dev5_reports):
+    assert _missed(dev5_reports, 0) == []
+
+
+def test_the_difference_of_two_series_is_stated_for_each_named_year(dev5_reports):
+    assert _missed(dev5_reports, 1) == []
+
+
+def test_a_members_share_of_the_world_total_is_stated(dev5_reports):
+    assert _missed(dev5_reports, 2) == []
+
+
+def test_compound_growth_under_one_percent_a_year_keeps_three_significant_digits(dev5_reports):
+    assert _missed(dev5_reports, 3) == []
+
+
+def test_values_in_two_asked_currencies_use_each_years_average_rate(dev5_reports):
+    assert _missed(dev5_reports, 4) == []
+
+
+def test_named_quarters_are_read_nominal_and_real(dev5_reports):
+    assert _missed(dev5_reports, 5) == []
+
+
+def test_highest_and_lowest_month_of_a_named_year(dev5_reports):
+    assert _missed(dev5_reports, 6) == []
+
+
+def test_the_same_month_some_years_earlier(dev5_reports):
+    assert _missed(dev5_reports, 7) == []
+
+
+def test_no_report_states_another_questions_facts_by_chance(dev5_reports):
+    """The chance control: each question's facts looked up in the other reports stay rare."""
+    from test_research_new_questions import recall_and_chance
+
+    questions, reports = dev5_reports
+    hits, total, missed, chance, chance_total = recall_and_chance(questions, reports)
+    assert chance / chance_total < 0.15, (chance, chance_total)
+
+
+def test_real_prices_in_the_year_the_question_names(tables_dir, tmp_path_factory, dev5_reports):
+    """"In constant 2010 dollars": the Brent price deflated by the chained US CPI with 2010 as the base year."""
+    import numpy as np
+
+    from lyceum.research.catalog import Catalog
+    from lyceum.research.pipeline import ResearchConfig, run_research
+
+    cpi = pd.read_csv(tables_dir / "cpi/data/cpi.csv")
+    us = cpi[cpi.Country == "United States"].set_index("Year").CPI
+    brent = pd.read_csv(tables_dir / "oil-prices/data/brent-year.csv")
+    p14 = float(brent[_year_of(brent) == 2014].Price.iloc[0])
+    real = p14 / float(np.prod([1 + us[y] / 100 for y in range(2011, 2015)]))
+    catalog = Catalog.open_or_build(tables_dir, tmp_path_factory.getbasetemp() / "research-catalog.duckdb")
+    run = run_research(ResearchConfig(question="What was Brent crude oil's yearly average price in 2014, expressed "
+                                               "in constant 2010 dollars using US consumer price inflation?"),
+                       tmp_path_factory.mktemp("dev5-real"), catalog=catalog)
+    assert verified((run.run_dir / "report.md").read_text(), "", 2014, real)
+
+
+def test_named_quarters_months_and_year_ends_are_read_from_a_question():
+    from lyceum.research.question import named_dates, parse_question
+
+    got = [(d.year, d.first_month, d.last_month, d.at_end) for d in
+           named_dates("Between 2011Q3 and the second quarter of 2016, and in August 2018, and at the end of 2019?")]
+    assert got == [(2011, 7, 9, False), (2016, 4, 6, False), (2018, 8, 8, False), (2019, 1, 12, True)]
+    scope = parse_question("How did prices move from Q2 2009 to Q3 2013?")
+    assert (scope.start_year, scope.end_year) == (2009, 2013)
+
+
+def test_qualifying_words_are_no_unmeasured_subjects():
+    """"Nominal", "valuable", "minus", "weakest", "table" say which kind or where; the nouns carry the subject,
+    and a country's adjective ("Swiss") still does."""
+    from lyceum.research.answer_check import question_subjects
+
+    subjects = question_subjects("How wide was the nominal gap, Brent minus WTI, and which valuable firms in the "
+                                 "table had the weakest Swiss franc earnings?")
+    assert not {"wide", "nominal", "minus", "valuable", "table", "weakest"} & set(subjects)
+    assert {"brent", "wti", "firms", "swiss", "franc", "earnings"} <= set(subjects)
