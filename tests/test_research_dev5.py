@@ -184,3 +184,16 @@ def test_qualifying_words_are_no_unmeasured_subjects():
                                  "table had the weakest Swiss franc earnings?")
     assert not {"wide", "nominal", "minus", "valuable", "table", "weakest"} & set(subjects)
     assert {"brent", "wti", "firms", "swiss", "franc", "earnings"} <= set(subjects)
+
+
+def test_a_currency_is_a_unit_in_most_tables_and_a_country_in_exchange_rate_tables(tables_dir, tmp_path_factory):
+    """"GDP in US dollars" names no United States; "the yen against the dollar" names Japan's exchange rate."""
+    from lyceum.research.analysis.panels import entities_named
+    from lyceum.research.catalog import Catalog
+
+    catalog = Catalog.open_or_build(tables_dir, tmp_path_factory.getbasetemp() / "research-catalog.duckdb")
+    gdp = catalog.by_id["gdp/data/gdp.csv"]
+    fx = catalog.by_id["exchange-rates/data/monthly.csv"]
+    assert entities_named("What was the GDP of France and Italy in US dollars in 2015?", gdp) == ["France", "Italy"]
+    assert entities_named("How did the yen move against the dollar in 2013?", fx) == ["Japan"]
+    assert entities_named("How did India's rupee compare with China's yuan?", fx)[:2] == ["India", "China"]

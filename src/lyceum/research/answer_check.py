@@ -80,6 +80,8 @@ def question_subjects(question: str) -> list[str]:
     out = []
     # The word after "how" asks for a size ("how wide was the gap", "how high"), it names no subject.
     after_how = {m.lower() for m in re.findall(r"\bhow\s+([A-Za-z]+)", question, flags=re.IGNORECASE)}
+    # "per person", "per head", "per inhabitant" all say per capita, the name a derived measure carries
+    question = re.sub(r"\bper[ -](?:person|head|inhabitant|resident)\b", "per capita", question, flags=re.IGNORECASE)
     for word in re.findall(r"[A-Za-z][A-Za-z0-9&']*", question):
         w = word.lower().strip("'")
         w = re.sub(r"'s$", "", w)

@@ -206,10 +206,17 @@ def entities_named(question: str, t: TableProfile) -> list[str]:
     is Japan's rate, "the Swiss franc" Switzerland's)."""
     from lyceum.research.question import currencies_named
 
-    named = matched_entities(question, t.entities)
-    if not named and re.search(r"exchange rate|currenc", f"{t.title} {t.description}", re.IGNORECASE):
-        named = [c for c in currencies_named(question) if c in t.entities]
-    return named
+    if re.search(r"exchange rate|currenc", f"{t.title} {t.description}", re.IGNORECASE):
+        named = matched_entities(question, t.entities)
+        return named or [c for c in currencies_named(question) if c in t.entities]
+    # Elsewhere a currency is a unit: "GDP in US dollars" names no United States, "in Swiss francs" no Switzerland.
+    return matched_entities(_CURRENCY_PHRASE.sub(" ", question), t.entities)
+
+
+_CURRENCY_PHRASE = re.compile(r"\b(?:U\.?S\.?|US|American|Canadian|Australian|Swiss|Japanese|Chinese|Indian|British|"
+                              r"Hong Kong|Singapore|New Zealand|Mexican|Brazilian|Danish|Swedish|Norwegian)[- ]"
+                              r"(?:dollars?|francs?|yen|yuan|rupees?|pounds?|pesos?|reals?|krone|kroner|krona|kronor)\b",
+                              re.IGNORECASE)
 
 
 AGGREGATE = re.compile(
