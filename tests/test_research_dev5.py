@@ -7,7 +7,6 @@ only when the report states it in a sentence or table row with its entity and ye
 """
 
 import pytest
-
 from test_research_new_questions import verified
 
 pd = pytest.importorskip("pandas")
@@ -61,23 +60,23 @@ def dev5_facts(t):
         ("Which four S&P 500 companies have the biggest market capitalisation, and what are their earnings per share?",
          [(r.Name, "", big(r["Market Cap"])) for _, r in top4.iterrows()]
          + [(r.Name, "", float(r["Earnings/Share"])) for _, r in top4.iterrows()]),
-        ("What was the difference between the Brent and WTI yearly average prices in 2013 and in 2019 (Brent minus "
-         "WTI)?",
+        (("What was the difference between the Brent and WTI yearly average prices in 2013 and in 2019 (Brent minus "
+          "WTI)?"),
          [("", y, v) for y, v in spread.items()]),
         ("What share of the world's population lived in Indonesia and in Brazil in 2015?",
          [(c, 2015, pct(people(c, 2015) / people("World", 2015))) for c in ("Indonesia", "Brazil")]),
         ("What was the compound average yearly population growth of Japan and of Italy from 1985 to 2005?",
          [(c, 1985, pct((people(c, 2005) / people(c, 1985)) ** (1 / 20) - 1)) for c in ("Japan", "Italy")]),
-        ("What was the yearly average price of an ounce of gold in Canadian dollars and in Indian rupees in 2005 "
-         "and 2015?",
+        (("What was the yearly average price of an ounce of gold in Canadian dollars and in Indian rupees in 2005 "
+          "and 2015?"),
          [("", y, ounce(y) * rate(c, y)) for y in (2005, 2015) for c in ("Canada", "India")]),
         ("How much did Canadian house prices change from Q1 2012 to Q1 2021, nominally and in real terms?",
          [("Canada", 2012, pct(house(df, "Canada", "2021-03-31") / house(df, "Canada", "2012-03-31") - 1))
           for df in (hp_nom, hp_real)]),
         ("Which month of 2015 had the highest monthly average WTI price, and which the lowest?",
          [("", 2015, float(w15.Price.max())), ("", 2015, float(w15.Price.min()))]),
-        ("In which month of 2015 was the monthly mean CO2 level at Mauna Loa highest, and what was the reading in "
-         "the same month five years before?",
+        (("In which month of 2015 was the monthly mean CO2 level at Mauna Loa highest, and what was the reading in "
+          "the same month five years before?"),
          [("", 2015, float(peak.Average)), ("", 2010, before)]),
     ]
     return q
@@ -101,7 +100,7 @@ def dev5_reports(tables_dir, tmp_path_factory):
 
 def _missed(dev5_reports, i):
     questions, reports = dev5_reports
-    question, expected = questions[i]
+    _, expected = questions[i]
     return [(e, y, v) for e, y, v in expected if not verified(reports[i], e, y, v)]
 
 
@@ -142,7 +141,7 @@ def test_no_report_states_another_questions_facts_by_chance(dev5_reports):
     from test_research_new_questions import recall_and_chance
 
     questions, reports = dev5_reports
-    hits, total, missed, chance, chance_total = recall_and_chance(questions, reports)
+    *_, chance, chance_total = recall_and_chance(questions, reports)
     assert chance / chance_total < 0.15, (chance, chance_total)
 
 

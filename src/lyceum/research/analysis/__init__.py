@@ -28,10 +28,16 @@ from lyceum.research.analysis.derived import (
     per_capita_ranking,
     unit_converted_panels,
 )
-from lyceum.research.analysis.panels import MAX_ENTITIES, FigureSink, build_panels, entities_named, pick_measure
+from lyceum.research.analysis.panels import (
+    MAX_ENTITIES,
+    FigureSink,
+    build_panels,
+    entities_named,
+    pick_measure,
+)
 from lyceum.research.analysis.time_series import analyze_panel, largest_fall, swings
 from lyceum.research.bm25 import tokenize
-from lyceum.research.catalog import Catalog, TableProfile, matched_entities
+from lyceum.research.catalog import Catalog, TableProfile
 from lyceum.research.question import parse_question
 from lyceum.research.records import Finding
 

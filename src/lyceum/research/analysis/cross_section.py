@@ -65,6 +65,10 @@ def analyze_cross_section(frame, t: TableProfile, question: str, scope: Scope, s
     return out
 
 
+_RANK_WORD = {"by", "largest", "biggest", "highest", "lowest", "smallest", "most", "least", "top", "bottom",
+              "greatest", "fewest"}
+
+
 def ranked_by(measures, question: str, default):
     """The measure rows are ranked by, and the other measures the question asks for on those rows: "the three
     most valuable companies by market capitalisation, and their price/earnings ratios" ranks by the measure named
@@ -78,7 +82,16 @@ def ranked_by(measures, question: str, default):
     hits = [c for c in measures if named(c)[0]]
     if len(hits) < 2:
         return default, []
-    first = min(hits, key=lambda c: (named(c)[1], -named(c)[0]))
+    # A measure right after "by" or a superlative is the ranking one wherever it comes ("the P/E ratios of the
+    # three largest by market cap"); otherwise the one named first.
+    raw = re.findall(r"[a-z0-9/&]+", question.lower())
+
+    def after_rank_word(c) -> bool:
+        own = set(tokenize(c.name))
+        return any(set(tokenize(w)) & own and _RANK_WORD.intersection(raw[max(0, j - 3):j])
+                   for j, w in enumerate(raw))
+
+    first = min(hits, key=lambda c: (not after_rank_word(c), named(c)[1], -named(c)[0]))
     rest = [c for c in hits if c is not first]
     most = max(named(c)[0] for c in rest)
     return first, [c for c in rest if named(c)[0] == most][:2]

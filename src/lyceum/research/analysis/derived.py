@@ -355,8 +355,6 @@ def exchange_rate_table(catalog: Catalog, country: str, finest: str | None) -> t
 def converted_panels(catalog: Catalog, panels: list[Panel], question: str) -> list[Panel]:
     """For a question asking values in another currency, each USD panel converted at the monthly (or yearly)
     average exchange rate of that currency's country, joined on month."""
-    import pandas as pd
-
     out = []
     for name, code, country in asked_currencies(question):
         if code != "USD":

@@ -50,7 +50,7 @@ def analyze_panel(panel: Panel, scope: Scope, sink: FigureSink) -> list[Finding]
         out.append(extremes_finding(panel, w, scope))
     if len(panel.entities) >= 2:
         out.append(comparison_finding(panel, w, scope, sink))
-    if "share" in scope.intents and not panel.is_change:
+    if ("share" in scope.intents or _SHARE_OF.search(scope.text)) and not panel.is_change:
         out.insert(0, share_of_total_finding(panel, w, scope))
     if scope.dates and panel.frequency not in ("annual", "irregular"):
         out.insert(0, named_dates_finding(panel, scope))
@@ -570,7 +570,8 @@ def comparison_finding(panel: Panel, w: Window, scope: Scope, sink: FigureSink) 
                          f"{int(spread.abs().idxmax())} ({gap(spread[spread.abs().idxmax()])}).")
         numbers.update({f"{a}-{b} mean spread": float(spread.mean()),
                         f"{a}-{b} widest gap": float(spread[spread.abs().idxmax()])})
-        named = [y for y in scope.years_named if y in spread.index] if asks_difference(scope.text) else []
+        named = ([y for y in scope.years_named if y in spread.index] or sorted({y0, y1})) \
+            if asks_difference(scope.text) else []
         if named:  # "Brent minus WTI in 2011 and in 2015": the difference in each year the question names
             sentences.insert(0, f"{a} minus {b} was " + join_names(
                 [f"{gap(float(spread[y]))} in {y}" for y in named]) + ".")
@@ -589,7 +590,8 @@ def comparison_finding(panel: Panel, w: Window, scope: Scope, sink: FigureSink) 
 
 
 _DIFFERENCE = re.compile(r"\b(gap|gaps|difference|differences|minus|spread|premium|discount|wider|narrower|"
-                         r"widen|widened|narrowed)\b", re.IGNORECASE)
+                         r"widen|widened|narrowed)\b|\bhow much (?:higher|lower|more|less|above|below|cheaper|dearer)\b",
+                         re.IGNORECASE)
 
 
 def asks_difference(question: str) -> bool:
@@ -599,12 +601,14 @@ def asks_difference(question: str) -> bool:
 
 
 _MONTH_ASKED = re.compile(r"\b(?:which|what|the) months?\b|\bmonths? (?:of|in) (?:1[5-9]|20)\d\d\b|"
-                          r"\bmonthly (?:mean|average|value|reading|price|rate|high|low|record)", re.IGNORECASE)
+                          r"\bmonthly (?:mean|average|value|reading|price|rate|high|low|record)|"
+                          r"\b(?:which|what)\b[^?.;]{0,60}\bmonths?\b|"
+                          r"\b(?:\w+est|most \w+|least \w+) (?:calendar )?months?\b", re.IGNORECASE)
 _EXTREME = re.compile(r"high|low|peak|record|most|least|max|min|weak|strong|warm|cold|cheap|expensive|"
                       r"large|small|big", re.IGNORECASE)
-_YEARS_EARLIER = re.compile(r"\b(\d+|one|two|three|four|five|six|seven|eight|nine|ten|twenty|thirty|fifty)\s+years?\s+"
+_YEARS_EARLIER = re.compile(r"\b(\d+|a|one|two|three|four|five|six|seven|eight|nine|ten|twenty|thirty|fifty)\s+years?\s+"
                             r"(?:earlier|before|prior|previously|ago)\b", re.IGNORECASE)
-_WORD_NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
+_WORD_NUMBERS = {"a": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
                  "ten": 10, "twenty": 20, "thirty": 30, "fifty": 50}
 
 
@@ -621,9 +625,8 @@ def month_extremes_finding(panel: Panel, scope: Scope) -> Finding | None:
     d = panel.data.assign(month=panel.data["time"].dt.to_period("M"))
     monthly = d.groupby(["entity", "month"])["value"].mean()
     years = [y for y in scope.years_named if y in set(d["year"])]
-    spans = [(y, y, f"In {y}") for y in years] or [
-        (int(d["year"].min()), int(d["year"].max()), f"Over the whole record ({int(d['year'].min())}–"
-                                                     f"{int(d['year'].max())})")]
+    first, last = int(d["year"].min()), int(d["year"].max())
+    spans = [(y, y, f"In {y}") for y in years] or [(first, last, f"Over the whole record ({first}–{last})")]
     avg = "monthly average" if panel.frequency in ("daily", "weekly") else "monthly value"
     numbers: dict[str, float] = {}
     sentences, rows = [], []
@@ -646,11 +649,11 @@ def month_extremes_finding(panel: Panel, scope: Scope) -> Finding | None:
             if lag:
                 earlier = [(k, p - 12 * lag) for k, p in (("highest", hi), ("lowest", lo)) if (p - 12 * lag) in s.index]
                 if earlier:
-                    text += "; " + "; ".join(f"{lag} years before the {k}, in {p.strftime('%B %Y')}, it was "
+                    text += "; " + "; ".join(f"{lag} year{'s' * (lag != 1)} before the {k}, in {p.strftime('%B %Y')}, it was "
                                              f"{with_unit(float(s[p]), panel.unit)}" for k, p in earlier)
                     for k, p in earlier:
-                        numbers[f"{e} {p} ({lag} years before the {k})"] = float(s[p])
-                        rows.append([str(e), f"{lag} years before the {k}", p.strftime("%Y-%m"), fmt(float(s[p]))])
+                        numbers[f"{e} {p} ({lag} year{'s' * (lag != 1)} before the {k})"] = float(s[p])
+                        rows.append([str(e), f"{lag} year{'s' * (lag != 1)} before the {k}", p.strftime("%Y-%m"), fmt(float(s[p]))])
             sentences.append(text + ".")
     if not sentences:
         return None
@@ -705,6 +708,9 @@ def named_dates_finding(panel: Panel, scope: Scope) -> Finding | None:
                   Provenance(tables=panel.tables, method=f"{how} inside each named quarter or month", numbers=dict(numbers)))
     return Finding(title=f"{panel.measure[:1].upper()}{panel.measure[1:]} in {join_names(labels)}", sentences=sentences,
                    tables=[table], numbers=numbers, sources=list(panel.tables), kind="levels")
+
+
+_SHARE_OF = re.compile(r"\b(?:fraction|per ?cent(?:age)?)\s+of\s+(?:the\s+)?(?:world|global|total)", re.IGNORECASE)
 
 
 def share_of_total_finding(panel: Panel, w: Window, scope: Scope) -> Finding | None:
