@@ -24,6 +24,7 @@ def dev5_facts(t):
     brent_y = pd.read_csv(t / "oil-prices/data/brent-year.csv")
     wti_y = pd.read_csv(t / "oil-prices/data/wti-year.csv")
     wti_m = pd.read_csv(t / "oil-prices/data/wti-monthly.csv")
+    wti_d = pd.read_csv(t / "oil-prices/data/wti-daily.csv").set_index("Date").Price
     hp_real = pd.read_csv(t / "house-prices-global/data/real_index.csv")
     hp_nom = pd.read_csv(t / "house-prices-global/data/nominal_index.csv")
     sp = pd.read_csv(t / "s-and-p-500-companies-financials/data/constituents-financials.csv")
@@ -78,6 +79,8 @@ def dev5_facts(t):
         (("In which month of 2015 was the monthly mean CO2 level at Mauna Loa highest, and what was the reading in "
           "the same month five years before?"),
          [("", 2015, float(peak.Average)), ("", 2010, before)]),
+        ("What was the WTI spot price on 9 March 2020 and on June 14, 2022?",
+         [("WTI", 2020, float(wti_d["2020-03-09"])), ("WTI", 2022, float(wti_d["2022-06-14"]))]),
     ]
     return q
 
@@ -136,6 +139,10 @@ def test_the_same_month_some_years_earlier(dev5_reports):
     assert _missed(dev5_reports, 7) == []
 
 
+def test_the_value_on_a_named_day(dev5_reports):
+    assert _missed(dev5_reports, 8) == []
+
+
 def test_no_report_states_another_questions_facts_by_chance(dev5_reports):
     """The chance control: each question's facts looked up in the other reports stay rare."""
     from test_research_new_questions import recall_and_chance
@@ -167,9 +174,11 @@ def test_real_prices_in_the_year_the_question_names(tables_dir, tmp_path_factory
 def test_named_quarters_months_and_year_ends_are_read_from_a_question():
     from lyceum.research.question import named_dates, parse_question
 
-    got = [(d.year, d.first_month, d.last_month, d.at_end) for d in
-           named_dates("Between 2011Q3 and the second quarter of 2016, and in August 2018, and at the end of 2019?")]
-    assert got == [(2011, 7, 9, False), (2016, 4, 6, False), (2018, 8, 8, False), (2019, 1, 12, True)]
+    got = [(d.year, d.first_month, d.last_month, d.at_end, d.day) for d in
+           named_dates("Between 2011Q3 and the second quarter of 2016, in August 2018, on 5 May 2017, on "
+                       "October 2nd, 2013, and at the end of 2019?")]
+    assert got == [(2011, 7, 9, False, None), (2016, 4, 6, False, None), (2018, 8, 8, False, None),
+                   (2017, 5, 5, False, 5), (2013, 10, 10, False, 2), (2019, 1, 12, True, None)]
     scope = parse_question("How did prices move from Q2 2009 to Q3 2013?")
     assert (scope.start_year, scope.end_year) == (2009, 2013)
 
@@ -180,8 +189,8 @@ def test_qualifying_words_are_no_unmeasured_subjects():
     from lyceum.research.answer_check import question_subjects
 
     subjects = question_subjects("How wide was the nominal gap, Brent minus WTI, and which valuable firms in the "
-                                 "table had the weakest Swiss franc earnings?")
-    assert not {"wide", "nominal", "minus", "valuable", "table", "weakest"} & set(subjects)
+                                 "table had the weakest Swiss franc earnings per head in March 2019?")
+    assert not {"wide", "nominal", "minus", "valuable", "table", "weakest", "head", "march"} & set(subjects)
     assert {"brent", "wti", "firms", "swiss", "franc", "earnings"} <= set(subjects)
 
 

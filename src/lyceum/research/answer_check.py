@@ -87,7 +87,7 @@ def question_subjects(question: str) -> list[str]:
         w = re.sub(r"'s$", "", w)
         if len(w) < 3 or w in STOPWORDS or _NOT_SUBJECTS.match(w) or intents.match(w) or w in out or _adverb(w):
             continue
-        if w in after_how or w in _FRAMING or _qualifier(w) or _graded(w):
+        if w in after_how or w in _FRAMING or _MONTH_NAME.match(w) or _qualifier(w) or _graded(w):
             continue
         out.append(w)
     return out
@@ -99,6 +99,11 @@ _FRAMING = {"table", "tables", "dataset", "datasets", "list", "lists", "record",
             "spreadsheet", "sheet", "column", "columns", "row", "rows", "using", "use", "used", "based", "via",
             "expressed", "express", "convert", "converted", "converting", "divide", "divided", "dividing",
             "computed", "calculated", "measured"}
+
+
+# A month says when ("in March 2020"), like the years and quarters the question names.
+_MONTH_NAME = re.compile(r"^(january|february|march|april|may|june|july|august|september|october|november|"
+                         r"december)$")
 
 
 def _qualifier(word: str) -> bool:

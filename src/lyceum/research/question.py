@@ -66,6 +66,7 @@ class NamedDate:
     last_month: int
     label: str
     at_end: bool = False  # "the end of 2024": the last observation of the span, not its average
+    day: int | None = None  # "on 20 April 2020": that day's observation (the last one before it, if none)
 
 
 def named_dates(question: str) -> list[NamedDate]:
@@ -87,7 +88,24 @@ def named_dates(question: str) -> list[NamedDate]:
         else:
             y, n = int(g[6]), int(g[7])
         found.append((m.start(), NamedDate(y, 3 * n - 2, 3 * n, f"Q{n} {y}")))
-    for m in re.finditer(rf"\b({'|'.join(_MONTHS)})\s+(?:of\s+)?{_YEAR}\b", q):
+    months = "|".join(_MONTHS)
+    days = []
+    for m in re.finditer(rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+({months})\s*,?\s*{_YEAR}\b|"
+                         rf"\b({months})\s+(\d{{1,2}})(?:st|nd|rd|th)?\s*,?\s*{_YEAR}\b|"
+                         rf"\b{_YEAR}-(\d\d)-(\d\d)\b", q):
+        g = m.groups()
+        if g[0]:
+            day, k, y = int(g[0]), _MONTHS.index(g[1]) + 1, int(g[2])
+        elif g[3]:
+            day, k, y = int(g[4]), _MONTHS.index(g[3]) + 1, int(g[5])
+        else:
+            y, k, day = int(g[6]), int(g[7]), int(g[8])
+        if 1 <= k <= 12 and 1 <= day <= 31:
+            days.append(m.span())
+            found.append((m.start(), NamedDate(y, k, k, f"{y}-{k:02d}-{day:02d}", day=day)))
+    for m in re.finditer(rf"\b({months})\s+(?:of\s+)?{_YEAR}\b", q):
+        if any(a <= m.start() < b for a, b in days):
+            continue
         k = _MONTHS.index(m.group(1)) + 1
         found.append((m.start(), NamedDate(int(m.group(2)), k, k, f"{m.group(1).title()} {m.group(2)}")))
     for m in re.finditer(rf"\b(?:the )?end of {_YEAR}\b(?!\s*\(q)", q):

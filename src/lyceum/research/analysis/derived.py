@@ -188,7 +188,8 @@ def deflated_panels(catalog: Catalog, panels: list[Panel], question: str) -> lis
         joined = pd.concat(parts, ignore_index=True)
         base_year = int(joined["base_year"].min())
         joined["time"] = pd.to_datetime(joined["year"].astype(int).astype(str) + "-07-01")
-        formula = (f"{panel.measure} ({', '.join(panel.tables)}, yearly averages) deflated: x CPI({base_year}) / CPI(year) "
+        formula = (f"{panel.measure} ({', '.join(panel.tables)}, yearly averages) deflated: "
+                   f"x CPI({base_year}) / CPI(year) "
                    f"from {cpi_table.id} '{cpi_col}' of {', '.join(sorted(set(joined['country'])))}, read as {how}")
         out.append(Panel(measure=f"{panel.measure} in constant {base_year} {money.group(1)}", unit=panel.unit,
                          frequency="annual", data=joined[["time", "year", "entity", "value"]],

@@ -215,7 +215,8 @@ def entities_named(question: str, t: TableProfile) -> list[str]:
 
 _CURRENCY_PHRASE = re.compile(r"\b(?:U\.?S\.?|US|American|Canadian|Australian|Swiss|Japanese|Chinese|Indian|British|"
                               r"Hong Kong|Singapore|New Zealand|Mexican|Brazilian|Danish|Swedish|Norwegian)[- ]"
-                              r"(?:dollars?|francs?|yen|yuan|rupees?|pounds?|pesos?|reals?|krone|kroner|krona|kronor)\b",
+                              r"(?:dollars?|francs?|yen|yuan|rupees?|pounds?|pesos?|reals?|krone|kroner|krona|"
+                              r"kronor)\b",
                               re.IGNORECASE)
 
 

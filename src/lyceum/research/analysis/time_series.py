@@ -590,7 +590,8 @@ def comparison_finding(panel: Panel, w: Window, scope: Scope, sink: FigureSink) 
 
 
 _DIFFERENCE = re.compile(r"\b(gap|gaps|difference|differences|minus|spread|premium|discount|wider|narrower|"
-                         r"widen|widened|narrowed)\b|\bhow much (?:higher|lower|more|less|above|below|cheaper|dearer)\b",
+                         r"widen|widened|narrowed)\b|"
+                         r"\bhow much (?:higher|lower|more|less|above|below|cheaper|dearer)\b",
                          re.IGNORECASE)
 
 
@@ -606,9 +607,11 @@ _MONTH_ASKED = re.compile(r"\b(?:which|what|the) months?\b|\bmonths? (?:of|in) (
                           r"\b(?:\w+est|most \w+|least \w+) (?:calendar )?months?\b", re.IGNORECASE)
 _EXTREME = re.compile(r"high|low|peak|record|most|least|max|min|weak|strong|warm|cold|cheap|expensive|"
                       r"large|small|big", re.IGNORECASE)
-_YEARS_EARLIER = re.compile(r"\b(\d+|a|one|two|three|four|five|six|seven|eight|nine|ten|twenty|thirty|fifty)\s+years?\s+"
+_YEARS_EARLIER = re.compile(r"\b(\d+|a|one|two|three|four|five|six|seven|eight|nine|ten|twenty|thirty|fifty)"
+                            r"\s+years?\s+"
                             r"(?:earlier|before|prior|previously|ago)\b", re.IGNORECASE)
-_WORD_NUMBERS = {"a": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
+_WORD_NUMBERS = {"a": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+                 "nine": 9,
                  "ten": 10, "twenty": 20, "thirty": 30, "fifty": 50}
 
 
@@ -649,11 +652,12 @@ def month_extremes_finding(panel: Panel, scope: Scope) -> Finding | None:
             if lag:
                 earlier = [(k, p - 12 * lag) for k, p in (("highest", hi), ("lowest", lo)) if (p - 12 * lag) in s.index]
                 if earlier:
-                    text += "; " + "; ".join(f"{lag} year{'s' * (lag != 1)} before the {k}, in {p.strftime('%B %Y')}, it was "
+                    years_ago = f"{lag} year{'s' * (lag != 1)} before the"
+                    text += "; " + "; ".join(f"{years_ago} {k}, in {p.strftime('%B %Y')}, it was "
                                              f"{with_unit(float(s[p]), panel.unit)}" for k, p in earlier)
                     for k, p in earlier:
-                        numbers[f"{e} {p} ({lag} year{'s' * (lag != 1)} before the {k})"] = float(s[p])
-                        rows.append([str(e), f"{lag} year{'s' * (lag != 1)} before the {k}", p.strftime("%Y-%m"), fmt(float(s[p]))])
+                        numbers[f"{e} {p} ({years_ago} {k})"] = float(s[p])
+                        rows.append([str(e), f"{years_ago} {k}", p.strftime("%Y-%m"), fmt(float(s[p]))])
             sentences.append(text + ".")
     if not sentences:
         return None
@@ -670,17 +674,24 @@ def named_dates_finding(panel: Panel, scope: Scope) -> Finding | None:
     """The value at each quarter, month or year-end the question names ("from Q4 2019 to Q4 2024", "at the end of
     2024"), read from the observations inside it, and the change between the first and the last: a yearly
     average would answer a different question."""
+    import pandas as pd
+
     numbers: dict[str, float] = {}
     values: dict[str, dict[str, float]] = {}
     coarse = panel.frequency in ("quarterly",)
     d = panel.data.assign(month=panel.data["time"].dt.month)
     for date in scope.dates:
         inside = d[(d["year"] == date.year) & d["month"].between(date.first_month, date.last_month)]
+        if date.day is not None:  # that day, or the last observation in the week before it (a weekend, a holiday)
+            day = pd.Timestamp(date.year, date.first_month, date.day)
+            inside = d[(d["time"] <= day + pd.Timedelta(hours=23)) & (d["time"] > day - pd.Timedelta(days=7))]
+            inside = inside.sort_values("time").groupby("entity").tail(1)
         for e, g in inside.sort_values("time").groupby("entity"):
             v = float(g["value"].iloc[-1]) if (date.at_end or coarse) else float(g["value"].mean())
             values.setdefault(str(e), {})[date.label] = v
             numbers[f"{e} {date.label}"] = v
     labels = [date.label for date in scope.dates if any(date.label in v for v in values.values())]
+    on = {date.label: "on" if date.day is not None else "at" if date.at_end else "in" for date in scope.dates}
     entities = [str(e) for e in panel.entities if str(e) in values]
     if not labels or not entities:
         return None
@@ -691,7 +702,7 @@ def named_dates_finding(panel: Panel, scope: Scope) -> Finding | None:
             if len(got) < 2:
                 continue
             (l0, v0), (l1, v1) = got[0], got[-1]
-            text = f"{e} was " + join_names([f"{with_unit(v, panel.unit)} in {lab}" for lab, v in got])
+            text = f"{e} was " + join_names([f"{with_unit(v, panel.unit)} {on[lab]} {lab}" for lab, v in got])
             if v0 > 0 and v1 > 0 and not panel.is_change and panel.unit != "%":
                 pct = (v1 / v0 - 1) * 100
                 text += f", a change of {fmt_pct(pct)} from {l0} to {l1}"
@@ -699,14 +710,16 @@ def named_dates_finding(panel: Panel, scope: Scope) -> Finding | None:
             sentences.append(text + ".")
     else:
         lab = labels[0]
-        sentences.append(f"In {lab}, " + join_names([f"{e} was {with_unit(values[e][lab], panel.unit)}"
+        sentences.append(f"{on[lab].title()} {lab}, " + join_names([f"{e} was {with_unit(values[e][lab], panel.unit)}"
                                                     for e in entities if lab in values[e]]) + ".")
     how = "the last observation" if coarse else "the average of the observations"
     rows = [[lab] + [fmt(values[e][lab]) if lab in values[e] else "" for e in entities] for lab in labels]
     table = Table(markdown_table(["Period"] + [f"{e} ({panel.unit})" if panel.unit else e for e in entities], rows),
                   f"{panel.measure} in the periods the question names",
-                  Provenance(tables=panel.tables, method=f"{how} inside each named quarter or month", numbers=dict(numbers)))
-    return Finding(title=f"{panel.measure[:1].upper()}{panel.measure[1:]} in {join_names(labels)}", sentences=sentences,
+                  Provenance(tables=panel.tables, method=f"{how} inside each named quarter or month",
+                             numbers=dict(numbers)))
+    when = join_names([f"{on[x]} {x}" for x in labels])
+    return Finding(title=f"{panel.measure[:1].upper()}{panel.measure[1:]} {when}", sentences=sentences,
                    tables=[table], numbers=numbers, sources=list(panel.tables), kind="levels")
 
 
@@ -720,8 +733,10 @@ def share_of_total_finding(panel: Panel, w: Window, scope: Scope) -> Finding | N
     from lyceum.research.analysis.panels import is_aggregate
 
     totals = [e for e in panel.entities if is_aggregate(str(e))]
+    # The World is the total of every region in it ("Sub-Saharan Africa's share of the world").
+    totals = [e for e in totals if str(e) == "World"] or totals
     members = [e for e in panel.entities if e not in totals]
-    if len(totals) != 1 or not members or relative_units(panel) and panel.unit in ("%",):
+    if len(totals) != 1 or not members or panel.unit == "%":
         return None
     total = totals[0]
     ann = yearly(panel, sorted(set(w.years()) | set(scope.years_named)))
