@@ -139,9 +139,9 @@ def levels_finding(panel: Panel, w: Window, sink: FigureSink, named_years: list[
 
 
 def rate_pct(v: float) -> str:
-    """A yearly rate in per cent: three significant digits under 1% a year (a population growing 0.557% a year,
-    not "0.6%", which is 8% off)."""
-    return f"{v:+.3g}%" if 0 < abs(v) < 1 else fmt_pct(v)
+    """A yearly rate in per cent to three significant digits under 10% a year (a population growing 0.557% or
+    1.45% a year, not "0.6%" or "1.4%", which are 8% and 3% off)."""
+    return f"{v:+.3g}%" if 0.01 <= abs(v) < 10 else fmt_pct(v)
 
 
 def ranked_years_finding(panel: Panel, w: Window, k: int, end: str) -> Finding | None:
@@ -573,9 +573,12 @@ def comparison_finding(panel: Panel, w: Window, scope: Scope, sink: FigureSink) 
         named = ([y for y in scope.years_named if y in spread.index] or sorted({y0, y1})) \
             if asks_difference(scope.text) else []
         if named:  # "Brent minus WTI in 2011 and in 2015": the difference in each year the question names
-            sentences.insert(0, f"{a} minus {b} was " + join_names(
-                [f"{gap(float(spread[y]))} in {y}" for y in named]) + ".")
-            numbers.update({f"{a}-{b} {y}": float(spread[y]) for y in named})
+            first, second, sign = (b, a, -1) if re.search(
+                rf"\b{re.escape(str(b))}\s+(?:minus|over|less|above|below)\s+(?:the\s+)?{re.escape(str(a))}\b",
+                scope.text, re.IGNORECASE) else (a, b, 1)
+            sentences.insert(0, f"{first} minus {second} was " + join_names(
+                [f"{gap(sign * float(spread[y]))} in {y}" for y in named]) + ".")
+            numbers.update({f"{first}-{second} {y}": sign * float(spread[y]) for y in named})
     if len(both) >= 4:
         r = float(np.corrcoef(both[a], both[b])[0, 1])
         dr = both.pct_change(fill_method=None).dropna()
