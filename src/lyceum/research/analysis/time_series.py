@@ -745,19 +745,31 @@ def share_of_total_finding(panel: Panel, w: Window, scope: Scope) -> Finding | N
     ann = yearly(panel, sorted(set(w.years()) | set(scope.years_named)))
     years = [y for y in scope.years_named if y in ann.index] or [w.end]
     numbers: dict[str, float] = {}
-    rows, sentences = [], []
+    rows, by_year = [], {}
     for y in years:
         if y not in ann.index or is_missing(ann.at[y, total]) or not ann.at[y, total]:
             continue
         shares = {e: float(ann.at[y, e] / ann.at[y, total] * 100) for e in members if not is_missing(ann.at[y, e])}
         if not shares:
             continue
+        by_year[y] = shares
         numbers.update({f"{e} share of {total} {y} %": v for e, v in shares.items()})
         rows.append([str(y)] + [fmt_pct(shares[e], signed=False) if e in shares else "" for e in members])
-        held = [f"{e} {'held ' if i == 0 else ''}{fmt_pct(v, signed=False)}" for i, (e, v) in enumerate(shares.items())]
-        sentences.append(f"In {y}, {join_names(held)} of the {total} total.")
-    if not sentences:
+    if not by_year:
         return None
+    if len(by_year) == 1:  # "In 2024, India held 17.8% and China 17.3% of the World total."
+        (y, shares), = by_year.items()
+        held = [f"{e} {'held ' if i == 0 else ''}{fmt_pct(v, signed=False)}" for i, (e, v) in enumerate(shares.items())]
+        sentences = [f"In {y}, {join_names(held)} of the {total} total."]
+    else:  # "China held 22.1% of the World total in 1980 and 18.0% in 2020."
+        sentences = []
+        for e in members:
+            got = [(y, shares[e]) for y, shares in by_year.items() if e in shares]
+            if got:
+                sentences.append(f"{e} held {fmt_pct(got[0][1], signed=False)} of the {total} total in {got[0][0]}"
+                                 + "".join(f", {fmt_pct(v, signed=False)} in {y}" for y, v in got[1:-1])
+                                 + (f" and {fmt_pct(got[-1][1], signed=False)} in {got[-1][0]}" if len(got) > 1
+                                    else "") + ".")
     prov = Provenance(tables=panel.tables, method=f"each entity's value divided by the {total} value, same year",
                       numbers=dict(numbers))
     table = Table(markdown_table(["Year"] + [f"{e} (% of {total})" for e in members], rows),
