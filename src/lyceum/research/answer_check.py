@@ -30,6 +30,7 @@ _NOT_SUBJECTS = re.compile(
     r"level|levels|number|numbers|amount|happen(ed|s)?|look|looked|show|shows|explain|describe|there|term|"
     r"hold|holds|held|take|takes|took|make|makes|made|give|gives|gave|come|came|reach|reached|account|"
     r"accounts|accounted|stand|stood|get|got|put|see|seen|saw|go|went|gone|become|became|remain|remained|"
+    r"lose|loses|losing|lost|gain|gains|gained|gaining|"
     # statistics and forms of a number: how a quantity is summarised, not what it is about
     r"average|averages|averaged|mean|median|annual|annually|yearly|monthly|daily|quarterly|compound|compounded|"
     r"percent|percentage|per cent|cent|total|together|combined|value|today|dollars?)$")
@@ -57,7 +58,7 @@ class AnswerCheck:
                          f"measures ({self.covered_by}); what follows is about what these tables hold, so that "
                          f"part of the question is not answered by this report.")
         for part, answer in zip(self.parts, self.answers):
-            if answer:
+            if answer and answer not in lines:  # one sentence may answer two parts ("when ... and how high")
                 lines.append(answer)
         if not self.missing and not all(self.answers):
             unanswered = [p for p, a in zip(self.parts, self.answers) if not a]
@@ -148,8 +149,14 @@ def check_answer(question: str, findings, profiles) -> AnswerCheck:
                and not (fx and s in CURRENCIES)] if profiles else subjects
     answers = []
     used: set[str] = set()
-    for part in parts:
+    for i, part in enumerate(parts):
         intents = parse_question(part).intents
+        # "When did UK inflation peak, and how high was it?": a follow-up with no subject of its own asks about
+        # the previous part's subject; the sentence that answered that part answers it too when it states what
+        # this part asks (the extreme's size, the amount).
+        if i and answers[-1] and not question_subjects(part) and _states(answers[-1], intents):
+            answers.append(answers[-1])
+            continue
         wanted = [k for i, k in _INTENT_KINDS.items() if i in intents]
         asked = parse_question(part)
         # "In which year was it lowest", "which five countries had the highest": answered by the ranking.
@@ -165,12 +172,53 @@ def check_answer(question: str, findings, profiles) -> AnswerCheck:
         if best is None:
             answers.append("")
             continue
+        # A peak asked for, where no finding of peaks answers it: the finding that states the largest or
+        # smallest value (the yearly rates of an inflation series) does.
+        if "peaks" in intents and best.kind != "peaks":
+            best = next((f for f in candidates if id(f) not in used and any(_EXTREME.search(s) for s in f.sentences)),
+                        best)
         used.add(id(best))
-        answers.append(best.sentences[1] if best.kind == "ranking" and len(best.sentences) > 1 else best.sentences[0])
+        answers.append(_answer_sentence(best, intents, part, question))
     covered_by = "; ".join(sorted({f"{p.title}" + (f" in {_units(p)}" if _units(p) else "") for p in profiles})) \
         or "no table matched"
     return AnswerCheck(question=question, parts=parts, answers=answers, subjects=subjects, missing=missing,
                        covered_by=covered_by)
+
+
+# A sentence stating an extreme: the answer to "when did it peak", "how high / low did it get".
+_EXTREME = re.compile(r"\b(highest|lowest|largest|smallest|biggest|deepest|peak(ed)?|trough|record)\b", re.IGNORECASE)
+
+
+def _answer_sentence(f, intents: set[str], part: str = "", question: str = "") -> str:
+    """The sentence of a finding that answers an ask: a ranking's second (its first only counts rows); for a
+    question about a peak or a fall, the sentence stating an extreme that shares the most words with the ask
+    ("when did gold fall the most" -> its largest fall, not its highest value); otherwise the first."""
+    if f.kind == "ranking" and len(f.sentences) > 1:
+        return f.sentences[1]
+    if f.kind == "levels" and question and not intents:
+        # "What was GDP per capita in India and China": a question asking for values (not how they evolved)
+        # is answered by the level of each entity it names, not the first one only.
+        from lyceum.research.catalog import matched_entities
+
+        names = matched_entities(question, sorted({k.rsplit(" ", 1)[0] for k in f.numbers
+                                                   if re.fullmatch(r".+ \d{4}", k)}))
+        own = [s for s in f.sentences if any(s.startswith(f"{n} ") for n in names)]
+        if len(names) >= 2 and len(own) >= 2:
+            return " ".join(own[:3])
+    extremes = [s for s in f.sentences if _EXTREME.search(s)]
+    if "peaks" in intents and extremes:
+        asked = set(tokenize(part))
+        return max(extremes, key=lambda s: (len(asked & set(tokenize(s))), -extremes.index(s)))
+    return f.sentences[0]
+
+
+def _states(sentence: str, intents: set[str]) -> bool:
+    """Whether an answer sentence already answers a follow-up ask: it states a number (how much, how high), and
+    an extreme when the ask is about a peak or low."""
+    from lyceum.research.numbers import extract_numbers
+
+    has_number = any(n.is_value for n in extract_numbers(sentence))
+    return has_number and ("peaks" not in intents or bool(_EXTREME.search(sentence)))
 
 
 def _units(p) -> str:

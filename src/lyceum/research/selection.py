@@ -42,7 +42,10 @@ def is_change_table(p: TableProfile) -> bool:
     return any(_CHANGE_COLUMN.search(v) for v in values[:1]) or bool(_PERCENT_CHANGE.search(p.description))
 
 
-def select_tables(catalog: Catalog, question: str, *, max_tables: int = 3, embed=None) -> list[TableProfile]:
+def select_tables(catalog: Catalog, question: str, *, max_tables: int = 3, embed=None,
+                  notes: list[str] | None = None) -> list[TableProfile]:
+    """The tables to analyse; ``notes`` (when given) receives a sentence for each table left out because another
+    holds the same measure (see ``one_table_per_measure``)."""
     ranked = catalog.search(_with_implied_measure(question), k=len(catalog.profiles), embed=embed)
     if not ranked:
         return []
@@ -83,7 +86,64 @@ def select_tables(catalog: Catalog, question: str, *, max_tables: int = 3, embed
         picks = _select_in_dataset(members, query, scores, question)
         # Keep room for the second subject's table.
         chosen += picks[: max_tables - 1] if i == 0 and len(datasets) > 1 else picks
-    return chosen[:max_tables]
+    kept, choices = one_table_per_measure(chosen, question)
+    if notes is not None:
+        notes += choices
+    return kept[:max_tables]
+
+
+def _same_measure_narrower(small: TableProfile, large: TableProfile) -> bool:
+    """``small`` holds the measure ``large`` holds, for a subset of its entities: two tables of one dataset, each
+    a panel of entities over time, the smaller's entities (nearly) all among the larger's, and far fewer of them
+    (GDP of the ten largest economies beside GDP of every country). Real and nominal indexes of the same
+    countries are two measures, not one: their entity lists are the same size."""
+    if small is large or small.dataset != large.dataset or is_change_table(small) or is_change_table(large):
+        return False
+    if not (small.time_column and small.entity_column and large.time_column and large.entity_column):
+        return False
+    a, b = set(small.entities), set(large.entities)
+    return bool(a) and len(a) <= 0.5 * len(b) and len(a & b) >= 0.8 * len(a)
+
+
+def _years(p: TableProfile) -> tuple[int, int] | None:
+    try:
+        return int(str(p.time_start)[:4]), int(str(p.time_end)[:4])
+    except (TypeError, ValueError):
+        return None
+
+
+def one_table_per_measure(tables: list[TableProfile], question: str) -> tuple[list[TableProfile], list[str]]:
+    """One table per measure: where two chosen tables hold the same measure for nested sets of entities, every
+    number would be stated twice, in two units; keep the one that covers more of the entities and years the
+    question asks about (the wider one on a tie). Returns the tables kept and a sentence per choice made."""
+    from lyceum.research.catalog import matched_entities
+    from lyceum.research.question import parse_question
+
+    scope = parse_question(question)
+    asked_years = scope.years_named or [y for y in (scope.start_year, scope.end_year) if y]
+
+    def coverage(p: TableProfile) -> tuple:
+        span = _years(p)
+        years = sum(1 for y in asked_years if span and span[0] <= y <= span[1])
+        return len(matched_entities(question, p.entities)), years, len(p.entities), span[1] - span[0] if span else 0
+
+    kept, notes = list(tables), []
+    for small in tables:
+        for large in tables:
+            if small in kept and large in kept and _same_measure_narrower(small, large):
+                keep, drop = (large, small) if coverage(large) >= coverage(small) else (small, large)
+                kept.remove(drop)
+                notes.append(f"`{keep.id}` and `{drop.id}` hold the same measure ({len(keep.entities)} and "
+                             f"{len(drop.entities)} entities, "
+                             f"{_span(keep)} and {_span(drop)}); it is taken from `{keep.id}` only, which covers "
+                             f"{'more of' if coverage(keep)[:2] > coverage(drop)[:2] else 'as much of'} what the "
+                             f"question asks, so that each number is stated once.")
+    return kept, notes
+
+
+def _span(p: TableProfile) -> str:
+    span = _years(p)
+    return f"{span[0]}–{span[1]}" if span else "no time span"
 
 
 _RELATION = re.compile(r"correlat|relationship|related to|associat|co-?move|track(?:ed|s)? each other|"
