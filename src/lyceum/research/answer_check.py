@@ -84,6 +84,8 @@ def question_subjects(question: str) -> list[str]:
         w = re.sub(r"'s$", "", w)
         if len(w) < 3 or w in STOPWORDS or _NOT_SUBJECTS.match(w) or intents.match(w) or w in out or _adverb(w):
             continue
+        if w in ("cost", "costs") and re.search(r"\b(did|does|do|will|would)\b[^?]*\bcosts?\b", question, re.I):
+            continue  # "what did gold cost": the verb asks for a price, it names no subject
         out.append(w)
     return out
 
@@ -142,6 +144,11 @@ def check_answer(question: str, findings, profiles) -> AnswerCheck:
     vocab = _vocabulary(profiles)
     # Measures derived from the tables ("GDP per capita") answer for their own names.
     vocab |= {t for f in findings for t in tokenize(f.title)}
+    from lyceum.research.analysis.derived import REAL_TERMS
+
+    if any(re.search(r"\bconstant \d{4}\b|\breal terms\b", f.title + " " + " ".join(f.sentences)) for f in findings):
+        # A deflated measure answers "in real terms", "adjusted for inflation" though no table is called real.
+        vocab |= set(tokenize(" ".join(m.group(0) for m in REAL_TERMS.finditer(question))))
     # A country under another name ("Turkey" for "Turkiye"), a currency where exchange rates are used.
     entities = [e for p in profiles for e in p.entities[:1000]]
     fx = covers("exchange", vocab)

@@ -67,7 +67,11 @@ def select_tables(catalog: Catalog, question: str, *, max_tables: int = 3, embed
     # subject: "India's population compared with China's" needs no exchange-rate table that also lists India.
     ordinary = _entity_terms(catalog, order[0]) | _alias_terms() | {t for w in re.findall(r"[a-z]+", question.lower()) if any(
         re.match(p, w) for p in INTENT_WORDS.values()) for t in tokenize(w)}
-    from lyceum.research.analysis.derived import INFLATION, price_index
+    from lyceum.research.analysis.derived import INFLATION, REAL_TERMS, price_index
+
+    # "Oil in real terms": the words asking for a deflated measure name no second subject (the real house price
+    # index), since the price index that deflates is found on its own.
+    ordinary |= set(tokenize(" ".join(m.group(0) for m in REAL_TERMS.finditer(question))))
 
     if INFLATION.search(question) and not _subject_terms(question) & covered - ordinary:
         # The best dataset matched only on country names and question-form words ("inflation in Brazil" finding

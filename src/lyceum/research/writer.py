@@ -162,6 +162,9 @@ def lower_first(text: str) -> str:
     first = text.split(" ", 1)[0]
     if re.search(r"[A-Z0-9]", first[1:]) or (len(first) == 1 and first.isupper() and len(text) > 1 and text[1] != " "):
         return text
+    # A capitalised word followed by another ("United States (Nominal)'s price") is a name, not a sentence start.
+    if re.match(r"[A-Z][a-z]+ [A-Z][a-z]", text):
+        return text
     return text[:1].lower() + text[1:]
 
 

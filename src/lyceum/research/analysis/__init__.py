@@ -20,6 +20,7 @@ from pathlib import Path
 
 from lyceum.research.analysis.cross_section import analyze_cross_section, latest_ranking_finding
 from lyceum.research.analysis.derived import (
+    against_inflation,
     converted_panels,
     correlation_across_tables,
     deflated_panels,
@@ -56,6 +57,7 @@ def analyze_tables(catalog: Catalog, tables: list[TableProfile], question: str, 
     panels = derived + [p for p in panels if not set(p.tables) <= inflation]
     if "correlation" in scope.intents:
         findings += correlation_across_tables(panels, scope, sink)
+    findings += against_inflation(catalog, panels, question, scope, sink)  # "house prices vs inflation"
     for panel in panels:
         findings += analyze_panel(panel, scope, sink)
     ranking = per_capita_ranking(catalog, tables, question, scope, sink)

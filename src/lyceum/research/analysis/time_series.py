@@ -530,13 +530,22 @@ def comparison_finding(panel: Panel, w: Window, scope: Scope, sink: FigureSink) 
         sentences.append(f"Each rate is quoted in its own currency, so their levels do not compare; from {y0} to "
                          f"{y1} the rate of {a} changed by {fmt_pct(g0 * 100)} and that of {b} by {fmt_pct(g1 * 100)}.")
         numbers.update({f"{a} change {y0}-{y1} %": float(g0 * 100), f"{b} change {y0}-{y1} %": float(g1 * 100)})
+    elif panel.unit.startswith("index") and (both > 0).all().all():
+        # Two indexes each read against their own base (a real and a nominal index): the ratio of their levels
+        # says nothing ("5.62 times ... in 1970"); their changes over the same years do.
+        g0, g1 = both[a].iloc[-1] / both[a].iloc[0] - 1, both[b].iloc[-1] / both[b].iloc[0] - 1
+        sentences.append(f"From {y0} to {y1}, {a} changed by {fmt_pct(g0 * 100)} and {b} by {fmt_pct(g1 * 100)}.")
+        numbers.update({f"{a} change {y0}-{y1} %": float(g0 * 100), f"{b} change {y0}-{y1} %": float(g1 * 100)})
     elif (ratio > 0).all() and not panel.is_change and panel.unit != "%" and (
             "compare" in scope.intents or ratio.max() / max(ratio.min(), 1e-12) > 1.5):
         # A ratio of two rates (inflation, growth) or of values of either sign says nothing: their gap does.
-        def as_share(r: float) -> str:  # "30.2 times", not "3020.0%", once one is several times the other
-            return f"{fmt(r)} times" if r >= 3 else fmt_pct(r * 100, signed=False)
+        # "30.2 times", not "3020.0%", once one is several times the other; both years in the same form.
+        times = max(ratio.iloc[0], ratio.iloc[-1]) >= 3
 
-        first = as_share(ratio.iloc[0]) + ("" if ratio.iloc[0] >= 3 else " of")
+        def as_share(r: float) -> str:
+            return f"{fmt(r)} times" if times else fmt_pct(r * 100, signed=False)
+
+        first = as_share(ratio.iloc[0]) + ("" if times else " of")
         sentences.append(f"{a} was {first} {b} in {y0} and {as_share(ratio.iloc[-1])} in {y1}.")
         numbers.update({f"{a}/{b} {y0}": float(ratio.iloc[0]), f"{a}/{b} {y1}": float(ratio.iloc[-1])})
         g0, g1 = both[a].iloc[-1] / both[a].iloc[0], both[b].iloc[-1] / both[b].iloc[0]
