@@ -153,3 +153,57 @@ def test_a_caption_starting_with_a_name_of_several_words_keeps_its_capitals():
     assert lower_first("United States (Nominal)'s price as a percentage") == \
         "United States (Nominal)'s price as a percentage"
     assert lower_first("Yearly consumer price inflation") == "yearly consumer price inflation"
+
+
+def test_verbs_asking_how_a_series_did_name_no_subject():
+    from lyceum.research.answer_check import question_subjects
+
+    assert question_subjects("How did WTI and Brent prices behave in 2020?") == ["wti", "brent", "prices"]
+    assert question_subjects("What did gold cost in British pounds?") == ["gold", "british", "pounds"]
+    assert "cost" in question_subjects("How has the cost of living in Japan changed?")
+    assert question_subjects("When did gold fall the most, and how much did it lose?") == ["gold"]
+
+
+def test_one_series_at_two_frequencies_is_taken_from_one_table():
+    from lyceum.research.catalog import ColumnProfile
+    from lyceum.research.selection import one_table_per_measure
+
+    def series(name, freq, col):
+        return TableProfile(id=f"co2/{name}.csv", sql_name=name, path="", dataset="co2", time_column="t",
+                            frequency=freq, name_words=name.split("-"),
+                            columns=[ColumnProfile(name="t", type="date"), ColumnProfile(col, "number", unit="ppm")])
+
+    monthly, annual = series("co2-mm-mlo", "monthly", "Average"), series("co2-annmean-mlo", "annual", "Mean")
+    kept, notes = one_table_per_measure([annual, monthly], "How much has CO2 risen since 1980?")
+    assert kept == [monthly] and "hold the same series, monthly and annual" in notes[0]
+    assert one_table_per_measure([annual, monthly], "What was the annual mean CO2 in 1990?")[0] == [annual]
+    other_site = series("co2-annmean-gl", "annual", "Mean")  # another place, not another frequency
+    assert one_table_per_measure([monthly, other_site], "CO2")[0] == [monthly, other_site]
+
+
+def test_the_warmest_years_are_ranked_from_the_annual_table_for_each_record(catalog, tables_dir, tmp_path):
+    temp = pd.read_csv(tables_dir / "global-temp/data/annual.csv")
+    temp = temp[temp["Year"].astype(str).str.fullmatch(r"\d{4}")].assign(Year=lambda d: d["Year"].astype(int))
+    last_common = int(temp.groupby("Source")["Year"].max().min())  # a year only one record has is partial
+    gcag = temp[(temp["Source"] == "gcag") & (temp["Year"] <= last_common)].nlargest(5, "Mean")
+    result, report = run(catalog, "What were the five warmest years on record for the global average temperature?",
+                         tmp_path / "warm")
+    assert result.summary["tables_used"] == ["global-temp/data/annual.csv"]
+    from lyceum.tables import fmt
+
+    listed = ", ".join(f"{r.Year} ({fmt(r.Mean)} °C)" for r in gcag.itertuples())
+    assert abstract(report).startswith(f"The 5 years with the highest annual value of GCAG in 1850–{last_common} "
+                                       f"were {listed}. The 5 years with the highest annual value of GISTEMP")
+    # An anomaly around zero has no percentage falls and no boom-bust cycles.
+    assert "boom-bust" not in report and "largest fall" not in report
+
+
+def test_a_share_question_naming_an_entity_states_its_share_and_rank(catalog, tables_dir, tmp_path):
+    top = pd.read_csv(tables_dir / "gdp/data/top-economies.csv")
+    year = top[top["year"] == 2020].set_index("country")["gdp_trillion"]
+    share = year["United States"] / year.sum() * 100
+    rank = int(year.rank(ascending=False)["United States"])
+    _, report = run(catalog, "What share of the top 10 economies' GDP did the United States hold in 2020?",
+                    tmp_path / "share")
+    assert abstract(report).startswith(f"In 2020, United States had {year['United States']:.2f} USD trillion, "
+                                       f"{share:.1f}% of the {len(year)} listed (number {rank} of {len(year)}).")

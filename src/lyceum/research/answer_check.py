@@ -30,7 +30,7 @@ _NOT_SUBJECTS = re.compile(
     r"level|levels|number|numbers|amount|happen(ed|s)?|look|looked|show|shows|explain|describe|there|term|"
     r"hold|holds|held|take|takes|took|make|makes|made|give|gives|gave|come|came|reach|reached|account|"
     r"accounts|accounted|stand|stood|get|got|put|see|seen|saw|go|went|gone|become|became|remain|remained|"
-    r"lose|loses|losing|lost|gain|gains|gained|gaining|"
+    r"lose|loses|losing|lost|gain|gains|gained|gaining|behave[ds]?|behaving|perform|performs|performed|fare[ds]?|"
     # statistics and forms of a number: how a quantity is summarised, not what it is about
     r"average|averages|averaged|mean|median|annual|annually|yearly|monthly|daily|quarterly|compound|compounded|"
     r"percent|percentage|per cent|cent|total|together|combined|value|today|dollars?)$")
@@ -84,7 +84,8 @@ def question_subjects(question: str) -> list[str]:
         w = re.sub(r"'s$", "", w)
         if len(w) < 3 or w in STOPWORDS or _NOT_SUBJECTS.match(w) or intents.match(w) or w in out or _adverb(w):
             continue
-        if w in ("cost", "costs") and re.search(r"\b(did|does|do|will|would)\b[^?]*\bcosts?\b", question, re.I):
+        if w in ("cost", "costs") and re.search(r"\b(did|does|do|will|would)\b[^?]*\bcosts?\b", question,
+                                                re.IGNORECASE):
             continue  # "what did gold cost": the verb asks for a price, it names no subject
         out.append(w)
     return out
@@ -200,6 +201,8 @@ def _answer_sentence(f, intents: set[str], part: str = "", question: str = "") -
     """The sentence of a finding that answers an ask: a ranking's second (its first only counts rows); for a
     question about a peak or a fall, the sentence stating an extreme that shares the most words with the ask
     ("when did gold fall the most" -> its largest fall, not its highest value); otherwise the first."""
+    if f.title.startswith("Years with the"):
+        return " ".join(f.sentences[:3])  # the years ranked, for each series (two temperature records)
     if f.kind == "ranking" and len(f.sentences) > 1:
         return f.sentences[1]
     if f.kind == "levels" and question and not intents:

@@ -109,6 +109,22 @@ def _same_measure_narrower(small: TableProfile, large: TableProfile) -> bool:
     return bool(a) and len(a) <= 0.5 * len(b) and len(a & b) >= 0.8 * len(a)
 
 
+def _same_series_other_frequency(a: TableProfile, b: TableProfile) -> bool:
+    """``a`` and ``b`` hold one series at two sampling frequencies: two tables of one dataset without entities,
+    file names differing by one word each ("co2-mm-mlo" / "co2-annmean-mlo"), levels in the same units."""
+    if a is b or a.dataset != b.dataset or a.entity_column or b.entity_column or not (a.time_column and b.time_column):
+        return False
+    if is_change_table(a) or is_change_table(b) or not a.frequency or not b.frequency or a.frequency == b.frequency:
+        return False
+    wa, wb = set(a.name_words), set(b.name_words)
+    from lyceum.research.catalog import guess_unit
+
+    def units(p: TableProfile) -> set[str]:
+        return {c.unit or guess_unit(c.description) or guess_unit(p.description) for c in p.numeric_columns} - {""}
+
+    return len(wa - wb) == 1 and len(wb - wa) == 1 and bool(units(a) & units(b))
+
+
 def _years(p: TableProfile) -> tuple[int, int] | None:
     try:
         return int(str(p.time_start)[:4]), int(str(p.time_end)[:4])
@@ -132,6 +148,16 @@ def one_table_per_measure(tables: list[TableProfile], question: str) -> tuple[li
         return len(matched_entities(question, p.entities)), years, len(p.entities), span[1] - span[0] if span else 0
 
     kept, notes = list(tables), []
+    wanted = named_frequency(question) or ("annual" if scope.ranked_years else None)
+    for a in tables:
+        for b in tables:
+            if a in kept and b in kept and _same_series_other_frequency(a, b):
+                # The frequency the question names, else the finer one (every coarser view is computed from it).
+                keep, drop = sorted((a, b), key=lambda p: _grain_rank(p, wanted))
+                kept.remove(drop)
+                notes.append(f"`{keep.id}` and `{drop.id}` hold the same series, {keep.frequency} and "
+                             f"{drop.frequency}; it is taken from `{keep.id}` only, so that each number is stated "
+                             f"once.")
     for small in tables:
         for large in tables:
             if small in kept and large in kept and _same_measure_narrower(small, large):
@@ -198,6 +224,11 @@ def _select_in_dataset(members: list[TableProfile], query: set[str], scores: dic
     words = {p.id: set(p.name_words) - common for p in members}
     restricted, named = _apply_facets(members, words, query)
     wanted = named_frequency(question)
+    if wanted is None:
+        from lyceum.research.question import ranked_years
+
+        # "The five warmest years": years are ranked by their annual values, as published where a table has them.
+        wanted = "annual" if ranked_years(question.lower()) else None
     groups: dict[tuple, list[TableProfile]] = {}
     for p in restricted:
         key = (tuple(sorted(c.name.lower() for c in p.numeric_columns)),

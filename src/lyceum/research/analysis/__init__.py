@@ -63,11 +63,13 @@ def analyze_tables(catalog: Catalog, tables: list[TableProfile], question: str, 
     ranking = per_capita_ranking(catalog, tables, question, scope, sink)
     findings = ranking + findings
     for t in tables if not ranking else []:  # a per-capita ranking replaces the ranking of the totals
+        # "What share of the top 10's GDP did the US hold": a share question ranks even when it names entities.
         if t.time_column and t.entity_column and len(t.entities) > MAX_ENTITIES and {"rank", "share"} & scope.intents \
-                and not matched_entities(question, t.entities):
+                and (not matched_entities(question, t.entities) or "share" in scope.intents):
             named = [y for y in scope.years_named if t.time_start and int(t.time_start[:4]) <= y]
             f = latest_ranking_finding(catalog.frame(t.id), t, pick_measure(t, question), sink,
-                                       year=named[-1] if named else None, top_n=scope.top_n)
+                                       year=named[-1] if named else None, top_n=scope.top_n,
+                                       named=matched_entities(question, t.entities))
             if f is not None:
                 findings.insert(0, f)
     for t in tables:

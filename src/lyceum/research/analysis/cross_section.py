@@ -64,7 +64,7 @@ def analyze_cross_section(frame, t: TableProfile, question: str, scope: Scope, s
 
 
 def latest_ranking_finding(frame, t: TableProfile, measure: str | None, sink: FigureSink, *,
-                           year: int | None = None, top_n: int | None = None) -> Finding | None:
+                           year: int | None = None, top_n: int | None = None, named: list[str] = ()) -> Finding | None:
     """For "which are the largest" questions on a panel: rank the entities in ``year`` (a year the question
     names) or else the latest year with data; ``top_n`` is the size of the group the question asks about."""
     if measure is None:
@@ -108,6 +108,14 @@ def latest_ranking_finding(frame, t: TableProfile, measure: str | None, sink: Fi
         sentences.append(f"The top {top_n} in {year} ({join_names([str(k) for k in latest.index[:top_n]])}) account "
                          f"for {fmt_pct(share, signed=False)} of {base}.")
         numbers[f"top{top_n} share"] = share
+    # The entities the question names, after the leaders: their value, share and rank are the direct answer.
+    for k in reversed([k for k in named if k in latest.index]):
+        rank = list(latest.index).index(k) + 1
+        share_k = fmt_pct(latest[k] / total * 100, signed=False)
+        sentences.insert(1, f"In {year}, {k} had {with_unit(latest[k], unit)}, {share_k} of {base} (number {rank} "
+                            f"of {len(latest)}).")
+        numbers.update({f"{k} {year}": float(latest[k]), f"{k} share {year}": float(latest[k] / total * 100),
+                        f"{k} rank {year}": float(rank)})
     return Finding(title=f"Ranking in {year}", sentences=sentences,
                    figures=[Figure(fig_path, f"The 10 largest by {lower_words(measure_label(t, measure))} in {year}",
                                    Provenance(tables=[t.id], method="bar chart of the latest ranking"))],

@@ -246,8 +246,6 @@ def against_inflation(catalog: Catalog, panels: list[Panel], question: str, scop
     """"US house prices vs inflation": each published level series set against its country's consumer prices
     over the same years: the series' change, the cumulative inflation (the price index chained into levels) and
     the change in real terms, (1 + change) / (1 + inflation) - 1. Series already in real terms are left out."""
-    import pandas as pd
-
     from lyceum.research.analysis.panels import choose_window, yearly
     from lyceum.research.analysis.wording import with_unit
     from lyceum.research.numbers import fmt_pct
@@ -337,8 +335,8 @@ def correlation_across_tables(panels: list[Panel], scope, sink) -> list:
     ya, yb = yearly(a, years), yearly(b, years)
     ea, eb = a.entities[0], b.entities[0]
     # A series code is spelled out where its table defines it ("GCAG" -> "global component of Climate at a Glance").
-    name_a, name_b = (f"{p.measure} ({p.definitions[e]}, {e})" if e in p.definitions else f"{p.measure} ({e})"
-                      for p, e in ((a, ea), (b, eb)))
+    name_a, name_b = (f"{p.measure} ({p.definitions[e]}, {e})" if e in p.definitions else
+                      p.measure if e.lower() in p.measure.lower() else f"{p.measure} ({e})" for p, e in ((a, ea), (b, eb)))
     both = pd.DataFrame({name_a: ya[ea], name_b: yb[eb]}).dropna()
     if len(both) < 8:
         return []

@@ -426,6 +426,11 @@ def extremes_finding(panel: Panel, w: Window, scope: Scope) -> Finding | None:
                          f"{date_text(hi['time'], panel)}{record}; its lowest was {with_unit(lo['value'], panel.unit)} {on} "
                          f"{date_text(lo['time'], panel)}.")
         numbers.update({f"{e} high": float(hi["value"]), f"{e} low": float(lo["value"])})
+        if (g["value"] <= 0).mean() > 0.05:
+            # Not a level with a true zero (a temperature anomaly, a balance): falls as percentages of a peak near
+            # zero read "-4489%", and its wobbles around zero are no boom-bust cycles. A price that dipped below
+            # zero on one day (WTI, April 2020) is still a level.
+            continue
         dd = largest_fall(g["time"].tolist(), g["value"].astype(float).tolist())
         if dd is not None and dd["pct"] <= -10:
             size = (f"a fall of {with_unit(dd['peak'] - dd['trough'], panel.unit)} that took it below zero"
