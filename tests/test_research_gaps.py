@@ -207,3 +207,11 @@ def test_a_share_question_naming_an_entity_states_its_share_and_rank(catalog, ta
                     tmp_path / "share")
     assert abstract(report).startswith(f"In 2020, United States had {year['United States']:.2f} USD trillion, "
                                        f"{share:.1f}% of the {len(year)} listed (number {rank} of {len(year)}).")
+
+
+def test_a_fall_question_opens_with_the_largest_fall_and_long_histories_list_few_decades(catalog, tmp_path):
+    result, report = run(catalog, "When did gold fall the most, and how much did it lose?", tmp_path / "fall")
+    assert abstract(report).startswith("Gold's largest fall in the period ran from ")
+    assert result.summary["answer_check"]["answered"] is True
+    paces = re.search(r"The average yearly change of Gold was ([^:]*):", report).group(1)
+    assert paces.count(" in the ") == 5 and "every decade is in the table" in report

@@ -176,15 +176,15 @@ def check_answer(question: str, findings, profiles) -> AnswerCheck:
         candidates = sorted((f for f in findings if f.sentences),
                             key=lambda f: -len(wanted_terms & set(tokenize(f.title + " " + f.sentences[0]))))
         best = next((f for k in wanted for f in candidates if f.kind == k and id(f) not in used), None)
+        if best is None and "peaks" in intents:
+            # A peak asked for, where no finding of peaks answers it: the finding that states the largest or
+            # smallest value (the yearly rates of an inflation series) does.
+            best = next((f for f in candidates if id(f) not in used and any(_EXTREME.search(s) for s in f.sentences)),
+                        None)
         best = best or next((f for f in candidates if id(f) not in used), None)
         if best is None:
             answers.append("")
             continue
-        # A peak asked for, where no finding of peaks answers it: the finding that states the largest or
-        # smallest value (the yearly rates of an inflation series) does.
-        if "peaks" in intents and best.kind != "peaks":
-            best = next((f for f in candidates if id(f) not in used and any(_EXTREME.search(s) for s in f.sentences)),
-                        best)
         used.add(id(best))
         answers.append(_answer_sentence(best, intents, part, question))
     covered_by = "; ".join(sorted({f"{p.title}" + (f" in {_units(p)}" if _units(p) else "") for p in profiles})) \
@@ -194,7 +194,7 @@ def check_answer(question: str, findings, profiles) -> AnswerCheck:
 
 
 # A sentence stating an extreme: the answer to "when did it peak", "how high / low did it get".
-_EXTREME = re.compile(r"\b(highest|lowest|largest|smallest|biggest|deepest|peak(ed)?|trough|record)\b", re.IGNORECASE)
+_EXTREME = re.compile(r"\b(highest|lowest|largest|smallest|biggest|deepest|peak(ed)?|trough)\b", re.IGNORECASE)
 
 
 def _answer_sentence(f, intents: set[str], part: str = "", question: str = "") -> str:

@@ -361,6 +361,7 @@ def correlation_across_tables(panels: list[Panel], scope, sink) -> list:
     formula = (f"Pearson correlation of the annual means of {a.measure} ({', '.join(a.tables)}) and {b.measure} "
                f"({', '.join(b.tables)}), joined on year; changes are year-on-year differences, lags shift the "
                f"second series")
+    sentences.append(f"The correlation is computed here as the {formula}.")  # its provenance, in the text too
     shown = list(both.index[:: max(1, len(both) // 15)])
     rows = [[str(int(y)), fmt(both.at[y, name_a]), fmt(both.at[y, name_b])] for y in shown]
     table = Table(markdown_table(["Year", name_a, name_b], rows), f"Annual {join_names([name_a, name_b])}, {span}",

@@ -285,9 +285,17 @@ def change_finding(panel: Panel, w: Window, scope: Scope, sink: FigureSink) -> F
             # of two paces (which reads as a riddle when either is small or negative).
             parts = [f"{fmt(m / div)}{unit_after_number(unit)} in the {decade_label(d, ys)}" for d, ys, m in full]
             faster = "faster" if m1 > m0 else "slower"
-            listed = ", ".join(parts[:-1]) + f" and {parts[-1]}"
-            sentences.append(f"The average {what} of {e} was {listed}: {faster} in the latest decade than in the "
-                             f"first.")
+            if len(parts) > 6:
+                # Two centuries of decades in one sentence is a number dump: the latest five, against the first;
+                # the table lists them all.
+                listed = ", ".join(parts[-5:-1]) + f" and {parts[-1]}"
+                sentences.append(f"The average {what} of {e} was {listed}: {faster} in the latest decade than in "
+                                 f"the first, the {decade_label(*full[0][:2])} ({fmt(m0 / div)}"
+                                 f"{unit_after_number(unit)}; every decade is in the table).")
+            else:
+                listed = ", ".join(parts[:-1]) + f" and {parts[-1]}"
+                sentences.append(f"The average {what} of {e} was {listed}: {faster} in the latest decade than in "
+                                 f"the first.")
         series = values[e].dropna()
         if len(series) < 3:
             continue
