@@ -194,8 +194,8 @@ def test_the_warmest_years_are_ranked_from_the_annual_table_for_each_record(cata
     listed = ", ".join(f"{r.Year} ({fmt(r.Mean)} °C)" for r in gcag.itertuples())
     assert abstract(report).startswith(f"The 5 years with the highest annual value of GCAG in 1850–{last_common} "
                                        f"were {listed}. The 5 years with the highest annual value of GISTEMP")
-    # An anomaly around zero has no percentage falls and no boom-bust cycles.
-    assert "boom-bust" not in report and "largest fall" not in report
+    # An anomaly around zero has no percentage falls or changes and no boom-bust cycles.
+    assert "boom-bust" not in report and "largest fall" not in report and "yearly change (%)" not in report
 
 
 def test_a_share_question_naming_an_entity_states_its_share_and_rank(catalog, tables_dir, tmp_path):

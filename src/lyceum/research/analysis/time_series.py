@@ -233,6 +233,8 @@ def change_finding(panel: Panel, w: Window, scope: Scope, sink: FigureSink) -> F
     else:
         per_year = ann.diff().iloc[1:]
         pct = (ann.pct_change(fill_method=None) * 100).iloc[1:]
+        if (panel.data["value"] <= 0).mean() > 0.05:
+            pct = None  # an anomaly around zero: a change of "-233.6%" from 0.0342 °C says nothing
         what, unit = "yearly change", panel.unit
     if panel.is_change:
         # The years the question names, as published ("inflation in 1990 and 2020").
@@ -276,7 +278,7 @@ def change_finding(panel: Panel, w: Window, scope: Scope, sink: FigureSink) -> F
     table = Table(markdown_table(headers, rows), f"{caption}, {w.label()}",
                   Provenance(tables=panel.tables, method=f"decade means of the {what}", numbers=dict(numbers)))
     # In percent for prices and money, in the measure's own unit for physical quantities.
-    values, vunit = (pct, "%") if relative else (per_year, unit)
+    values, vunit = (pct, "%") if relative and pct is not None else (per_year, unit)
     for e, ms in dec_means.items():
         full = [(d, ys, m) for d, ys, m in ms if len(ys) >= 5] or ms
         if len(full) >= 2:
