@@ -215,3 +215,9 @@ def test_a_fall_question_opens_with_the_largest_fall_and_long_histories_list_few
     assert result.summary["answer_check"]["answered"] is True
     paces = re.search(r"The average yearly change of Gold was ([^:]*):", report).group(1)
     assert paces.count(" in the ") == 5 and "every decade is in the table" in report
+
+
+def test_a_dataset_matching_only_the_form_of_a_question_yields_to_one_naming_its_subject(catalog):
+    # "largest" matches the ten largest economies; the question is about WTI.
+    assert {p.dataset for p in catalog.select("What was the largest fall in WTI oil prices since 2000?")} == \
+        {"oil-prices"}

@@ -56,6 +56,19 @@ def select_tables(catalog: Catalog, question: str, *, max_tables: int = 3, embed
     top = ranked[0][1]
     query = set(tokenize(question))
     order = [d for d, _ in sorted(best_by_dataset.items(), key=lambda x: -x[1])]
+    # A best dataset that names none of the question's subjects, only its form ("the largest fall in WTI prices"
+    # finding the ten largest economies), yields to a close one that does.
+    form = _alias_terms() | {t for w in re.findall(r"[a-z]+", question.lower())
+                             if any(re.match(p, w) for p in INTENT_WORDS.values()) for t in tokenize(w)}
+
+    def names_subject(d: str) -> bool:
+        return bool(_covered_terms(catalog, d, query) & _subject_terms(question) - form - _entity_terms(catalog, d))
+
+    if not names_subject(order[0]):
+        better = next((d for d in order[1:4] if best_by_dataset[d] >= 0.5 * top and names_subject(d)), None)
+        if better is not None:
+            order.remove(better)
+            order.insert(0, better)
     datasets = order[:1]
     # A second dataset joins only when it scores nearly as well *and* covers question words the first does not
     # (a cross-dataset question such as "CO2 and temperature"), not merely the same words again.
