@@ -161,6 +161,7 @@ def test_verbs_asking_how_a_series_did_name_no_subject():
     assert question_subjects("How did WTI and Brent prices behave in 2020?") == ["wti", "brent", "prices"]
     assert question_subjects("What did gold cost in British pounds?") == ["gold", "british", "pounds"]
     assert "cost" in question_subjects("How has the cost of living in Japan changed?")
+    assert question_subjects("How many Japanese yen did one US dollar buy in 2012?") == ["japanese", "yen"]
     assert question_subjects("When did gold fall the most, and how much did it lose?") == ["gold"]
 
 
@@ -221,3 +222,27 @@ def test_a_dataset_matching_only_the_form_of_a_question_yields_to_one_naming_its
     # "largest" matches the ten largest economies; the question is about WTI.
     assert {p.dataset for p in catalog.select("What was the largest fall in WTI oil prices since 2000?")} == \
         {"oil-prices"}
+
+
+def test_a_gap_in_a_named_year_is_stated_for_that_year(catalog, tables_dir, tmp_path):
+    def mean_2011(name):
+        d = pd.read_csv(tables_dir / f"oil-prices/data/{name}-daily.csv")
+        return d[d["Date"].str.startswith("2011")]["Price"].mean()
+
+    brent, wti = mean_2011("brent"), mean_2011("wti")
+    _, report = run(catalog, "What was the gap between Brent and WTI prices in 2011?", tmp_path / "gap")
+    assert abstract(report).startswith(f"In 2011, Brent was {brent - wti:.2f} USD/bbl above WTI ({brent:.2f} USD/bbl "
+                                       f"against {wti:.2f} USD/bbl).")
+
+
+def test_an_index_is_ranked_without_shares_of_a_total(catalog, tables_dir, tmp_path):
+    from lyceum.research.analysis.cross_section import latest_ranking_finding
+    from lyceum.research.analysis.panels import FigureSink
+
+    t = catalog.by_id["house-prices-global/data/real_index.csv"]
+    f = latest_ranking_finding(catalog.frame(t.id), t, "price", FigureSink(tmp_path), year=2022, top_n=3)
+    house = pd.read_csv(tables_dir / "house-prices-global/data/real_index.csv")
+    house = house[house["date"].str.startswith("2022")].groupby("country")["price"].mean()
+    top = house[[c for c in house.index if c not in ("Euro area", "World")]].nlargest(1)
+    assert f.sentences[0].startswith("In 2022, the 3 highest by price of the ") and top.index[0] in f.sentences[0]
+    assert "%" not in " ".join(f.sentences) and "Share" not in f.tables[0].markdown

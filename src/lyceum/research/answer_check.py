@@ -31,6 +31,7 @@ _NOT_SUBJECTS = re.compile(
     r"hold|holds|held|take|takes|took|make|makes|made|give|gives|gave|come|came|reach|reached|account|"
     r"accounts|accounted|stand|stood|get|got|put|see|seen|saw|go|went|gone|become|became|remain|remained|"
     r"lose|loses|losing|lost|gain|gains|gained|gaining|behave[ds]?|behaving|perform|performs|performed|fare[ds]?|"
+    r"buy|buys|bought|sell|sells|sold|worth|"
     # statistics and forms of a number: how a quantity is summarised, not what it is about
     r"average|averages|averaged|mean|median|annual|annually|yearly|monthly|daily|quarterly|compound|compounded|"
     r"percent|percentage|per cent|cent|total|together|combined|value|today|dollars?)$")

@@ -582,6 +582,20 @@ def comparison_finding(panel: Panel, w: Window, scope: Scope, sink: FigureSink) 
                          f"{int(spread.abs().idxmax())} ({gap(spread[spread.abs().idxmax()])}).")
         numbers.update({f"{a}-{b} mean spread": float(spread.mean()),
                         f"{a}-{b} widest gap": float(spread[spread.abs().idxmax()])})
+    # The years the question names, first: "the gap between Brent and WTI in 2011" is answered in 2011, not at
+    # the ends of the window shown around it.
+    named = [y for y in scope.years_named if y in both.index][:3]
+    if named and not own_units:
+        gap_of = (lambda v: f"{fmt(v)} percentage points") if panel.unit == "%" else \
+            (lambda v: with_unit(v, panel.unit))
+        parts = []
+        for y in named:
+            va, vb = float(both.at[y, a]), float(both.at[y, b])
+            parts.append(f"in {y}, {a} was {gap_of(abs(va - vb))} {'above' if va >= vb else 'below'} {b} "
+                         f"({with_unit(va, panel.unit)} against {with_unit(vb, panel.unit)})")
+            numbers.update({f"{a} {y}": va, f"{b} {y}": vb, f"{a}-{b} gap {y}": va - vb})
+        text = "; ".join(parts)
+        sentences.insert(0, text[:1].upper() + text[1:] + ".")
     if len(both) >= 4:
         r = float(np.corrcoef(both[a], both[b])[0, 1])
         dr = both.pct_change(fill_method=None).dropna()
