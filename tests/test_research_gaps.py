@@ -246,3 +246,15 @@ def test_an_index_is_ranked_without_shares_of_a_total(catalog, tables_dir, tmp_p
     top = house[[c for c in house.index if c not in ("Euro area", "World")]].nlargest(1)
     assert f.sentences[0].startswith("In 2022, the 3 highest by price of the ") and top.index[0] in f.sentences[0]
     assert "%" not in " ".join(f.sentences) and "Share" not in f.tables[0].markdown
+
+
+def test_a_per_capita_answer_names_its_measure_for_each_country_asked(catalog, tables_dir, tmp_path):
+    gdp = pd.read_csv(tables_dir / "gdp/data/gdp.csv")
+    pop = pd.read_csv(tables_dir / "population/data/population.csv")
+    both = gdp.merge(pop, on=["Country Name", "Year"], suffixes=("_gdp", "_pop"))
+    pc = (both["Value_gdp"] / both["Value_pop"]).set_axis(pd.MultiIndex.from_frame(both[["Country Name", "Year"]]))
+    _, report = run(catalog, "What was GDP per capita in India and China in 2010 and 2020?", tmp_path / "pc")
+    opening = abstract(report)
+    for country in ("India", "China"):
+        assert f"{country}'s GDP per capita was {pc[country, 2010]:,.2f} USD in 2010 and {pc[country, 2020]:,.2f} USD " \
+               f"in 2020" in opening.split(". ")[0 if country == "India" else 1]

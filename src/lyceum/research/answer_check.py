@@ -213,7 +213,7 @@ def _answer_sentence(f, intents: set[str], part: str = "", question: str = "") -
 
         names = matched_entities(question, sorted({k.rsplit(" ", 1)[0] for k in f.numbers
                                                    if re.fullmatch(r".+ \d{4}", k)}))
-        own = [s for s in f.sentences if any(s.startswith(f"{n} ") for n in names)]
+        own = [s for s in f.sentences if any(s.startswith((f"{n} ", f"{n}'")) for n in names)]
         if len(names) >= 2 and len(own) >= 2:
             return " ".join(own[:3])
     extremes = [s for s in f.sentences if _EXTREME.search(s)]

@@ -114,8 +114,11 @@ def levels_finding(panel: Panel, w: Window, sink: FigureSink, named_years: list[
             continue
         y0, y1 = int(s.index[0]), int(s.index[-1])
         v0, v1 = float(s.iloc[0]), float(s.iloc[-1])
-        text = (f"{e} {'was' if panel.frequency == 'annual' else 'averaged'} {with_unit(v0, panel.unit)} in {y0} and "
-                f"{with_unit(v1, panel.unit)} in {y1}")
+        # A derived measure in a bare currency ("GDP per capita" in USD, like GDP itself) is named in its sentence.
+        subject = f"{possessive(e)} {lower_words(panel.measure)}" if panel.formula and \
+            re.fullmatch(r"[A-Z]{3}", panel.unit or "") else e
+        text = (f"{subject} {'was' if panel.frequency == 'annual' else 'averaged'} {with_unit(v0, panel.unit)} in {y0} "
+                f"and {with_unit(v1, panel.unit)} in {y1}")
         if not panel.is_change and v0 > 0 and v1 > 0:
             pct = (v1 / v0 - 1) * 100
             cagr = ((v1 / v0) ** (1 / (y1 - y0)) - 1) * 100
