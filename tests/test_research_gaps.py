@@ -258,3 +258,16 @@ def test_a_per_capita_answer_names_its_measure_for_each_country_asked(catalog, t
     for country in ("India", "China"):
         assert f"{country}'s GDP per capita was {pc[country, 2010]:,.2f} USD in 2010 and {pc[country, 2020]:,.2f} USD " \
                f"in 2020" in opening.split(". ")[0 if country == "India" else 1]
+
+
+def test_which_year_rose_the_most_is_answered_by_the_largest_yearly_move(catalog, tables_dir, tmp_path):
+    # Rows carry more fields than the header names: read the first and third (Date, Average) by position.
+    monthly = pd.read_csv(tables_dir / "co2-ppm/data/co2-mm-mlo.csv", header=None, skiprows=1, usecols=[0, 2],
+                          names=["Date", "Average"])
+    annual = monthly.groupby(pd.to_datetime(monthly["Date"]).dt.year)["Average"].mean()
+    annual = annual[annual.index < annual.index.max()]  # the latest year is partial
+    growth = pd.read_csv(tables_dir / "co2-ppm/data/co2-gr-mlo.csv").set_index("Year")["Annual Increase"]
+    years = {str(annual.diff().idxmax()), str(growth.idxmax())}  # from the levels, or as published
+    _, report = run(catalog, "In which year did CO2 at Mauna Loa rise the most?", tmp_path / "co2")
+    first = abstract(report).split(". ")[0]
+    assert re.search(r"biggest yearly rise|largest annual increase", first) and any(y in first for y in years)

@@ -160,6 +160,12 @@ def check_answer(question: str, findings, profiles) -> AnswerCheck:
     used: set[str] = set()
     for i, part in enumerate(parts):
         intents = parse_question(part).intents
+        # "In which year did CO2 rise the most": a when-question about an extreme is answered by the year of the
+        # largest move, not by the levels at the ends of the period.
+        when_extreme = bool(re.search(r"\b(?:which|what)\s+(?:year|month|day|date|decade)\b|\bwhen\b", part,
+                                      re.IGNORECASE)) and bool({"rank", "peaks"} & intents)
+        if when_extreme:
+            intents = intents | {"peaks"}
         # "When did UK inflation peak, and how high was it?": a follow-up with no subject of its own asks about
         # the previous part's subject; the sentence that answered that part answers it too when it states what
         # this part asks (the extreme's size, the amount).
@@ -171,13 +177,16 @@ def check_answer(question: str, findings, profiles) -> AnswerCheck:
         # "In which year was it lowest", "which five countries had the highest": answered by the ranking.
         if asked.ranked_years or (asked.top_n and "rank" in asked.intents):
             wanted = ["ranking"] + wanted
+        if when_extreme:
+            wanted = [k for k in wanted if k != "levels"]
         # Among findings of the kind asked, the one about the question's own subjects first (gold, not GDP).
         wanted_terms = set(tokenize(" ".join(question_subjects(part)))) or set(tokenize(" ".join(subjects)))
         wanted_terms |= set(tokenize(part))  # and the part's own words: "the average annual increase" asks a change
         candidates = sorted((f for f in findings if f.sentences),
                             key=lambda f: -len(wanted_terms & set(tokenize(f.title + " " + f.sentences[0]))))
         best = next((f for k in wanted for f in candidates if f.kind == k and id(f) not in used), None)
-        if best is None and "peaks" in intents:
+        if best is None and "peaks" in intents or when_extreme and best is not None and not any(
+                _EXTREME.search(s) for s in best.sentences):
             # A peak asked for, where no finding of peaks answers it: the finding that states the largest or
             # smallest value (the yearly rates of an inflation series) does.
             best = next((f for f in candidates if id(f) not in used and any(_EXTREME.search(s) for s in f.sentences)),
