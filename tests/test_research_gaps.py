@@ -45,6 +45,14 @@ def test_a_follow_up_ask_without_a_subject_is_answered_by_the_sentence_stating_t
     assert check.opening().count(peak) == 1 and "no analysis of the tables used answers" not in check.opening()
 
 
+def test_a_follow_up_ask_takes_the_sentence_of_the_same_finding_closest_to_it():
+    low = "Gold's highest monthly value in the period was 5,020.00 USD/oz in 2026-02; its lowest was 17.06 in 1931-01."
+    fall = "Gold's largest fall in the period ran from 674.00 USD/oz (1980-09) to 256.00 USD/oz (1999-07), -62.0%."
+    finding = Finding(title="Peaks, troughs and shocks in price", kind="peaks", sentences=[low, fall])
+    check = check_answer("When was gold at its lowest, and how far had it fallen?", [finding], [])
+    assert check.answers == [low, fall]
+
+
 def test_when_did_uk_inflation_peak_and_how_high_is_answered_first(catalog, tables_dir, tmp_path):
     cpi = pd.read_csv(tables_dir / "cpi/data/cpi.csv")
     uk = cpi[cpi["Country"] == "United Kingdom"].set_index("Year")["CPI"]  # yearly % changes, as published

@@ -158,6 +158,7 @@ def check_answer(question: str, findings, profiles) -> AnswerCheck:
                and not (fx and s in CURRENCIES)] if profiles else subjects
     answers = []
     used: set[str] = set()
+    previous = None  # the finding that answered the last part with a subject of its own
     for i, part in enumerate(parts):
         intents = parse_question(part).intents
         # "In which year did CO2 rise the most": a when-question about an extreme is answered by the year of the
@@ -169,9 +170,14 @@ def check_answer(question: str, findings, profiles) -> AnswerCheck:
         # "When did UK inflation peak, and how high was it?": a follow-up with no subject of its own asks about
         # the previous part's subject; the sentence that answered that part answers it too when it states what
         # this part asks (the extreme's size, the amount).
-        if i and answers[-1] and not question_subjects(part) and _states(answers[-1], intents):
-            answers.append(answers[-1])
-            continue
+        if i and answers[-1] and not question_subjects(part):
+            # The previous finding's sentence closest to this ask ("and how far had it fallen": its largest fall),
+            # else the previous answer itself.
+            closer = _answer_sentence(previous, intents, part, question) if previous is not None else ""
+            sentence = next((x for x in (closer, answers[-1]) if x and _states(x, intents)), "")
+            if sentence:
+                answers.append(sentence)
+                continue
         wanted = [k for i, k in _INTENT_KINDS.items() if i in intents]
         asked = parse_question(part)
         # "In which year was it lowest", "which five countries had the highest": answered by the ranking.
@@ -196,6 +202,7 @@ def check_answer(question: str, findings, profiles) -> AnswerCheck:
             answers.append("")
             continue
         used.add(id(best))
+        previous = best
         answers.append(_answer_sentence(best, intents, part, question))
     covered_by = "; ".join(sorted({f"{p.title}" + (f" in {_units(p)}" if _units(p) else "") for p in profiles})) \
         or "no table matched"
@@ -227,9 +234,20 @@ def _answer_sentence(f, intents: set[str], part: str = "", question: str = "") -
             return " ".join(own[:3])
     extremes = [s for s in f.sentences if _EXTREME.search(s)]
     if "peaks" in intents and extremes:
-        asked = set(tokenize(part))
-        return max(extremes, key=lambda s: (len(asked & set(tokenize(s))), -extremes.index(s)))
+        asked = _words(part)
+        return max(extremes, key=lambda s: (len(asked & _words(s)), -extremes.index(s)))
     return f.sentences[0]
+
+
+# Forms of the verbs of change a question and a sentence may use for the same move ("how far had it fallen" /
+# "its largest fall"; "how much did it lose" / "fall"; "rose" / "the biggest yearly rise").
+_MOVES = {"fell": "fall", "fallen": "fall", "falls": "fall", "drop": "fall", "declin": "fall", "lose": "fall",
+          "lost": "fall", "loss": "fall", "plung": "fall", "crash": "fall", "rose": "rise", "risen": "rise",
+          "increas": "rise", "gain": "rise", "grew": "rise", "grown": "rise", "grow": "rise", "climb": "rise"}
+
+
+def _words(text: str) -> set[str]:
+    return {_MOVES.get(t, t) for t in tokenize(text)}
 
 
 def _states(sentence: str, intents: set[str]) -> bool:
