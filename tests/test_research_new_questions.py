@@ -88,8 +88,9 @@ def more_facts(tables):
     wti = annual_mean(t / "oil-prices/data/wti-daily.csv", "Date", "Price")
     real_wti = lambda y: wti[y] * chained[chained.index.max()] / chained[y]
     gold = annual_mean(t / "gold-prices/data/monthly.csv", "Date", "Price")
-    # The pound is only in the monthly table, quoted as US dollars per pound.
-    usd_per_gbp = annual_mean(t / "exchange-rates/data/monthly.csv", "Date", "Exchange rate",
+    # The pound is only in the monthly table, as pounds per US dollar: the package inverted FRED's dollars per
+    # pound (its README: "some countries have inverted values"; 0.62 in January 2010, when a pound cost $1.61).
+    gbp_per_usd = annual_mean(t / "exchange-rates/data/monthly.csv", "Date", "Exchange rate",
                               where={"Country": "United Kingdom"})
     house = annual_mean(t / "house-prices-global/data/real_index.csv", "date", "price",
                         where={"country": "United States"})
@@ -107,7 +108,7 @@ def more_facts(tables):
         ("What was the average WTI oil price in 2008 and in 2022 in today's dollars, adjusted for inflation?",
          [("WTI", 2008, real_wti(2008)), ("WTI", 2022, real_wti(2022))]),
         ("What did gold cost in British pounds on average in 2010 and in 2020?",
-         [("Gold", y, gold[y] / usd_per_gbp[y]) for y in (2010, 2020)]),
+         [("Gold", y, gold[y] * gbp_per_usd[y]) for y in (2010, 2020)]),
         ("How did US house prices compare with US inflation in 1990 and 2020?",
          [("United States", 1990, house[1990]), ("United States", 2020, house[2020]),
           ("United States", 1990, us_cpi[1990]), ("United States", 2020, us_cpi[2020])]),

@@ -30,6 +30,8 @@ _NOT_SUBJECTS = re.compile(
     r"level|levels|number|numbers|amount|happen(ed|s)?|look|looked|show|shows|explain|describe|there|term|"
     r"hold|holds|held|take|takes|took|make|makes|made|give|gives|gave|come|came|reach|reached|account|"
     r"accounts|accounted|stand|stood|get|got|put|see|seen|saw|go|went|gone|become|became|remain|remained|"
+    r"lose|loses|losing|lost|gain|gains|gained|gaining|behave[ds]?|behaving|perform|performs|performed|fare[ds]?|"
+    r"buy|buys|bought|sell|sells|sold|worth|"
     # statistics and forms of a number: how a quantity is summarised, not what it is about
     r"average|averages|averaged|mean|median|annual|annually|yearly|monthly|daily|quarterly|compound|compounded|"
     r"percent|percentage|per cent|cent|total|together|combined|value|today|dollars?)$")
@@ -57,7 +59,7 @@ class AnswerCheck:
                          f"measures ({self.covered_by}); what follows is about what these tables hold, so that "
                          f"part of the question is not answered by this report.")
         for part, answer in zip(self.parts, self.answers):
-            if answer:
+            if answer and answer not in lines:  # one sentence may answer two parts ("when ... and how high")
                 lines.append(answer)
         if not self.missing and not all(self.answers):
             unanswered = [p for p, a in zip(self.parts, self.answers) if not a]
@@ -89,6 +91,9 @@ def question_subjects(question: str) -> list[str]:
             continue
         if w in after_how or w in _FRAMING or _MONTH_NAME.match(w) or _qualifier(w) or _graded(w):
             continue
+        if w in ("cost", "costs") and re.search(r"\b(did|does|do|will|would)\b[^?]*\bcosts?\b", question,
+                                                re.IGNORECASE):
+            continue  # "what did gold cost": the verb asks for a price, it names no subject
         out.append(w)
     return out
 
@@ -223,6 +228,11 @@ def check_answer(question: str, findings, profiles) -> AnswerCheck:
     # and for how they were computed ("deflated" by the CPI answers "after inflation").
     vocab |= {t for f in findings for item in [*f.figures, *f.tables] if "derived measure" in item.provenance.method
               for t in tokenize(item.provenance.method.split("derived measure", 1)[1])}
+    from lyceum.research.analysis.derived import REAL_TERMS
+
+    if any(re.search(r"\bconstant \d{4}\b|\breal terms\b", f.title + " " + " ".join(f.sentences)) for f in findings):
+        # A deflated measure answers "in real terms", "adjusted for inflation" though no table is called real.
+        vocab |= set(tokenize(" ".join(m.group(0) for m in REAL_TERMS.finditer(question))))
     # A country under another name ("Turkey" for "Turkiye"), a currency where exchange rates are used.
     entities = [e for p in profiles for e in p.entities[:1000]]
     fx = covers("exchange", vocab)
@@ -230,29 +240,105 @@ def check_answer(question: str, findings, profiles) -> AnswerCheck:
                and not (fx and s in CURRENCIES) and not _rarer_sense_covered(s, vocab)] if profiles else subjects
     answers = []
     used: set[str] = set()
-    for part in parts:
+    previous = None  # the finding that answered the last part with a subject of its own
+    for i, part in enumerate(parts):
         intents = parse_question(part).intents
+        # "In which year did CO2 rise the most": a when-question about an extreme is answered by the year of the
+        # largest move, not by the levels at the ends of the period.
+        when_extreme = bool(re.search(r"\b(?:which|what)\s+(?:year|month|day|date|decade)\b|\bwhen\b", part,
+                                      re.IGNORECASE)) and bool({"rank", "peaks"} & intents)
+        if when_extreme:
+            intents = intents | {"peaks"}
+        # "When did UK inflation peak, and how high was it?": a follow-up with no subject of its own asks about
+        # the previous part's subject; the sentence that answered that part answers it too when it states what
+        # this part asks (the extreme's size, the amount).
+        if i and answers[-1] and not question_subjects(part):
+            # The previous finding's sentence closest to this ask ("and how far had it fallen": its largest fall),
+            # else the previous answer itself.
+            closer = _answer_sentence(previous, intents, part, question) if previous is not None else ""
+            sentence = next((x for x in (closer, answers[-1]) if x and _states(x, intents)), "")
+            if sentence:
+                answers.append(sentence)
+                continue
         wanted = [k for i, k in _INTENT_KINDS.items() if i in intents]
         asked = parse_question(part)
         # "In which year was it lowest", "which five countries had the highest": answered by the ranking.
         if asked.ranked_years or (asked.top_n and "rank" in asked.intents):
             wanted = ["ranking"] + wanted
+        if when_extreme:
+            wanted = [k for k in wanted if k != "levels"]
         # Among findings of the kind asked, the one about the question's own subjects first (gold, not GDP).
         wanted_terms = set(tokenize(" ".join(question_subjects(part)))) or set(tokenize(" ".join(subjects)))
         wanted_terms |= set(tokenize(part))  # and the part's own words: "the average annual increase" asks a change
         candidates = sorted((f for f in findings if f.sentences),
                             key=lambda f: -len(wanted_terms & set(tokenize(f.title + " " + f.sentences[0]))))
         best = next((f for k in wanted for f in candidates if f.kind == k and id(f) not in used), None)
+        if best is None and "peaks" in intents or when_extreme and best is not None and not any(
+                _EXTREME.search(s) for s in best.sentences):
+            # A peak asked for, where no finding of peaks answers it: the finding that states the largest or
+            # smallest value (the yearly rates of an inflation series) does.
+            best = next((f for f in candidates if id(f) not in used and any(_EXTREME.search(s) for s in f.sentences)),
+                        None)
         best = best or next((f for f in candidates if id(f) not in used), None)
         if best is None:
             answers.append("")
             continue
         used.add(id(best))
-        answers.append(best.sentences[1] if best.kind == "ranking" and len(best.sentences) > 1 else best.sentences[0])
+        previous = best
+        answers.append(_answer_sentence(best, intents, part, question))
     covered_by = "; ".join(sorted({f"{p.title}" + (f" in {_units(p)}" if _units(p) else "") for p in profiles})) \
         or "no table matched"
     return AnswerCheck(question=question, parts=parts, answers=answers, subjects=subjects, missing=missing,
                        covered_by=covered_by)
+
+
+# A sentence stating an extreme: the answer to "when did it peak", "how high / low did it get".
+_EXTREME = re.compile(r"\b(highest|lowest|largest|smallest|biggest|deepest|peak(ed)?|trough)\b", re.IGNORECASE)
+
+
+def _answer_sentence(f, intents: set[str], part: str = "", question: str = "") -> str:
+    """The sentence of a finding that answers an ask: a ranking's second (its first only counts rows); for a
+    question about a peak or a fall, the sentence stating an extreme that shares the most words with the ask
+    ("when did gold fall the most" -> its largest fall, not its highest value); otherwise the first."""
+    if f.title.startswith("Years with the"):
+        return " ".join(f.sentences[:3])  # the years ranked, for each series (two temperature records)
+    if f.kind == "ranking" and len(f.sentences) > 1:
+        return f.sentences[1]
+    if f.kind == "levels" and question and not intents:
+        # "What was GDP per capita in India and China": a question asking for values (not how they evolved)
+        # is answered by the level of each entity it names, not the first one only.
+        from lyceum.research.catalog import matched_entities
+
+        names = matched_entities(question, sorted({k.rsplit(" ", 1)[0] for k in f.numbers
+                                                   if re.fullmatch(r".+ \d{4}", k)}))
+        own = [s for s in f.sentences if any(s.startswith((f"{n} ", f"{n}'")) for n in names)]
+        if len(names) >= 2 and len(own) >= 2:
+            return " ".join(own[:3])
+    extremes = [s for s in f.sentences if _EXTREME.search(s)]
+    if "peaks" in intents and extremes:
+        asked = _words(part)
+        return max(extremes, key=lambda s: (len(asked & _words(s)), -extremes.index(s)))
+    return f.sentences[0]
+
+
+# Forms of the verbs of change a question and a sentence may use for the same move ("how far had it fallen" /
+# "its largest fall"; "how much did it lose" / "fall"; "rose" / "the biggest yearly rise").
+_MOVES = {"fell": "fall", "fallen": "fall", "falls": "fall", "drop": "fall", "declin": "fall", "lose": "fall",
+          "lost": "fall", "loss": "fall", "plung": "fall", "crash": "fall", "rose": "rise", "risen": "rise",
+          "increas": "rise", "gain": "rise", "grew": "rise", "grown": "rise", "grow": "rise", "climb": "rise"}
+
+
+def _words(text: str) -> set[str]:
+    return {_MOVES.get(t, t) for t in tokenize(text)}
+
+
+def _states(sentence: str, intents: set[str]) -> bool:
+    """Whether an answer sentence already answers a follow-up ask: it states a number (how much, how high), and
+    an extreme when the ask is about a peak or low."""
+    from lyceum.research.numbers import extract_numbers
+
+    has_number = any(n.is_value for n in extract_numbers(sentence))
+    return has_number and ("peaks" not in intents or bool(_EXTREME.search(sentence)))
 
 
 def _units(p) -> str:

@@ -133,11 +133,15 @@ def _run_rule_based(cfg: ResearchConfig, catalog, docs, run):
     from lyceum.research.writer import compose_rule_based, finalize, profile_values, supported_values
 
     embed = cfg.embedder()
-    tables = catalog.select(cfg.question, max_tables=cfg.max_tables, embed=embed) if catalog is not None else []
+    from lyceum.research.selection import select_tables
+
+    choices: list[str] = []  # tables left out because another holds the same measure, and why
+    tables = select_tables(catalog, cfg.question, max_tables=cfg.max_tables, embed=embed, notes=choices) \
+        if catalog is not None else []
     ranked = catalog.search(cfg.question, k=8, embed=embed) if catalog is not None else []
     run.write_json("retrieval.json", {
         "ranked": [{"table": p.id, "score": round(s, 3)} for p, s in ranked],
-        "selected": [p.id for p in tables],
+        "selected": [p.id for p in tables], "choices": choices,
     })
     run.log(f"tables selected: {[p.id for p in tables]}")
     findings = analyze_tables(catalog, tables, cfg.question, run.path) if tables else []
@@ -145,7 +149,7 @@ def _run_rule_based(cfg: ResearchConfig, catalog, docs, run):
     tables = tables + [catalog.by_id[t] for t in dict.fromkeys(s for f in findings for s in f.sources)
                        if t in catalog.by_id and all(t != p.id for p in tables)]
     notes: list[Note] = docs.search(cfg.question, k=cfg.doc_notes) if docs is not None else []
-    draft = compose_rule_based(cfg.question, findings, tables, notes)
+    draft = compose_rule_based(cfg.question, findings, tables, notes, choices=choices)
     from lyceum.research.numbers import extract_numbers
 
     quoted = [n.value for note in notes for n in extract_numbers(note.text)]  # backed by the documents

@@ -42,7 +42,10 @@ def is_change_table(p: TableProfile) -> bool:
     return any(_CHANGE_COLUMN.search(v) for v in values[:1]) or bool(_PERCENT_CHANGE.search(p.description))
 
 
-def select_tables(catalog: Catalog, question: str, *, max_tables: int = 3, embed=None) -> list[TableProfile]:
+def select_tables(catalog: Catalog, question: str, *, max_tables: int = 3, embed=None,
+                  notes: list[str] | None = None) -> list[TableProfile]:
+    """The tables to analyse; ``notes`` (when given) receives a sentence for each table left out because another
+    holds the same measure (see ``one_table_per_measure``)."""
     ranked = catalog.search(_with_implied_measure(question), k=len(catalog.profiles), embed=embed)
     if not ranked:
         return []
@@ -53,6 +56,19 @@ def select_tables(catalog: Catalog, question: str, *, max_tables: int = 3, embed
     top = ranked[0][1]
     query = set(tokenize(question))
     order = [d for d, _ in sorted(best_by_dataset.items(), key=lambda x: -x[1])]
+    # A best dataset that names none of the question's subjects, only its form ("the largest fall in WTI prices"
+    # finding the ten largest economies), yields to a close one that does.
+    form = _alias_terms() | {t for w in re.findall(r"[a-z]+", question.lower())
+                             if any(re.match(p, w) for p in INTENT_WORDS.values()) for t in tokenize(w)}
+
+    def names_subject(d: str) -> bool:
+        return bool(_covered_terms(catalog, d, query) & _subject_terms(question) - form - _entity_terms(catalog, d))
+
+    if not names_subject(order[0]):
+        better = next((d for d in order[1:4] if best_by_dataset[d] >= 0.5 * top and names_subject(d)), None)
+        if better is not None:
+            order.remove(better)
+            order.insert(0, better)
     datasets = order[:1]
     # A second dataset joins only when it scores nearly as well *and* covers question words the first does not
     # (a cross-dataset question such as "CO2 and temperature"), not merely the same words again.
@@ -64,7 +80,11 @@ def select_tables(catalog: Catalog, question: str, *, max_tables: int = 3, embed
     # subject: "India's population compared with China's" needs no exchange-rate table that also lists India.
     ordinary = _entity_terms(catalog, order[0]) | _alias_terms() | {t for w in re.findall(r"[a-z]+", question.lower()) if any(
         re.match(p, w) for p in INTENT_WORDS.values()) for t in tokenize(w)}
-    from lyceum.research.analysis.derived import INFLATION, price_index
+    from lyceum.research.analysis.derived import INFLATION, REAL_TERMS, price_index
+
+    # "Oil in real terms": the words asking for a deflated measure name no second subject (the real house price
+    # index), since the price index that deflates is found on its own.
+    ordinary |= set(tokenize(" ".join(m.group(0) for m in REAL_TERMS.finditer(question))))
 
     if INFLATION.search(question) and not _subject_terms(question) & covered - ordinary:
         # The best dataset matched only on country names and question-form words ("inflation in Brazil" finding
@@ -84,7 +104,90 @@ def select_tables(catalog: Catalog, question: str, *, max_tables: int = 3, embed
         picks = _select_in_dataset(members, query, scores, question)
         # Keep room for the second subject's table.
         chosen += picks[: max_tables - 1] if i == 0 and len(datasets) > 1 else picks
-    return chosen[:max_tables]
+    kept, choices = one_table_per_measure(chosen, question)
+    if notes is not None:
+        notes += choices
+    return kept[:max_tables]
+
+
+def _same_measure_narrower(small: TableProfile, large: TableProfile) -> bool:
+    """``small`` holds the measure ``large`` holds, for a subset of its entities: two tables of one dataset, each
+    a panel of entities over time, the smaller's entities (nearly) all among the larger's, and far fewer of them
+    (GDP of the ten largest economies beside GDP of every country). Real and nominal indexes of the same
+    countries are two measures, not one: their entity lists are the same size."""
+    if small is large or small.dataset != large.dataset or is_change_table(small) or is_change_table(large):
+        return False
+    if not (small.time_column and small.entity_column and large.time_column and large.entity_column):
+        return False
+    a, b = set(small.entities), set(large.entities)
+    return bool(a) and len(a) <= 0.5 * len(b) and len(a & b) >= 0.8 * len(a)
+
+
+def _same_series_other_frequency(a: TableProfile, b: TableProfile) -> bool:
+    """``a`` and ``b`` hold one series at two sampling frequencies: two tables of one dataset without entities,
+    file names differing by one word each ("co2-mm-mlo" / "co2-annmean-mlo"), levels in the same units."""
+    if a is b or a.dataset != b.dataset or a.entity_column or b.entity_column or not (a.time_column and b.time_column):
+        return False
+    if is_change_table(a) or is_change_table(b) or not a.frequency or not b.frequency or a.frequency == b.frequency:
+        return False
+    wa, wb = set(a.name_words), set(b.name_words)
+    from lyceum.research.catalog import guess_unit
+
+    def units(p: TableProfile) -> set[str]:
+        return {c.unit or guess_unit(c.description) or guess_unit(p.description) for c in p.numeric_columns} - {""}
+
+    return len(wa - wb) == 1 and len(wb - wa) == 1 and bool(units(a) & units(b))
+
+
+def _years(p: TableProfile) -> tuple[int, int] | None:
+    try:
+        return int(str(p.time_start)[:4]), int(str(p.time_end)[:4])
+    except (TypeError, ValueError):
+        return None
+
+
+def one_table_per_measure(tables: list[TableProfile], question: str) -> tuple[list[TableProfile], list[str]]:
+    """One table per measure: where two chosen tables hold the same measure for nested sets of entities, every
+    number would be stated twice, in two units; keep the one that covers more of the entities and years the
+    question asks about (the wider one on a tie). Returns the tables kept and a sentence per choice made."""
+    from lyceum.research.catalog import matched_entities
+    from lyceum.research.question import parse_question
+
+    scope = parse_question(question)
+    asked_years = scope.years_named or [y for y in (scope.start_year, scope.end_year) if y]
+
+    def coverage(p: TableProfile) -> tuple:
+        span = _years(p)
+        years = sum(1 for y in asked_years if span and span[0] <= y <= span[1])
+        return len(matched_entities(question, p.entities)), years, len(p.entities), span[1] - span[0] if span else 0
+
+    kept, notes = list(tables), []
+    wanted = named_frequency(question) or ("annual" if scope.ranked_years else None)
+    for a in tables:
+        for b in tables:
+            if a in kept and b in kept and _same_series_other_frequency(a, b):
+                # The frequency the question names, else the finer one (every coarser view is computed from it).
+                keep, drop = sorted((a, b), key=lambda p: _grain_rank(p, wanted))
+                kept.remove(drop)
+                notes.append(f"`{keep.id}` and `{drop.id}` hold the same series, {keep.frequency} and "
+                             f"{drop.frequency}; it is taken from `{keep.id}` only, so that each number is stated "
+                             f"once.")
+    for small in tables:
+        for large in tables:
+            if small in kept and large in kept and _same_measure_narrower(small, large):
+                keep, drop = (large, small) if coverage(large) >= coverage(small) else (small, large)
+                kept.remove(drop)
+                notes.append(f"`{keep.id}` and `{drop.id}` hold the same measure ({len(keep.entities)} and "
+                             f"{len(drop.entities)} entities, "
+                             f"{_span(keep)} and {_span(drop)}); it is taken from `{keep.id}` only, which covers "
+                             f"{'more of' if coverage(keep)[:2] > coverage(drop)[:2] else 'as much of'} what the "
+                             f"question asks, so that each number is stated once.")
+    return kept, notes
+
+
+def _span(p: TableProfile) -> str:
+    span = _years(p)
+    return f"{span[0]}–{span[1]}" if span else "no time span"
 
 
 def _second_dataset(catalog: Catalog, order: list[str], best: dict[str, float], query: set[str], question: str,
@@ -158,6 +261,11 @@ def _select_in_dataset(members: list[TableProfile], query: set[str], scores: dic
     words = {p.id: set(p.name_words) - common for p in members}
     restricted, named = _apply_facets(members, words, query | _implied_facet_terms(question))
     wanted = named_frequency(question)
+    if wanted is None:
+        from lyceum.research.question import ranked_years
+
+        # "The five warmest years": years are ranked by their annual values, as published where a table has them.
+        wanted = "annual" if ranked_years(question.lower()) else None
     groups: dict[tuple, list[TableProfile]] = {}
     for p in restricted:
         key = (tuple(sorted(c.name.lower() for c in p.numeric_columns)),

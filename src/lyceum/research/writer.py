@@ -103,7 +103,7 @@ _ORDER = ["levels", "comparison", "unusual", "change", "peaks", "ranking", "valu
 
 
 def compose_rule_based(question: str, findings: list[Finding], profiles: list[TableProfile],
-                       notes: list[Note] = ()) -> Draft:
+                       notes: list[Note] = (), *, choices: list[str] = ()) -> Draft:
     """A complete report draft from templates: abstract, introduction, one section per finding, conclusion."""
     draft = Draft(question=question, title=question.strip().rstrip("?") + "?" if question.strip().endswith("?")
                   else question.strip(), mode="rule-based", abstract="", introduction="", sections=[],
@@ -124,11 +124,13 @@ def compose_rule_based(question: str, findings: list[Finding], profiles: list[Ta
     check = check_answer(question, findings, used if findings else [])
     draft.answer_check = check
     opening = check.opening()
-    rest = [s for s in key[:4] if s not in check.answers]
+    rest = [s for s in key[:4] if not any(s in a for a in check.answers)]
     draft.abstract = " ".join([opening] + rest) + (f" {cites}" if key else "") if key else (
         "No table in the catalog matched the question well enough to analyse." +
         (f" {opening}" if check.missing else ""))
     draft.introduction = _introduction(question, used, notes, findings)
+    if choices:  # which of two tables holding the same measure was used, and why
+        draft.introduction += "\n\n" + " ".join(choices)
     draft.conclusion = _conclusion(key, used, notes)
     return draft
 
@@ -159,6 +161,9 @@ def lower_first(text: str) -> str:
     keep their acronym (a first word with another capital or a digit is a name, not a sentence start)."""
     first = text.split(" ", 1)[0]
     if re.search(r"[A-Z0-9]", first[1:]) or (len(first) == 1 and first.isupper() and len(text) > 1 and text[1] != " "):
+        return text
+    # A capitalised word followed by another ("United States (Nominal)'s price") is a name, not a sentence start.
+    if re.match(r"[A-Z][a-z]+ [A-Z][a-z]", text):
         return text
     return text[:1].lower() + text[1:]
 
@@ -233,7 +238,7 @@ def profile_values(profiles: list[TableProfile]) -> list[float]:
     """Numbers a report may quote from the catalog itself: row counts, time ranges."""
     out: list[float] = []
     for p in profiles:
-        out.append(float(p.n_rows))
+        out += [float(p.n_rows), float(len(p.entities))]
         out += [n.value for n in extract_numbers(f"{p.time_start} {p.time_end}")]
     return out
 

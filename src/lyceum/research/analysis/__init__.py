@@ -20,6 +20,7 @@ from pathlib import Path
 
 from lyceum.research.analysis.cross_section import analyze_cross_section, latest_ranking_finding
 from lyceum.research.analysis.derived import (
+    against_inflation,
     converted_panels,
     correlation_across_tables,
     deflated_panels,
@@ -62,16 +63,19 @@ def analyze_tables(catalog: Catalog, tables: list[TableProfile], question: str, 
     panels = derived + [p for p in panels if not set(p.tables) <= inflation]
     if "correlation" in scope.intents:
         findings += correlation_across_tables(panels, scope, sink)
+    findings += against_inflation(catalog, panels, question, scope, sink)  # "house prices vs inflation"
     for panel in panels:
         findings += analyze_panel(panel, scope, sink)
     ranking = per_capita_ranking(catalog, tables, question, scope, sink)
     findings = ranking + findings
     for t in tables if not ranking else []:  # a per-capita ranking replaces the ranking of the totals
+        # "What share of the top 10's GDP did the US hold": a share question ranks even when it names entities.
         if t.time_column and t.entity_column and len(t.entities) > MAX_ENTITIES and {"rank", "share"} & scope.intents \
-                and not entities_named(question, t):
+                and (not entities_named(question, t) or "share" in scope.intents):
             named = [y for y in scope.years_named if t.time_start and int(t.time_start[:4]) <= y]
             f = latest_ranking_finding(catalog.frame(t.id), t, pick_measure(t, question), sink,
-                                       year=named[-1] if named else None, top_n=scope.top_n)
+                                       year=named[-1] if named else None, top_n=scope.top_n,
+                                       named=entities_named(question, t))
             if f is not None:
                 findings.insert(0, f)
     for t in tables:

@@ -98,7 +98,7 @@ def ranked_by(measures, question: str, default):
 
 
 def latest_ranking_finding(frame, t: TableProfile, measure: str | None, sink: FigureSink, *,
-                           year: int | None = None, top_n: int | None = None) -> Finding | None:
+                           year: int | None = None, top_n: int | None = None, named: list[str] = ()) -> Finding | None:
     """For "which are the largest" questions on a panel: rank the entities in ``year`` (a year the question
     names) or else the latest year with data; ``top_n`` is the size of the group the question asks about."""
     if measure is None:
@@ -120,6 +120,11 @@ def latest_ranking_finding(frame, t: TableProfile, measure: str | None, sink: Fi
     unit = col.unit or guess_unit(col.description)
     total = float(groups["World"]) if "World" in groups.index else float(latest.sum())
     base = "the World total" if "World" in groups.index else f"the {len(latest)} listed"
+    # Shares of a total exist only for amounts that add up (GDP, people); an index, a rate or a ratio has none
+    # ("the top three account for 468.4%" of a house price index).
+    if unit.startswith("index") or unit in ("%", "fraction") or RATIO_LIKE.search(measure) or \
+            re.search(r"\bindex\b|\brate\b|\bratio\b", f"{measure} {col.description} {t.title}", re.IGNORECASE):
+        return _ranking_without_shares(latest, t, measure, unit, year, sink, top_n=top_n, named=named)
     top = latest.head(10)
     div, word = scale_for(top.tolist(), unit)
     unit_label = " ".join(x for x in (word, unit) if x)
@@ -142,10 +147,44 @@ def latest_ranking_finding(frame, t: TableProfile, measure: str | None, sink: Fi
         sentences.append(f"The top {top_n} in {year} ({join_names([str(k) for k in latest.index[:top_n]])}) account "
                          f"for {fmt_pct(share, signed=False)} of {base}.")
         numbers[f"top{top_n} share"] = share
+    # The entities the question names, after the leaders: their value, share and rank are the direct answer.
+    for k in reversed([k for k in named if k in latest.index]):
+        rank = list(latest.index).index(k) + 1
+        share_k = fmt_pct(latest[k] / total * 100, signed=False)
+        sentences.insert(1, f"In {year}, {k} had {with_unit(latest[k], unit)}, {share_k} of {base} (number {rank} "
+                            f"of {len(latest)}).")
+        numbers.update({f"{k} {year}": float(latest[k]), f"{k} share {year}": float(latest[k] / total * 100),
+                        f"{k} rank {year}": float(rank)})
     return Finding(title=f"Ranking in {year}", sentences=sentences,
                    figures=[Figure(fig_path, f"The 10 largest by {lower_words(measure_label(t, measure))} in {year}",
                                    Provenance(tables=[t.id], method="bar chart of the latest ranking"))],
                    tables=[table], numbers=numbers, sources=[t.id], kind="ranking")
+
+
+def _ranking_without_shares(latest, t: TableProfile, measure: str, unit: str, year: int, sink: FigureSink, *,
+                            top_n: int | None, named: list[str]) -> Finding:
+    """The ranking of a measure that does not add up (an index, a rate): values and ranks, no shares."""
+    top = latest.head(10)
+    label = lower_words(measure_label(t, measure))
+    k = top_n or 3
+    numbers = {f"{e} {year}": float(v) for e, v in top.items()}
+    numbers["entities ranked"] = float(len(latest))
+    leaders = join_names([f"{e} ({with_unit(v, unit)})" for e, v in latest.head(k).items()])
+    sentences = [(f"In {year}, the {f'{k} ' if k > 1 else ''}highest by {label} of the {len(latest)} ranked "
+                  f"{'were' if k > 1 else 'was'} {leaders}.")]
+    for e in [e for e in named if e in latest.index]:
+        rank = list(latest.index).index(e) + 1
+        sentences.append(f"In {year}, {e} had {with_unit(latest[e], unit)} (number {rank} of {len(latest)}).")
+        numbers.update({f"{e} {year}": float(latest[e]), f"{e} rank {year}": float(rank)})
+    rows = [[str(i + 1), str(e), fmt(float(v))] for i, (e, v) in enumerate(top.items())]
+    prov = Provenance(tables=[t.id], method=f"ranking of '{measure}' in {year}", numbers=dict(numbers))
+    table = Table(markdown_table(["Rank", t.entity_column, f"{measure} {year}" + (f" ({unit})" if unit else "")], rows),
+                  f"The 10 highest by {label} in {year} (groups and regions left out)", prov)
+    path = charts.bar_chart([str(e) for e in top.index], top.tolist(), sink.path(f"ranking-{measure}"),
+                            title=f"The 10 highest in {year}", ylabel=unit or measure, horizontal=True)
+    return Finding(title=f"Ranking in {year}", sentences=sentences, tables=[table],
+                   figures=[Figure(path, f"The 10 highest by {label} in {year}", prov)], numbers=numbers,
+                   sources=[t.id], kind="ranking")
 
 
 def label_column(frame, t: TableProfile) -> str | None:

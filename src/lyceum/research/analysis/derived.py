@@ -188,14 +188,18 @@ def deflated_panels(catalog: Catalog, panels: list[Panel], question: str) -> lis
         joined = pd.concat(parts, ignore_index=True)
         base_year = int(joined["base_year"].min())
         joined["time"] = pd.to_datetime(joined["year"].astype(int).astype(str) + "-07-01")
+        # The series' name says it is deflated: beside the published one, "Brent was 57.05 USD/bbl in 1990" would
+        # read as a second, contradicting nominal price.
+        label = f" (in constant {base_year} {money.group(1)})"
+        joined["entity"] = joined["entity"] + label
         formula = (f"{panel.measure} ({', '.join(panel.tables)}, yearly averages) deflated: "
                    f"x CPI({base_year}) / CPI(year) "
                    f"from {cpi_table.id} '{cpi_col}' of {', '.join(sorted(set(joined['country'])))}, read as {how}")
         out.append(Panel(measure=f"{panel.measure} in constant {base_year} {money.group(1)}", unit=panel.unit,
                          frequency="annual", data=joined[["time", "year", "entity", "value"]],
                          tables=[*panel.tables, cpi_table.id], is_change=False,
-                         entities=[e for e in panel.entities if e in set(joined["entity"])], formula=formula,
-                         definitions=panel.definitions))
+                         entities=[e + label for e in panel.entities if e + label in set(joined["entity"])],
+                         formula=formula, definitions=panel.definitions))
     return out
 
 
@@ -248,6 +252,79 @@ def inflation_panels(catalog: Catalog, panels: list[Panel], question: str) -> li
                   entities=countries, formula=formula)]
 
 
+_AGAINST = re.compile(r"compar|relative|\bvs\.?\b|versus|against|outpac|kept up|keep up|keeping up|beat|"
+                      r"faster|slower|than", re.IGNORECASE)
+
+
+def against_inflation(catalog: Catalog, panels: list[Panel], question: str, scope, sink) -> list:
+    """"US house prices vs inflation": each published level series set against its country's consumer prices
+    over the same years: the series' change, the cumulative inflation (the price index chained into levels) and
+    the change in real terms, (1 + change) / (1 + inflation) - 1. Series already in real terms are left out."""
+    from lyceum.research.analysis.panels import choose_window, yearly
+    from lyceum.research.analysis.wording import with_unit
+    from lyceum.research.numbers import fmt_pct
+    from lyceum.research.records import Finding, Provenance, Table
+    from lyceum.tables import fmt, markdown_table
+
+    if not INFLATION.search(question) or asks_real_terms(question) or not _AGAINST.search(question):
+        return []
+    found = price_index(catalog)
+    if found is None:
+        return []
+    cpi_table, cpi_col = found
+    cpi = price_index_years(catalog, cpi_table, cpi_col)
+    known = set(cpi["country"])
+    out = []
+    for panel in panels:
+        if panel.is_change or cpi_table.id in panel.tables or re.search(r"\breal\b", panel.measure, re.IGNORECASE):
+            continue
+        money = re.match(r"([A-Z]{3})\b", panel.unit or "")
+        w = choose_window(panel, scope)
+        ann = yearly(panel, w.years())
+        sentences, rows, numbers, how = [], [], {}, ""
+        for e in ann.columns:
+            if re.search(r"\breal\b", str(e), re.IGNORECASE):
+                continue  # already deflated: set against inflation it would be counted twice
+            base = str(e).split(" (")[0]
+            country = base if base in known else _CURRENCY_COUNTRY.get(money.group(1)) if money else None
+            if country is None:
+                continue
+            levels, how = index_levels(cpi[cpi["country"] == country].set_index("year")["cpi"].sort_index(),
+                                       cpi_table.description)
+            s = ann[e].dropna()
+            years = [int(y) for y in s.index if int(y) in levels.index]
+            if len(years) < 2 or s[years[0]] <= 0:
+                continue
+            y0, y1 = years[0], years[-1]
+            change = (s[y1] / s[y0] - 1) * 100
+            inflation = (levels[y1] / levels[y0] - 1) * 100
+            real = ((1 + change / 100) / (1 + inflation / 100) - 1) * 100
+            pace = "faster than" if real > 0 else "slower than"
+            sentences.append(f"From {y0} to {y1}, {e} went from {with_unit(float(s[y0]), panel.unit)} to "
+                             f"{with_unit(float(s[y1]), panel.unit)}, a change of {fmt_pct(change)}, while consumer "
+                             f"prices in {country} rose {fmt_pct(inflation)} in total: {e} rose {pace} inflation, a "
+                             f"change of {fmt_pct(real)} in real terms.")
+            numbers.update({f"{e} change {y0}-{y1} %": change, f"{country} cumulative inflation {y0}-{y1} %": inflation,
+                            f"{e} real change {y0}-{y1} %": real})
+            for y in (y0, y1):
+                rows.append([str(e), str(y), fmt(float(s[y])), fmt(float(levels[y] / levels[y0] * 100))])
+        if not sentences:
+            continue
+        read = "chained from the yearly percentage changes it holds" if how.startswith("yearly") else "as published"
+        formula = (f"change of the annual {'value' if panel.frequency == 'annual' else 'average'} of {panel.measure} "
+                   f"({', '.join(panel.tables)}) between the first and last year both series cover, against the "
+                   f"change of the consumer price index ({cpi_table.id} '{cpi_col}', {read}) of the same country; real "
+                   f"change = (1 + change) / (1 + inflation) - 1")
+        prov = Provenance(tables=[*panel.tables, cpi_table.id], method=formula, numbers=dict(numbers))
+        table = Table(markdown_table(["Series", "Year", f"{panel.measure}{f' ({panel.unit})' if panel.unit else ''}",
+                                      "Consumer price level (first year = 100)"], rows, ["l", "l", "r", "r"]),
+                      f"{panel.measure} and consumer prices in the first and last year", prov)
+        sentences.append(f"This comparison is computed here as the {formula}.")
+        out.append(Finding(title=f"{panel.measure} against consumer price inflation", sentences=sentences,
+                           tables=[table], numbers=numbers, sources=[*panel.tables, cpi_table.id], kind="comparison"))
+    return out
+
+
 def correlation_across_tables(panels: list[Panel], scope, sink) -> list:
     """For a question about how two measures from different tables relate: join their annual values on year
     and report the correlation of levels, of year-on-year changes, and of changes with one series lagging the
@@ -271,7 +348,9 @@ def correlation_across_tables(panels: list[Panel], scope, sink) -> list:
     years = sorted(set(wa.years()) & set(wb.years()))
     ya, yb = yearly(a, years), yearly(b, years)
     ea, eb = a.entities[0], b.entities[0]
-    name_a, name_b = f"{a.measure} ({ea})", f"{b.measure} ({eb})"
+    # A series code is spelled out where its table defines it ("GCAG" -> "global component of Climate at a Glance").
+    name_a, name_b = (f"{p.measure} ({p.definitions[e]}, {e})" if e in p.definitions else
+                      p.measure if e.lower() in p.measure.lower() else f"{p.measure} ({e})" for p, e in ((a, ea), (b, eb)))
     both = pd.DataFrame({name_a: ya[ea], name_b: yb[eb]}).dropna()
     if len(both) < 8:
         return []
@@ -296,6 +375,7 @@ def correlation_across_tables(panels: list[Panel], scope, sink) -> list:
     formula = (f"Pearson correlation of the annual means of {a.measure} ({', '.join(a.tables)}) and {b.measure} "
                f"({', '.join(b.tables)}), joined on year; changes are year-on-year differences, lags shift the "
                f"second series")
+    sentences.append(f"The correlation is computed here as the {formula}.")  # its provenance, in the text too
     shown = list(both.index[:: max(1, len(both) // 15)])
     rows = [[str(int(y)), fmt(both.at[y, name_a]), fmt(both.at[y, name_b])] for y in shown]
     table = Table(markdown_table(["Year", name_a, name_b], rows), f"Annual {join_names([name_a, name_b])}, {span}",
@@ -310,9 +390,6 @@ def correlation_across_tables(panels: list[Panel], scope, sink) -> list:
                     tables=[table], numbers=numbers, sources=[*a.tables, *b.tables], kind="correlation")]
 
 
-# Foreign-exchange quoting convention: these are quoted as US dollars per unit of the currency; every other
-# currency as units per US dollar. A table that names currencies quoted "to USD" overrides it.
-USD_PER_UNIT = {"EUR", "GBP", "AUD", "NZD", "IEP"}
 
 
 def asked_currency(question: str) -> tuple[str, str, str] | None:
@@ -388,9 +465,10 @@ def _converted_to(catalog: Catalog, panels: list[Panel], name: str, code: str, c
         data = data.merge(rates.rename("rate").reset_index(), on="period")
         if data.empty:
             continue
-        described = re.findall(r"\b([A-Z]{3})\b(?=[^.]*\bto USD\b)", fx_table.description + " " +
-                               " ".join(c.description for c in fx_table.columns))
-        per_unit = code in (set(described) - {"USD"} or USD_PER_UNIT)
+        from lyceum.research.analysis.currency import usd_per_unit_codes
+
+        per_unit = code in usd_per_unit_codes(fx_table.description + " " +
+                                              " ".join(c.description for c in fx_table.columns))
         data["value"] = data["value"] / data["rate"] if per_unit else data["value"] * data["rate"]
         data["year"] = data["time"].dt.year
         how = "divided by the rate (quoted in USD per unit)" if per_unit else f"times the rate ({code} per USD)"

@@ -193,6 +193,19 @@ def build_panels(catalog: Catalog, tables: list[TableProfile], question: str, sc
             continue
         first = members[0][0]
         present = [e for e in entities if e in set(data["entity"])]
+        fx_text = f"{members[0][1]} {first.column(members[0][1]).description}"
+        if not unit and first.entity_column and re.search(r"exchange rate", fx_text, re.IGNORECASE):
+            # Each country's rate is in its own unit, as the table's notes quote it: one series is stated in it
+            # ("Japanese yen per US dollar"), several carry it in their names.
+            from lyceum.research.analysis.currency import quote_unit
+
+            units = {e: quote_unit(e, f"{first.description} {fx_text}") for e in present}
+            if len(present) == 1:
+                unit = units[present[0]]
+            else:
+                renamed = {e: f"{e} ({u})" for e, u in units.items() if u}
+                data["entity"] = data["entity"].replace(renamed)
+                entities, present = [renamed.get(e, e) for e in entities], [renamed.get(e, e) for e in present]
         definitions = abbreviation_definitions([e for e in present if e.isupper()],
                                                " ".join(m[0].description for m in members))
         panels.append(Panel(measure=measure_label(first, members[0][1]), unit=unit, definitions=definitions,
@@ -352,4 +365,4 @@ def sample_years(years: list[int], keep: set[int]) -> list[int]:
 
 def relative_units(panel: Panel) -> bool:
     """Prices, money and indexes are compared in percent; physical quantities (ppm, °C) in their own unit."""
-    return bool(re.search(r"USD|EUR|GBP|index|\$", panel.unit)) or not panel.unit
+    return bool(re.search(r"USD|EUR|GBP|index|\$|\bper US dollar\b|^US dollars per\b", panel.unit)) or not panel.unit

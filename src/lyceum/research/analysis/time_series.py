@@ -120,8 +120,11 @@ def levels_finding(panel: Panel, w: Window, sink: FigureSink, named_years: list[
             continue
         y0, y1 = int(s.index[0]), int(s.index[-1])
         v0, v1 = float(s.iloc[0]), float(s.iloc[-1])
-        text = (f"{e} {'was' if panel.frequency == 'annual' else 'averaged'} {with_unit(v0, panel.unit)} in {y0} and "
-                f"{with_unit(v1, panel.unit)} in {y1}")
+        # A derived measure in a bare currency ("GDP per capita" in USD, like GDP itself) is named in its sentence.
+        subject = f"{possessive(e)} {lower_words(panel.measure)}" if panel.formula and \
+            re.fullmatch(r"[A-Z]{3}", panel.unit or "") else e
+        text = (f"{subject} {'was' if panel.frequency == 'annual' else 'averaged'} {with_unit(v0, panel.unit)} in {y0} "
+                f"and {with_unit(v1, panel.unit)} in {y1}")
         if not panel.is_change and v0 > 0 and v1 > 0:
             pct = (v1 / v0 - 1) * 100
             cagr = ((v1 / v0) ** (1 / (y1 - y0)) - 1) * 100
@@ -245,6 +248,8 @@ def change_finding(panel: Panel, w: Window, scope: Scope, sink: FigureSink) -> F
     else:
         per_year = ann.diff().iloc[1:]
         pct = (ann.pct_change(fill_method=None) * 100).iloc[1:]
+        if (panel.data["value"] <= 0).mean() > 0.05:
+            pct = None  # an anomaly around zero: a change of "-233.6%" from 0.0342 °C says nothing
         what, unit = "yearly change", panel.unit
     if panel.is_change:
         # The years the question names, as published ("inflation in 1990 and 2020").
@@ -288,7 +293,7 @@ def change_finding(panel: Panel, w: Window, scope: Scope, sink: FigureSink) -> F
     table = Table(markdown_table(headers, rows), f"{caption}, {w.label()}",
                   Provenance(tables=panel.tables, method=f"decade means of the {what}", numbers=dict(numbers)))
     # In percent for prices and money, in the measure's own unit for physical quantities.
-    values, vunit = (pct, "%") if relative else (per_year, unit)
+    values, vunit = (pct, "%") if relative and pct is not None else (per_year, unit)
     for e, ms in dec_means.items():
         full = [(d, ys, m) for d, ys, m in ms if len(ys) >= 5] or ms
         if len(full) >= 2:
@@ -297,9 +302,17 @@ def change_finding(panel: Panel, w: Window, scope: Scope, sink: FigureSink) -> F
             # of two paces (which reads as a riddle when either is small or negative).
             parts = [f"{fmt(m / div)}{unit_after_number(unit)} in the {decade_label(d, ys)}" for d, ys, m in full]
             faster = "faster" if m1 > m0 else "slower"
-            listed = ", ".join(parts[:-1]) + f" and {parts[-1]}"
-            sentences.append(f"The average {what} of {e} was {listed}: {faster} in the latest decade than in the "
-                             f"first.")
+            if len(parts) > 6:
+                # Two centuries of decades in one sentence is a number dump: the latest five, against the first;
+                # the table lists them all.
+                listed = ", ".join(parts[-5:-1]) + f" and {parts[-1]}"
+                sentences.append(f"The average {what} of {e} was {listed}: {faster} in the latest decade than in "
+                                 f"the first, the {decade_label(*full[0][:2])} ({fmt(m0 / div)}"
+                                 f"{unit_after_number(unit)}; every decade is in the table).")
+            else:
+                listed = ", ".join(parts[:-1]) + f" and {parts[-1]}"
+                sentences.append(f"The average {what} of {e} was {listed}: {faster} in the latest decade than in "
+                                 f"the first.")
         series = values[e].dropna()
         if len(series) < 3:
             continue
@@ -438,6 +451,11 @@ def extremes_finding(panel: Panel, w: Window, scope: Scope) -> Finding | None:
                          f"{date_text(hi['time'], panel)}{record}; its lowest was {with_unit(lo['value'], panel.unit)} {on} "
                          f"{date_text(lo['time'], panel)}.")
         numbers.update({f"{e} high": float(hi["value"]), f"{e} low": float(lo["value"])})
+        if (g["value"] <= 0).mean() > 0.05:
+            # Not a level with a true zero (a temperature anomaly, a balance): falls as percentages of a peak near
+            # zero read "-4489%", and its wobbles around zero are no boom-bust cycles. A price that dipped below
+            # zero on one day (WTI, April 2020) is still a level.
+            continue
         dd = largest_fall(g["time"].tolist(), g["value"].astype(float).tolist())
         if dd is not None and dd["pct"] <= -10:
             size = (f"a fall of {with_unit(dd['peak'] - dd['trough'], panel.unit)} that took it below zero"
@@ -542,13 +560,22 @@ def comparison_finding(panel: Panel, w: Window, scope: Scope, sink: FigureSink) 
         sentences.append(f"Each rate is quoted in its own currency, so their levels do not compare; from {y0} to "
                          f"{y1} the rate of {a} changed by {fmt_pct(g0 * 100)} and that of {b} by {fmt_pct(g1 * 100)}.")
         numbers.update({f"{a} change {y0}-{y1} %": float(g0 * 100), f"{b} change {y0}-{y1} %": float(g1 * 100)})
+    elif panel.unit.startswith("index") and (both > 0).all().all():
+        # Two indexes each read against their own base (a real and a nominal index): the ratio of their levels
+        # says nothing ("5.62 times ... in 1970"); their changes over the same years do.
+        g0, g1 = both[a].iloc[-1] / both[a].iloc[0] - 1, both[b].iloc[-1] / both[b].iloc[0] - 1
+        sentences.append(f"From {y0} to {y1}, {a} changed by {fmt_pct(g0 * 100)} and {b} by {fmt_pct(g1 * 100)}.")
+        numbers.update({f"{a} change {y0}-{y1} %": float(g0 * 100), f"{b} change {y0}-{y1} %": float(g1 * 100)})
     elif (ratio > 0).all() and not panel.is_change and panel.unit != "%" and not asks_difference(scope.text) and (
             "compare" in scope.intents or ratio.max() / max(ratio.min(), 1e-12) > 1.5):
         # A ratio of two rates (inflation, growth) or of values of either sign says nothing: their gap does.
-        def as_share(r: float) -> str:  # "30.2 times", not "3020.0%", once one is several times the other
-            return f"{fmt(r)} times" if r >= 3 else fmt_pct(r * 100, signed=False)
+        # "30.2 times", not "3020.0%", once one is several times the other; both years in the same form.
+        times = max(ratio.iloc[0], ratio.iloc[-1]) >= 3
 
-        first = as_share(ratio.iloc[0]) + ("" if ratio.iloc[0] >= 3 else " of")
+        def as_share(r: float) -> str:
+            return f"{fmt(r)} times" if times else fmt_pct(r * 100, signed=False)
+
+        first = as_share(ratio.iloc[0]) + ("" if times else " of")
         sentences.append(f"{a} was {first} {b} in {y0} and {as_share(ratio.iloc[-1])} in {y1}.")
         numbers.update({f"{a}/{b} {y0}": float(ratio.iloc[0]), f"{a}/{b} {y1}": float(ratio.iloc[-1])})
         g0, g1 = both[a].iloc[-1] / both[a].iloc[0], both[b].iloc[-1] / both[b].iloc[0]
@@ -570,15 +597,34 @@ def comparison_finding(panel: Panel, w: Window, scope: Scope, sink: FigureSink) 
                          f"{int(spread.abs().idxmax())} ({gap(spread[spread.abs().idxmax()])}).")
         numbers.update({f"{a}-{b} mean spread": float(spread.mean()),
                         f"{a}-{b} widest gap": float(spread[spread.abs().idxmax()])})
-        named = ([y for y in scope.years_named if y in spread.index] or sorted({y0, y1})) \
-            if asks_difference(scope.text) else []
-        if named:  # "Brent minus WTI in 2011 and in 2015": the difference in each year the question names
-            first, second, sign = (b, a, -1) if re.search(
-                rf"\b{re.escape(str(b))}\s+(?:minus|over|less|above|below)\s+(?:the\s+)?{re.escape(str(a))}\b",
-                scope.text, re.IGNORECASE) else (a, b, 1)
-            sentences.insert(0, f"{first} minus {second} was " + join_names(
-                [f"{gap(sign * float(spread[y]))} in {y}" for y in named]) + ".")
-            numbers.update({f"{first}-{second} {y}": sign * float(spread[y]) for y in named})
+    # The years the question names, first: "the gap between Brent and WTI in 2011" is answered in 2011, not at
+    # the ends of the window shown around it.
+    named = [y for y in scope.years_named if y in both.index][:3]
+    levels_stated = bool(named) and not own_units
+    if levels_stated:
+        gap_of = (lambda v: f"{fmt(v)} percentage points") if panel.unit == "%" else \
+            (lambda v: with_unit(v, panel.unit))
+        parts = []
+        for y in named:
+            va, vb = float(both.at[y, a]), float(both.at[y, b])
+            parts.append(f"in {y}, {a} was {gap_of(abs(va - vb))} {'above' if va >= vb else 'below'} {b} "
+                         f"({with_unit(va, panel.unit)} against {with_unit(vb, panel.unit)})")
+            numbers.update({f"{a} {y}": va, f"{b} {y}": vb, f"{a}-{b} gap {y}": va - vb})
+        text = "; ".join(parts)
+        sentences.insert(0, text[:1].upper() + text[1:] + ".")
+    if asks_difference(scope.text) and not own_units:
+        # "Brent minus WTI in 2011 and in 2015": the signed difference in each year the question names, in the
+        # order the question names the two.
+        spread = both[a] - both[b]
+        gap = (lambda v: f"{fmt(v)} percentage points") if panel.unit == "%" else (lambda v: with_unit(v, panel.unit))
+        named = [y for y in scope.years_named if y in spread.index] or sorted({y0, y1})
+        first, second, sign = (b, a, -1) if re.search(
+            rf"\b{re.escape(str(b))}\s+(?:minus|over|less|above|below)\s+(?:the\s+)?{re.escape(str(a))}\b",
+            scope.text, re.IGNORECASE) else (a, b, 1)
+        # After the named years' levels and gap where those were stated, else first.
+        sentences.insert(1 if levels_stated else 0, f"{first} minus {second} was " + join_names(
+            [f"{gap(sign * float(spread[y]))} in {y}" for y in named]) + ".")
+        numbers.update({f"{first}-{second} {y}": sign * float(spread[y]) for y in named})
     if len(both) >= 4:
         r = float(np.corrcoef(both[a], both[b])[0, 1])
         dr = both.pct_change(fill_method=None).dropna()
