@@ -181,7 +181,7 @@ def _key_sentences(findings: list[Finding], question: str = "") -> list[str]:
     from lyceum.research.question import parse_question
 
     stressed = [_INTENT_KINDS[i] for i in sorted(parse_question(question).intents) if i in _INTENT_KINDS]
-    first = ["ranking"] if "ranking" in stressed else []
+    first = ["answer"] + (["ranking"] if "ranking" in stressed else [])  # direct answers open the abstract
     order = first + ["levels"] + [k for k in _ORDER if k in stressed and k not in first] + \
         [k for k in _ORDER if k not in stressed]
     ranked = sorted(findings, key=lambda f: order.index(f.kind) if f.kind in order else len(order))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lyceum.research.analysis.answers import answer_findings
 from lyceum.research.analysis.cross_section import analyze_cross_section, latest_ranking_finding
 from lyceum.research.analysis.derived import (
     converted_panels,
@@ -59,7 +60,8 @@ def analyze_tables(catalog: Catalog, tables: list[TableProfile], question: str, 
     for panel in panels:
         findings += analyze_panel(panel, scope, sink)
     ranking = per_capita_ranking(catalog, tables, question, scope, sink)
-    findings = ranking + findings
+    # The direct answers to the question's own form (named years, spans, months, spread, latest) come first.
+    findings = ranking + answer_findings(panels, scope, question) + findings
     for t in tables if not ranking else []:  # a per-capita ranking replaces the ranking of the totals
         if t.time_column and t.entity_column and len(t.entities) > MAX_ENTITIES and {"rank", "share"} & scope.intents \
                 and not matched_entities(question, t.entities):

@@ -1,0 +1,279 @@
+"""Direct answers: the numbers a question names, each stated next to its entity and period.
+
+The standard analyses describe a window of years; a question often asks for something narrower or of another
+form: the value in each year it names, how much larger one entity was than another (difference and ratio), a
+share of an aggregate ("world"), the change between two named years in absolute and percent terms, an average
+over a named span ("2015-2019", "since 2020", "the last five years"), the month of a year with the highest
+value, the spread of the observations (standard deviation), or the latest value against a year earlier. Each
+rule here answers one such form for every panel, whatever the table or measure.
+"""
+
+from __future__ import annotations
+
+import re
+
+from lyceum.research.analysis.panels import Panel, complete_years, is_aggregate, yearly
+from lyceum.research.analysis.wording import lower_words, possessive, with_unit
+from lyceum.research.numbers import fmt_pct
+from lyceum.research.question import Scope
+from lyceum.research.records import Finding
+from lyceum.tables import fmt, is_missing
+
+_YEAR = r"(1[5-9]\d\d|20\d\d)"
+_AVERAGE = re.compile(r"\b(?:average|averaged|mean|on average|typical(?:ly)?|per year on average)\b", re.IGNORECASE)
+_SPREAD = re.compile(r"volatil|standard deviation|\bstd\b|dispersion|variab|fluctuat|stable|stability", re.IGNORECASE)
+_LATEST = re.compile(r"\b(?:latest|most recent|current(?:ly)?|today|now|newest|last (?:value|observation|reading))\b",
+                     re.IGNORECASE)
+_COMPARE = re.compile(r"\btimes\b|larger|bigger|higher|lower|smaller|more than|less than|fewer|greater|compar|gap|"
+                      r"differ|versus|\bvs\b|ratio|exceed|ahead|behind|richer|poorer", re.IGNORECASE)
+_MONTH = re.compile(r"\bmonths?\b|\bmonthly\b", re.IGNORECASE)
+_LOW_WORDS = re.compile(r"lowest|cheapest|coldest|coolest|smallest|weakest|bottom|minimum|least", re.IGNORECASE)
+_HIGH_WORDS = re.compile(r"highest|most expensive|warmest|hottest|largest|biggest|strongest|peak|maximum|top|record",
+                         re.IGNORECASE)
+MAX_PANELS = 3
+
+
+def answer_findings(panels: list[Panel], scope: Scope, question: str) -> list[Finding]:
+    """One finding per panel (the first few) holding the direct answers its question form calls for."""
+    out = []
+    for panel in [p for p in panels if not p.data.empty][:MAX_PANELS]:
+        ordered = _question_order(panel, question)
+        sentences: list[str] = []
+        numbers: dict[str, float] = {}
+        for rule in (named_years, span_averages, month_extremes, spread, latest_value):
+            sentences += rule(panel, ordered, scope, question, numbers)
+        if sentences:
+            out.append(Finding(title=f"Direct answers: {_measure(panel)}", sentences=sentences,
+                               numbers=numbers, sources=list(panel.tables), kind="answer"))
+    return out
+
+
+def _question_order(panel: Panel, question: str) -> list[str]:
+    """The panel's entities in the order the question names them (unnamed ones after)."""
+    q = question.lower()
+
+    def pos(e: str) -> int:
+        i = q.find(e.lower().split(" (")[0])
+        return i if i >= 0 else len(q) + panel.entities.index(e)
+
+    return sorted(panel.entities, key=pos)
+
+
+def _measure(panel: Panel) -> str:
+    """The measure's name short enough for a sentence: a dataset title used as a name is cut before its first
+    qualifier ("Population figures for countries, regions (e.g. Asia) and the world" -> "population figures")."""
+    name = panel.measure
+    if len(name.split()) > 4:
+        name = re.split(r",|\(| for | of | in | from ", name)[0].strip() or name
+    return lower_words(name)
+
+
+def _annual(panel: Panel, years: list[int]):
+    table = yearly(panel, years)
+    return table.loc[[y for y in years if y in table.index]]
+
+
+def named_years(panel: Panel, entities: list[str], scope: Scope, question: str, numbers: dict) -> list[str]:
+    """The value in every year the question names; differences, ratios and shares between the entities in
+    those years; and each entity's change between the first and the last named year."""
+    years = [y for y in scope.years_named if y in set(panel.data["year"].dropna().astype(int))]
+    if not years or panel.is_change and len(years) > 6:
+        return []
+    ann = _annual(panel, years)
+    unit, out = panel.unit, []
+    what = _measure(panel)
+    for y in ann.index:
+        vals = [(e, float(ann.at[y, e])) for e in entities if e in ann.columns and not is_missing(ann.at[y, e])]
+        if not vals:
+            continue
+        listed = ", ".join(f"{e} {with_unit(v, unit)}" for e, v in vals) if len(vals) > 1 else \
+            f"{with_unit(vals[0][1], unit)} for {vals[0][0]}"
+        out.append(f"In {y}, the {what} was {listed}.")
+        numbers.update({f"{e} {y}": v for e, v in vals})
+        if _COMPARE.search(question) or "share" in scope.intents:
+            out += _pairs(vals, y, unit, numbers)
+    if len(ann.index) >= 2 and not panel.is_change:
+        y0, y1 = int(ann.index[0]), int(ann.index[-1])
+        for e in entities:
+            if e not in ann.columns or is_missing(ann.at[y0, e]) or is_missing(ann.at[y1, e]):
+                continue
+            v0, v1 = float(ann.at[y0, e]), float(ann.at[y1, e])
+            verb = "rose" if v1 > v0 else "fell" if v1 < v0 else "was unchanged"
+            text = f"Between {y0} and {y1}, {possessive(e)} {what} {verb}"
+            if v1 != v0:
+                text += f" by {with_unit(abs(v1 - v0), unit)}, from {with_unit(v0, unit)} to {with_unit(v1, unit)}"
+                numbers[f"{e} change {y0}-{y1}"] = v1 - v0
+                if v0 > 0 and v1 > 0:
+                    text += f" ({fmt_pct((v1 / v0 - 1) * 100)})"
+                    numbers[f"{e} change {y0}-{y1} %"] = (v1 / v0 - 1) * 100
+            out.append(text + ".")
+    return out
+
+
+def _pairs(vals: list[tuple[str, float]], y: int, unit: str, numbers: dict) -> list[str]:
+    """How much larger the first-named entity is than each other one (larger first, so that "how much lower" and
+    "how many times larger" read off the same sentence), and each entity's share of an aggregate ("World")."""
+    out = []
+    aggregates = [(e, v) for e, v in vals if is_aggregate(e)]
+    members = [(e, v) for e, v in vals if not is_aggregate(e)]
+    first = members[0] if members else None
+    for e, v in members[1:]:
+        (a, va), (b, vb) = sorted([first, (e, v)], key=lambda x: -x[1])
+        text = f"In {y}, {possessive(a)} value was {with_unit(va - vb, unit)} higher than {possessive(b)}"
+        numbers[f"{a} minus {b} {y}"] = va - vb
+        if vb > 0:
+            text += f" ({fmt_pct((va / vb - 1) * 100, signed=False)} more; {fmt(va / vb)} times as large)"
+            numbers[f"{a} over {b} {y}"] = va / vb
+            numbers[f"{a} over {b} {y} %"] = (va / vb - 1) * 100
+        out.append(text + ".")
+    for g, total in aggregates:
+        if total <= 0:
+            continue
+        for e, v in members:
+            out.append(f"In {y}, {e} accounted for {fmt_pct(v / total * 100, signed=False)} of the {g} total "
+                       f"({with_unit(v, unit)} of {with_unit(total, unit)}).")
+            numbers[f"{e} share of {g} {y} %"] = v / total * 100
+    return out
+
+
+def asked_spans(scope: Scope, question: str, last_year: int) -> list[tuple[int, int, str]]:
+    """Spans of years a question asks an average over: named ranges, "since 2020" (to the latest complete year)
+    and "the last five years": (start, end, label)."""
+    q = question.lower()
+    spans = [(a, b, f"{a}–{b}") for a, b in scope.periods if b > a]
+    for y in re.findall(rf"\b(?:since|after|from)\s+{_YEAR}(?!\s*(?:[-–—]|to|and|until|through)\s*\d)", q):
+        y = int(y)
+        if y < last_year and all(a != y for a, _, _ in spans):
+            spans.append((y, last_year, f"{y}–{last_year}"))
+    if scope.last_years:
+        start = last_year - scope.last_years + 1
+        spans.append((start, last_year, f"the last {scope.last_years} years of data ({start}–{last_year})"))
+    return spans
+
+
+def span_averages(panel: Panel, entities: list[str], scope: Scope, question: str, numbers: dict) -> list[str]:
+    """The average of the annual values over each span the question asks an average for."""
+    if not _AVERAGE.search(question):
+        return []
+    full = complete_years(panel)
+    if not full:
+        return []
+    out = []
+    for a, b, label in asked_spans(scope, question, max(full)):
+        ann = yearly(panel, [y for y in range(a, b + 1) if y in full])
+        if ann.empty:
+            continue
+        for e in entities:
+            if e not in ann.columns:
+                continue
+            s = ann[e].dropna()
+            if s.empty:
+                continue
+            first, last = int(s.index.min()), int(s.index.max())
+            span = label if (first, last) == (a, b) else f"{first}–{last}"
+            out.append(f"Over {span}, {possessive(e)} {_measure(panel)} averaged {with_unit(float(s.mean()), panel.unit)} "
+                       f"({len(s)} annual values).")
+            numbers[f"{e} mean {first}-{last}"] = float(s.mean())
+    return out
+
+
+def month_extremes(panel: Panel, entities: list[str], scope: Scope, question: str, numbers: dict) -> list[str]:
+    """For "in which month of 2022 was Brent highest": the monthly averages of each named year, highest and
+    lowest month."""
+    if not _MONTH.search(question) or panel.frequency in ("annual", "quarterly", "irregular"):
+        return []
+    years = [y for y in scope.years_named if y in set(panel.data["year"].dropna().astype(int))] or \
+        [int(panel.data["year"].max())]
+    want_low, want_high = bool(_LOW_WORDS.search(question)), bool(_HIGH_WORDS.search(question))
+    out = []
+    for y in years[:3]:
+        d = panel.data[panel.data["year"] == y]
+        for e in entities:
+            g = d[d["entity"] == e]
+            if g.empty:
+                continue
+            months = g.groupby(g["time"].dt.month)["value"].mean()
+            hi, lo = int(months.idxmax()), int(months.idxmin())
+            name = lambda m: g[g["time"].dt.month == m]["time"].iloc[0].strftime("%B")
+            parts = []
+            if want_high or not want_low:
+                parts.append(f"highest in {name(hi)} {y} ({with_unit(float(months[hi]), panel.unit)})")
+            if want_low or not want_high:
+                parts.append(f"lowest in {name(lo)} {y} ({with_unit(float(months[lo]), panel.unit)})")
+            out.append(f"{possessive(e)} monthly average {_measure(panel)} in {y} was " + " and ".join(parts) + ".")
+            numbers.update({f"{e} {y}-{hi:02d}": float(months[hi]), f"{e} {y}-{lo:02d}": float(months[lo])})
+    return out
+
+
+def spread(panel: Panel, entities: list[str], scope: Scope, question: str, numbers: dict) -> list[str]:
+    """Standard deviation of the observations (at their own frequency) in each named year, or over the period."""
+    if not _SPREAD.search(question):
+        return []
+    years = [y for y in scope.years_named if y in set(panel.data["year"].dropna().astype(int))]
+    spans = [(y, y, str(y)) for y in years] if len(years) <= 3 and not scope.periods else []
+    if not spans:
+        a = scope.start_year or int(panel.data["year"].min())
+        b = scope.end_year or int(panel.data["year"].max())
+        spans = [(a, b, f"{a}–{b}")]
+    freq = panel.frequency if panel.frequency != "irregular" else ""
+    out = []
+    for a, b, label in spans:
+        d = panel.data[(panel.data["year"] >= a) & (panel.data["year"] <= b)]
+        for e in entities:
+            s = d[d["entity"] == e].sort_values("time")["value"]
+            if len(s) < 3:
+                continue
+            sd, mean = float(s.std()), float(s.mean())
+            text = (f"In {label}, {possessive(e)} {freq + ' ' if freq else ''}{_measure(panel)} had a standard deviation "
+                    f"of {with_unit(sd, panel.unit)} around a mean of {with_unit(mean, panel.unit)}")
+            numbers.update({f"{e} sd {label}": sd, f"{e} mean {label}": mean})
+            if mean > 0:
+                text += f" (coefficient of variation {fmt_pct(sd / mean * 100, signed=False)})"
+                numbers[f"{e} cv {label} %"] = sd / mean * 100
+            changes = s.pct_change().dropna() * 100
+            if len(changes) >= 3 and (s > 0).all():
+                text += f"; its {freq + ' ' if freq else ''}percentage changes had a standard deviation of " \
+                        f"{fmt(float(changes.std()))} points"
+                numbers[f"{e} sd of changes {label}"] = float(changes.std())
+            out.append(text + ".")
+    return out
+
+
+def latest_value(panel: Panel, entities: list[str], scope: Scope, question: str, numbers: dict) -> list[str]:
+    """The latest observation of each entity, and the observation closest to a year before it."""
+    if not _LATEST.search(question):
+        return []
+    out = []
+    for e in entities:
+        g = panel.data[panel.data["entity"] == e].sort_values("time")
+        if g.empty:
+            continue
+        last = g.iloc[-1]
+        when = _when(last["time"], panel)
+        text = f"The latest {_measure(panel)} for {e} is {with_unit(float(last['value']), panel.unit)} ({when})"
+        numbers[f"{e} latest"] = float(last["value"])
+        earlier = g[g["time"] <= _a_year_before(last["time"])]
+        if not earlier.empty:
+            prev = earlier.iloc[-1]
+            v0, v1 = float(prev["value"]), float(last["value"])
+            text += f"; a year earlier ({_when(prev['time'], panel)}) {e} was {with_unit(v0, panel.unit)}"
+            numbers[f"{e} a year before latest"] = v0
+            if v0 > 0 and v1 > 0:
+                text += f", a change of {fmt_pct((v1 / v0 - 1) * 100)}"
+                numbers[f"{e} change over the latest year %"] = (v1 / v0 - 1) * 100
+        out.append(text + ".")
+    return out
+
+
+def _a_year_before(ts):
+    import pandas as pd
+
+    return ts - pd.DateOffset(years=1) + pd.Timedelta(days=3)  # a few days' slack: dated observations drift
+
+
+def _when(ts, panel: Panel) -> str:
+    if panel.frequency == "annual":
+        return str(ts.year)
+    if panel.frequency in ("monthly", "quarterly"):
+        return ts.strftime("%B %Y")
+    return ts.strftime("%Y-%m-%d")
