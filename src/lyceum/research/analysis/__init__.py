@@ -16,6 +16,7 @@ The package is split by what it analyses: ``panels`` (building the series), ``ti
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from lyceum.research.analysis.answers import answer_findings
@@ -37,6 +38,9 @@ from lyceum.research.question import parse_question
 from lyceum.research.records import Finding
 
 __all__ = ["analyze_tables", "largest_fall", "swings"]
+
+# A ranking question asking for the bottom of the ranking ("which three countries had the lowest inflation").
+LOWEST_RANK = r"\b(lowest|smallest|poorest|least|fewest|cheapest|bottom)\b"
 
 
 def analyze_tables(catalog: Catalog, tables: list[TableProfile], question: str, out_dir: Path) -> list[Finding]:
@@ -67,7 +71,8 @@ def analyze_tables(catalog: Catalog, tables: list[TableProfile], question: str, 
                 and not matched_entities(question, t.entities):
             named = [y for y in scope.years_named if t.time_start and int(t.time_start[:4]) <= y]
             f = latest_ranking_finding(catalog.frame(t.id), t, pick_measure(t, question), sink,
-                                       year=named[-1] if named else None, top_n=scope.top_n)
+                                       year=named[-1] if named else None, top_n=scope.top_n,
+                                       lowest=bool(re.search(LOWEST_RANK, question, re.IGNORECASE)))
             if f is not None:
                 findings.insert(0, f)
     for t in tables:

@@ -26,6 +26,7 @@ _LATEST = re.compile(r"\b(?:latest|most recent|current(?:ly)?|today|now|newest|l
                      re.IGNORECASE)
 _COMPARE = re.compile(r"\btimes\b|larger|bigger|higher|lower|smaller|more than|less than|fewer|greater|compar|gap|"
                       r"differ|versus|\bvs\b|ratio|exceed|ahead|behind|richer|poorer", re.IGNORECASE)
+_HOW_MUCH = re.compile(r"\bhow (?:much|many|far)\b|\bby what\b|\bdifference\b|\babsolute\b", re.IGNORECASE)
 _MONTH = re.compile(r"\bmonths?\b|\bmonthly\b", re.IGNORECASE)
 _LOW_WORDS = re.compile(r"lowest|cheapest|coldest|coolest|smallest|weakest|bottom|minimum|least", re.IGNORECASE)
 _HIGH_WORDS = re.compile(r"highest|most expensive|warmest|hottest|largest|biggest|strongest|peak|maximum|top|record",
@@ -76,13 +77,19 @@ def _annual(panel: Panel, years: list[int]):
 def named_years(panel: Panel, entities: list[str], scope: Scope, question: str, numbers: dict) -> list[str]:
     """The value in every year the question names; differences, ratios and shares between the entities in
     those years; and each entity's change between the first and the last named year."""
-    years = [y for y in scope.years_named if y in set(panel.data["year"].dropna().astype(int))]
+    have = set(panel.data["year"].dropna().astype(int))
+    # Years named as points ("in 2010 and 2020") are answered one by one; the ends of a named span ("from 2000
+    # to 2025") are the standard analyses' window, and only a question asking "how much" gets its change here.
+    in_span = {y for a, b in scope.periods for y in (a, b)}
+    points = [y for y in scope.years_named if y in have and y not in in_span]
+    ends = [y for y in scope.years_named if y in have and y in in_span] if _HOW_MUCH.search(question) else []
+    years = sorted(set(points) | {ends[0], ends[-1]} if ends else set(points))
     if not years or panel.is_change and len(years) > 6:
         return []
     ann = _annual(panel, years)
     unit, out = panel.unit, []
     what = _measure(panel)
-    for y in ann.index:
+    for y in [y for y in ann.index if y in points]:
         vals = [(e, float(ann.at[y, e])) for e in entities if e in ann.columns and not is_missing(ann.at[y, e])]
         if not vals:
             continue

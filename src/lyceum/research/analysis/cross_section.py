@@ -64,7 +64,8 @@ def analyze_cross_section(frame, t: TableProfile, question: str, scope: Scope, s
 
 
 def latest_ranking_finding(frame, t: TableProfile, measure: str | None, sink: FigureSink, *,
-                           year: int | None = None, top_n: int | None = None) -> Finding | None:
+                           year: int | None = None, top_n: int | None = None,
+                           lowest: bool = False) -> Finding | None:
     """For "which are the largest" questions on a panel: rank the entities in ``year`` (a year the question
     names) or else the latest year with data; ``top_n`` is the size of the group the question asks about."""
     if measure is None:
@@ -79,7 +80,7 @@ def latest_ranking_finding(frame, t: TableProfile, measure: str | None, sink: Fi
         year = int(counts[counts >= 0.8 * counts.max()].index.max())  # the latest year most entities report
     latest = d[d["_year"] == year].groupby(t.entity_column)[measure].mean()
     groups = latest[[is_aggregate(str(e)) for e in latest.index]]
-    latest = latest[[not is_aggregate(str(e)) for e in latest.index]].sort_values(ascending=False)
+    latest = latest[[not is_aggregate(str(e)) for e in latest.index]].sort_values(ascending=lowest)
     if latest.empty:
         return None
     col = t.column(measure)
@@ -98,8 +99,17 @@ def latest_ranking_finding(frame, t: TableProfile, measure: str | None, sink: Fi
                   f"The 10 largest by {lower_words(measure_label(t, measure))} in {year} (groups and regions left out)",
                   Provenance(tables=[t.id], method=f"ranking of '{measure}' in {year}", numbers=dict(numbers)))
     fig_path = charts.bar_chart([str(k) for k in top.index], (top / div).tolist(), sink.path(f"ranking-{measure}"),
-                                title=f"The 10 largest in {year}", ylabel=unit_label or measure, horizontal=True)
+                                title=f"The 10 {'lowest' if lowest else 'largest'} in {year}", ylabel=unit_label or measure, horizontal=True)
     names = list(top.index[:3])
+    if lowest:  # "which three countries had the lowest inflation": the bottom of the ranking, no shares of a total
+        k = top_n or 3
+        listed = join_names([f"{n} ({with_unit(top[n], unit)})" for n in latest.index[:k]])
+        table.caption = table.caption.replace("The 10 largest", "The 10 lowest")
+        return Finding(title=f"Lowest in {year}", sentences=[f"In {year}, the lowest {lower_words(measure_label(t, measure))} "
+                                                           f"{'were' if k > 1 else 'was'} {listed}."],
+                       figures=[Figure(fig_path, f"The 10 lowest by {lower_words(measure_label(t, measure))} in {year}",
+                                       Provenance(tables=[t.id], method="bar chart of the ranking"))],
+                       tables=[table], numbers=numbers, sources=[t.id], kind="ranking")
     sentences = [(f"In {year}, the largest were {join_names([f'{n} ({with_unit(top[n], unit)})' for n in names])}; together "
                   f"the top three account for {fmt_pct(top.head(3).sum() / total * 100, signed=False)} of {base}.")]
     numbers["top3 share"] = float(top.head(3).sum() / total * 100)
