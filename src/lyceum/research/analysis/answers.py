@@ -41,7 +41,7 @@ def answer_findings(panels: list[Panel], scope: Scope, question: str) -> list[Fi
         ordered = _question_order(panel, question)
         sentences: list[str] = []
         numbers: dict[str, float] = {}
-        for rule in (named_years, span_averages, month_extremes, spread, latest_value):
+        for rule in (named_years, span_averages, month_extremes, spread, latest_value, threshold_years):
             sentences += rule(panel, ordered, scope, question, numbers)
         if sentences:
             out.append(Finding(title=f"Direct answers: {_measure(panel)}", sentences=sentences,
@@ -66,6 +66,7 @@ def _measure(panel: Panel) -> str:
     name = panel.measure
     if len(name.split()) > 4:
         name = re.split(r",|\(| for | of | in | from ", name)[0].strip() or name
+    name = re.sub(r"(?i)[ _]+(thousands?|millions?|billions?|trillions?)$", "", name) or name  # "GDP trillion"
     return lower_words(name)
 
 
@@ -81,6 +82,7 @@ def named_years(panel: Panel, entities: list[str], scope: Scope, question: str, 
     # Years named as points ("in 2010 and 2020") are answered one by one; the ends of a named span ("from 2000
     # to 2025") are the standard analyses' window, and only a question asking "how much" gets its change here.
     in_span = {y for a, b in scope.periods for y in (a, b)}
+    in_span |= {int(y) for y in re.findall(rf"\b(?:since|after|from|before|until)\s+{_YEAR}", question.lower())}
     points = [y for y in scope.years_named if y in have and y not in in_span]
     ends = [y for y in scope.years_named if y in have and y in in_span] if _HOW_MUCH.search(question) else []
     years = sorted(set(points) | {ends[0], ends[-1]} if ends else set(points))
@@ -95,7 +97,7 @@ def named_years(panel: Panel, entities: list[str], scope: Scope, question: str, 
             continue
         listed = ", ".join(f"{e} {with_unit(v, unit)}" for e, v in vals) if len(vals) > 1 else \
             f"{with_unit(vals[0][1], unit)} for {vals[0][0]}"
-        out.append(f"In {y}, the {what} was {listed}.")
+        out.append(f"In {y}, the {what} stood at {listed}.")
         numbers.update({f"{e} {y}": v for e, v in vals})
         if _COMPARE.search(question) or "share" in scope.intents:
             out += _pairs(vals, y, unit, numbers)
@@ -180,7 +182,7 @@ def span_averages(panel: Panel, entities: list[str], scope: Scope, question: str
             span = label if (first, last) == (a, b) else f"{first}–{last}"
             out.append(f"Over {span}, {possessive(e)} {_measure(panel)} averaged {with_unit(float(s.mean()), panel.unit)} "
                        f"({len(s)} annual values).")
-            numbers[f"{e} mean {first}-{last}"] = float(s.mean())
+            numbers.update({f"{e} mean {first}-{last}": float(s.mean()), f"{e} years {first}-{last}": len(s)})
     return out
 
 
@@ -284,3 +286,69 @@ def _when(ts, panel: Panel) -> str:
     if panel.frequency in ("monthly", "quarterly"):
         return ts.strftime("%B %Y")
     return ts.strftime("%Y-%m-%d")
+
+
+_THRESHOLD = re.compile(
+    r"\b(above|over|more than|exceed(?:ed|s|ing)?|higher than|greater than|top(?:ped)?|cross(?:ed)?|pass(?:ed)?|"
+    r"reach(?:ed)?|hit|below|under|less than|lower than|fell below)\s+(?:the\s+|a\s+)?(?:\$|usd\s*|us\$)?"
+    r"(-?\d[\d,]*(?:\.\d+)?|zero)(?!\d)\s*(thousand|million|billion|trillion|bn|%|percent)?", re.IGNORECASE)
+_SCALE = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "bn": 1e9, "trillion": 1e12}
+
+
+def asked_threshold(question: str) -> tuple[float, bool, str] | None:
+    """A threshold the question names ("above 100 dollars", "first exceed 7 billion", "below 2%"): (value, whether
+    it is a floor crossed upwards, the words as written). A bare year ("after 2000") is not a threshold."""
+    for m in _THRESHOLD.finditer(question):
+        number = 0.0 if m.group(2).lower() == "zero" else float(m.group(2).replace(",", ""))
+        scale = (m.group(3) or "").lower()
+        if not scale and re.fullmatch(r"(1[5-9]|20)\d\d", m.group(2)):
+            continue
+        value = number * _SCALE.get(scale, 1.0)
+        upward = not re.match(r"below|under|less|lower|fell", m.group(1), re.IGNORECASE)
+        return value, upward, m.group(0).strip()
+    return None
+
+
+def threshold_years(panel: Panel, entities: list[str], scope: Scope, question: str, numbers: dict) -> list[str]:
+    """For "in how many years was Brent above 100 dollars" and "when did CO2 first exceed 400 ppm": the years of
+    the period whose annual value (or average) is past the threshold, how many they are, and the first of them."""
+    asked = asked_threshold(question)
+    if asked is None:
+        return []
+    value, upward, words = asked
+    if not panel.data["value"].min() < value < panel.data["value"].max():
+        return []  # a threshold outside the series' range is about another measure (2.5 ppm a year, not 420 ppm)
+    full = complete_years(panel)
+    if not full:
+        return []
+    start = scope.start_year or min(full)
+    end = min(scope.end_year or max(full), max(full))
+    ann = yearly(panel, [y for y in sorted(full) if start <= y <= end])
+    what = "annual value" if panel.frequency == "annual" else "annual average"
+    out = []
+    for e in entities:
+        if e not in ann.columns:
+            continue
+        s = ann[e].dropna()
+        if s.empty:
+            continue
+        past = s[s > value] if upward else s[s < value]
+        side = "above" if upward else "below"
+        text = (f"{possessive(e)} {what} was {side} {with_unit(value, panel.unit)} in {len(past)} of the {len(s)} years "
+                f"{int(s.index.min())}–{int(s.index.max())}")
+        numbers.update({f"{e} years {side} threshold": len(past), f"{e} years counted": len(s), f"{e} threshold": value})
+        if not past.empty:
+            first = int(past.index.min())
+            listed = f" ({', '.join(str(int(y)) for y in past.index)})" if len(past) <= 12 else ""
+            text += f"{listed}; the first was {first}, at {with_unit(float(past.iloc[0]), panel.unit)}"
+            numbers[f"{e} first year {side} threshold"] = float(past.iloc[0])
+        out.append(text + ".")
+        if panel.frequency != "annual":
+            obs = panel.data[(panel.data["entity"] == e) & (panel.data["year"] >= start)].sort_values("time")
+            hit = obs[obs["value"] > value] if upward else obs[obs["value"] < value]
+            if not hit.empty:
+                row = hit.iloc[0]
+                out.append(f"The first {panel.frequency} observation of {e} {side} {with_unit(value, panel.unit)} "
+                           f"since {start} was {with_unit(float(row['value']), panel.unit)} ({_when(row['time'], panel)}).")
+                numbers[f"{e} first observation {side} threshold"] = float(row["value"])
+    return out

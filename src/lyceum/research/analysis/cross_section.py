@@ -86,16 +86,19 @@ def latest_ranking_finding(frame, t: TableProfile, measure: str | None, sink: Fi
     col = t.column(measure)
     unit = col.unit or guess_unit(col.description)
     total = float(groups["World"]) if "World" in groups.index else float(latest.sum())
+    # Rates, prices and indexes do not add up: their ranking shows no shares of a total ("9227% of the World").
+    additive = not (unit in ("%", "fraction") or unit.startswith("index") or RATIO_LIKE.search(f"{measure} {unit}")
+                    or RATIO_LIKE.search(measure_label(t, measure)))
     base = "the World total" if "World" in groups.index else f"the {len(latest)} listed"
     top = latest.head(10)
     div, word = scale_for(top.tolist(), unit)
     unit_label = " ".join(x for x in (word, unit) if x)
-    rows = [[str(k), fmt(v / div), fmt_pct(v / total * 100, signed=False)] for k, v in top.items()]
+    rows = [[str(k), fmt(v / div)] + ([fmt_pct(v / total * 100, signed=False)] if additive else []) for k, v in top.items()]
     numbers = {f"{k} {year}": float(v) for k, v in top.items()}
     numbers.update({f"{k} share {year}": float(v / total * 100) for k, v in top.items()})
     numbers.update({"total": total, "entities ranked": float(len(latest))})
-    table = Table(markdown_table([t.entity_column, f"{measure} {year}" + (f" ({unit_label})" if unit_label else ""),
-                                  f"Share of {base}"], rows),
+    table = Table(markdown_table([t.entity_column, f"{measure} {year}" + (f" ({unit_label})" if unit_label else "")]
+                                 + ([f"Share of {base}"] if additive else []), rows),
                   f"The 10 largest by {lower_words(measure_label(t, measure))} in {year} (groups and regions left out)",
                   Provenance(tables=[t.id], method=f"ranking of '{measure}' in {year}", numbers=dict(numbers)))
     fig_path = charts.bar_chart([str(k) for k in top.index], (top / div).tolist(), sink.path(f"ranking-{measure}"),
@@ -109,6 +112,14 @@ def latest_ranking_finding(frame, t: TableProfile, measure: str | None, sink: Fi
                                                            f"{'were' if k > 1 else 'was'} {listed}."],
                        figures=[Figure(fig_path, f"The 10 lowest by {lower_words(measure_label(t, measure))} in {year}",
                                        Provenance(tables=[t.id], method="bar chart of the ranking"))],
+                       tables=[table], numbers=numbers, sources=[t.id], kind="ranking")
+    if not additive:  # "which ten countries had the highest inflation": the leaders and their values
+        k = top_n or 3
+        listed = join_names([f"{n} ({with_unit(top[n], unit)})" for n in latest.index[:k]])
+        return Finding(title=f"Ranking in {year}", sentences=[f"In {year}, the highest {lower_words(measure_label(t, measure))} "
+                                                            f"{'were' if k > 1 else 'was'} {listed}."],
+                       figures=[Figure(fig_path, f"The 10 highest by {lower_words(measure_label(t, measure))} in {year}",
+                                       Provenance(tables=[t.id], method="bar chart of the latest ranking"))],
                        tables=[table], numbers=numbers, sources=[t.id], kind="ranking")
     sentences = [(f"In {year}, the largest were {join_names([f'{n} ({with_unit(top[n], unit)})' for n in names])}; together "
                   f"the top three account for {fmt_pct(top.head(3).sum() / total * 100, signed=False)} of {base}.")]
