@@ -41,7 +41,7 @@ def answer_findings(panels: list[Panel], scope: Scope, question: str) -> list[Fi
         ordered = _question_order(panel, question)
         sentences: list[str] = []
         numbers: dict[str, float] = {}
-        for rule in (named_years, span_averages, month_extremes, spread, latest_value, threshold_years):
+        for rule in (named_years, span_averages, month_extremes, spread, latest_value, threshold_years, peak_year):
             sentences += rule(panel, ordered, scope, question, numbers)
         if sentences:
             out.append(Finding(title=f"Direct answers: {_measure(panel)}", sentences=sentences,
@@ -351,4 +351,51 @@ def threshold_years(panel: Panel, entities: list[str], scope: Scope, question: s
                 out.append(f"The first {panel.frequency} observation of {e} {side} {with_unit(value, panel.unit)} "
                            f"since {start} was {with_unit(float(row['value']), panel.unit)} ({_when(row['time'], panel)}).")
                 numbers[f"{e} first observation {side} threshold"] = float(row["value"])
+    return out
+
+
+_PEAK = re.compile(r"\bpeak(?:ed|s)?\b|\btop(?:ped)? out\b|\bbottom(?:ed)? out\b|\btrough\b|\ball-time\b|\brecord\b|"
+                   r"\bhighest\b|\blowest\b|\bmaximum\b|\bminimum\b|\bbottom\b|cheapest|most expensive|warmest|"
+                   r"hottest|coldest|coolest|strongest|weakest", re.IGNORECASE)
+_WHEN = re.compile(r"\bwhen\b|\b(?:which|what) year\b|\byear\b", re.IGNORECASE)
+_LOW_END = re.compile(r"\bbottom|\btrough|\blowest\b|\bminimum\b|record low|all-time low|cheapest|coldest|weakest",
+                      re.IGNORECASE)
+
+
+def peak_year(panel: Panel, entities: list[str], scope: Scope, question: str, numbers: dict) -> list[str]:
+    """For "when did US house prices peak" and "in which year was Brent cheapest": the year of the highest (or
+    lowest) annual value or average in the period, and the single highest (lowest) observation."""
+    if not (_PEAK.search(question) and _WHEN.search(question)) or _MONTH.search(question):
+        return []
+    full = complete_years(panel)
+    if not full:
+        return []
+    start = max(scope.start_year or min(full), min(full))
+    end = min(scope.end_year or max(full), max(full))
+    ann = yearly(panel, [y for y in sorted(full) if start <= y <= end])
+    low = bool(_LOW_END.search(question))
+    high = not low or bool(re.search(r"\bpeak|\bhighest\b|\bmaximum\b|record high|all-time high|most expensive|"
+                                     r"warmest|hottest|strongest", question, re.I))
+    what = "annual value" if panel.frequency == "annual" else "annual average"
+    out = []
+    for e in entities:
+        if e not in ann.columns:
+            continue
+        s = ann[e].dropna()
+        if len(s) < 2:
+            continue
+        for wanted, word in ((high, "highest"), (low, "lowest")):
+            if not wanted:
+                continue
+            y = int(s.idxmax() if word == "highest" else s.idxmin())
+            text = (f"Over {int(s.index.min())}–{int(s.index.max())}, {possessive(e)} {what} was {word} in {y}, at "
+                    f"{with_unit(float(s[y]), panel.unit)}")
+            numbers[f"{e} {word} year {y}"] = float(s[y])
+            if panel.frequency != "annual":
+                d = panel.data[(panel.data["entity"] == e) & panel.data["year"].between(start, end)]
+                row = d.loc[d["value"].idxmax() if word == "highest" else d["value"].idxmin()]
+                text += (f"; its {word} single {panel.frequency} observation was "
+                         f"{with_unit(float(row['value']), panel.unit)} ({_when(row['time'], panel)})")
+                numbers[f"{e} {word} observation"] = float(row["value"])
+            out.append(text + ".")
     return out

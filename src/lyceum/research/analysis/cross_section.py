@@ -33,6 +33,10 @@ def analyze_cross_section(frame, t: TableProfile, question: str, scope: Scope, s
         rate = None
     out = []
     groups_named = matched_entities(question, t.entities) if t.entity_column else []
+    past = threshold_count_finding(frame, t, question, max(measures, key=relevance) if relevance(
+        max(measures, key=relevance)) > 0 else None, groups_named)
+    if past is not None:
+        out.append(past)
     asks_groups = bool(groups_named) or (t.entity_column and t.entity_column.lower() in tokenize(question)) or \
         bool(t.entity_column and set(tokenize(t.entity_column)) & q)
     if "rank" in scope.intents and not asks_groups and size is not None and label_column(frame, t):
@@ -345,3 +349,35 @@ def count_finding(frame, t: TableProfile, sink: FigureSink) -> Finding:
         tables=[Table(markdown_table([col, "Rows"], rows), f"Rows per {col.lower()}",
                       Provenance(tables=[t.id], method="counts"))],
         numbers={"rows": float(len(frame))}, sources=[t.id], kind="ranking")
+
+
+def threshold_count_finding(frame, t: TableProfile, question: str, measure, groups: list[str]) -> Finding | None:
+    """For "how many S&P 500 companies have a dividend yield above 3%": the rows (within each group the question
+    names, and overall) whose measure is past the threshold, and the first few of them."""
+    from lyceum.research.analysis.answers import asked_threshold
+
+    asked = asked_threshold(question)
+    if asked is None or measure is None:
+        return None
+    value, upward, words = asked
+    if measure.unit == "fraction" and re.search(r"%|percent", words):
+        value /= 100  # "3%" of a yield stored as a decimal (0.03)
+    scale = re.search(r"\b(thousand|million|billion|trillion)\b", measure.unit or "", re.IGNORECASE)
+    if scale and value >= 1e3:
+        value /= {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12}[scale.group(1).lower()]
+    label = label_column(frame, t)
+    side = "above" if upward else "below"
+    shown = fmt_pct(value * 100, signed=False) if measure.unit == "fraction" else with_unit(value, measure.unit or "")
+    sentences, numbers = [], {"threshold": value}
+    scopes = [(g, frame[frame[t.entity_column].astype(str) == g]) for g in groups] + [("", frame)]
+    for g, rows in scopes:
+        vals = rows[measure.name].dropna()
+        hit = rows.loc[vals.index][(vals > value) if upward else (vals < value)]
+        where = f"of the {len(vals)} {g} rows" if g else f"of all {len(vals)} rows"
+        text = f"{len(hit)} {where} with a value have {lower_words(measure.name)} {side} {shown}"
+        if label and 0 < len(hit) <= 10:
+            text += f" ({join_names([str(x) for x in hit[label]])})"
+        sentences.append(text + ".")
+        numbers.update({f"{g or 'all'} count {side}": len(hit), f"{g or 'all'} count": len(vals)})
+    return Finding(title=f"Rows with {lower_words(measure.name)} {side} {shown}", sentences=sentences,
+                   numbers=numbers, sources=[t.id], kind="answer")
