@@ -1,0 +1,116 @@
+"""The direct-answer rules (research/analysis/answers.py) on small panels built here: each question form gets its
+number stated next to its entity and period."""
+
+import pytest
+
+pd = pytest.importorskip("pandas")
+
+from lyceum.research.analysis.answers import answer_findings, asked_threshold  # noqa: E402
+from lyceum.research.analysis.panels import Panel  # noqa: E402
+from lyceum.research.question import parse_question  # noqa: E402
+
+
+def annual_panel(values: dict[str, dict[int, float]], unit: str = "USD", measure: str = "GDP") -> Panel:
+    rows = [{"time": pd.Timestamp(f"{y}-07-01"), "year": y, "entity": e, "value": v}
+            for e, series in values.items() for y, v in series.items()]
+    return Panel(measure=measure, unit=unit, frequency="annual", data=pd.DataFrame(rows), tables=["t.csv"],
+                 is_change=False, entities=list(values))
+
+
+def monthly_panel(entity: str, start: str, values: list[float], unit: str = "USD/bbl") -> Panel:
+    times = pd.date_range(start, periods=len(values), freq="MS")
+    data = pd.DataFrame({"time": times, "year": times.year, "entity": entity, "value": values})
+    return Panel(measure="Price", unit=unit, frequency="monthly", data=data, tables=["m.csv"], is_change=False,
+                 entities=[entity])
+
+
+def answers(panel: Panel, question: str) -> str:
+    found = answer_findings([panel], parse_question(question), question)
+    return " ".join(s for f in found for s in f.sentences)
+
+
+def test_a_threshold_is_read_with_its_scale_and_direction_and_a_year_is_not_one():
+    assert asked_threshold("When did the world population first exceed 7 billion?")[:2] == (7e9, True)
+    assert asked_threshold("In how many years was Brent above $100 a barrel?")[:2] == (100.0, True)
+    assert asked_threshold("How often was inflation below zero?")[:2] == (0.0, False)
+    assert asked_threshold("How did prices move after 2000?") is None
+
+
+def test_two_entities_in_a_named_year_get_their_difference_and_ratio_larger_first():
+    panel = annual_panel({"China": {2020: 14.7e12}, "United States": {2020: 21.3e12}})
+    text = answers(panel, "How much smaller was China's economy than the United States' in 2020?")
+    assert "In 2020, the GDP stood at China 14.70 trillion USD, United States 21.30 trillion USD." in text
+    assert "United States' value was 6.60 trillion USD higher than China's" in text and "1.45 times as large" in text
+
+
+def test_an_aggregate_named_with_a_member_gives_the_member_share():
+    panel = annual_panel({"China": {2020: 14.7e12}, "World": {2020: 85.0e12}})
+    assert "In 2020, China accounted for 17.3% of the World total" in answers(panel, "What share of world GDP did "
+                                                                                     "China have in 2020?")
+
+
+def test_a_how_much_question_over_a_named_span_states_the_absolute_and_percent_change():
+    panel = annual_panel({"World": {1960: 3.0e9, 1990: 5.3e9, 2020: 7.8e9}}, unit="", measure="Population")
+    text = answers(panel, "By how much did the world's population grow between 1960 and 2020?")
+    assert "Between 1960 and 2020, World's population rose by 4.80 billion, from 3.00 billion to 7.80 billion " \
+           "(+160.0%)." in text
+
+
+def test_averages_over_a_named_range_and_since_a_year():
+    panel = annual_panel({"Germany": {y: float(y - 2010) for y in range(2010, 2025)}}, unit="%", measure="Inflation")
+    text = answers(panel, "What was Germany's average inflation in 2015-2019, and what has it been since 2020?")
+    assert "Over 2015–2019, Germany's inflation averaged 7.00%" in text
+    assert "Over 2020–2024, Germany's inflation averaged 12.00%" in text
+
+
+def test_the_month_of_a_year_with_the_highest_average():
+    panel = monthly_panel("Brent", "2022-01-01", [80, 90, 117, 105, 112, 122.7, 111, 100, 90, 93, 91, 81])
+    assert "Brent's monthly average price in 2022 was highest in June 2022 (122.70 USD/bbl)." in answers(
+        panel, "In which month of 2022 was Brent highest?")
+
+
+def test_volatility_is_the_standard_deviation_of_the_observations_in_the_named_year():
+    values = [60, 50, 30, 20, 30, 40, 43, 45, 42, 41, 43, 50]
+    panel = monthly_panel("Brent", "2020-01-01", values)
+    sd = pd.Series(values, dtype=float).std()
+    assert f"In 2020, Brent's monthly price had a standard deviation of {sd:.2f} USD/bbl" in answers(
+        panel, "How volatile was Brent in 2020?")
+
+
+def test_the_latest_value_is_set_against_a_year_earlier():
+    panel = monthly_panel("Gold", "2024-01-01", [2000.0 + 50 * i for i in range(18)], unit="USD/oz")
+    assert "The latest price for Gold is 2,850.00 USD/oz (June 2025); a year earlier (June 2024) Gold was " \
+           "2,250.00 USD/oz, a change of +26.7%." in answers(panel, "What is the latest gold price?")
+
+
+def test_years_past_a_threshold_are_counted_and_the_first_is_named():
+    panel = annual_panel({"Brent": {2009: 62.0, 2010: 80.0, 2011: 111.0, 2012: 112.0, 2013: 109.0, 2014: 99.0}},
+                         unit="USD/bbl", measure="Price")
+    text = answers(panel, "In how many years since 2009 was Brent above 100 dollars?")
+    assert "Brent's annual value was above 100.00 USD/bbl in 3 of the 6 years 2009–2014 (2011, 2012, 2013); the " \
+           "first was 2011, at 111.00 USD/bbl." in text
+
+
+def test_the_year_of_a_peak_is_the_highest_annual_value():
+    panel = annual_panel({"United States": {2005: 150.0, 2006: 160.0, 2007: 155.0}}, unit="index (2010=100)",
+                         measure="Price")
+    assert "Over 2005–2007, United States' annual value was highest in 2006, at 160" in answers(
+        panel, "When did United States house prices peak?")
+
+
+def test_a_unit_carrying_a_scale_word_puts_the_scale_next_to_the_number():
+    from lyceum.research.analysis.wording import with_unit
+
+    assert with_unit(21.32, "USD trillion") == "21.32 trillion USD"
+
+
+def test_entities_named_by_the_table_s_own_codes():
+    from types import SimpleNamespace
+
+    from lyceum.research.analysis.panels import coded_entities
+
+    frame = pd.DataFrame({"Country Name": ["Germany", "France", "Italy"], "Country Code": ["DEU", "FRA", "ITA"]})
+    t = SimpleNamespace(entity_column="Country Name",
+                        columns=[SimpleNamespace(name="Country Name", type="text"),
+                                 SimpleNamespace(name="Country Code", type="text")])
+    assert coded_entities(frame, t, "What was the GDP of FRA and DEU in 2019?") == ["France", "Germany"]
