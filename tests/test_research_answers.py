@@ -114,3 +114,13 @@ def test_entities_named_by_the_table_s_own_codes():
                         columns=[SimpleNamespace(name="Country Name", type="text"),
                                  SimpleNamespace(name="Country Code", type="text")])
     assert coded_entities(frame, t, "What was the GDP of FRA and DEU in 2019?") == ["France", "Germany"]
+
+
+def test_two_series_from_different_tables_are_divided_both_ways_in_a_named_year():
+    gold = annual_panel({"Gold": {2020: 1770.0}}, unit="USD/oz", measure="Price")
+    gold.tables = ["gold.csv"]
+    brent = annual_panel({"Brent": {2020: 42.0}}, unit="USD/bbl", measure="Price")
+    question = "How many barrels of Brent could an ounce of gold buy in 2020?"
+    found = answer_findings([brent, gold], parse_question(question), question)
+    assert found[0].sentences == ["In 2020, Brent's price (42.00 USD/bbl) was 0.0237 times Gold's price "
+                                  "(1,770.00 USD/oz); Gold to Brent was 42.14."]

@@ -46,7 +46,45 @@ def answer_findings(panels: list[Panel], scope: Scope, question: str) -> list[Fi
         if sentences:
             out.append(Finding(title=f"Direct answers: {_measure(panel)}", sentences=sentences,
                                numbers=numbers, sources=list(panel.tables), kind="answer"))
-    return out
+    cross = ratio_across_panels(panels, scope, question)
+    return ([cross] if cross else []) + out
+
+
+_RATIO = re.compile(r"\bratio\b|\btimes\b|how many [\w ]+? (?:could|can|would|did) [\w ]*?buy|relative to|"
+                    r"\bin terms of\b|\bdivided by\b", re.IGNORECASE)
+
+
+def ratio_across_panels(panels: list[Panel], scope: Scope, question: str) -> Finding | None:
+    """For "the ratio of gold to oil" and "how many barrels of oil could an ounce of gold buy": the first series
+    of two panels from different tables, divided one by the other in each year the question names (both ways)."""
+    if not _RATIO.search(question):
+        return None
+    pair = []
+    for p in panels:
+        if p.is_change or p.data.empty or p.formula or any(set(p.tables) & set(q.tables) for q in pair):
+            continue
+        pair.append(p)
+        if len(pair) == 2:
+            break
+    if len(pair) < 2:
+        return None
+    (a, ea), (b, eb) = [(p, _question_order(p, question)[0]) for p in pair]
+    years = [y for y in scope.years_named if y in set(a.data["year"]) and y in set(b.data["year"])]
+    if not years:
+        return None
+    va, vb = _annual(a, years)[ea], _annual(b, years)[eb]
+    sentences, numbers = [], {}
+    for y in years:
+        x, z = float(va.get(y, float("nan"))), float(vb.get(y, float("nan")))
+        if is_missing(x) or is_missing(z) or x <= 0 or z <= 0:
+            continue
+        sentences.append(f"In {y}, {possessive(ea)} {_measure(a)} ({with_unit(x, a.unit)}) was {fmt(x / z)} times "
+                         f"{possessive(eb)} {_measure(b)} ({with_unit(z, b.unit)}); {eb} to {ea} was {fmt(z / x)}.")
+        numbers.update({f"{ea} {y}": x, f"{eb} {y}": z, f"{ea} over {eb} {y}": x / z, f"{eb} over {ea} {y}": z / x})
+    if not sentences:
+        return None
+    return Finding(title=f"{ea} relative to {eb}", sentences=sentences, numbers=numbers,
+                   sources=[*a.tables, *b.tables], kind="answer")
 
 
 def _question_order(panel: Panel, question: str) -> list[str]:
