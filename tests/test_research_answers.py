@@ -124,3 +124,21 @@ def test_two_series_from_different_tables_are_divided_both_ways_in_a_named_year(
     found = answer_findings([brent, gold], parse_question(question), question)
     assert found[0].sentences == ["In 2020, Brent's price (42.00 USD/bbl) was 0.0237 times Gold's price "
                                   "(1,770.00 USD/oz); Gold to Brent was 42.14."]
+
+
+def test_a_named_month_gets_its_average_and_range():
+    panel = monthly_panel("WTI", "2020-01-01", [57.0, 50.0, 29.0, 16.5, 28.0])
+    assert "In April 2020, WTI's price was 16.50 USD/bbl." in answers(panel, "What was WTI in April 2020?")
+
+
+def test_rates_of_two_countries_differ_in_percentage_points():
+    panel = annual_panel({"Germany": {2022: 6.9}, "Turkiye": {2022: 72.3}}, unit="%", measure="Inflation")
+    assert "In 2022, Turkiye's value was 65.40 percentage points higher than Germany's." in answers(
+        panel, "How much higher was inflation in Turkiye than in Germany in 2022?")
+
+
+def test_two_entities_of_one_table_are_correlated_over_the_period():
+    panel = annual_panel({"Spain": {2000 + i: float(i) for i in range(6)},
+                          "Ireland": {2000 + i: float(2 * i) for i in range(6)}}, unit="index (2010=100)", measure="Price")
+    assert "Over 2000–2005, the annual price of Spain and Ireland have a correlation of 1.00 in levels (6 years)." in \
+        answers(panel, "How closely are house prices in Spain and Ireland correlated?")

@@ -14,6 +14,7 @@ import re
 
 from lyceum.research.analysis.panels import Panel, complete_years, is_aggregate, yearly
 from lyceum.research.analysis.wording import lower_words, possessive, with_unit
+from lyceum.research.catalog import matched_entities
 from lyceum.research.numbers import fmt_pct
 from lyceum.research.question import Scope
 from lyceum.research.records import Finding
@@ -41,7 +42,8 @@ def answer_findings(panels: list[Panel], scope: Scope, question: str) -> list[Fi
         ordered = _question_order(panel, question)
         sentences: list[str] = []
         numbers: dict[str, float] = {}
-        for rule in (named_years, span_averages, month_extremes, spread, latest_value, threshold_years, peak_year):
+        for rule in (named_years, named_months, span_averages, month_extremes, spread, latest_value, threshold_years,
+                     peak_year, correlation_within):
             sentences += rule(panel, ordered, scope, question, numbers)
         if sentences:
             out.append(Finding(title=f"Direct answers: {_measure(panel)}", sentences=sentences,
@@ -157,7 +159,7 @@ def named_years(panel: Panel, entities: list[str], scope: Scope, question: str, 
     return out
 
 
-def _pairs(vals: list[tuple[str, float]], y: int, unit: str, numbers: dict) -> list[str]:
+def _pairs(vals: list[tuple[str, float]], y, unit: str, numbers: dict) -> list[str]:
     """How much larger the first-named entity is than each other one (larger first, so that "how much lower" and
     "how many times larger" read off the same sentence), and each entity's share of an aggregate ("World")."""
     out = []
@@ -166,9 +168,10 @@ def _pairs(vals: list[tuple[str, float]], y: int, unit: str, numbers: dict) -> l
     first = members[0] if members else None
     for e, v in members[1:]:
         (a, va), (b, vb) = sorted([first, (e, v)], key=lambda x: -x[1])
-        text = f"In {y}, {possessive(a)} value was {with_unit(va - vb, unit)} higher than {possessive(b)}"
+        gap = f"{fmt(va - vb)} percentage points" if unit == "%" else with_unit(va - vb, unit)
+        text = f"In {y}, {possessive(a)} value was {gap} higher than {possessive(b)}"
         numbers[f"{a} minus {b} {y}"] = va - vb
-        if vb > 0:
+        if vb > 0 and unit != "%":  # rates are compared in points, not as ratios
             text += f" ({fmt_pct((va / vb - 1) * 100, signed=False)} more; {fmt(va / vb)} times as large)"
             numbers[f"{a} over {b} {y}"] = va / vb
             numbers[f"{a} over {b} {y} %"] = (va / vb - 1) * 100
@@ -221,6 +224,9 @@ def span_averages(panel: Panel, entities: list[str], scope: Scope, question: str
             out.append(f"Over {span}, {possessive(e)} {_measure(panel)} averaged {with_unit(float(s.mean()), panel.unit)} "
                        f"({len(s)} annual values).")
             numbers.update({f"{e} mean {first}-{last}": float(s.mean()), f"{e} years {first}-{last}": len(s)})
+        means = [(e, float(ann[e].dropna().mean())) for e in entities if e in ann.columns and ann[e].notna().any()]
+        if len(means) >= 2 and _COMPARE.search(question):
+            out += _pairs(means, label, panel.unit, numbers)
     return out
 
 
@@ -437,3 +443,57 @@ def peak_year(panel: Panel, entities: list[str], scope: Scope, question: str, nu
                 numbers[f"{e} {word} observation"] = float(row["value"])
             out.append(text + ".")
     return out
+
+
+_MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+           "november", "december"]
+_MONTH_NAMED = re.compile(rf"\b({'|'.join(m[:3] for m in _MONTHS)})[a-z]*\.?\s+{_YEAR}\b", re.IGNORECASE)
+
+
+def named_months(panel: Panel, entities: list[str], scope: Scope, question: str, numbers: dict) -> list[str]:
+    """For "the price in April 2020" on a daily, weekly or monthly table: each entity's average in that month."""
+    if panel.frequency in ("annual", "quarterly", "irregular"):
+        return []
+    out = []
+    for abbr, year in _MONTH_NAMED.findall(question):
+        month = [m[:3] for m in _MONTHS].index(abbr.lower()) + 1
+        d = panel.data[(panel.data["year"] == int(year)) & (panel.data["time"].dt.month == month)]
+        for e in entities:
+            g = d[d["entity"] == e]["value"]
+            if g.empty:
+                continue
+            name = _MONTHS[month - 1].capitalize()
+            what = "was" if len(g) == 1 else "averaged"
+            out.append(f"In {name} {year}, {possessive(e)} {_measure(panel)} {what} {with_unit(float(g.mean()), panel.unit)}"
+                       + (f" over {len(g)} observations, ranging from {with_unit(float(g.min()), panel.unit)} to "
+                          f"{with_unit(float(g.max()), panel.unit)}" if len(g) > 1 else "") + ".")
+            numbers.update({f"{e} {year}-{month:02d}": float(g.mean()), f"{e} {year}-{month:02d} min": float(g.min()),
+                            f"{e} {year}-{month:02d} max": float(g.max()), f"{e} {year}-{month:02d} n": len(g)})
+    return out
+
+
+def correlation_within(panel: Panel, entities: list[str], scope: Scope, question: str, numbers: dict) -> list[str]:
+    """For "how closely did US and UK house prices move together": the correlation of two entities' annual values
+    (and of their year-on-year changes) over the period."""
+    if "correlation" not in scope.intents or len(entities) < 2:
+        return []
+    named = matched_entities(question, [e.split(" (")[0] for e in entities])
+    entities = [e for e in entities if e.split(" (")[0] in named]
+    if len(entities) < 2:  # series the question does not name are the standard analyses' business
+        return []
+    full = complete_years(panel)
+    start = max(scope.start_year or min(full or {0}), min(full or {0}))
+    end = min(scope.end_year or max(full or {0}), max(full or {0}))
+    ann = yearly(panel, [y for y in sorted(full) if start <= y <= end])
+    a, b = entities[:2]
+    if a not in ann.columns or b not in ann.columns:
+        return []
+    both = ann[[a, b]].dropna()
+    if len(both) < 4:
+        return []
+    r, rd = float(both[a].corr(both[b])), float(both.diff()[a].corr(both.diff()[b]))
+    y0, y1 = int(both.index.min()), int(both.index.max())
+    numbers.update({f"{a} {b} r {y0}-{y1}": r, f"{a} {b} r changes {y0}-{y1}": rd, f"{a} {b} years": len(both)})
+    changes = "" if is_missing(rd) else f" and {fmt(rd)} in year-on-year changes"
+    return [f"Over {y0}–{y1}, the annual {_measure(panel)} of {a} and {b} have a correlation of {fmt(r)} in levels"
+            f"{changes} ({len(both)} years)."]
