@@ -130,6 +130,58 @@ def round_one(t):
     ]
 
 
+def round_two(t):
+    """Ten more, of forms round one does not have, written after the changes round one led to and committed before
+    their first run: a growth rate in one year, the year of the largest change, a count of countries past a
+    threshold, a quarter, a count of trading days, a multiple between two years, the sector with the most
+    companies, two sources side by side, per-capita growth in percent and cumulative inflation."""
+    gdp, _, per_person = _people_and_gdp(t)
+    top = pd.read_csv(t / "gdp/data/top-economies.csv").set_index(["country", "year"])["gdp_trillion"]
+    growth_mlo = pd.read_csv(t / "co2-ppm/data/co2-gr-mlo.csv").dropna().set_index("Year")["Annual Increase"]
+    biggest = int(growth_mlo.idxmax())
+    cpi = pd.read_csv(t / "cpi/data/cpi.csv")
+    in_2022 = cpi[cpi["Year"] == 2022]
+    from lyceum.research.analysis.panels import is_aggregate
+
+    countries = in_2022[[not is_aggregate(c) for c in in_2022["Country"]]]
+    over_10 = (int((countries["CPI"] > 10).sum()), int((in_2022["CPI"] > 10).sum()))
+    house = pd.read_csv(t / "house-prices-global/data/real_index.csv", parse_dates=["date"])
+    us_2007 = house[(house["country"] == "United States") & (house["date"].dt.year == 2007)]
+    wti_daily = pd.read_csv(t / "oil-prices/data/wti-daily.csv", parse_dates=["Date"]).set_index("Date")["Price"]
+    days_below_20 = int((wti_daily["2020"] < 20).sum())
+    gold = annual_mean(t / "gold-prices/data/monthly.csv", "Date", "Price")
+    gold_annual = pd.read_csv(t / "gold-prices/data/annual.csv").set_index("Date")["Price"]
+    sp = pd.read_csv(t / "s-and-p-500-companies-financials/data/constituents-financials.csv")
+    sectors = sp["Sector"].value_counts()
+    temp = pd.read_csv(t / "global-temp/data/annual.csv").set_index(["Source", "Year"])["Mean"]
+    us = cpi[cpi["Country"] == "United States"].set_index("Year")["CPI"]
+    cumulative = ((1 + us.loc[2001:2020] / 100).prod() - 1, (1 + us.loc[2000:2020] / 100).prod() - 1)
+    return [
+        ("What was China's GDP growth rate in 2015, in percent?",
+         [("China", 2015, (gdp["China", 2015] / gdp["China", 2014] - 1, top["China", 2015] / top["China", 2014] - 1))]),
+        ("Which year saw the largest annual increase in CO2 concentration at Mauna Loa, and how large was it?",
+         [("", biggest, growth_mlo[biggest])]),
+        ("How many countries had consumer price inflation above 10% in 2022?",
+         [("", 2022, over_10)]),
+        ("In which quarter of 2007 were real house prices in the United States highest, and what was the index then?",
+         [("United States", 2007, us_2007["price"].max())]),
+        ("On how many trading days in 2020 did the WTI price close below 20 dollars a barrel?",
+         [("WTI", 2020, days_below_20)]),
+        ("How many times higher was the average gold price in 2020 than in 2000?",
+         [("Gold", 2020, (gold[2020] / gold[2000], gold_annual[2020] / gold_annual[2000]))]),
+        ("Which sector of the S&P 500 has the most companies, and how many companies does it have?",
+         [(sectors.index[0], "", int(sectors.iloc[0]))]),
+        ("How much did the GISTEMP and gcag estimates of the global temperature anomaly differ in 2020?",
+         [("GISTEMP", 2020, temp["GISTEMP", 2020]), ("GCAG", 2020, temp["gcag", 2020]),
+          ("", 2020, temp["GISTEMP", 2020] - temp["gcag", 2020])]),
+        ("By what percentage did India's GDP per capita grow between 2000 and 2020?",
+         [("India", 2000, per_person["India", 2000]), ("India", 2020, per_person["India", 2020]),
+          ("India", 2020, per_person["India", 2020] / per_person["India", 2000] - 1)]),
+        ("By how much did US consumer prices rise in total between 2000 and 2020?",
+         [("United States", 2020, cumulative)]),
+    ]
+
+
 def _reports(questions, tables_dir, tmp_path_factory, name):
     from lyceum.research.catalog import Catalog
     from lyceum.research.pipeline import ResearchConfig, run_research
@@ -157,5 +209,14 @@ def test_verified_recall_on_blind_round_one(tables_dir, tmp_path_factory):
     questions = round_one(tables_dir)
     reports = _reports(questions, tables_dir, tmp_path_factory, "blind1")
     hits, total, missed, chance, chance_total = _score("round one", questions, reports)
+    assert hits / total >= 0.8, (hits, total, missed)
+    assert chance / chance_total < 0.15, (chance, chance_total)
+
+
+def test_verified_recall_on_blind_round_two(tables_dir, tmp_path_factory):
+    """Round two, scored the same way."""
+    questions = round_two(tables_dir)
+    reports = _reports(questions, tables_dir, tmp_path_factory, "blind2")
+    hits, total, missed, chance, chance_total = _score("round two", questions, reports)
     assert hits / total >= 0.8, (hits, total, missed)
     assert chance / chance_total < 0.15, (chance, chance_total)
