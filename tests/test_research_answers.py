@@ -142,3 +142,27 @@ def test_two_entities_of_one_table_are_correlated_over_the_period():
                           "Ireland": {2000 + i: float(2 * i) for i in range(6)}}, unit="index (2010=100)", measure="Price")
     assert "Over 2000–2005, the annual price of Spain and Ireland have a correlation of 1.00 in levels (6 years)." in \
         answers(panel, "How closely are house prices in Spain and Ireland correlated?")
+
+
+def test_yearly_rates_compound_into_a_total_rise_between_two_years():
+    panel = annual_panel({"United States": {2000: 3.0, 2001: 10.0, 2002: 10.0}}, unit="%",
+                         measure="consumer price inflation")
+    panel.is_change = True
+    assert "Compounding the yearly rates of 2001–2002, United States' consumer price inflation adds up to a total " \
+           "rise of +21.0% between 2000 and 2002" in answers(panel, "How much did prices rise in total between 2000 "
+                                                                   "and 2002?")
+
+
+def test_the_quarter_of_a_year_with_the_highest_value():
+    times = pd.date_range("2007-03-31", periods=4, freq="QE")
+    data = pd.DataFrame({"time": times, "year": times.year, "entity": "United States", "value": [140.0, 146.7, 144, 141]})
+    panel = Panel(measure="Price", unit="index (2010=100)", frequency="quarterly", data=data, tables=["q.csv"],
+                  is_change=False, entities=["United States"])
+    assert "United States' quarterly average price in 2007 was highest in Q2 2007 (146.70)." in answers(
+        panel, "In which quarter of 2007 were US house prices highest?")
+
+
+def test_observations_past_a_threshold_are_counted_in_a_named_year():
+    panel = monthly_panel("WTI", "2020-01-01", [57.0, 50.0, 19.0, 16.5, 18.0, 38.0, 40.0])
+    assert "In 2020, WTI's monthly price was below 20.00 USD/bbl in 3 of its 7 observations." in answers(
+        panel, "In how many months of 2020 was WTI below 20 dollars?")

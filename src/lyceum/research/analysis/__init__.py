@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lyceum.research.analysis.answers import answer_findings
+from lyceum.research.analysis.answers import answer_findings, entities_past_threshold
 from lyceum.research.analysis.cross_section import analyze_cross_section, latest_ranking_finding
 from lyceum.research.analysis.derived import (
     converted_panels,
@@ -66,6 +66,12 @@ def analyze_tables(catalog: Catalog, tables: list[TableProfile], question: str, 
     ranking = per_capita_ranking(catalog, tables, question, scope, sink)
     # The direct answers to the question's own form (named years, spans, months, spread, latest) come first.
     findings = ranking + answer_findings(panels, scope, question) + findings
+    for t in tables:  # "how many countries had inflation above 10% in 2022": a count across a wide table
+        if t.time_column and t.entity_column and len(t.entities) > MAX_ENTITIES and \
+                not matched_entities(question, t.entities):
+            f = entities_past_threshold(catalog.frame(t.id), t, pick_measure(t, question), question, scope)
+            if f is not None:
+                findings.insert(0, f)
     for t in tables if not ranking else []:  # a per-capita ranking replaces the ranking of the totals
         if t.time_column and t.entity_column and len(t.entities) > MAX_ENTITIES and {"rank", "share"} & scope.intents \
                 and not matched_entities(question, t.entities):

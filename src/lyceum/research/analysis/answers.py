@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 
 from lyceum.research.analysis.panels import Panel, complete_years, is_aggregate, yearly
-from lyceum.research.analysis.wording import lower_words, possessive, with_unit
+from lyceum.research.analysis.wording import join_names, lower_words, possessive, with_unit
 from lyceum.research.catalog import matched_entities
 from lyceum.research.numbers import fmt_pct
 from lyceum.research.question import Scope
@@ -29,6 +29,7 @@ _COMPARE = re.compile(r"\btimes\b|larger|bigger|higher|lower|smaller|more than|l
                       r"differ|versus|\bvs\b|ratio|exceed|ahead|behind|richer|poorer", re.IGNORECASE)
 _HOW_MUCH = re.compile(r"\bhow (?:much|many|far)\b|\bby what\b|\bdifference\b|\babsolute\b", re.IGNORECASE)
 _MONTH = re.compile(r"\bmonths?\b|\bmonthly\b", re.IGNORECASE)
+_QUARTER = re.compile(r"\bquarters?\b|\bquarterly\b|\bQ[1-4]\b", re.IGNORECASE)
 _LOW_WORDS = re.compile(r"lowest|cheapest|coldest|coolest|smallest|weakest|bottom|minimum|least", re.IGNORECASE)
 _HIGH_WORDS = re.compile(r"highest|most expensive|warmest|hottest|largest|biggest|strongest|peak|maximum|top|record",
                          re.IGNORECASE)
@@ -141,7 +142,9 @@ def named_years(panel: Panel, entities: list[str], scope: Scope, question: str, 
         numbers.update({f"{e} {y}": v for e, v in vals})
         if _COMPARE.search(question) or "share" in scope.intents:
             out += _pairs(vals, y, unit, numbers)
-    if len(ann.index) >= 2 and not panel.is_change:
+    if len(ann.index) >= 2 and is_yearly_rate(panel):
+        out += compounded(panel, entities, int(ann.index[0]), int(ann.index[-1]), numbers)
+    elif len(ann.index) >= 2 and not panel.is_change:
         y0, y1 = int(ann.index[0]), int(ann.index[-1])
         for e in entities:
             if e not in ann.columns or is_missing(ann.at[y0, e]) or is_missing(ann.at[y1, e]):
@@ -156,6 +159,36 @@ def named_years(panel: Panel, entities: list[str], scope: Scope, question: str, 
                     text += f" ({fmt_pct((v1 / v0 - 1) * 100)})"
                     numbers[f"{e} change {y0}-{y1} %"] = (v1 / v0 - 1) * 100
             out.append(text + ".")
+    return out
+
+
+def is_yearly_rate(panel: Panel) -> bool:
+    """A panel of yearly percentage rates (inflation, growth): its changes compound rather than subtract."""
+    return panel.unit == "%" and panel.frequency == "annual" and (
+        panel.is_change or bool(re.search(r"inflation|growth|change|rate", panel.measure, re.IGNORECASE)))
+
+
+def compounded(panel: Panel, entities: list[str], y0: int, y1: int, numbers: dict) -> list[str]:
+    """The total rise that yearly rates add up to between two years ("how much did prices rise in total between
+    2000 and 2020"): the product of (1 + rate) over the years after the first, and with the first year's too."""
+    ann = yearly(panel, list(range(y0, y1 + 1)))
+    out = []
+    for e in entities:
+        if e not in ann.columns:
+            continue
+        s = ann[e].dropna()
+        after = s.loc[y0 + 1:y1]
+        if len(after) < y1 - y0:
+            continue  # a missing year would understate the total
+        total = float((1 + after / 100).prod() - 1) * 100
+        text = (f"Compounding the yearly rates of {y0 + 1}–{y1}, {possessive(e)} {_measure(panel)} adds up to a total "
+                f"rise of {fmt_pct(total)} between {y0} and {y1}")
+        numbers[f"{e} compounded {y0 + 1}-{y1} %"] = total
+        if y0 in s.index:
+            with_first = float((1 + s.loc[y0:y1] / 100).prod() - 1) * 100
+            text += f" ({fmt_pct(with_first)} counting {y0}'s own rate as well)"
+            numbers[f"{e} compounded {y0}-{y1} %"] = with_first
+        out.append(text + ".")
     return out
 
 
@@ -233,7 +266,9 @@ def span_averages(panel: Panel, entities: list[str], scope: Scope, question: str
 def month_extremes(panel: Panel, entities: list[str], scope: Scope, question: str, numbers: dict) -> list[str]:
     """For "in which month of 2022 was Brent highest": the monthly averages of each named year, highest and
     lowest month."""
-    if not _MONTH.search(question) or panel.frequency in ("annual", "quarterly", "irregular"):
+    quarters = bool(_QUARTER.search(question))
+    if not (_MONTH.search(question) or quarters) or panel.frequency in ("annual", "irregular") or \
+            (panel.frequency == "quarterly" and not quarters):
         return []
     years = [y for y in scope.years_named if y in set(panel.data["year"].dropna().astype(int))] or \
         [int(panel.data["year"].max())]
@@ -245,15 +280,18 @@ def month_extremes(panel: Panel, entities: list[str], scope: Scope, question: st
             g = d[d["entity"] == e]
             if g.empty:
                 continue
-            months = g.groupby(g["time"].dt.month)["value"].mean()
+            step = g["time"].dt.quarter if quarters else g["time"].dt.month
+            months = g.groupby(step)["value"].mean()
             hi, lo = int(months.idxmax()), int(months.idxmin())
-            name = lambda m: g[g["time"].dt.month == m]["time"].iloc[0].strftime("%B")
+            name = (lambda m: f"Q{m}") if quarters else \
+                (lambda m: g[g["time"].dt.month == m]["time"].iloc[0].strftime("%B"))
             parts = []
             if want_high or not want_low:
                 parts.append(f"highest in {name(hi)} {y} ({with_unit(float(months[hi]), panel.unit)})")
             if want_low or not want_high:
                 parts.append(f"lowest in {name(lo)} {y} ({with_unit(float(months[lo]), panel.unit)})")
-            out.append(f"{possessive(e)} monthly average {_measure(panel)} in {y} was " + " and ".join(parts) + ".")
+            what = "quarterly" if quarters else "monthly"
+            out.append(f"{possessive(e)} {what} average {_measure(panel)} in {y} was " + " and ".join(parts) + ".")
             numbers.update({f"{e} {y}-{hi:02d}": float(months[hi]), f"{e} {y}-{lo:02d}": float(months[lo])})
     return out
 
@@ -388,6 +426,12 @@ def threshold_years(panel: Panel, entities: list[str], scope: Scope, question: s
             numbers[f"{e} first year {side} threshold"] = float(past.iloc[0])
         out.append(text + ".")
         if panel.frequency != "annual":
+            for y in [y for y in scope.years_named if y in s.index][:4]:
+                obs = panel.data[(panel.data["entity"] == e) & (panel.data["year"] == y)]["value"]
+                n = int((obs > value).sum() if upward else (obs < value).sum())
+                out.append(f"In {y}, {possessive(e)} {panel.frequency} {_measure(panel)} was {side} "
+                           f"{with_unit(value, panel.unit)} in {n} of its {len(obs)} observations.")
+                numbers.update({f"{e} {y} observations {side}": n, f"{e} {y} observations": len(obs)})
             obs = panel.data[(panel.data["entity"] == e) & (panel.data["year"] >= start)].sort_values("time")
             hit = obs[obs["value"] > value] if upward else obs[obs["value"] < value]
             if not hit.empty:
@@ -497,3 +541,41 @@ def correlation_within(panel: Panel, entities: list[str], scope: Scope, question
     changes = "" if is_missing(rd) else f" and {fmt(rd)} in year-on-year changes"
     return [f"Over {y0}–{y1}, the annual {_measure(panel)} of {a} and {b} have a correlation of {fmt(r)} in levels"
             f"{changes} ({len(both)} years)."]
+
+
+_HOW_MANY = re.compile(r"\bhow many\b|\bnumber of\b|\bcount\b", re.IGNORECASE)
+
+
+def entities_past_threshold(frame, t, measure: str, question: str, scope: Scope) -> Finding | None:
+    """For "how many countries had inflation above 10% in 2022": the entities of a wide table (groups and regions
+    left out) whose value in the named year (else the latest year most report) is past the threshold."""
+    asked = asked_threshold(question)
+    if asked is None or not _HOW_MANY.search(question) or measure is None:
+        return None
+    value, upward, _ = asked
+    import pandas as pd
+
+    time = frame[t.time_column]
+    years = time.astype("Int64") if t.column(t.time_column).type == "year" else pd.to_datetime(time, errors="coerce").dt.year
+    d = pd.DataFrame({"year": years, "entity": frame[t.entity_column].astype(str), "value": frame[measure]}).dropna()
+    counts = d.groupby("year")["entity"].nunique()
+    named = [y for y in scope.years_named if y in counts.index]
+    year = named[-1] if named else int(counts[counts >= 0.8 * counts.max()].index.max())
+    at = d[d["year"] == year].groupby("entity")["value"].mean()
+    members = at[[not is_aggregate(e) for e in at.index]]
+    past = members[members > value] if upward else members[members < value]
+    side = "above" if upward else "below"
+    past = past.sort_values(ascending=not upward)
+    listed = join_names([f"{e} ({fmt(v)})" for e, v in past.head(5).items()])
+    groups = at[[is_aggregate(e) for e in at.index]]
+    text = (f"In {year}, {len(past)} of the {len(members)} {t.entity_column.lower()} values with data (groups and "
+            f"regions left out) had {lower_words(measure)} {side} {fmt(value)}")
+    text += f"; the furthest {side} it were {listed}." if listed else "."
+    numbers = {f"count {side} {year}": len(past), f"count {year}": len(members), "threshold": value}
+    numbers.update({f"{e} {year}": float(v) for e, v in past.head(5).items()})
+    if len(groups):
+        all_past = int((at > value).sum() if upward else (at < value).sum())
+        text += f" Counting groups and regions too, {all_past} of {len(at)} were."
+        numbers.update({f"count {side} with groups {year}": all_past, f"count with groups {year}": len(at)})
+    return Finding(title=f"How many were {side} {fmt(value)} in {year}", sentences=[text], numbers=numbers,
+                   sources=[t.id], kind="answer")

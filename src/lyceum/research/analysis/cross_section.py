@@ -37,6 +37,9 @@ def analyze_cross_section(frame, t: TableProfile, question: str, scope: Scope, s
         max(measures, key=relevance)) > 0 else None, groups_named)
     if past is not None:
         out.append(past)
+    elif t.entity_column and re.search(r"\b(?:how many|number of|most|fewest|count)\b", question, re.IGNORECASE) and \
+            not re.search(r"\bmost (?:valuable|expensive|profitable)\b", question, re.IGNORECASE):
+        out.append(group_sizes_finding(frame, t, question, groups_named))
     asks_groups = bool(groups_named) or (t.entity_column and t.entity_column.lower() in tokenize(question)) or \
         bool(t.entity_column and set(tokenize(t.entity_column)) & q)
     if "rank" in scope.intents and not asks_groups and size is not None and label_column(frame, t):
@@ -381,3 +384,25 @@ def threshold_count_finding(frame, t: TableProfile, question: str, measure, grou
         numbers.update({f"{g or 'all'} count {side}": len(hit), f"{g or 'all'} count": len(vals)})
     return Finding(title=f"Rows with {lower_words(measure.name)} {side} {shown}", sentences=sentences,
                    numbers=numbers, sources=[t.id], kind="answer")
+
+
+def group_sizes_finding(frame, t: TableProfile, question: str, named: list[str]) -> Finding:
+    """For "which sector has the most companies, and how many": the groups by their number of rows (the named
+    groups first), largest first, or smallest first for "fewest"."""
+    counts = frame[t.entity_column].astype(str).value_counts()
+    fewest = bool(re.search(r"\b(fewest|least|smallest)\b", question, re.IGNORECASE))
+    ordered = counts.sort_values(ascending=fewest, kind="stable")
+    col = t.entity_column.lower()
+    top = ordered.head(3)
+    word = "fewest" if fewest else "most"
+    sentences = [f"By number of rows, the {col} with the {word} is {top.index[0]} ({top.iloc[0]} rows), followed by "
+                 f"{join_names([f'{k} ({v})' for k, v in list(top.items())[1:]])}; the table has {len(frame)} rows in "
+                 f"{len(counts)} {col} groups."]
+    for g in named:
+        if g in counts.index:
+            sentences.insert(0, f"{g} has {counts[g]} rows (number {int((counts > counts[g]).sum()) + 1} of "
+                                f"{len(counts)} {col} groups by size).")
+    numbers = {f"{k} rows": float(v) for k, v in ordered.head(10).items()}
+    numbers.update({f"{g} rows": float(counts[g]) for g in named if g in counts.index})
+    numbers.update({"rows": float(len(frame)), "groups": float(len(counts))})
+    return Finding(title=f"Rows per {col}", sentences=sentences, numbers=numbers, sources=[t.id], kind="answer")
