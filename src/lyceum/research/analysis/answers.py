@@ -196,6 +196,10 @@ def _pairs(vals: list[tuple[str, float]], y, unit: str, numbers: dict) -> list[s
     """How much larger the first-named entity is than each other one (larger first, so that "how much lower" and
     "how many times larger" read off the same sentence), and each entity's share of an aggregate ("World")."""
     out = []
+    # Series of two tables carry their table's word ("Spain (Nominal)"): each is compared with its own kind.
+    kinds = list(dict.fromkeys(_kind(e) for e, _ in vals))
+    if len(kinds) > 1:
+        return [s for k in kinds for s in _pairs([(e, v) for e, v in vals if _kind(e) == k], y, unit, numbers)]
     aggregates = [(e, v) for e, v in vals if is_aggregate(e)]
     members = [(e, v) for e, v in vals if not is_aggregate(e)]
     first = members[0] if members else None
@@ -217,6 +221,11 @@ def _pairs(vals: list[tuple[str, float]], y, unit: str, numbers: dict) -> list[s
                        f"({with_unit(v, unit)} of {with_unit(total, unit)}).")
             numbers[f"{e} share of {g} {y} %"] = v / total * 100
     return out
+
+
+def _kind(entity: str) -> str:
+    m = re.search(r"\(([^()]*)\)$", entity)
+    return m.group(1) if m else ""
 
 
 def asked_spans(scope: Scope, question: str, last_year: int) -> list[tuple[int, int, str]]:

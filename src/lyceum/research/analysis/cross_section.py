@@ -7,7 +7,7 @@ import re
 
 from lyceum.research import charts
 from lyceum.research.analysis.panels import NOT_A_MEASURE, RATIO_LIKE, FigureSink, is_aggregate, measure_label
-from lyceum.research.analysis.wording import join_names, lower_words, scaled_amount, with_unit
+from lyceum.research.analysis.wording import join_names, lower_words, possessive, scaled_amount, with_unit
 from lyceum.research.bm25 import tokenize
 from lyceum.research.catalog import TableProfile, guess_unit, matched_entities
 from lyceum.research.numbers import fmt_pct, scale_for
@@ -197,6 +197,13 @@ def ranking_finding(frame, t: TableProfile, size: str, unit: str, sink: FigureSi
                             f"of {scaled_amount(total_k, *scale_for([total_k], unit), unit)}, "
                             f"{fmt_pct(total_k / total * 100, signed=False)} of the total (number {rank} of {len(g)} "
                             f"groups).")
+        values = frame[frame[t.entity_column].astype(str) == k][size].dropna()
+        if len(values):  # "the average EBITDA of Semiconductors companies": per row, not combined
+            mean_k = float(values.mean())
+            numbers.update({f"{k} mean {size}": mean_k, f"{k} median {size}": float(values.median())})
+            sentences.insert(2, f"{possessive(k)} {len(values)} rows with a value average "
+                                f"{scaled_amount(mean_k, *scale_for([mean_k], unit), unit)} of {lower_words(size)} each "
+                                f"(median {scaled_amount(float(values.median()), *scale_for([mean_k], unit), unit)}).")
     return Finding(title=f"Which {t.entity_column.lower()} groups dominate by {lower_words(size)}", sentences=sentences,
                    figures=[figure], tables=[table], numbers=numbers, sources=[t.id], kind="ranking")
 
@@ -261,6 +268,12 @@ def group_ratio_finding(frame, t: TableProfile, rate: str, size: str | None, sin
         hi, lo = g.index[0], g.index[-1]
         sentences.append(f"Among groups with at least 3 members, {hi} has the highest median {rate} "
                          f"({fmt(g.at[hi, 'median'])}) and {lo} the lowest ({fmt(g.at[lo, 'median'])}).")
+    if mean_first and len(g) >= 2:  # "which sector has the highest average yield": ranked by the mean as asked
+        means = d.groupby(t.entity_column)[rate].mean()[g.index].sort_values(ascending=False)
+        hi, lo = means.index[0], means.index[-1]
+        numbers.update({f"{hi} mean {rate}": float(means[hi]), f"{lo} mean {rate}": float(means[lo])})
+        sentences.insert(0, f"Among groups with at least 3 members, {hi} has the highest average {rate} "
+                            f"({fmt(means[hi])}) and {lo} the lowest ({fmt(means[lo])}).")
     if size is not None and len(show.dropna()):
         top = show.dropna()
         sentences.append(f"Among the largest groups by {lower_words(size)}, the median {rate} ranges from "
