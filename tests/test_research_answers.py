@@ -166,3 +166,9 @@ def test_observations_past_a_threshold_are_counted_in_a_named_year():
     panel = monthly_panel("WTI", "2020-01-01", [57.0, 50.0, 19.0, 16.5, 18.0, 38.0, 40.0])
     assert "In 2020, WTI's monthly price was below 20.00 USD/bbl in 3 of its 7 observations." in answers(
         panel, "In how many months of 2020 was WTI below 20 dollars?")
+
+
+def test_members_named_together_get_their_combined_share_of_the_aggregate():
+    panel = annual_panel({"United States": {2022: 25.0e12}, "China": {2022: 18.0e12}, "World": {2022: 100.0e12}})
+    assert "In 2022, United States and China together accounted for 43.0% of the World total" in answers(
+        panel, "What share of world GDP did the United States and China produce together in 2022?")

@@ -220,6 +220,12 @@ def _pairs(vals: list[tuple[str, float]], y, unit: str, numbers: dict) -> list[s
             out.append(f"In {y}, {e} accounted for {fmt_pct(v / total * 100, signed=False)} of the {g} total "
                        f"({with_unit(v, unit)} of {with_unit(total, unit)}).")
             numbers[f"{e} share of {g} {y} %"] = v / total * 100
+        if len(members) >= 2:  # "what share did the United States and China produce together"
+            together = sum(v for _, v in members)
+            out.append(f"In {y}, {join_names([e for e, _ in members])} together accounted for "
+                       f"{fmt_pct(together / total * 100, signed=False)} of the {g} total ({with_unit(together, unit)}).")
+            numbers[f"members share of {g} {y} %"] = together / total * 100
+            numbers[f"members total {y}"] = together
     return out
 
 

@@ -37,7 +37,23 @@ def analyze_cross_section(frame, t: TableProfile, question: str, scope: Scope, s
         max(measures, key=relevance)) > 0 else None, groups_named)
     if past is not None:
         out.append(past)
-    elif t.entity_column and re.search(r"\b(?:how many|number of|most|fewest|count)\b", question, re.IGNORECASE) and \
+    if re.search(r"\b(?:average|mean|typical)\b", question, re.IGNORECASE) and not groups_named and \
+            relevance(max(measures, key=relevance)) > 0:
+        # "the average market capitalisation of an S&P 500 company": over all rows, before any grouping
+        m = max(measures, key=relevance)
+        vals = frame[m.name].dropna()
+        if len(vals):
+            mean, median = float(vals.mean()), float(vals.median())
+            div, word = scale_for([mean], m.unit or "")
+            shown = (lambda v: fmt_pct(v * 100, signed=False)) if m.unit == "fraction" else \
+                (lambda v: scaled_amount(v, div, word, m.unit or ""))
+            out.append(Finding(title=f"Average {lower_words(m.name)}", sentences=[
+                f"Across all {len(vals)} rows with a value, the average {lower_words(m.name)} is {shown(mean)} "
+                f"(median {shown(median)})."], numbers={f"mean {m.name}": mean, f"median {m.name}": median,
+                                                       f"rows with {m.name}": float(len(vals))},
+                sources=[t.id], kind="answer"))
+    if past is None and t.entity_column and \
+            re.search(r"\b(?:how many|number of|most|fewest|count)\b", question, re.IGNORECASE) and \
             not re.search(r"\bmost (?:valuable|expensive|profitable)\b", question, re.IGNORECASE):
         out.append(group_sizes_finding(frame, t, question, groups_named))
     asks_groups = bool(groups_named) or (t.entity_column and t.entity_column.lower() in tokenize(question)) or \
