@@ -172,3 +172,10 @@ def test_members_named_together_get_their_combined_share_of_the_aggregate():
     panel = annual_panel({"United States": {2022: 25.0e12}, "China": {2022: 18.0e12}, "World": {2022: 100.0e12}})
     assert "In 2022, United States and China together accounted for 43.0% of the World total" in answers(
         panel, "What share of world GDP did the United States and China produce together in 2022?")
+
+
+def test_a_rate_changing_between_two_years_moves_in_percentage_points():
+    panel = annual_panel({"United States": {2022: 8.0, 2023: 4.1}}, unit="%", measure="consumer price inflation")
+    panel.is_change = True
+    assert "Between 2022 and 2023, United States' consumer price inflation fell by 3.90 percentage points, from " \
+           "8.00% to 4.10%." in answers(panel, "How much did US inflation fall from 2022 to 2023?")

@@ -142,9 +142,9 @@ def named_years(panel: Panel, entities: list[str], scope: Scope, question: str, 
         numbers.update({f"{e} {y}": v for e, v in vals})
         if _COMPARE.search(question) or "share" in scope.intents:
             out += _pairs(vals, y, unit, numbers)
-    if len(ann.index) >= 2 and is_yearly_rate(panel):
+    if len(ann.index) >= 2 and is_yearly_rate(panel) and _IN_TOTAL.search(question):
         out += compounded(panel, entities, int(ann.index[0]), int(ann.index[-1]), numbers)
-    elif len(ann.index) >= 2 and not panel.is_change:
+    elif len(ann.index) >= 2 and (not panel.is_change or unit == "%"):
         y0, y1 = int(ann.index[0]), int(ann.index[-1])
         for e in entities:
             if e not in ann.columns or is_missing(ann.at[y0, e]) or is_missing(ann.at[y1, e]):
@@ -153,13 +153,18 @@ def named_years(panel: Panel, entities: list[str], scope: Scope, question: str, 
             verb = "rose" if v1 > v0 else "fell" if v1 < v0 else "was unchanged"
             text = f"Between {y0} and {y1}, {possessive(e)} {what} {verb}"
             if v1 != v0:
-                text += f" by {with_unit(abs(v1 - v0), unit)}, from {with_unit(v0, unit)} to {with_unit(v1, unit)}"
+                by = f"{fmt(abs(v1 - v0))} percentage points" if unit == "%" else with_unit(abs(v1 - v0), unit)
+                text += f" by {by}, from {with_unit(v0, unit)} to {with_unit(v1, unit)}"
                 numbers[f"{e} change {y0}-{y1}"] = v1 - v0
-                if v0 > 0 and v1 > 0:
+                if v0 > 0 and v1 > 0 and unit != "%":
                     text += f" ({fmt_pct((v1 / v0 - 1) * 100)})"
                     numbers[f"{e} change {y0}-{y1} %"] = (v1 / v0 - 1) * 100
             out.append(text + ".")
     return out
+
+
+# A question about the level yearly rates move ("how much did prices rise in total"), not about the rate itself.
+_IN_TOTAL = re.compile(r"\bin total\b|\btotal\b|\bcumulativ|\boverall\b|\baltogether\b|\bcompound", re.IGNORECASE)
 
 
 def is_yearly_rate(panel: Panel) -> bool:
@@ -200,8 +205,9 @@ def _pairs(vals: list[tuple[str, float]], y, unit: str, numbers: dict) -> list[s
     kinds = list(dict.fromkeys(_kind(e) for e, _ in vals))
     if len(kinds) > 1:
         return [s for k in kinds for s in _pairs([(e, v) for e, v in vals if _kind(e) == k], y, unit, numbers)]
-    aggregates = [(e, v) for e, v in vals if is_aggregate(e)]
-    members = [(e, v) for e, v in vals if not is_aggregate(e)]
+    # Only a whole ("World") holds the others; a region or union beside a country is compared with it, not a total.
+    aggregates = [(e, v) for e, v in vals if _WHOLE.search(e)]
+    members = [(e, v) for e, v in vals if not _WHOLE.search(e)]
     first = members[0] if members else None
     for e, v in members[1:]:
         (a, va), (b, vb) = sorted([first, (e, v)], key=lambda x: -x[1])
@@ -227,6 +233,9 @@ def _pairs(vals: list[tuple[str, float]], y, unit: str, numbers: dict) -> list[s
             numbers[f"members share of {g} {y} %"] = together / total * 100
             numbers[f"members total {y}"] = together
     return out
+
+
+_WHOLE = re.compile(r"\b(?:world|global|total|all countries)\b", re.IGNORECASE)
 
 
 def _kind(entity: str) -> str:
