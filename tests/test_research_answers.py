@@ -179,3 +179,10 @@ def test_a_rate_changing_between_two_years_moves_in_percentage_points():
     panel.is_change = True
     assert "Between 2022 and 2023, United States' consumer price inflation fell by 3.90 percentage points, from " \
            "8.00% to 4.10%." in answers(panel, "How much did US inflation fall from 2022 to 2023?")
+
+
+def test_three_or_more_named_entities_are_ranked_when_the_question_asks_for_an_order():
+    panel = annual_panel({"Italy": {2021: 36.0}, "Germany": {2021: 51.0}, "Spain": {2021: 30.0}}, unit="USD",
+                         measure="GDP per capita")
+    assert "Ranked from highest in 2021: 1. Germany (51.00 USD); 2. Italy (36.00 USD); 3. Spain (30.00 USD)." in \
+        answers(panel, "How did Italy, Germany and Spain rank by GDP per capita in 2021?")

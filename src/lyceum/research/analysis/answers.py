@@ -28,6 +28,8 @@ _LATEST = re.compile(r"\b(?:latest|most recent|current(?:ly)?|today|now|newest|l
 _COMPARE = re.compile(r"\btimes\b|larger|bigger|higher|lower|smaller|more than|less than|fewer|greater|compar|gap|"
                       r"differ|versus|\bvs\b|ratio|exceed|ahead|behind|richer|poorer", re.IGNORECASE)
 _HOW_MUCH = re.compile(r"\bhow (?:much|many|far)\b|\bby what\b|\bdifference\b|\babsolute\b", re.IGNORECASE)
+_ORDER = re.compile(r"\brank|\border\b|\bhighest\b|\blowest\b|\blargest\b|\bsmallest\b|\bricher|\bpoorer|"
+                    r"\bmost\b|\bleast\b", re.IGNORECASE)
 _MONTH = re.compile(r"\bmonths?\b|\bmonthly\b", re.IGNORECASE)
 _QUARTER = re.compile(r"\bquarters?\b|\bquarterly\b|\bQ[1-4]\b", re.IGNORECASE)
 _LOW_WORDS = re.compile(r"lowest|cheapest|coldest|coolest|smallest|weakest|bottom|minimum|least", re.IGNORECASE)
@@ -140,6 +142,11 @@ def named_years(panel: Panel, entities: list[str], scope: Scope, question: str, 
             f"{with_unit(vals[0][1], unit)} for {vals[0][0]}"
         out.append(f"In {y}, the {what} stood at {listed}.")
         numbers.update({f"{e} {y}": v for e, v in vals})
+        if len(vals) >= 3 and _ORDER.search(question):  # "how did Germany, France, Italy and Spain rank"
+            low = bool(_LOW_WORDS.search(question)) and not _HIGH_WORDS.search(question)
+            ranked = sorted(vals, key=lambda x: x[1], reverse=not low)
+            out.append(f"Ranked from {'lowest' if low else 'highest'} in {y}: "
+                       + "; ".join(f"{i}. {e} ({with_unit(v, unit)})" for i, (e, v) in enumerate(ranked, 1)) + ".")
         if _COMPARE.search(question) or "share" in scope.intents:
             out += _pairs(vals, y, unit, numbers)
     if len(ann.index) >= 2 and is_yearly_rate(panel) and _IN_TOTAL.search(question):
