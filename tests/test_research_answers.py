@@ -40,7 +40,7 @@ def test_two_entities_in_a_named_year_get_their_difference_and_ratio_larger_firs
     panel = annual_panel({"China": {2020: 14.7e12}, "United States": {2020: 21.3e12}})
     text = answers(panel, "How much smaller was China's economy than the United States' in 2020?")
     assert "In 2020, the GDP stood at China 14.70 trillion USD, United States 21.30 trillion USD." in text
-    assert "United States' value was 6.60 trillion USD higher than China's" in text and "1.45 times as large" in text
+    assert "United States' GDP was 6.60 trillion USD higher than China's" in text and "1.45 times as large" in text
 
 
 def test_an_aggregate_named_with_a_member_gives_the_member_share():
@@ -133,7 +133,7 @@ def test_a_named_month_gets_its_average_and_range():
 
 def test_rates_of_two_countries_differ_in_percentage_points():
     panel = annual_panel({"Germany": {2022: 6.9}, "Turkiye": {2022: 72.3}}, unit="%", measure="Inflation")
-    assert "In 2022, Turkiye's value was 65.40 percentage points higher than Germany's." in answers(
+    assert "In 2022, Turkiye's inflation was 65.40 percentage points higher than Germany's." in answers(
         panel, "How much higher was inflation in Turkiye than in Germany in 2022?")
 
 

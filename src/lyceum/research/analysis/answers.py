@@ -26,7 +26,8 @@ _SPREAD = re.compile(r"volatil|standard deviation|\bstd\b|dispersion|variab|fluc
 _LATEST = re.compile(r"\b(?:latest|most recent|current(?:ly)?|today|now|newest|last (?:value|observation|reading))\b",
                      re.IGNORECASE)
 _COMPARE = re.compile(r"\btimes\b|larger|bigger|higher|lower|smaller|more than|less than|fewer|greater|compar|gap|"
-                      r"differ|versus|\bvs\b|ratio|exceed|ahead|behind|richer|poorer", re.IGNORECASE)
+                      r"differ|versus|\bvs\b|ratio|exceed|ahead|behind|richer|poorer|\bthan\b|expensive|cheaper",
+                      re.IGNORECASE)
 _HOW_MUCH = re.compile(r"\bhow (?:much|many|far)\b|\bby what\b|\bdifference\b|\babsolute\b", re.IGNORECASE)
 _ORDER = re.compile(r"\brank|\border\b|\bhighest\b|\blowest\b|\blargest\b|\bsmallest\b|\bricher|\bpoorer|"
                     r"\bmost\b|\bleast\b", re.IGNORECASE)
@@ -148,7 +149,7 @@ def named_years(panel: Panel, entities: list[str], scope: Scope, question: str, 
             out.append(f"Ranked from {'lowest' if low else 'highest'} in {y}: "
                        + "; ".join(f"{i}. {e} ({with_unit(v, unit)})" for i, (e, v) in enumerate(ranked, 1)) + ".")
         if _COMPARE.search(question) or "share" in scope.intents:
-            out += _pairs(vals, y, unit, numbers)
+            out += _pairs(vals, y, unit, numbers, what)
     if len(ann.index) >= 2 and is_yearly_rate(panel) and _IN_TOTAL.search(question):
         out += compounded(panel, entities, int(ann.index[0]), int(ann.index[-1]), numbers)
     elif len(ann.index) >= 2 and (not panel.is_change or unit == "%"):
@@ -204,14 +205,14 @@ def compounded(panel: Panel, entities: list[str], y0: int, y1: int, numbers: dic
     return out
 
 
-def _pairs(vals: list[tuple[str, float]], y, unit: str, numbers: dict) -> list[str]:
+def _pairs(vals: list[tuple[str, float]], y, unit: str, numbers: dict, what: str = "value") -> list[str]:
     """How much larger the first-named entity is than each other one (larger first, so that "how much lower" and
     "how many times larger" read off the same sentence), and each entity's share of an aggregate ("World")."""
     out = []
     # Series of two tables carry their table's word ("Spain (Nominal)"): each is compared with its own kind.
     kinds = list(dict.fromkeys(_kind(e) for e, _ in vals))
     if len(kinds) > 1:
-        return [s for k in kinds for s in _pairs([(e, v) for e, v in vals if _kind(e) == k], y, unit, numbers)]
+        return [s for k in kinds for s in _pairs([(e, v) for e, v in vals if _kind(e) == k], y, unit, numbers, what)]
     # Only a whole ("World") holds the others; a region or union beside a country is compared with it, not a total.
     aggregates = [(e, v) for e, v in vals if _WHOLE.search(e)]
     members = [(e, v) for e, v in vals if not _WHOLE.search(e)]
@@ -219,7 +220,7 @@ def _pairs(vals: list[tuple[str, float]], y, unit: str, numbers: dict) -> list[s
     for e, v in members[1:]:
         (a, va), (b, vb) = sorted([first, (e, v)], key=lambda x: -x[1])
         gap = f"{fmt(va - vb)} percentage points" if unit == "%" else with_unit(va - vb, unit)
-        text = f"In {y}, {possessive(a)} value was {gap} higher than {possessive(b)}"
+        text = f"In {y}, {possessive(a)} {what} was {gap} higher than {possessive(b)}"
         numbers[f"{a} minus {b} {y}"] = va - vb
         if vb > 0 and unit != "%":  # rates are compared in points, not as ratios
             text += f" ({fmt_pct((va / vb - 1) * 100, signed=False)} more; {fmt(va / vb)} times as large)"
@@ -290,7 +291,7 @@ def span_averages(panel: Panel, entities: list[str], scope: Scope, question: str
             numbers.update({f"{e} mean {first}-{last}": float(s.mean()), f"{e} years {first}-{last}": len(s)})
         means = [(e, float(ann[e].dropna().mean())) for e in entities if e in ann.columns and ann[e].notna().any()]
         if len(means) >= 2 and _COMPARE.search(question):
-            out += _pairs(means, label, panel.unit, numbers)
+            out += _pairs(means, label, panel.unit, numbers, f"average {_measure(panel)}")
     return out
 
 
