@@ -5,9 +5,9 @@ import pytest
 
 pd = pytest.importorskip("pandas")
 
-from lyceum.research.analysis.answers import answer_findings, asked_threshold  # noqa: E402
-from lyceum.research.analysis.panels import Panel  # noqa: E402
-from lyceum.research.question import parse_question  # noqa: E402
+from lyceum.research.analysis.answers import answer_findings, asked_threshold
+from lyceum.research.analysis.panels import Panel
+from lyceum.research.question import parse_question
 
 
 def annual_panel(values: dict[str, dict[int, float]], unit: str = "USD", measure: str = "GDP") -> Panel:
@@ -122,8 +122,8 @@ def test_two_series_from_different_tables_are_divided_both_ways_in_a_named_year(
     brent = annual_panel({"Brent": {2020: 42.0}}, unit="USD/bbl", measure="Price")
     question = "How many barrels of Brent could an ounce of gold buy in 2020?"
     found = answer_findings([brent, gold], parse_question(question), question)
-    assert found[0].sentences == ["In 2020, Brent's price (42.00 USD/bbl) was 0.0237 times Gold's price "
-                                  "(1,770.00 USD/oz); Gold to Brent was 42.14."]
+    assert found[0].sentences == [("In 2020, Brent's price (42.00 USD/bbl) was 0.0237 times Gold's price "
+                                   "(1,770.00 USD/oz); Gold to Brent was 42.14.")]
 
 
 def test_a_named_month_gets_its_average_and_range():

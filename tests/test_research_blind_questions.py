@@ -9,6 +9,12 @@ nominal and real side by side, a currency conversion, three or four countries at
 ("USA", "the UK") and the latest value. Facts are computed here by pandas from the CSV files and scored by
 ``verified`` (the number within 2% in the sentence or table row that names its entity and year); an empty
 entity or year means the question names none, and a tuple lists the legitimate readings of one fact.
+
+Each round was committed before its first run; the first runs (verified recall; chance control) were: round one
+29/48 (9/960) before any analyst change, round two 9/14 (0/126), round three 18/20 (4/180), round four 13/13
+(0/65). Rounds one to three were then fixed by general rules (research/analysis/answers.py and its neighbours);
+round one still misses Brent in euros (the exchange-rate table quotes euros per dollar though its README says the
+opposite).
 """
 
 import pytest
@@ -105,15 +111,15 @@ def round_one(t):
          [(c, 2020, v) for c, v in pc2020.items()]),
         ("Which three countries had the lowest inflation rates in 2021, and what were they?",
          [(r.Country, 2021, r.CPI) for r in low2021.itertuples()]),
-        ("How many S&P 500 companies are in the Health Care Equipment sector, and what is their combined market "
-         "capitalisation?",
+        (("How many S&P 500 companies are in the Health Care Equipment sector, and what is their combined market "
+          "capitalisation?"),
          [("Health Care Equipment", "", len(hce)), ("Health Care Equipment", "", hce["Market Cap"].sum())]),
         ("In how many years since 2000 was the annual average Brent crude price above 100 dollars a barrel?",
          [("Brent", "", years_over_100)]),
         ("How volatile was the Brent crude price in 2020, measured by the standard deviation of its daily prices?",
          [("Brent", 2020, (brent_2020.std(), brent_2020.std(ddof=0)))]),
-        ("How strongly were the annual average gold price and the Brent crude price correlated between 2000 and "
-         "2020?",
+        (("How strongly were the annual average gold price and the Brent crude price correlated between 2000 and "
+          "2020?"),
          [("", 2000, corr)]),
         ("In which year did the annual mean CO2 concentration at Mauna Loa first exceed 400 ppm?",
          [("", first_400, co2[first_400])]),
@@ -227,8 +233,8 @@ def round_three(t):
          [("", "", warm)]),
         ("What was the standard deviation of Turkey's yearly inflation rate between 2000 and 2020?",
          [("Turk", 2000, (turkey.std(), turkey.std(ddof=0)))]),
-        ("What is the most recent exchange rate of the Indian rupee against the US dollar, and what was it a year "
-         "before?",
+        (("What is the most recent exchange rate of the Indian rupee against the US dollar, and what was it a year "
+          "before?"),
          [("India", int(last[:4]), rupee[last]), ("India", int(year_before[:4]), rupee[year_before])]),
         ("What is the average market capitalisation of an S&P 500 company, and which company is the largest?",
          [("", "", sp["Market Cap"].mean()), (largest["Name"], "", largest["Market Cap"])]),
@@ -237,7 +243,7 @@ def round_three(t):
 
 def round_four(t):
     """Six more, written after every fix above and committed before their first run."""
-    gdp, people, _ = _people_and_gdp(t)
+    _, people, _ = _people_and_gdp(t)
     gold = annual_mean(t / "gold-prices/data/monthly.csv", "Date", "Price")
     gold_annual = pd.read_csv(t / "gold-prices/data/annual.csv").set_index("Date")["Price"]
     top = pd.read_csv(t / "gdp/data/top-economies.csv")

@@ -316,7 +316,7 @@ def month_extremes(panel: Panel, entities: list[str], scope: Scope, question: st
             months = g.groupby(step)["value"].mean()
             hi, lo = int(months.idxmax()), int(months.idxmin())
             name = (lambda m: f"Q{m}") if quarters else \
-                (lambda m: g[g["time"].dt.month == m]["time"].iloc[0].strftime("%B"))
+                (lambda m, g=g: g[g["time"].dt.month == m]["time"].iloc[0].strftime("%B"))
             parts = []
             if want_high or not want_low:
                 parts.append(f"highest in {name(hi)} {y} ({with_unit(float(months[hi]), panel.unit)})")
@@ -429,7 +429,7 @@ def threshold_years(panel: Panel, entities: list[str], scope: Scope, question: s
     asked = asked_threshold(question)
     if asked is None:
         return []
-    value, upward, words = asked
+    value, upward, _words = asked
     if not panel.data["value"].min() < value < panel.data["value"].max():
         return []  # a threshold outside the series' range is about another measure (2.5 ppm a year, not 420 ppm)
     full = complete_years(panel)
@@ -495,7 +495,7 @@ def peak_year(panel: Panel, entities: list[str], scope: Scope, question: str, nu
     ann = yearly(panel, [y for y in sorted(full) if start <= y <= end])
     low = bool(_LOW_END.search(question))
     high = not low or bool(re.search(r"\bpeak|\bhighest\b|\bmaximum\b|record high|all-time high|most expensive|"
-                                     r"warmest|hottest|strongest", question, re.I))
+                                     r"warmest|hottest|strongest", question, re.IGNORECASE))
     what = "annual value" if panel.frequency == "annual" else "annual average"
     out = []
     for e in entities:
@@ -571,8 +571,8 @@ def correlation_within(panel: Panel, entities: list[str], scope: Scope, question
     y0, y1 = int(both.index.min()), int(both.index.max())
     numbers.update({f"{a} {b} r {y0}-{y1}": r, f"{a} {b} r changes {y0}-{y1}": rd, f"{a} {b} years": len(both)})
     changes = "" if is_missing(rd) else f" and {fmt(rd)} in year-on-year changes"
-    return [f"Over {y0}–{y1}, the annual {_measure(panel)} of {a} and {b} have a correlation of {fmt(r)} in levels"
-            f"{changes} ({len(both)} years)."]
+    return [(f"Over {y0}–{y1}, the annual {_measure(panel)} of {a} and {b} have a correlation of {fmt(r)} in levels"
+             f"{changes} ({len(both)} years).")]
 
 
 _HOW_MANY = re.compile(r"\bhow many\b|\bnumber of\b|\bcount\b", re.IGNORECASE)

@@ -48,8 +48,8 @@ def analyze_cross_section(frame, t: TableProfile, question: str, scope: Scope, s
             shown = (lambda v: fmt_pct(v * 100, signed=False)) if m.unit == "fraction" else \
                 (lambda v: scaled_amount(v, div, word, m.unit or ""))
             out.append(Finding(title=f"Average {lower_words(m.name)}", sentences=[
-                f"Across all {len(vals)} rows with a value, the average {lower_words(m.name)} is {shown(mean)} "
-                f"(median {shown(median)})."], numbers={f"mean {m.name}": mean, f"median {m.name}": median,
+                (f"Across all {len(vals)} rows with a value, the average {lower_words(m.name)} is {shown(mean)} "
+                 f"(median {shown(median)}).")], numbers={f"mean {m.name}": mean, f"median {m.name}": median,
                                                        f"rows with {m.name}": float(len(vals))},
                 sources=[t.id], kind="answer"))
     if past is None and t.entity_column and \
@@ -131,16 +131,16 @@ def latest_ranking_finding(frame, t: TableProfile, measure: str | None, sink: Fi
         k = top_n or 3
         listed = join_names([f"{n} ({with_unit(top[n], unit)})" for n in latest.index[:k]])
         table.caption = table.caption.replace("The 10 largest", "The 10 lowest")
-        return Finding(title=f"Lowest in {year}", sentences=[f"In {year}, the lowest {lower_words(measure_label(t, measure))} "
-                                                           f"{'were' if k > 1 else 'was'} {listed}."],
+        return Finding(title=f"Lowest in {year}", sentences=[(f"In {year}, the lowest {lower_words(measure_label(t, measure))} "
+                                                            f"{'were' if k > 1 else 'was'} {listed}.")],
                        figures=[Figure(fig_path, f"The 10 lowest by {lower_words(measure_label(t, measure))} in {year}",
                                        Provenance(tables=[t.id], method="bar chart of the ranking"))],
                        tables=[table], numbers=numbers, sources=[t.id], kind="ranking")
     if not additive:  # "which ten countries had the highest inflation": the leaders and their values
         k = top_n or 3
         listed = join_names([f"{n} ({with_unit(top[n], unit)})" for n in latest.index[:k]])
-        return Finding(title=f"Ranking in {year}", sentences=[f"In {year}, the highest {lower_words(measure_label(t, measure))} "
-                                                            f"{'were' if k > 1 else 'was'} {listed}."],
+        return Finding(title=f"Ranking in {year}", sentences=[(f"In {year}, the highest {lower_words(measure_label(t, measure))} "
+                                                             f"{'were' if k > 1 else 'was'} {listed}.")],
                        figures=[Figure(fig_path, f"The 10 highest by {lower_words(measure_label(t, measure))} in {year}",
                                        Provenance(tables=[t.id], method="bar chart of the latest ranking"))],
                        tables=[table], numbers=numbers, sources=[t.id], kind="ranking")
@@ -424,9 +424,9 @@ def group_sizes_finding(frame, t: TableProfile, question: str, named: list[str])
     col = t.entity_column.lower()
     top = ordered.head(3)
     word = "fewest" if fewest else "most"
-    sentences = [f"By number of rows, the {col} with the {word} is {top.index[0]} ({top.iloc[0]} rows), followed by "
-                 f"{join_names([f'{k} ({v})' for k, v in list(top.items())[1:]])}; the table has {len(frame)} rows in "
-                 f"{len(counts)} {col} groups."]
+    sentences = [(f"By number of rows, the {col} with the {word} is {top.index[0]} ({top.iloc[0]} rows), followed by "
+                  f"{join_names([f'{k} ({v})' for k, v in list(top.items())[1:]])}; the table has {len(frame)} rows in "
+                  f"{len(counts)} {col} groups.")]
     for g in named:
         if g in counts.index:
             sentences.insert(0, f"{g} has {counts[g]} rows (number {int((counts > counts[g]).sum()) + 1} of "
