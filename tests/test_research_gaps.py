@@ -57,8 +57,8 @@ def test_when_did_uk_inflation_peak_and_how_high_is_answered_first(catalog, tabl
     cpi = pd.read_csv(tables_dir / "cpi/data/cpi.csv")
     uk = cpi[cpi["Country"] == "United Kingdom"].set_index("Year")["CPI"]  # yearly % changes, as published
     result, report = run(catalog, "When did UK inflation peak, and how high was it?", tmp_path / "uk")
-    assert abstract(report).startswith(f"The largest consumer price inflation for United Kingdom was "
-                                       f"{uk.max():.2f} % per year in {uk.idxmax()}")
+    first = abstract(report).split(". ")[0]  # the answer comes first: when, and how high
+    assert "United Kingdom" in first and str(uk.idxmax()) in first and f"{uk.max():.2f}" in first
     assert result.summary["answer_check"]["answered"] is True
 
 
@@ -214,7 +214,7 @@ def test_a_share_question_naming_an_entity_states_its_share_and_rank(catalog, ta
     rank = int(year.rank(ascending=False)["United States"])
     _, report = run(catalog, "What share of the top 10 economies' GDP did the United States hold in 2020?",
                     tmp_path / "share")
-    assert abstract(report).startswith(f"In 2020, United States had {year['United States']:.2f} USD trillion, "
+    assert abstract(report).startswith(f"In 2020, United States had {year['United States']:.2f} trillion USD, "
                                        f"{share:.1f}% of the {len(year)} listed (number {rank} of {len(year)}).")
 
 
@@ -262,10 +262,11 @@ def test_a_per_capita_answer_names_its_measure_for_each_country_asked(catalog, t
     both = gdp.merge(pop, on=["Country Name", "Year"], suffixes=("_gdp", "_pop"))
     pc = (both["Value_gdp"] / both["Value_pop"]).set_axis(pd.MultiIndex.from_frame(both[["Country Name", "Year"]]))
     _, report = run(catalog, "What was GDP per capita in India and China in 2010 and 2020?", tmp_path / "pc")
-    opening = abstract(report)
+    sentences = abstract(report).split(". ")
     for country in ("India", "China"):
-        assert f"{country}'s GDP per capita was {pc[country, 2010]:,.2f} USD in 2010 and {pc[country, 2020]:,.2f} USD " \
-               f"in 2020" in opening.split(". ")[0 if country == "India" else 1]
+        for year in (2010, 2020):  # a sentence that names the measure, the country, the year and the value
+            assert any("GDP per capita" in s and country in s and str(year) in s and f"{pc[country, year]:,.2f} USD" in s
+                       for s in sentences), (country, year)
 
 
 def test_which_year_rose_the_most_is_answered_by_the_largest_yearly_move(catalog, tables_dir, tmp_path):

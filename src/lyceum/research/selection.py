@@ -80,6 +80,9 @@ def select_tables(catalog: Catalog, question: str, *, max_tables: int = 3, embed
     # subject: "India's population compared with China's" needs no exchange-rate table that also lists India.
     ordinary = _entity_terms(catalog, order[0]) | _alias_terms() | {t for w in re.findall(r"[a-z]+", question.lower()) if any(
         re.match(p, w) for p in INTENT_WORDS.values()) for t in tokenize(w)}
+    # The name of what a table's rows are ("country", "sector") is no subject either: "which countries had the
+    # lowest inflation" is not about a table because it lists countries.
+    ordinary |= set(tokenize(" ".join(p.entity_column or "" for p in catalog.profiles if p.dataset == order[0])))
     from lyceum.research.analysis.derived import INFLATION, REAL_TERMS, price_index
 
     # "Oil in real terms": the words asking for a deflated measure name no second subject (the real house price

@@ -186,14 +186,16 @@ def _key_sentences(findings: list[Finding], question: str = "") -> list[str]:
     from lyceum.research.question import parse_question
 
     stressed = [_INTENT_KINDS[i] for i in sorted(parse_question(question).intents) if i in _INTENT_KINDS]
-    first = ["ranking"] if "ranking" in stressed else []
+    first = ["answer"] + (["ranking"] if "ranking" in stressed else [])  # direct answers open the abstract
     order = first + ["levels"] + [k for k in _ORDER if k in stressed and k not in first] + \
         [k for k in _ORDER if k not in stressed]
     ranked = sorted(findings, key=lambda f: order.index(f.kind) if f.kind in order else len(order))
     out = []
+    lead = next((f for f in ranked if f.kind == "answer"), None)
     for f in ranked:
-        # A ranking's first sentence only counts rows; its second names the leaders.
-        for s in f.sentences[: 2 if f.kind == "ranking" else 1]:
+        # A ranking's first sentence only counts rows; its second names the leaders. The leading direct answer
+        # gives each year the question names ("in 2010 ... in 2020"), up to three sentences.
+        for s in f.sentences[: 3 if f is lead else 2 if f.kind == "ranking" else 1]:
             if s not in out:
                 out.append(s)
     return out

@@ -16,8 +16,10 @@ The package is split by what it analyses: ``panels`` (building the series), ``ti
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+from lyceum.research.analysis.answers import answer_findings, entities_past_threshold
 from lyceum.research.analysis.cross_section import analyze_cross_section, latest_ranking_finding
 from lyceum.research.analysis.derived import (
     against_inflation,
@@ -44,6 +46,9 @@ from lyceum.research.records import Finding
 
 __all__ = ["analyze_tables", "largest_fall", "swings"]
 
+# A ranking question asking for the bottom of the ranking ("which three countries had the lowest inflation").
+LOWEST_RANK = r"\b(lowest|smallest|poorest|least|fewest|cheapest|bottom)\b"
+
 
 def analyze_tables(catalog: Catalog, tables: list[TableProfile], question: str, out_dir: Path) -> list[Finding]:
     """All standard analyses that apply to ``tables`` for ``question``; at least two figures when data allows."""
@@ -67,7 +72,14 @@ def analyze_tables(catalog: Catalog, tables: list[TableProfile], question: str, 
     for panel in panels:
         findings += analyze_panel(panel, scope, sink)
     ranking = per_capita_ranking(catalog, tables, question, scope, sink)
-    findings = ranking + findings
+    # The direct answers to the question's own form (named years, spans, months, spread, latest) come first.
+    findings = ranking + answer_findings(panels, scope, question) + findings
+    for t in tables:  # "how many countries had inflation above 10% in 2022": a count across a wide table
+        if t.time_column and t.entity_column and len(t.entities) > MAX_ENTITIES and \
+                not entities_named(question, t):
+            f = entities_past_threshold(catalog.frame(t.id), t, pick_measure(t, question), question, scope)
+            if f is not None:
+                findings.insert(0, f)
     for t in tables if not ranking else []:  # a per-capita ranking replaces the ranking of the totals
         # "What share of the top 10's GDP did the US hold": a share question ranks even when it names entities.
         if t.time_column and t.entity_column and len(t.entities) > MAX_ENTITIES and {"rank", "share"} & scope.intents \
@@ -75,7 +87,8 @@ def analyze_tables(catalog: Catalog, tables: list[TableProfile], question: str, 
             named = [y for y in scope.years_named if t.time_start and int(t.time_start[:4]) <= y]
             f = latest_ranking_finding(catalog.frame(t.id), t, pick_measure(t, question), sink,
                                        year=named[-1] if named else None, top_n=scope.top_n,
-                                       named=entities_named(question, t))
+                                       named=entities_named(question, t),
+                                       lowest=bool(re.search(LOWEST_RANK, question, re.IGNORECASE)))
             if f is not None:
                 findings.insert(0, f)
     for t in tables:

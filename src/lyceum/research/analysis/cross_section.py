@@ -7,7 +7,7 @@ import re
 
 from lyceum.research import charts
 from lyceum.research.analysis.panels import NOT_A_MEASURE, RATIO_LIKE, FigureSink, is_aggregate, measure_label
-from lyceum.research.analysis.wording import join_names, lower_words, scaled_amount, with_unit
+from lyceum.research.analysis.wording import join_names, lower_words, possessive, scaled_amount, with_unit
 from lyceum.research.bm25 import tokenize
 from lyceum.research.catalog import TableProfile, guess_unit, matched_entities
 from lyceum.research.numbers import fmt_pct, scale_for
@@ -33,6 +33,29 @@ def analyze_cross_section(frame, t: TableProfile, question: str, scope: Scope, s
         rate = None
     out = []
     groups_named = matched_entities(question, t.entities) if t.entity_column else []
+    past = threshold_count_finding(frame, t, question, max(measures, key=relevance) if relevance(
+        max(measures, key=relevance)) > 0 else None, groups_named)
+    if past is not None:
+        out.append(past)
+    if re.search(r"\b(?:average|mean|typical)\b", question, re.IGNORECASE) and not groups_named and \
+            relevance(max(measures, key=relevance)) > 0:
+        # "the average market capitalisation of an S&P 500 company": over all rows, before any grouping
+        m = max(measures, key=relevance)
+        vals = frame[m.name].dropna()
+        if len(vals):
+            mean, median = float(vals.mean()), float(vals.median())
+            div, word = scale_for([mean], m.unit or "")
+            shown = (lambda v: fmt_pct(v * 100, signed=False)) if m.unit == "fraction" else \
+                (lambda v: scaled_amount(v, div, word, m.unit or ""))
+            out.append(Finding(title=f"Average {lower_words(m.name)}", sentences=[
+                (f"Across all {len(vals)} rows with a value, the average {lower_words(m.name)} is {shown(mean)} "
+                 f"(median {shown(median)}).")], numbers={f"mean {m.name}": mean, f"median {m.name}": median,
+                                                       f"rows with {m.name}": float(len(vals))},
+                sources=[t.id], kind="answer"))
+    if past is None and t.entity_column and \
+            re.search(r"\b(?:how many|number of|most|fewest|count)\b", question, re.IGNORECASE) and \
+            not re.search(r"\bmost (?:valuable|expensive|profitable)\b", question, re.IGNORECASE):
+        out.append(group_sizes_finding(frame, t, question, groups_named))
     asks_groups = bool(groups_named) or (t.entity_column and t.entity_column.lower() in tokenize(question)) or \
         bool(t.entity_column and set(tokenize(t.entity_column)) & q)
     if "rank" in scope.intents and not asks_groups and size is not None and label_column(frame, t):
@@ -98,7 +121,8 @@ def ranked_by(measures, question: str, default):
 
 
 def latest_ranking_finding(frame, t: TableProfile, measure: str | None, sink: FigureSink, *,
-                           year: int | None = None, top_n: int | None = None, named: list[str] = ()) -> Finding | None:
+                           year: int | None = None, top_n: int | None = None, named: list[str] = (),
+                           lowest: bool = False) -> Finding | None:
     """For "which are the largest" questions on a panel: rank the entities in ``year`` (a year the question
     names) or else the latest year with data; ``top_n`` is the size of the group the question asks about."""
     if measure is None:
@@ -113,32 +137,53 @@ def latest_ranking_finding(frame, t: TableProfile, measure: str | None, sink: Fi
         year = int(counts[counts >= 0.8 * counts.max()].index.max())  # the latest year most entities report
     latest = d[d["_year"] == year].groupby(t.entity_column)[measure].mean()
     groups = latest[[is_aggregate(str(e)) for e in latest.index]]
-    latest = latest[[not is_aggregate(str(e)) for e in latest.index]].sort_values(ascending=False)
+    latest = latest[[not is_aggregate(str(e)) for e in latest.index]].sort_values(ascending=lowest)
     if latest.empty:
         return None
     col = t.column(measure)
     unit = col.unit or guess_unit(col.description)
     total = float(groups["World"]) if "World" in groups.index else float(latest.sum())
+    # Rates, prices and indexes do not add up: their ranking shows no shares of a total ("9227% of the World").
+    additive = not (unit in ("%", "fraction") or unit.startswith("index") or RATIO_LIKE.search(f"{measure} {unit}")
+                    or RATIO_LIKE.search(measure_label(t, measure)))
     base = "the World total" if "World" in groups.index else f"the {len(latest)} listed"
     # Shares of a total exist only for amounts that add up (GDP, people); an index, a rate or a ratio has none
     # ("the top three account for 468.4%" of a house price index).
     if unit.startswith("index") or unit in ("%", "fraction") or RATIO_LIKE.search(measure) or \
             re.search(r"\bindex\b|\brate\b|\bratio\b", f"{measure} {col.description} {t.title}", re.IGNORECASE):
-        return _ranking_without_shares(latest, t, measure, unit, year, sink, top_n=top_n, named=named)
+        return _ranking_without_shares(latest, t, measure, unit, year, sink, top_n=top_n, named=named,
+                                       lowest=lowest)
     top = latest.head(10)
     div, word = scale_for(top.tolist(), unit)
     unit_label = " ".join(x for x in (word, unit) if x)
-    rows = [[str(k), fmt(v / div), fmt_pct(v / total * 100, signed=False)] for k, v in top.items()]
+    rows = [[str(k), fmt(v / div)] + ([fmt_pct(v / total * 100, signed=False)] if additive else []) for k, v in top.items()]
     numbers = {f"{k} {year}": float(v) for k, v in top.items()}
     numbers.update({f"{k} share {year}": float(v / total * 100) for k, v in top.items()})
     numbers.update({"total": total, "entities ranked": float(len(latest))})
-    table = Table(markdown_table([t.entity_column, f"{measure} {year}" + (f" ({unit_label})" if unit_label else ""),
-                                  f"Share of {base}"], rows),
+    table = Table(markdown_table([t.entity_column, f"{measure} {year}" + (f" ({unit_label})" if unit_label else "")]
+                                 + ([f"Share of {base}"] if additive else []), rows),
                   f"The 10 largest by {lower_words(measure_label(t, measure))} in {year} (groups and regions left out)",
                   Provenance(tables=[t.id], method=f"ranking of '{measure}' in {year}", numbers=dict(numbers)))
     fig_path = charts.bar_chart([str(k) for k in top.index], (top / div).tolist(), sink.path(f"ranking-{measure}"),
-                                title=f"The 10 largest in {year}", ylabel=unit_label or measure, horizontal=True)
+                                title=f"The 10 {'lowest' if lowest else 'largest'} in {year}", ylabel=unit_label or measure, horizontal=True)
     names = list(top.index[:3])
+    if lowest:  # "which three countries had the lowest inflation": the bottom of the ranking, no shares of a total
+        k = top_n or 3
+        listed = join_names([f"{n} ({with_unit(top[n], unit)})" for n in latest.index[:k]])
+        table.caption = table.caption.replace("The 10 largest", "The 10 lowest")
+        return Finding(title=f"Lowest in {year}", sentences=[(f"In {year}, the lowest {lower_words(measure_label(t, measure))} "
+                                                            f"{'were' if k > 1 else 'was'} {listed}.")],
+                       figures=[Figure(fig_path, f"The 10 lowest by {lower_words(measure_label(t, measure))} in {year}",
+                                       Provenance(tables=[t.id], method="bar chart of the ranking"))],
+                       tables=[table], numbers=numbers, sources=[t.id], kind="ranking")
+    if not additive:  # "which ten countries had the highest inflation": the leaders and their values
+        k = top_n or 3
+        listed = join_names([f"{n} ({with_unit(top[n], unit)})" for n in latest.index[:k]])
+        return Finding(title=f"Ranking in {year}", sentences=[(f"In {year}, the highest {lower_words(measure_label(t, measure))} "
+                                                             f"{'were' if k > 1 else 'was'} {listed}.")],
+                       figures=[Figure(fig_path, f"The 10 highest by {lower_words(measure_label(t, measure))} in {year}",
+                                       Provenance(tables=[t.id], method="bar chart of the latest ranking"))],
+                       tables=[table], numbers=numbers, sources=[t.id], kind="ranking")
     sentences = [(f"In {year}, the largest were {join_names([f'{n} ({with_unit(top[n], unit)})' for n in names])}; together "
                   f"the top three account for {fmt_pct(top.head(3).sum() / total * 100, signed=False)} of {base}.")]
     numbers["top3 share"] = float(top.head(3).sum() / total * 100)
@@ -162,15 +207,17 @@ def latest_ranking_finding(frame, t: TableProfile, measure: str | None, sink: Fi
 
 
 def _ranking_without_shares(latest, t: TableProfile, measure: str, unit: str, year: int, sink: FigureSink, *,
-                            top_n: int | None, named: list[str]) -> Finding:
-    """The ranking of a measure that does not add up (an index, a rate): values and ranks, no shares."""
+                            top_n: int | None, named: list[str], lowest: bool = False) -> Finding:
+    """The ranking of a measure that does not add up (an index, a rate): values and ranks, no shares. ``latest``
+    comes sorted from the end the question asks about (the lowest first for a "lowest" question)."""
     top = latest.head(10)
+    end = "lowest" if lowest else "highest"
     label = lower_words(measure_label(t, measure))
     k = top_n or 3
     numbers = {f"{e} {year}": float(v) for e, v in top.items()}
     numbers["entities ranked"] = float(len(latest))
     leaders = join_names([f"{e} ({with_unit(v, unit)})" for e, v in latest.head(k).items()])
-    sentences = [(f"In {year}, the {f'{k} ' if k > 1 else ''}highest by {label} of the {len(latest)} ranked "
+    sentences = [(f"In {year}, the {f'{k} ' if k > 1 else ''}{end} by {label} of the {len(latest)} ranked "
                   f"{'were' if k > 1 else 'was'} {leaders}.")]
     for e in [e for e in named if e in latest.index]:
         rank = list(latest.index).index(e) + 1
@@ -179,11 +226,11 @@ def _ranking_without_shares(latest, t: TableProfile, measure: str, unit: str, ye
     rows = [[str(i + 1), str(e), fmt(float(v))] for i, (e, v) in enumerate(top.items())]
     prov = Provenance(tables=[t.id], method=f"ranking of '{measure}' in {year}", numbers=dict(numbers))
     table = Table(markdown_table(["Rank", t.entity_column, f"{measure} {year}" + (f" ({unit})" if unit else "")], rows),
-                  f"The 10 highest by {label} in {year} (groups and regions left out)", prov)
+                  f"The 10 {end} by {label} in {year} (groups and regions left out)", prov)
     path = charts.bar_chart([str(e) for e in top.index], top.tolist(), sink.path(f"ranking-{measure}"),
-                            title=f"The 10 highest in {year}", ylabel=unit or measure, horizontal=True)
-    return Finding(title=f"Ranking in {year}", sentences=sentences, tables=[table],
-                   figures=[Figure(path, f"The 10 highest by {label} in {year}", prov)], numbers=numbers,
+                            title=f"The 10 {end} in {year}", ylabel=unit or measure, horizontal=True)
+    return Finding(title=f"{'Lowest' if lowest else 'Ranking'} in {year}", sentences=sentences, tables=[table],
+                   figures=[Figure(path, f"The 10 {end} by {label} in {year}", prov)], numbers=numbers,
                    sources=[t.id], kind="ranking")
 
 
@@ -242,6 +289,13 @@ def ranking_finding(frame, t: TableProfile, size: str, unit: str, sink: FigureSi
                             f"of {scaled_amount(total_k, *scale_for([total_k], unit), unit)}, "
                             f"{fmt_pct(total_k / total * 100, signed=False)} of the total (number {rank} of {len(g)} "
                             f"groups).")
+        values = frame[frame[t.entity_column].astype(str) == k][size].dropna()
+        if len(values):  # "the average EBITDA of Semiconductors companies": per row, not combined
+            mean_k = float(values.mean())
+            numbers.update({f"{k} mean {size}": mean_k, f"{k} median {size}": float(values.median())})
+            sentences.insert(2, f"{possessive(k)} {len(values)} rows with a value average "
+                                f"{scaled_amount(mean_k, *scale_for([mean_k], unit), unit)} of {lower_words(size)} each "
+                                f"(median {scaled_amount(float(values.median()), *scale_for([mean_k], unit), unit)}).")
     return Finding(title=f"Which {t.entity_column.lower()} groups dominate by {lower_words(size)}", sentences=sentences,
                    figures=[figure], tables=[table], numbers=numbers, sources=[t.id], kind="ranking")
 
@@ -306,6 +360,12 @@ def group_ratio_finding(frame, t: TableProfile, rate: str, size: str | None, sin
         hi, lo = g.index[0], g.index[-1]
         sentences.append(f"Among groups with at least 3 members, {hi} has the highest median {rate} "
                          f"({fmt(g.at[hi, 'median'])}) and {lo} the lowest ({fmt(g.at[lo, 'median'])}).")
+    if mean_first and len(g) >= 2:  # "which sector has the highest average yield": ranked by the mean as asked
+        means = d.groupby(t.entity_column)[rate].mean()[g.index].sort_values(ascending=False)
+        hi, lo = means.index[0], means.index[-1]
+        numbers.update({f"{hi} mean {rate}": float(means[hi]), f"{lo} mean {rate}": float(means[lo])})
+        sentences.insert(0, f"Among groups with at least 3 members, {hi} has the highest average {rate} "
+                            f"({fmt(means[hi])}) and {lo} the lowest ({fmt(means[lo])}).")
     if size is not None and len(show.dropna()):
         top = show.dropna()
         sentences.append(f"Among the largest groups by {lower_words(size)}, the median {rate} ranges from "
@@ -403,3 +463,57 @@ def count_finding(frame, t: TableProfile, sink: FigureSink) -> Finding:
         tables=[Table(markdown_table([col, "Rows"], rows), f"Rows per {col.lower()}",
                       Provenance(tables=[t.id], method="counts"))],
         numbers={"rows": float(len(frame))}, sources=[t.id], kind="ranking")
+
+
+def threshold_count_finding(frame, t: TableProfile, question: str, measure, groups: list[str]) -> Finding | None:
+    """For "how many S&P 500 companies have a dividend yield above 3%": the rows (within each group the question
+    names, and overall) whose measure is past the threshold, and the first few of them."""
+    from lyceum.research.analysis.answers import asked_threshold
+
+    asked = asked_threshold(question)
+    if asked is None or measure is None:
+        return None
+    value, upward, words = asked
+    if measure.unit == "fraction" and re.search(r"%|percent", words):
+        value /= 100  # "3%" of a yield stored as a decimal (0.03)
+    scale = re.search(r"\b(thousand|million|billion|trillion)\b", measure.unit or "", re.IGNORECASE)
+    if scale and value >= 1e3:
+        value /= {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12}[scale.group(1).lower()]
+    label = label_column(frame, t)
+    side = "above" if upward else "below"
+    shown = fmt_pct(value * 100, signed=False) if measure.unit == "fraction" else with_unit(value, measure.unit or "")
+    sentences, numbers = [], {"threshold": value}
+    scopes = [(g, frame[frame[t.entity_column].astype(str) == g]) for g in groups] + [("", frame)]
+    for g, rows in scopes:
+        vals = rows[measure.name].dropna()
+        hit = rows.loc[vals.index][(vals > value) if upward else (vals < value)]
+        where = f"of the {len(vals)} {g} rows" if g else f"of all {len(vals)} rows"
+        text = f"{len(hit)} {where} with a value have {lower_words(measure.name)} {side} {shown}"
+        if label and 0 < len(hit) <= 10:
+            text += f" ({join_names([str(x) for x in hit[label]])})"
+        sentences.append(text + ".")
+        numbers.update({f"{g or 'all'} count {side}": len(hit), f"{g or 'all'} count": len(vals)})
+    return Finding(title=f"Rows with {lower_words(measure.name)} {side} {shown}", sentences=sentences,
+                   numbers=numbers, sources=[t.id], kind="answer")
+
+
+def group_sizes_finding(frame, t: TableProfile, question: str, named: list[str]) -> Finding:
+    """For "which sector has the most companies, and how many": the groups by their number of rows (the named
+    groups first), largest first, or smallest first for "fewest"."""
+    counts = frame[t.entity_column].astype(str).value_counts()
+    fewest = bool(re.search(r"\b(fewest|least|smallest)\b", question, re.IGNORECASE))
+    ordered = counts.sort_values(ascending=fewest, kind="stable")
+    col = t.entity_column.lower()
+    top = ordered.head(3)
+    word = "fewest" if fewest else "most"
+    sentences = [(f"By number of rows, the {col} with the {word} is {top.index[0]} ({top.iloc[0]} rows), followed by "
+                  f"{join_names([f'{k} ({v})' for k, v in list(top.items())[1:]])}; the table has {len(frame)} rows in "
+                  f"{len(counts)} {col} groups.")]
+    for g in named:
+        if g in counts.index:
+            sentences.insert(0, f"{g} has {counts[g]} rows (number {int((counts > counts[g]).sum()) + 1} of "
+                                f"{len(counts)} {col} groups by size).")
+    numbers = {f"{k} rows": float(v) for k, v in ordered.head(10).items()}
+    numbers.update({f"{g} rows": float(counts[g]) for g in named if g in counts.index})
+    numbers.update({"rows": float(len(frame)), "groups": float(len(counts))})
+    return Finding(title=f"Rows per {col}", sentences=sentences, numbers=numbers, sources=[t.id], kind="answer")

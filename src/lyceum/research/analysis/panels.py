@@ -168,6 +168,7 @@ def build_panels(catalog: Catalog, tables: list[TableProfile], question: str, sc
                 years = times.dt.year
             if t.entity_column:
                 named = entities_named(question, t)
+                named += [e for e in coded_entities(frame, t, question) if e not in named]
                 names = named or default_entities(frame, t, measure)
                 ent = frame[t.entity_column].astype(str)
                 # Codes the description spells differently ("gcag" is "GCAG" there) take its spelling.
@@ -273,6 +274,22 @@ def _letters_in_order(abbr: str, text: str) -> bool:
         if i < len(abbr) and ch == abbr[i]:
             i += 1
     return i == len(abbr)
+
+
+def coded_entities(frame, t: TableProfile, question: str) -> list[str]:
+    """Entities a question names by a code the table itself holds ("DEU and FRA" in a table with a "Country Code"
+    column), in the order the question names them."""
+    tokens = re.findall(r"\b[A-Z]{2,3}\b", question)
+    if not tokens or not t.entity_column:
+        return []
+    for c in t.columns:
+        if c.name != t.entity_column and c.type == "text" and re.search(r"code|iso", c.name, re.IGNORECASE):
+            pairs = frame[[c.name, t.entity_column]].dropna().astype(str).drop_duplicates(c.name)
+            by_code = dict(zip(pairs[c.name], pairs[t.entity_column]))
+            found = [by_code[x] for x in dict.fromkeys(tokens) if x in by_code]
+            if found:
+                return found
+    return []
 
 
 def is_aggregate(name: str) -> bool:

@@ -31,6 +31,11 @@ def unit_after_number(unit: str) -> str:
     """A unit after a number in prose; index levels read better bare ("97.31", not "97.31 index (2010=100)")."""
     if not unit or unit.startswith("index"):
         return ""
+    # A unit carrying a scale word ("USD trillion") puts the scale next to the number: "21.32 trillion USD".
+    scaled = re.fullmatch(r"(.*?)\s*\b(thousand|million|billion|trillion)s?\b\s*(.*)", unit, re.IGNORECASE)
+    if scaled and (scaled.group(1) or scaled.group(3)):
+        rest = " ".join(x for x in (scaled.group(1), scaled.group(3)) if x)
+        return f" {scaled.group(2).lower()} {rest}"
     return "%" if unit == "%" else f" {unit}"
 
 
