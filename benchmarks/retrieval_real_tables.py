@@ -1,8 +1,9 @@
 """Table retrieval on a folder of real data packages: does a natural query find the right dataset?
 
 The queries (``retrieval_real_tables.jsonl``) use other words than the tables' titles ("inflation" for a consumer
-price index, "yen" for exchange rates). A query passes when every dataset it names has a table among the top
-``len(answers) + 1`` results (the top 2 for a one-dataset query); a dataset is its folder's name.
+price index, "yen" for exchange rates). A one-dataset query passes when a table of its dataset is among the top 2
+results; a query naming n datasets ("US house prices vs inflation") when each is among the first n + 1 datasets the
+results come from (a package's tables are near copies: monthly, annual). A dataset is its folder's name.
 
     python benchmarks/retrieval_real_tables.py --tables ../shared/data/tables
 
@@ -37,8 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     for q in queries:
         # A dataset is named by its folder (the package's own "name" may differ).
         names = [p.id.split("/")[0] for p, _ in catalog.search(q["query"], k=10)]
+        if len(q["answers"]) > 1:
+            # A query about several subjects is judged by dataset (a package's tables are one source): each named
+            # dataset among the first len(answers) + 1 datasets found.
+            names = list(dict.fromkeys(names))
         ranks = {a: (names.index(a) + 1 if a in names else None) for a in q["answers"]}
-        ok = all(r is not None and r <= len(q["answers"]) + 1 for r in ranks.values())
+        ok = all(r is not None and r <= (2 if len(ranks) == 1 else len(ranks) + 1) for r in ranks.values())
         passed += ok
         rows.append({"query": q["query"], "ranks": ranks, "pass": ok, "top3": names[:3]})
         shown = ", ".join(f"{a} {r or '-'}" for a, r in ranks.items())

@@ -24,12 +24,13 @@ from typing import Any
 from lyceum.errors import UserError
 from lyceum.research.bm25 import BM25, STOPWORDS, number_words_as_digits, tokenize
 from lyceum.research.concepts import available as concepts_available
-from lyceum.research.concepts import broader_text, query_concepts
+from lyceum.research.concepts import broader_text, compound_text, query_concepts
 from lyceum.research.ingest import TABLE_SUFFIXES, PackageMeta, ResourceMeta, package_metadata, read_table
 from lyceum.research.selection import GRANULARITY_WORDS, select_tables
 
 CATALOG_VERSION = 7
 FAMILY_WEIGHT = 0.7  # an indexed word of the same family as a question word ("transportation" for "transport")
+RELATED_FAMILY_MIN = 0.3  # a related word this close to the question's own brings its family
 BROADER_WEIGHT = 0.5  # a question word found among the broader words of a table's text, relative to its own words
 _SKIP_NAMES = {"datapackage.json", "package.json", "readme.md", "readme.txt", "readme", "license", "license.md",
                "provenance", "changelog.md"}
@@ -593,7 +594,8 @@ class Catalog:
         terms = tokenize(query)
         if expand and concepts_available():
             if self._broader is None:
-                self._broader = BM25([broader_text(p.search_text) + covered_years(p) for p in self.profiles])
+                self._broader = BM25([broader_text(p.search_text) + compound_text(_head_text(p)) + covered_years(p)
+                                      for p in self.profiles])
             concepts = [self._with_word_family(c) for c in query_concepts(query)]
             scores = self._index.concept_scores(concepts, broader=self._broader, broader_weight=BROADER_WEIGHT)
         else:
@@ -624,11 +626,12 @@ class Catalog:
                 if len(term) >= 6 and term.isalpha():
                     self._by_prefix.setdefault(term[:6], []).append(term)
         out = dict(concept)
-        for own in [t for t, w in concept.items() if w >= 1.0 and len(t) >= 6 and t.isalpha()]:
+        # A related word's family counts too, below it ("inhabitant" -> "populate" -> "population").
+        for own, w in [(t, w) for t, w in concept.items() if w >= RELATED_FAMILY_MIN and len(t) >= 6 and t.isalpha()]:
             for term in self._by_prefix.get(own[:6], []):
                 shared = len(os.path.commonprefix([own, term]))
                 if term != own and shared >= max(6, min(len(own), len(term)) - 3):
-                    out[term] = max(out.get(term, 0.0), FAMILY_WEIGHT)
+                    out[term] = max(out.get(term, 0.0), FAMILY_WEIGHT * min(w, 1.0))
         return out
 
     def select(self, question: str, *, max_tables: int = 3, embed=None) -> list[TableProfile]:
@@ -637,6 +640,12 @@ class Catalog:
 
 
 _YEAR = re.compile(r"(1[5-9]|20)\d\d")
+
+
+def _head_text(p: TableProfile) -> str:
+    """What a table says it is, in few words: its titles and column descriptions (not a long README)."""
+    return " . ".join(_unique([p.dataset_title, p.title, *(c.description for c in p.columns)]))
+
 
 
 def covered_years(p: TableProfile) -> list[str]:
