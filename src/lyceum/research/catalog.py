@@ -31,7 +31,7 @@ from lyceum.research.selection import GRANULARITY_WORDS, select_tables
 CATALOG_VERSION = 7
 FAMILY_WEIGHT = 0.7  # an indexed word of the same family as a question word ("transportation" for "transport")
 RELATED_FAMILY_MIN = 0.3  # a related word this close to the question's own brings its family
-BROADER_WEIGHT = 0.5  # a question word found among the broader words of a table's text, relative to its own words
+BROADER_WEIGHT = 0.7  # a question word found among the broader words of a table's text, relative to its own words
 _SKIP_NAMES = {"datapackage.json", "package.json", "readme.md", "readme.txt", "readme", "license", "license.md",
                "provenance", "changelog.md"}
 

@@ -237,11 +237,7 @@ def expand_word(word: str) -> tuple[tuple[str, float], ...]:
         # The nouns of the definition say what the word means in other words: "inflation" is "a general and
         # progressive increase in prices", "bullion" "gold or silver in bars", the "yen" "the unit of money in Japan".
         add([w for w in re.findall(r"[a-z]+", wn.gloss(offset, pos).lower())
-              if len(w) > 3 and w not in STOPWORDS and w not in _GENERIC and wn.lemma(w, "n")], GLOSS_WEIGHT * share)
-        # A quantity that falls is measured where it rises: "deflation" -> "inflation".
-        for symbol, target, tpos in pointers:
-            if symbol == "!":
-                add(wn.synset(target, tpos)[0], RELATED_WEIGHT * share)
+             if len(w) > 3 and w not in STOPWORDS and w not in _GENERIC and wn.lemma(w, "n")], GLOSS_WEIGHT * share)
     return tuple(sorted(out.items()))
 
 
