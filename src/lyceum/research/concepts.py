@@ -71,6 +71,7 @@ class WordNet:
         self._exceptions: dict[str, dict[str, str]] = {}
         self._files = {}
         self._counts: dict[tuple[str, str, int], int] | None = None
+        self._noun_text: bytes | None = None
 
     def _load_index(self, pos: str) -> dict[str, list[int]]:
         if pos not in self._index:
@@ -139,15 +140,22 @@ class WordNet:
     def defined_by(self, phrase: str) -> list[int]:
         """The noun synsets whose definition names ``phrase`` ("price index" -> "inflation rate: the rate of change
         of prices (as indicated by a price index)")."""
-        if not hasattr(self, "_gloss_ngrams"):
-            # Two- and three-word phrases of every noun definition, once: a table's compound terms are looked up here.
-            self._gloss_ngrams: dict[str, list[int]] = {}
-            for offset in self._lines("n"):
-                words = re.findall(r"[a-z]+", self.gloss(offset, "n").lower())
-                for n in (2, 3):
-                    for i in range(len(words) - n + 1):
-                        self._gloss_ngrams.setdefault(" ".join(words[i : i + n]), []).append(offset)
-        return self._gloss_ngrams.get(phrase, [])
+        if self._noun_text is None:
+            self._lines("n")
+            with open(self.folder / "data.noun", "rb") as f:
+                self._noun_text = f.read()
+        text, needle, out = self._noun_text, phrase.lower().encode(), set()
+        at = text.find(needle)
+        while at >= 0:
+            end = at + len(needle)
+            line = text.rfind(b"\n", 0, at) + 1
+            bar = text.find(b" | ", line, at)
+            # A whole-word match inside the definition (before its examples), not in the synset's word list.
+            if bar >= 0 and text.find(b";", bar, at) < 0 and not text[at - 1 : at].isalpha() and \
+                    not text[end : end + 1].isalpha() and text[line : line + 8].isdigit():
+                out.add(int(text[line : line + 8]))
+            at = text.find(needle, end)
+        return sorted(out)
 
     def _lines(self, pos: str) -> dict[int, bytes]:
         lines = self._files.get(pos)
@@ -506,16 +514,18 @@ def compound_relatives(phrase: str) -> tuple[str, ...]:
     if lemma is None or "_" not in lemma:
         return ()
     out: set[str] = set()
+    names = {phrase}
     for offset in wn.synsets(lemma, "n")[:2]:
         words, pointers = wn.synset(offset, "n")
         out.update(words)
+        names.update(w.lower().replace("_", " ") for w in words if "_" in w)
         for symbol, target, tpos in pointers:
             if symbol in ("@", "@i"):
                 out.update(wn.synset(target, tpos)[0])
         # The nouns of its definition ("the charge for exchanging currency of one country for currency of another").
         out.update(w for w in re.findall(r"[a-z]+", wn.gloss(offset, "n").lower())
                    if len(w) > 3 and w not in STOPWORDS and wn.lemma(w, "n"))
-    for name in {w.lower().replace("_", " ") for w in out if "_" in w} | {phrase}:
+    for name in names:  # the term and its synonyms ("cost-of-living index" is a consumer price index)
         for offset in wn.defined_by(name):
             out.update(wn.synset(offset, "n")[0])
     return tuple(sorted({w.lower().replace("_", " ").replace("-", " ") for w in out} - {phrase}))
