@@ -444,3 +444,11 @@ def test_a_question_word_is_read_through_its_definition():
     assert 0 < dict(expand_word("bullion"))["gold"] <= GLOSS_WEIGHT  # "gold or silver in bars or ingots"
     # A two-word term's one-word synonym names it as exactly as the term: "rising prices" is "inflation".
     assert any(c.get("inflation") == 1.0 for c in query_concepts("rising prices"))
+
+
+def test_a_question_word_spelled_as_a_noun_is_read_as_the_noun():
+    _wordnet_or_skip()
+    from lyceum.research.concepts import expand_word
+
+    # "warming" the noun is "a rising temperature", though the verb ("warm the soup") is commoner in running text.
+    assert "temperature change" in dict(expand_word("warming"))

@@ -28,6 +28,7 @@ from lyceum.research.bm25 import STOPWORDS, stem
 SYNONYM_WEIGHT = 0.5
 RELATED_WEIGHT = 0.3  # hypernyms, derivations, similar adjectives
 HYPONYM_WEIGHT = 0.25
+NOUN_PRIOR = 3.0  # how much more a word's own noun senses count than its tagged-corpus frequency says
 GLOSS_WEIGHT = 0.1  # the nouns of a sense's definition
 YEAR_WEIGHT = 0.5  # a year the question names: a time it asks about more than a subject
 DECADE_WEIGHT = 0.8  # a year inside a decade or century the question names
@@ -219,7 +220,11 @@ def expand_word(word: str) -> tuple[tuple[str, float], ...]:
             continue
         if lemma != word:
             add([lemma], 1.0)
-        senses += [(lemma, pos, offset, wn.tag_count(lemma, pos, offset)) for offset in wn.synsets(lemma, pos)]
+        # A question about data names things measured: a word spelled as a noun of the lexicon ("warming", "housing")
+        # is read mostly as that noun, whatever its verb's frequency in running text ("warm the soup").
+        prior = NOUN_PRIOR if pos == "n" and lemma == word else 1.0
+        senses += [(lemma, pos, offset, prior * (wn.tag_count(lemma, pos, offset) + 0.5) - 0.5)
+                   for offset in wn.synsets(lemma, pos)]
     # An adverb is read through the adjectives it comes from: "slowly" is "slow", "automatically" "automatic"
     # (the one it is spelled from counts as the word itself, the others as related words).
     adverb = wn.lemma(word, "r")
