@@ -630,7 +630,7 @@ class Catalog:
         for own, w in [(t, w) for t, w in concept.items() if w >= RELATED_FAMILY_MIN and len(t) >= 6 and t.isalpha()]:
             for term in self._by_prefix.get(own[:6], []):
                 shared = len(os.path.commonprefix([own, term]))
-                if term != own and shared >= max(6, min(len(own), len(term)) - 3):
+                if term != own and shared >= max(6, min(len(own), len(term)) - 3) and _same_family(own, term, shared):
                     out[term] = max(out.get(term, 0.0), FAMILY_WEIGHT * min(w, 1.0))
         return out
 
@@ -640,6 +640,20 @@ class Catalog:
 
 
 _YEAR = re.compile(r"(1[5-9]|20)\d\d")
+
+
+# Endings that make one word of a family from another ("transport" -> "transportation", "immigrant" ->
+# "immigration"); what else follows a shared beginning makes another word ("district" / "distribution").
+_FAMILY_ENDINGS = frozenset("""ation ition tion sion ion ional al ally ly ity ive ively ivity ment ments ness er ers or
+ors ist ists ism ic ical ics ant ants ent ents ance ence ancy ency ary ory ous able ible ian ial tial ential ure y e
+s es ate at ative iz ization ing ed""".split()) | {""}
+
+
+def _same_family(a: str, b: str, shared: int) -> bool:
+    """Whether two stems sharing their first ``shared`` letters are one word family: each goes on from there by
+    at most a derivational ending."""
+    return a[shared:] in _FAMILY_ENDINGS and b[shared:] in _FAMILY_ENDINGS or \
+        (len(a[shared:]) <= 2 and b[shared:] in _FAMILY_ENDINGS) or (len(b[shared:]) <= 2 and a[shared:] in _FAMILY_ENDINGS)
 
 
 def _head_text(p: TableProfile) -> str:
