@@ -584,7 +584,9 @@ class Catalog:
         With ``expand`` (the default) the query also counts, at lower weights, the words WordNet relates to its
         own (see ``concepts.py``), so a question can find a table that describes itself in other words; and a
         question word counts, at ``BROADER_WEIGHT``, where a table's words are kinds of it (a question about
-        rodents finds a table about rats, one about conifers a table about spruce trees). Number words count as
+        rodents finds a table about rats, one about conifers a table about spruce trees) or where the lexicon
+        relates it to a compound term of the table's titles ("inflation" to a "consumer price index", see
+        ``concepts.compound_relatives``). Number words count as
         the digits documentation writes ("twelve children" finds "families of size 12").
 
         With ``embed`` (texts -> vectors, see ``embeddings.py``) the BM25 score is blended with the cosine
@@ -644,22 +646,25 @@ _YEAR = re.compile(r"(1[5-9]|20)\d\d")
 
 # Endings that make one word of a family from another ("transport" -> "transportation", "immigrant" ->
 # "immigration"); what else follows a shared beginning makes another word ("district" / "distribution").
-_FAMILY_ENDINGS = frozenset("""ation ition tion sion ion ional al ally ly ity ive ively ivity ment ments ness er ers or
-ors ist ists ism ic ical ics ant ants ent ents ance ence ancy ency ary ory ous able ible ian ial tial ential ure y e
-s es ate at ative iz ization ing ed""".split()) | {""}
+_FAMILY_ENDINGS = frozenset([
+    "", "ation", "ition", "tion", "sion", "ion", "ional", "al", "ally", "ly", "ity", "ive", "ively", "ivity", "ment",
+    "ments", "ness", "er", "ers", "or", "ors", "ist", "ists", "ism", "ic", "ical", "ics", "ant", "ants", "ent", "ents",
+    "ance", "ence", "ancy", "ency", "ary", "ory", "ous", "able", "ible", "ian", "ial", "tial", "ential", "ure", "y",
+    "e", "s", "es", "ate", "at", "ative", "iz", "ization", "ing", "ed"])
 
 
 def _same_family(a: str, b: str, shared: int) -> bool:
     """Whether two stems sharing their first ``shared`` letters are one word family: each goes on from there by
     at most a derivational ending."""
-    return a[shared:] in _FAMILY_ENDINGS and b[shared:] in _FAMILY_ENDINGS or \
-        (len(a[shared:]) <= 2 and b[shared:] in _FAMILY_ENDINGS) or (len(b[shared:]) <= 2 and a[shared:] in _FAMILY_ENDINGS)
+    rest_a, rest_b = a[shared:], b[shared:]
+    # The shorter may also end in a letter or two of its own ("immigra-nt" / "immigra-tion").
+    return (rest_a in _FAMILY_ENDINGS or len(rest_a) <= 2) and rest_b in _FAMILY_ENDINGS or \
+        (len(rest_b) <= 2 and rest_a in _FAMILY_ENDINGS)
 
 
 def _head_text(p: TableProfile) -> str:
     """What a table says it is, in few words: its titles and column descriptions (not a long README)."""
     return " . ".join(_unique([p.dataset_title, p.title, *(c.description for c in p.columns)]))
-
 
 
 def covered_years(p: TableProfile) -> list[str]:

