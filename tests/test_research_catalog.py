@@ -168,6 +168,24 @@ def test_search_finds_the_right_dataset(catalog):
     assert catalog.search("atmospheric carbon dioxide Mauna Loa", k=1)[0][0].dataset == "co2-ppm"
 
 
+def _top_datasets(catalog, query, k):
+    return list(dict.fromkeys(p.id.split("/")[0] for p, _ in catalog.search(query, k=10)))[:k]
+
+
+def test_search_finds_tables_described_in_other_words(catalog):
+    # No real table says "inflation", "cost of living" or "bullion": the lexicon relates them to the CPI's
+    # "price index" (an inflation rate is "indicated by a price index") and to gold.
+    assert [p.dataset for p, _ in catalog.search("inflation", k=1)] == ["cpi"]
+    assert [p.dataset for p, _ in catalog.search("cost of living", k=1)] == ["cpi"]
+    assert "cpi" in [p.dataset for p, _ in catalog.search("rising prices", k=2)]
+    assert catalog.search("bullion", k=1)[0][0].dataset == "gold-prices"
+    assert "population" in _top_datasets(catalog, "number of inhabitants", 2)
+
+
+def test_a_question_on_two_subjects_finds_both(catalog):
+    assert set(_top_datasets(catalog, "US house prices vs inflation", 3)) >= {"house-prices-global", "cpi"}
+
+
 def test_selection_uses_only_the_expected_tables_for_each_dev_question(catalog, dev_questions):
     for q in dev_questions:
         chosen = [p.id for p in catalog.select(q["question"])]
@@ -405,3 +423,32 @@ def test_a_year_selects_the_tables_covering_it_not_those_mentioning_it(catalog):
     # tables cover those years without saying so.
     top = catalog.search("How did US house prices compare with US inflation in 1990 and 2020?", k=1)[0][0]
     assert top.dataset == "house-prices-global"
+
+
+def test_a_tables_compound_terms_bring_what_the_lexicon_defines_through_them(tmp_path):
+    _wordnet_or_skip()
+    write_described_table(tmp_path / "t", "cpi", "Consumer Price Index", "Annual index by country, 2005 = 100.")
+    write_described_table(tmp_path / "t", "gold", "Gold prices", "Monthly gold prices in USD per troy ounce.")
+    write_described_table(tmp_path / "t", "oil", "Crude oil prices", "Brent spot prices in USD per barrel.")
+    catalog = Catalog.build(tmp_path / "t", tmp_path / "c.duckdb")
+    # "inflation rate: the rate of change of prices (as indicated by a price index)"; a consumer price index is
+    # also called a "cost-of-living index" (a three-word question term).
+    assert catalog.search("inflation", k=1)[0][0].dataset == "cpi"
+    assert catalog.search("cost of living", k=1)[0][0].dataset == "cpi"
+
+
+def test_a_question_word_is_read_through_its_definition():
+    _wordnet_or_skip()
+    from lyceum.research.concepts import GLOSS_WEIGHT, expand_word, query_concepts
+
+    assert 0 < dict(expand_word("bullion"))["gold"] <= GLOSS_WEIGHT  # "gold or silver in bars or ingots"
+    # A two-word term's one-word synonym names it as exactly as the term: "rising prices" is "inflation".
+    assert any(c.get("inflation") == 1.0 for c in query_concepts("rising prices"))
+
+
+def test_a_question_word_spelled_as_a_noun_is_read_as_the_noun():
+    _wordnet_or_skip()
+    from lyceum.research.concepts import expand_word
+
+    # "warming" the noun is "a rising temperature", though the verb ("warm the soup") is commoner in running text.
+    assert "temperature change" in dict(expand_word("warming"))

@@ -24,13 +24,14 @@ from typing import Any
 from lyceum.errors import UserError
 from lyceum.research.bm25 import BM25, STOPWORDS, number_words_as_digits, tokenize
 from lyceum.research.concepts import available as concepts_available
-from lyceum.research.concepts import broader_text, query_concepts
+from lyceum.research.concepts import broader_text, compound_text, query_concepts
 from lyceum.research.ingest import TABLE_SUFFIXES, PackageMeta, ResourceMeta, package_metadata, read_table
 from lyceum.research.selection import GRANULARITY_WORDS, select_tables
 
 CATALOG_VERSION = 7
 FAMILY_WEIGHT = 0.7  # an indexed word of the same family as a question word ("transportation" for "transport")
-BROADER_WEIGHT = 0.5  # a question word found among the broader words of a table's text, relative to its own words
+RELATED_FAMILY_MIN = 0.3  # a related word this close to the question's own brings its family
+BROADER_WEIGHT = 0.7  # a question word found among the broader words of a table's text, relative to its own words
 _SKIP_NAMES = {"datapackage.json", "package.json", "readme.md", "readme.txt", "readme", "license", "license.md",
                "provenance", "changelog.md"}
 
@@ -583,7 +584,9 @@ class Catalog:
         With ``expand`` (the default) the query also counts, at lower weights, the words WordNet relates to its
         own (see ``concepts.py``), so a question can find a table that describes itself in other words; and a
         question word counts, at ``BROADER_WEIGHT``, where a table's words are kinds of it (a question about
-        rodents finds a table about rats, one about conifers a table about spruce trees). Number words count as
+        rodents finds a table about rats, one about conifers a table about spruce trees) or where the lexicon
+        relates it to a compound term of the table's titles ("inflation" to a "consumer price index", see
+        ``concepts.compound_relatives``). Number words count as
         the digits documentation writes ("twelve children" finds "families of size 12").
 
         With ``embed`` (texts -> vectors, see ``embeddings.py``) the BM25 score is blended with the cosine
@@ -593,7 +596,8 @@ class Catalog:
         terms = tokenize(query)
         if expand and concepts_available():
             if self._broader is None:
-                self._broader = BM25([broader_text(p.search_text) + covered_years(p) for p in self.profiles])
+                self._broader = BM25([broader_text(p.search_text) + compound_text(_head_text(p)) + covered_years(p)
+                                      for p in self.profiles])
             concepts = [self._with_word_family(c) for c in query_concepts(query)]
             scores = self._index.concept_scores(concepts, broader=self._broader, broader_weight=BROADER_WEIGHT)
         else:
@@ -624,11 +628,12 @@ class Catalog:
                 if len(term) >= 6 and term.isalpha():
                     self._by_prefix.setdefault(term[:6], []).append(term)
         out = dict(concept)
-        for own in [t for t, w in concept.items() if w >= 1.0 and len(t) >= 6 and t.isalpha()]:
+        # A related word's family counts too, below it ("inhabitant" -> "populate" -> "population").
+        for own, w in [(t, w) for t, w in concept.items() if w >= RELATED_FAMILY_MIN and len(t) >= 6 and t.isalpha()]:
             for term in self._by_prefix.get(own[:6], []):
                 shared = len(os.path.commonprefix([own, term]))
-                if term != own and shared >= max(6, min(len(own), len(term)) - 3):
-                    out[term] = max(out.get(term, 0.0), FAMILY_WEIGHT)
+                if term != own and shared >= max(6, min(len(own), len(term)) - 3) and _same_family(own, term, shared):
+                    out[term] = max(out.get(term, 0.0), FAMILY_WEIGHT * min(w, 1.0))
         return out
 
     def select(self, question: str, *, max_tables: int = 3, embed=None) -> list[TableProfile]:
@@ -637,6 +642,29 @@ class Catalog:
 
 
 _YEAR = re.compile(r"(1[5-9]|20)\d\d")
+
+
+# Endings that make one word of a family from another ("transport" -> "transportation", "immigrant" ->
+# "immigration"); what else follows a shared beginning makes another word ("district" / "distribution").
+_FAMILY_ENDINGS = frozenset([
+    "", "ation", "ition", "tion", "sion", "ion", "ional", "al", "ally", "ly", "ity", "ive", "ively", "ivity", "ment",
+    "ments", "ness", "er", "ers", "or", "ors", "ist", "ists", "ism", "ic", "ical", "ics", "ant", "ants", "ent", "ents",
+    "ance", "ence", "ancy", "ency", "ary", "ory", "ous", "able", "ible", "ian", "ial", "tial", "ential", "ure", "y",
+    "e", "s", "es", "ate", "at", "ative", "iz", "ization", "ing", "ed"])
+
+
+def _same_family(a: str, b: str, shared: int) -> bool:
+    """Whether two stems sharing their first ``shared`` letters are one word family: each goes on from there by
+    at most a derivational ending."""
+    rest_a, rest_b = a[shared:], b[shared:]
+    # The shorter may also end in a letter or two of its own ("immigra-nt" / "immigra-tion").
+    return (rest_a in _FAMILY_ENDINGS or len(rest_a) <= 2) and rest_b in _FAMILY_ENDINGS or \
+        (len(rest_b) <= 2 and rest_a in _FAMILY_ENDINGS)
+
+
+def _head_text(p: TableProfile) -> str:
+    """What a table says it is, in few words: its titles and column descriptions (not a long README)."""
+    return " . ".join(_unique([p.dataset_title, p.title, *(c.description for c in p.columns)]))
 
 
 def covered_years(p: TableProfile) -> list[str]:

