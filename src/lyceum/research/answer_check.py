@@ -84,12 +84,15 @@ def question_subjects(question: str) -> list[str]:
     after_how = {m.lower() for m in re.findall(r"\bhow\s+([A-Za-z]+)", question, flags=re.IGNORECASE)}
     # "per person", "per head", "per inhabitant" all say per capita, the name a derived measure carries
     question = re.sub(r"\bper[ -](?:person|head|inhabitant|resident)\b", "per capita", question, flags=re.IGNORECASE)
+    anchors = _time_anchors(question)
     for word in re.findall(r"[A-Za-z][A-Za-z0-9&']*", question):
         w = word.lower().strip("'")
         w = re.sub(r"'s$", "", w)
         if len(w) < 3 or w in STOPWORDS or _NOT_SUBJECTS.match(w) or intents.match(w) or w in out or _adverb(w):
             continue
         if w in after_how or w in _FRAMING or _MONTH_NAME.match(w) or _qualifier(w) or _graded(w):
+            continue
+        if w not in CURRENCIES and (_only_a_verb(w) or _only_a_quantity(w)) or w in anchors:
             continue
         if w in ("cost", "costs") and re.search(r"\b(did|does|do|will|would)\b[^?]*\bcosts?\b", question,
                                                 re.IGNORECASE):
@@ -103,7 +106,59 @@ def question_subjects(question: str) -> list[str]:
 _FRAMING = {"table", "tables", "dataset", "datasets", "list", "lists", "record", "records", "file", "files",
             "spreadsheet", "sheet", "column", "columns", "row", "rows", "using", "use", "used", "based", "via",
             "expressed", "express", "convert", "converted", "converting", "divide", "divided", "dividing",
-            "computed", "calculated", "measured"}
+            "computed", "calculated", "measured",
+            # statistics named after people or kinds of test, and words for the whole or a part of the data
+            "pearson", "spearman", "kendall", "coefficient", "coefficients", "whole", "entire", "among", "amongst",
+            "count", "counts", "counted", "bottom", "bottomed", "trough", "troughs",
+            # a difference between two series by its market names ("Brent's discount to WTI")
+            "discount", "premium", "spread", "spreads"}
+
+
+_ANCHOR = re.compile(r"\b(?:since|after|before|during|until|following|through|amid|around)\s+(?:the\s+|a\s+|an\s+)?"
+                     r"((?:[A-Za-z0-9'’-]+\s*){1,4})", re.IGNORECASE)
+_EVENT_KINDS = {"noun.event", "noun.act", "noun.state", "noun.time", "noun.process", "noun.phenomenon"}
+
+
+def _time_anchors(question: str) -> set[str]:
+    """Events a question uses to say when ("since the launch of the euro", "during the 2008 financial crisis"):
+    they date the period asked about; the data measures what happened in it, not the event. The event is the
+    head of the phrase after "since", "during"...: its last noun before "of", "in" or the end."""
+    from lyceum.research.concepts import wordnet
+
+    wn = wordnet()
+    out = set()
+    for m in _ANCHOR.finditer(question) if wn is not None else []:
+        words = re.split(r"\b(?:of|in|on|and|to|for|at|by|with)\b", m.group(1).lower())[0].split()
+        nouns = [w for w in words if not w[:1].isdigit() and wn.lemma(w, "n")]
+        if not nouns:
+            continue
+        head = nouns[-1]
+        offsets = wn.synsets(wn.lemma(head, "n"), "n")[:2]
+        if any(wn.lexname(o, "n") in _EVENT_KINDS for o in offsets):
+            out.add(head)
+    return out
+
+
+def _only_a_verb(word: str) -> bool:
+    """A word WordNet knows as a verb and never as a noun ("weaken", "adjusting"): it says what happened or what
+    to do, and the measure it happens to carries the subject."""
+    from lyceum.research.concepts import wordnet
+
+    wn = wordnet()
+    return wn is not None and wn.lemma(word, "v") is not None and wn.lemma(word, "n") is None
+
+
+def _only_a_quantity(word: str) -> bool:
+    """A noun whose every sense is an amount or a unit ("billions", "dozen"): it says how much, not of what. A unit
+    of money ("franc": "the basic unit of money in Switzerland") says which currency, a subject."""
+    from lyceum.research.concepts import wordnet
+
+    wn = wordnet()
+    lemma = wn.lemma(word, "n") if wn is not None else None
+    offsets = wn.synsets(lemma, "n") if lemma else []
+    return bool(offsets) and wn.lemma(word, "a") is None and all(
+        wn.lexname(o, "n") == "noun.quantity" and not re.search(r"\bmon(?:ey|etary)\b", wn.gloss(o, "n"))
+        for o in offsets)
 
 
 # A month says when ("in March 2020"), like the years and quarters the question names.
@@ -163,11 +218,18 @@ def _adverb(word: str) -> bool:
 
 
 def _vocabulary(profiles) -> set[str]:
+    from lyceum.research.concepts import available, compound_text
+
     words: set[str] = set()
     for p in profiles:
         text = " ".join([p.search_text, p.title, p.dataset_title, " ".join(p.entities[:1000]),
                          " ".join(c.name + " " + c.unit for c in p.columns)])
         words |= set(tokenize(text))
+        if available():
+            # What the lexicon relates to the table's own terms: a "consumer price index" measures inflation, a
+            # "gross domestic product" an economy, though neither table says so.
+            words |= set(compound_text(" ".join([p.title, p.dataset_title, p.description,
+                                                 " ".join(c.description for c in p.columns)])))
     return words
 
 

@@ -133,6 +133,14 @@ class WordNet:
     def synsets(self, lemma: str, pos: str) -> list[int]:
         return self._load_index(pos).get(lemma, [])
 
+    def lexname(self, offset: int, pos: str) -> str:
+        """The lexicographer file a synset belongs to ("noun.quantity", "noun.artifact"): its broad kind."""
+        if not hasattr(self, "_lexnames"):
+            path = self.folder / "lexnames"
+            self._lexnames = {int(p[0]): p[1] for p in (line.split() for line in path.read_text().splitlines())
+                              if len(p) >= 2} if path.is_file() else {}
+        return self._lexnames.get(int(self._lines(pos)[offset].split(maxsplit=2)[1]), "")
+
     def gloss(self, offset: int, pos: str) -> str:
         """The definition of one synset, without its quoted examples ("a general and progressive increase in
         prices")."""
