@@ -1,5 +1,7 @@
 """Rule-based analyses and the small pieces under them: question scope, BM25, numbers, swings, the number check."""
 
+import re
+
 import pandas as pd
 import pytest
 
@@ -199,7 +201,9 @@ def test_a_ranking_question_ranks_the_year_it_names_and_the_group_size_it_asks(c
                           tmp_path / "top5", catalog=catalog)
     md = (result.run_dir / "report.md").read_text()
     assert "## Ranking in 2015" in md
-    assert "The top 5 in 2015 (United States, China, Japan, Germany and United Kingdom) account for" in md
+    # The five in order, each with its value, and their share together.
+    assert re.search(r"The top 5 in 2015 were United States \([^)]+\), China \([^)]+\), Japan \([^)]+\), Germany "
+                     r"\([^)]+\) and United Kingdom \([^)]+\); together they account for [\d.]+% of", md)
 
 
 def test_entity_codes_take_the_descriptions_spelling_and_long_form():

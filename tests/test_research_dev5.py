@@ -208,3 +208,46 @@ def test_a_currency_is_a_unit_in_most_tables_and_a_country_in_exchange_rate_tabl
     assert entities_named("What was the GDP of France and Italy in US dollars in 2015?", gdp) == ["France", "Italy"]
     assert entities_named("How did the yen move against the dollar in 2013?", fx) == ["Japan"]
     assert entities_named("How did India's rupee compare with China's yuan?", fx)[:2] == ["India", "China"]
+
+
+def test_year_on_year_change_at_a_named_quarter(tables_dir, tmp_path_factory):
+    """"How fast were prices rising year on year in Q2 2022": each named quarter against the same quarter a year
+    earlier, the last observation in each (a quarterly index)."""
+    from lyceum.research.catalog import Catalog
+    from lyceum.research.pipeline import ResearchConfig, run_research
+
+    hp = pd.read_csv(tables_dir / "house-prices-global/data/nominal_index.csv")
+    hp["date"] = pd.to_datetime(hp["date"])
+    q2 = hp[hp["date"].dt.month.isin([4, 5, 6])]
+
+    def level(c, y):
+        return float(q2[(q2.country == c) & (q2.date.dt.year == y)].sort_values("date").price.iloc[-1])
+
+    catalog = Catalog.open_or_build(tables_dir, tmp_path_factory.getbasetemp() / "research-catalog.duckdb")
+    run = run_research(ResearchConfig(question="How fast were nominal house prices rising year on year in Q2 2022 in "
+                                               "Spain, France and Japan?"),
+                       tmp_path_factory.mktemp("dev5-yoy"), catalog=catalog)
+    report = (run.run_dir / "report.md").read_text()
+    for c in ("Spain", "France", "Japan"):
+        assert verified(report, c, 2022, (level(c, 2022) / level(c, 2021) - 1) * 100), c
+
+
+def test_a_change_under_one_percent_keeps_two_significant_digits():
+    from lyceum.research.numbers import fmt_pct
+
+    assert (fmt_pct(-0.4588), fmt_pct(0.0512), fmt_pct(12.34)) == ("-0.46%", "+0.051%", "+12.3%")
+
+
+def test_the_largest_row_inside_a_named_group(tables_dir, tmp_path_factory):
+    """"Which pharmaceutical company is the largest": the rows of the group the question names (in the singular),
+    ranked by the measure it names."""
+    from lyceum.research.catalog import Catalog
+    from lyceum.research.pipeline import ResearchConfig, run_research
+
+    sp = pd.read_csv(tables_dir / "s-and-p-500-companies-financials/data/constituents-financials.csv")
+    top = sp[sp.Sector == "Pharmaceuticals"].nlargest(1, "Market Cap").iloc[0]
+    catalog = Catalog.open_or_build(tables_dir, tmp_path_factory.getbasetemp() / "research-catalog.duckdb")
+    run = run_research(ResearchConfig(question="Which pharmaceutical company in the S&P 500 is the largest by market "
+                                               "capitalisation, and how big is it?"),
+                       tmp_path_factory.mktemp("dev5-group"), catalog=catalog)
+    assert verified((run.run_dir / "report.md").read_text(), top["Name"], "", top["Market Cap"])

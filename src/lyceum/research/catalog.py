@@ -724,6 +724,10 @@ def matched_entities(question: str, entities: list[str]) -> list[str]:
         pos = low.find(f" {key} ")
         if pos < 0 and " " in key:  # "South African", "Sri Lankan", "South Korean": the people's adjective
             pos = next((i for i in (low.find(f" {key}{end} ") for end in ("n", "an", "ian", "ese")) if i >= 0), -1)
+        if pos < 0 and len(key) >= 6:  # one and many: "semiconductor companies" names "Semiconductors"
+            alts = [key[:-3] + "y", key[:-1]] if key.endswith("ies") else [key[:-1]] if key.endswith("s") else \
+                [key[:-1] + "ies", key + "s"] if key.endswith("y") else [key + "s"]
+            pos = next((i for i in (low.find(f" {a} ") for a in alts) if i >= 0), -1)
         if pos >= 0:
             found.append((pos, -len(key), e))
     found.sort()

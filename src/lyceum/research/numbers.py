@@ -113,4 +113,6 @@ def fmt_scaled(v: float | None, unit: str = "", *, divisor: float | None = None,
 def fmt_pct(v: float | None, *, signed: bool = True) -> str:
     if v is None or is_missing(v):
         return "–"
-    return f"{v:+.1f}%" if signed else f"{v:.1f}%"
+    # Under 1% one decimal rounds away most of the number ("-0.5%" for -0.46%): keep two significant digits.
+    digits = 1 if abs(v) >= 1 or v == 0 else 2 if abs(v) >= 0.1 else 3
+    return f"{v:+.{digits}f}%" if signed else f"{v:.{digits}f}%"

@@ -46,6 +46,8 @@ def select_tables(catalog: Catalog, question: str, *, max_tables: int = 3, embed
                   notes: list[str] | None = None) -> list[TableProfile]:
     """The tables to analyse; ``notes`` (when given) receives a sentence for each table left out because another
     holds the same measure (see ``one_table_per_measure``)."""
+    from lyceum.research.analysis.derived import INFLATION, REAL_TERMS, price_index
+
     ranked = catalog.search(_with_implied_measure(question), k=len(catalog.profiles), embed=embed)
     if not ranked:
         return []
@@ -69,6 +71,18 @@ def select_tables(catalog: Catalog, question: str, *, max_tables: int = 3, embed
         if better is not None:
             order.remove(better)
             order.insert(0, better)
+    from lyceum.research.analysis.derived import asks_real_terms
+
+    index = price_index(catalog) if asks_real_terms(question) else None
+    if index is not None and index[0].dataset == order[0]:
+        # "Adjusting for US inflation, what was Brent in 2000 dollars": the price index only deflates (it is found
+        # on its own); the subject is the best dataset naming what the index does not.
+        own = _covered_terms(catalog, order[0], query)
+        subject = next((d for d in order[1:6] if _covered_terms(catalog, d, query) & _subject_terms(question) - own
+                        - form - _entity_terms(catalog, d)), None)
+        if subject is not None:
+            order.remove(subject)
+            order.insert(0, subject)
     datasets = order[:1]
     # A second dataset joins only when it scores nearly as well *and* covers question words the first does not
     # (a cross-dataset question such as "CO2 and temperature"), not merely the same words again.
@@ -83,8 +97,6 @@ def select_tables(catalog: Catalog, question: str, *, max_tables: int = 3, embed
     # The name of what a table's rows are ("country", "sector") is no subject either: "which countries had the
     # lowest inflation" is not about a table because it lists countries.
     ordinary |= set(tokenize(" ".join(p.entity_column or "" for p in catalog.profiles if p.dataset == order[0])))
-    from lyceum.research.analysis.derived import INFLATION, REAL_TERMS, price_index
-
     # "Oil in real terms": the words asking for a deflated measure name no second subject (the real house price
     # index), since the price index that deflates is found on its own.
     ordinary |= set(tokenize(" ".join(m.group(0) for m in REAL_TERMS.finditer(question))))

@@ -132,6 +132,9 @@ def named_years(panel: Panel, entities: list[str], scope: Scope, question: str, 
     years = sorted(set(points) | {ends[0], ends[-1]} if ends else set(points))
     if not years or panel.is_change and len(years) > 6:
         return []
+    if ({"rank"} & scope.intents or scope.top_n) and not any(e.lower().split(" (")[0] in question.lower()
+                                                                for e in entities):
+        return []  # "which five countries were largest in 1990": the ranking answers; a default few would mislead
     ann = _annual(panel, years)
     unit, out = panel.unit, []
     what = _measure(panel)

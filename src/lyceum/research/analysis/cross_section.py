@@ -67,6 +67,19 @@ def analyze_cross_section(frame, t: TableProfile, question: str, scope: Scope, s
         lowest = bool(re.search(r"\b(lowest|smallest|cheapest|least|fewest)\b", question.lower()))
         out.append(top_rows_finding(frame, t, by.name, by.unit, sink, top_n=scope.top_n, lowest=lowest,
                                     also=[c.name for c in also]))
+    if "rank" in scope.intents and groups_named and size is not None and label_column(frame, t):
+        # "Which semiconductor company is the largest": the rows inside each group the question names.
+        by, also = ranked_by(measures, question, max(measures, key=relevance) if relevance(
+            max(measures, key=relevance)) > 0 else size)
+        lowest = bool(re.search(r"\b(lowest|smallest|cheapest|least|fewest)\b", question.lower()))
+        for g in groups_named[:2]:
+            inside = frame[frame[t.entity_column].astype(str) == g]
+            if inside[by.name].notna().any():
+                f = top_rows_finding(inside, t, by.name, by.unit, sink, top_n=scope.top_n, lowest=lowest,
+                                     also=[c.name for c in also])
+                f.sentences = [f"Within {g}, {x[:1].lower()}{x[1:]}" for x in f.sentences]
+                f.title, f.kind = f"{f.title} within {g}", "answer"
+                out.append(f)
     if t.entity_column and size is not None:
         out.append(ranking_finding(frame, t, size.name, size.unit, sink, named=groups_named))
     if t.entity_column and rate is not None:
@@ -189,8 +202,9 @@ def latest_ranking_finding(frame, t: TableProfile, measure: str | None, sink: Fi
     numbers["top3 share"] = float(top.head(3).sum() / total * 100)
     if top_n and top_n != 3 and top_n <= len(latest):
         share = float(latest.head(top_n).sum() / total * 100)
-        sentences.append(f"The top {top_n} in {year} ({join_names([str(k) for k in latest.index[:top_n]])}) account "
-                         f"for {fmt_pct(share, signed=False)} of {base}.")
+        listed = join_names([f"{k} ({with_unit(latest[k], unit)})" for k in latest.index[:top_n]])
+        sentences.append(f"The top {top_n} in {year} were {listed}; together they account for "
+                         f"{fmt_pct(share, signed=False)} of {base}.")
         numbers[f"top{top_n} share"] = share
     # The entities the question names, after the leaders: their value, share and rank are the direct answer.
     for k in reversed([k for k in named if k in latest.index]):

@@ -86,7 +86,7 @@ def per_capita_panels(catalog: Catalog, panels: list[Panel], question: str) -> l
     return out
 
 
-REAL_TERMS = re.compile(r"\breal terms\b|\bin real\b|inflation[- ]adjusted|adjust(?:ed|ing)? for inflation|"
+REAL_TERMS = re.compile(r"\breal terms\b|\bin real\b|inflation[- ]adjusted|adjust(?:ed|ing|s)? for (?:[\w-]+ ){0,3}?inflation|"
                         r"relative to inflation|\bdeflated\b|constant (?:prices|dollars)|after inflation", re.IGNORECASE)
 _CURRENCY_COUNTRY = {"USD": "United States", "GBP": "United Kingdom", "JPY": "Japan", "CNY": "China",
                      "INR": "India", "CAD": "Canada", "AUD": "Australia", "CHF": "Switzerland"}

@@ -761,6 +761,24 @@ def named_dates_finding(panel: Panel, scope: Scope) -> Finding | None:
         lab = labels[0]
         sentences.append(f"{on[lab].title()} {lab}, " + join_names([f"{e} was {with_unit(values[e][lab], panel.unit)}"
                                                     for e in entities if lab in values[e]]) + ".")
+    if _YEAR_ON_YEAR.search(scope.text) and not panel.is_change and panel.unit != "%":
+        # "How fast were prices rising year on year in Q4 2021": each named period against the same period a year
+        # earlier, read the same way.
+        for date in [x for x in scope.dates if x.label in labels and x.day is None]:
+            before = d[(d["year"] == date.year - 1) & d["month"].between(date.first_month, date.last_month)]
+            parts = []
+            for e, g in before.sort_values("time").groupby("entity"):
+                e = str(e)
+                if date.label not in values.get(e, {}):
+                    continue
+                v0 = float(g["value"].iloc[-1]) if (date.at_end or coarse) else float(g["value"].mean())
+                v1 = values[e][date.label]
+                if v0 > 0:
+                    pct = (v1 / v0 - 1) * 100
+                    numbers[f"{e} year-on-year {date.label} %"] = pct
+                    parts.append(f"{e} {fmt_pct(pct)} ({with_unit(v0, panel.unit)} a year earlier)")
+            if parts:
+                sentences.insert(0, f"Year on year, {on[date.label]} {date.label}: " + join_names(parts) + ".")
     how = "the last observation" if coarse else "the average of the observations"
     rows = [[lab] + [fmt(values[e][lab]) if lab in values[e] else "" for e in entities] for lab in labels]
     table = Table(markdown_table(["Period"] + [f"{e} ({panel.unit})" if panel.unit else e for e in entities], rows),
@@ -770,6 +788,11 @@ def named_dates_finding(panel: Panel, scope: Scope) -> Finding | None:
     when = join_names([f"{on[x]} {x}" for x in labels])
     return Finding(title=f"{panel.measure[:1].upper()}{panel.measure[1:]} {when}", sentences=sentences,
                    tables=[table], numbers=numbers, sources=list(panel.tables), kind="levels")
+
+
+_YEAR_ON_YEAR = re.compile(r"\byear[- ](?:on|over)[- ]year\b|\byoy\b|\bfrom a year (?:earlier|before)\b|"
+                           r"\b(?:twelve|12)[- ]months? (?:earlier|before)\b|\bannual (?:growth|change|increase|rise) rate\b",
+                           re.IGNORECASE)
 
 
 _SHARE_OF = re.compile(r"\b(?:fraction|per ?cent(?:age)?)\s+of\s+(?:the\s+)?(?:world|global|total)", re.IGNORECASE)
