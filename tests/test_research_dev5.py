@@ -251,3 +251,15 @@ def test_the_largest_row_inside_a_named_group(tables_dir, tmp_path_factory):
                                                "capitalisation, and how big is it?"),
                        tmp_path_factory.mktemp("dev5-group"), catalog=catalog)
     assert verified((run.run_dir / "report.md").read_text(), top["Name"], "", top["Market Cap"])
+
+
+def test_a_count_without_a_unit_has_no_decimals():
+    from lyceum.research.analysis.wording import with_unit
+
+    assert (with_unit(582000.0, ""), with_unit(2850.0, "USD/oz")) == ("582,000", "2,850.00 USD/oz")
+
+
+def test_the_possessive_of_a_labelled_series_goes_on_its_name():
+    from lyceum.research.analysis.wording import possessive
+
+    assert possessive("WTI (in constant 1995 USD)") == "WTI's (in constant 1995 USD)"

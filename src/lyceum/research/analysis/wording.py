@@ -19,6 +19,9 @@ def join_names(names: list[str]) -> str:
 
 
 def possessive(name: str) -> str:
+    if name.endswith(")") and " (" in name:  # "WTI's (in constant 1995 USD) price", not "... USD)'s price"
+        base, note = name.split(" (", 1)
+        return f"{possessive(base)} ({note}"
     return f"{name}'" if name.endswith("s") else f"{name}'s"
 
 
@@ -41,6 +44,8 @@ def unit_after_number(unit: str) -> str:
 
 def with_unit(v: float, unit: str) -> str:
     div, word = scale_for([v], unit)
+    if not unit and not word and abs(v) >= 1000 and float(v) == round(v):
+        return f"{v:,.0f}"  # a count of people or things: "582,000", not "582,000.00"
     text = fmt(v / div) + (f" {word}" if word else "")
     return text + unit_after_number(unit)
 
