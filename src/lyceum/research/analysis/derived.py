@@ -119,6 +119,14 @@ def price_index_years(catalog: Catalog, cpi_table: TableProfile, cpi_col: str):
                          "cpi": frame[cpi_col].astype(float)}).dropna()
 
 
+def price_index_rows(catalog: Catalog):
+    """The catalog's price index and its rows by calendar year: (profile, measure column, rows), or None."""
+    found = price_index(catalog)
+    if found is None:
+        return None
+    return (*found, price_index_years(catalog, *found))
+
+
 def index_levels(values, description: str) -> tuple[object, str]:
     """A price index as levels, and how it was read.
 
@@ -154,11 +162,10 @@ def deflated_panels(catalog: Catalog, panels: list[Panel], question: str) -> lis
 
     if not asks_real_terms(question):
         return []
-    found = price_index(catalog)
+    found = price_index_rows(catalog)
     if found is None:
         return []
-    cpi_table, cpi_col = found
-    cpi = price_index_years(catalog, cpi_table, cpi_col)
+    cpi_table, cpi_col, cpi = found
     out = []
     for panel in panels:
         money = re.match(r"([A-Z]{3})\b", panel.unit or "")
@@ -219,11 +226,10 @@ def inflation_panels(catalog: Catalog, panels: list[Panel], question: str) -> li
 
     if not INFLATION.search(question) or asks_real_terms(question):
         return []
-    found = price_index(catalog)
+    found = price_index_rows(catalog)
     if found is None:
         return []
-    cpi_table, cpi_col = found
-    cpi = price_index_years(catalog, cpi_table, cpi_col)
+    cpi_table, cpi_col, cpi = found
     known = set(cpi["country"])
     countries = [c for c in matched_entities(question, sorted(known)) if c in known]
     if not countries:
@@ -268,11 +274,10 @@ def against_inflation(catalog: Catalog, panels: list[Panel], question: str, scop
 
     if not INFLATION.search(question) or asks_real_terms(question) or not _AGAINST.search(question):
         return []
-    found = price_index(catalog)
+    found = price_index_rows(catalog)
     if found is None:
         return []
-    cpi_table, cpi_col = found
-    cpi = price_index_years(catalog, cpi_table, cpi_col)
+    cpi_table, cpi_col, cpi = found
     known = set(cpi["country"])
     out = []
     for panel in panels:
